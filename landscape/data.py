@@ -1,0 +1,268 @@
+"""Datasets as uint8 image tensors plus int64 labels; subsets, label noise, augmentation.
+
+Every dataset is decoded once into ``N x 3 x 32 x 32`` uint8 tensors (the form the
+training loop and the objective keep resident on the device) and, for image folders,
+cached outside the data folder under a key derived from every file's path, size and
+modification time, so that a changed source is never served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import LandscapeError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+CACHE_FORMAT = 1
+
+
+@dataclass
+class Dataset:
+    """A whole dataset in memory: uint8 images, int64 labels, per-channel mean/std in [0, 1]."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name == "train":
+            return self.train_images, self.train_labels
+        if name == "test":
+            return self.test_images, self.test_labels
+        raise LandscapeError(f"unknown split {name!r}: use 'train' or 'test'")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("LANDSCAPE_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base) / "landscape" if base else Path.home() / ".cache" / "landscape"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
+    root = data_root or os.environ.get("LANDSCAPE_DATA_ROOT") or "."
+    return Path(root).expanduser()
+
+
+def load_dataset(name: str, data_root: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None, download: bool = False,
+                 progress: bool = True) -> Dataset:
+    """Load ``cifar10``, ``cifar100`` or ``folder:PATH`` (PATH relative to the data root)."""
+    root = resolve_data_root(data_root)
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if name in ("cifar10", "cifar100"):
+        return _load_torchvision_cifar(name, root, download)
+    if name.startswith("folder:"):
+        path = Path(name[len("folder:"):]).expanduser()
+        if not path.is_absolute():
+            path = root / path
+        return _load_image_folder(name, path, cache, progress)
+    raise LandscapeError(f"unknown dataset {name!r}: use cifar10, cifar100 or folder:PATH")
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images.to(torch.float64).div_(255.0)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3), unbiased=False)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
+    from torchvision import datasets
+
+    cls, folder, label = {
+        "cifar10": (datasets.CIFAR10, "cifar-10-batches-py", "CIFAR-10"),
+        "cifar100": (datasets.CIFAR100, "cifar-100-python", "CIFAR-100"),
+    }[name]
+    if not download and not (root / folder).is_dir():
+        raise LandscapeError(
+            f"{label} not found: looked for {root / folder}; pass --download to fetch it, "
+            f"or point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}")
+    try:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except Exception as exc:  # torchvision reports corrupt files and failed downloads this way
+        raise LandscapeError(f"could not read {label} under {root}: {exc}") from exc
+
+    def to_tensors(ds):
+        images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+        return images, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    train_x, train_y = to_tensors(train)
+    test_x, test_y = to_tensors(test)
+    mean, std = _channel_stats(train_x)
+    return Dataset(name, train_x, train_y, test_x, test_y, list(train.classes), mean, std)
+
+
+def _list_image_folder(path: Path) -> dict[str, list[tuple[str, list[Path]]]]:
+    if not path.is_dir():
+        raise LandscapeError(f"image folder {path} does not exist (expected {path}/train/<class>/...)")
+    splits = {}
+    for split in ("train", "test"):
+        split_dir = path / split
+        if not split_dir.is_dir():
+            raise LandscapeError(f"image folder {path} has no {split}/ subfolder")
+        classes = sorted(d.name for d in os.scandir(split_dir) if d.is_dir())
+        if not classes:
+            raise LandscapeError(f"{split_dir} holds no class folders")
+        entries = []
+        for c in classes:
+            files = sorted(Path(e.path) for e in os.scandir(split_dir / c)
+                           if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES))
+            if not files:
+                raise LandscapeError(f"class folder {split_dir / c} holds no images")
+            entries.append((c, files))
+        splits[split] = entries
+    train_classes = [c for c, _ in splits["train"]]
+    test_classes = [c for c, _ in splits["test"]]
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise LandscapeError(
+            f"image folder {path}: train and test classes differ "
+            f"(only in train: {only_train or '-'}; only in test: {only_test or '-'})")
+    return splits
+
+
+def _fingerprint(splits: dict) -> str:
+    """A key over every file's relative path, size and mtime: any edit changes it."""
+    h = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
+    for split, entries in splits.items():
+        for c, files in entries:
+            for f in files:
+                st = f.stat()
+                h.update(f"{split}/{c}/{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except Exception as exc:
+        raise LandscapeError(f"cannot decode image {path}: {exc}") from exc
+    if arr.shape != (32, 32, 3):
+        raise LandscapeError(f"image {path} is {arr.shape[1]}x{arr.shape[0]}, expected 32x32")
+    return arr
+
+
+def _decode_split(entries, progress: bool, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from tqdm import tqdm
+
+    paths = [f for _, files in entries for f in files]
+    labels = [i for i, (_, files) in enumerate(entries) for _ in files]
+    images = np.empty((len(paths), 32, 32, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        it = pool.map(_decode, paths, chunksize=256)
+        for i, arr in enumerate(tqdm(it, total=len(paths), desc=desc, unit="img",
+                                     disable=not progress, leave=False)):
+            images[i] = arr
+    return (torch.from_numpy(images.transpose(0, 3, 1, 2).copy()),
+            torch.tensor(labels, dtype=torch.int64))
+
+
+def _load_image_folder(name: str, path: Path, cache: Path, progress: bool) -> Dataset:
+    splits = _list_image_folder(path)
+    key = _fingerprint(splits)
+    cache_file = cache / f"imagefolder-{path.name}-{key}.pt"
+    if cache_file.is_file():
+        try:
+            blob = torch.load(cache_file, weights_only=True, mmap=True)
+            return Dataset(name, blob["train_images"], blob["train_labels"], blob["test_images"],
+                           blob["test_labels"], list(blob["classes"]), tuple(blob["mean"]),
+                           tuple(blob["std"]))
+        except Exception:
+            pass  # a damaged cache is rebuilt below
+    train_x, train_y = _decode_split(splits["train"], progress, f"decoding {path.name}/train")
+    test_x, test_y = _decode_split(splits["test"], progress, f"decoding {path.name}/test")
+    mean, std = _channel_stats(train_x)
+    classes = [c for c, _ in splits["train"]]
+    blob = dict(train_images=train_x, train_labels=train_y, test_images=test_x,
+                test_labels=test_y, classes=classes, mean=list(mean), std=list(std))
+    try:
+        from .results import atomic_torch_save
+
+        cache.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(blob, cache_file)
+    except OSError:
+        pass  # an unwritable cache only costs the next load its decode time
+    return Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std)
+
+
+def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded, class-balanced subset (class counts differ by at most one)."""
+    n = len(labels)
+    if size is None or size == n:
+        return torch.arange(n)
+    if size <= 0 or size > n:
+        raise LandscapeError(f"subset size {size} is outside 1..{n}")
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.unique(labels)
+    k = len(classes)
+    counts = torch.full((k,), size // k, dtype=torch.int64)
+    counts[torch.randperm(k, generator=gen)[: size % k]] += 1
+    chosen = []
+    for c, m in zip(classes.tolist(), counts.tolist()):
+        members = torch.nonzero(labels == c).flatten()
+        if m > len(members):
+            raise LandscapeError(f"class {c} has {len(members)} examples, fewer than the {m} "
+                                 f"a balanced subset of {size} needs")
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:m]])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def add_label_noise(labels: torch.Tensor, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
+    """Replace exactly round(fraction * N) seeded labels by a uniformly drawn *different* class."""
+    if not 0.0 <= fraction < 1.0:
+        raise LandscapeError(f"label noise must be in [0, 1), got {fraction}")
+    noisy = labels.clone()
+    count = int(round(fraction * len(labels)))
+    if count == 0:
+        return noisy
+    gen = torch.Generator().manual_seed(seed + 7919)
+    idx = torch.randperm(len(labels), generator=gen)[:count]
+    shift = torch.randint(1, num_classes, (count,), generator=gen)
+    noisy[idx] = (labels[idx] + shift) % num_classes
+    return noisy
+
+
+def normalize(images: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
+    """uint8 NCHW -> float, scaled to [0, 1] and standardized per channel."""
+    m = torch.tensor(mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+    return (images.to(dtype) / 255.0 - m) / s
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """The paper recipe's augmentation on a whole uint8 batch: zero-pad + random crop, random flip.
+
+    Works on the batch's device; the random draws come from ``generator`` (on the CPU) so a
+    run is reproducible and resumable on any device.
+    """
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device)[None, :])  # b x h
+    cols = dx[:, None] + torch.arange(w, device=images.device)[None, :]  # b x w
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # b x h x w x c
+    return out.permute(0, 3, 1, 2)

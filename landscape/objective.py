@@ -1,0 +1,321 @@
+"""The objective F(θ): a model's mean loss over a fixed set of examples, as a function of a flat θ.
+
+Every measurement asks this one object: ``value``, ``value_and_grad``, ``hvp`` and the fast
+many-point evaluator ``values``. Definitions (see README, "Definitions"):
+
+* F is the mean per-example loss over the fixed examples, no augmentation, no weight decay,
+  accumulated in float64 whatever precision the model runs in; batch size changes only the
+  rounding of the model's own arithmetic.
+* θ covers a parameter subset ('all' or 'hidden'); the other parameters stay at their values.
+* Batch norm: 'frozen' (default) uses the running statistics held by the objective (eval mode,
+  so F is deterministic); 'batch' uses each batch's statistics (F then depends on the batch
+  size); 'recompute' re-estimates the statistics at every θ over a fixed set (values only).
+
+The fast path of ``values`` folds each eval-mode batch norm into the convolution before it
+(exact: eval batch norm is a per-channel affine map) and runs in channels_last.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .errors import LandscapeError
+from .models import select_parameters
+
+BN_POLICIES = ("frozen", "batch", "recompute")
+PRECISIONS = ("fp32", "fp64", "bf16")
+
+
+def _at_least_fp32(outputs: torch.Tensor) -> torch.Tensor:
+    return outputs if outputs.dtype == torch.float64 else outputs.float()
+
+
+def _cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(_at_least_fp32(outputs), labels, reduction="none")
+
+
+def _half_squared_error(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """½‖f(x) − onehot(y)‖² per example: the theorem's ℓ2 loss."""
+    out = _at_least_fp32(outputs)
+    target = nn.functional.one_hot(labels, out.shape[1]).to(out.dtype)
+    return 0.5 * (out - target).pow(2).sum(dim=1)
+
+
+LOSSES: dict[str, Callable] = {"cross_entropy": _cross_entropy, "mse": _half_squared_error}
+
+
+def _fold_batchnorm(model: nn.Module):
+    """Trace ``model`` and drop every BatchNorm2d that directly follows a Conv2d.
+
+    Returns (folded module, [(conv name, bn name)]) or None when the model cannot be traced.
+    The folded module's convolutions carry a bias; ``_folded_parameters`` fills both in.
+    """
+    try:
+        gm = torch.fx.symbolic_trace(copy.deepcopy(model))
+    except Exception:
+        return None
+    modules = dict(gm.named_modules())
+    pairs = []
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        prev = node.args[0]
+        bn = modules[node.target]
+        if not (isinstance(prev, torch.fx.Node) and prev.op == "call_module"
+                and isinstance(modules.get(prev.target), nn.Conv2d) and len(prev.users) == 1
+                and bn.affine and bn.track_running_stats):
+            continue
+        conv = modules[prev.target]
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          conv.padding, conv.dilation, conv.groups, bias=True,
+                          padding_mode=conv.padding_mode)
+        parent, _, leaf = prev.target.rpartition(".")
+        setattr(gm.get_submodule(parent) if parent else gm, leaf, fused)
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+        pairs.append((prev.target, node.target, bn.eps))
+    if not pairs:
+        return None
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm, pairs
+
+
+class Objective:
+    """F(θ) = mean loss of ``model`` over fixed (images, labels), θ a flat parameter vector.
+
+    ``images`` are uint8 NCHW (standardized here with ``mean``/``std``) or already float.
+    """
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                 mean=None, std=None, loss: str | Callable = "cross_entropy",
+                 bn: str = "frozen", params: str | list[str] = "all",
+                 precision: str = "fp32", batch_size: int | None = None,
+                 device: str | torch.device | None = None, fold_bn: bool = True,
+                 channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
+                 buffers: dict[str, torch.Tensor] | None = None):
+        if bn not in BN_POLICIES:
+            raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
+        if precision not in PRECISIONS:
+            raise LandscapeError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        if isinstance(loss, str) and loss not in LOSSES:
+            raise LandscapeError(f"unknown loss {loss!r}: use one of {', '.join(LOSSES)}")
+        if len(images) != len(labels) or len(images) == 0:
+            raise LandscapeError(f"need as many labels as images, got {len(images)} and {len(labels)}")
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        if precision == "bf16" and self.device.type != "cuda":
+            raise LandscapeError("bf16 precision needs a CUDA device")
+        self.dtype = torch.float64 if precision == "fp64" else torch.float32
+        self.precision, self.bn = precision, bn
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
+        self._loss = LOSSES[loss] if isinstance(loss, str) else loss
+        self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
+        if channels_last is None:
+            channels_last = images.dim() == 4
+        self.channels_last = channels_last
+        self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 128)
+        self.images = self._prepare(images, mean, std)
+        self.labels = labels.to(self.device)
+        self.num_examples = len(labels)
+        self.recompute_images = (self._prepare(recompute_images, mean, std)
+                                 if recompute_images is not None else None)
+        if bn == "recompute" and self.recompute_images is None:
+            self.recompute_images = self.images
+
+        all_params = dict(self.model.named_parameters())
+        self.param_names = select_parameters(self.model, params) if isinstance(params, str) else list(params)
+        self.param_subset = params if isinstance(params, str) else "custom"
+        missing = [n for n in self.param_names if n not in all_params]
+        if missing:
+            raise LandscapeError(f"model has no parameters named {missing[:3]}")
+        self.shapes = [all_params[n].shape for n in self.param_names]
+        self.numels = [all_params[n].numel() for n in self.param_names]
+        self.dim = sum(self.numels)
+        self.fixed = {n: p.detach() for n, p in all_params.items() if n not in set(self.param_names)}
+        self.buffers = {n: b.detach() for n, b in self.model.named_buffers()}
+        if buffers is not None:
+            self.buffers.update(self._cast_buffers(buffers))
+        self.theta0 = torch.cat([all_params[n].detach().reshape(-1) for n in self.param_names])
+        folded = _fold_batchnorm(self.model) if fold_bn and bn != "batch" else None
+        self._folded, self._fold_pairs = folded if folded else (None, [])
+        if self._folded is not None:
+            self._folded.to(self.device, self.dtype)
+            self._folded_names = [n for n, _ in self._folded.named_parameters()] + \
+                                 [n for n, _ in self._folded.named_buffers()]
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _prepare(self, images: torch.Tensor, mean, std) -> torch.Tensor:
+        x = images.to(self.device)
+        if x.dtype == torch.uint8:
+            if mean is None or std is None:
+                raise LandscapeError("uint8 images need the dataset's mean and std")
+            from .data import normalize
+
+            x = normalize(x, mean, std, self.dtype)
+        else:
+            x = x.to(self.dtype)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> dict:
+        """What every number computed from this objective depends on."""
+        return {"examples": self.num_examples, "loss": self.loss_name, "bn_policy": self.bn,
+                "param_subset": self.param_subset, "num_params": self.dim,
+                "precision": self.precision, "batch_size": self.batch_size}
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of θ, one per selected parameter, shaped like it."""
+        return {n: t.view(s) for n, t, s in zip(self.param_names, theta.split(self.numels), self.shapes)}
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tensors[n].reshape(-1) for n in self.param_names])
+
+    def _theta(self, theta: torch.Tensor | None) -> torch.Tensor:
+        if theta is None:
+            return self.theta0
+        if theta.shape != (self.dim,):
+            raise LandscapeError(f"θ has shape {tuple(theta.shape)}, expected ({self.dim},)")
+        return theta.to(self.device, self.dtype)
+
+    def _batches(self, images: torch.Tensor | None = None):
+        images = self.images if images is None else images
+        for i in range(0, len(images), self.batch_size):
+            yield images[i:i + self.batch_size], self.labels[i:i + self.batch_size]
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _forward(self, theta: torch.Tensor, x: torch.Tensor, buffers=None) -> torch.Tensor:
+        """The plain (unfolded) forward pass used for derivatives."""
+        state = {**self.fixed, **(self.buffers if buffers is None else buffers), **self.unflatten(theta)}
+        self.model.train(self.bn == "batch")
+        if self.bn == "batch":  # keep the stored running statistics untouched
+            state.update({n: b.clone() for n, b in self.buffers.items()})
+        return functional_call(self.model, state, (x,))
+
+    # ----------------------------------------------------------------- batch-norm statistics
+    def recomputed_buffers(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Running statistics re-estimated at θ: cumulative averages over the recompute set."""
+        images = self.recompute_images if self.recompute_images is not None else self.images
+        stat_model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, p in self.unflatten(self._theta(theta)).items():
+                stat_model.get_parameter(name).copy_(p)
+            for m in stat_model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.reset_running_stats()
+                    m.momentum = None
+            stat_model.train()
+            with self._autocast():
+                for i in range(0, len(images), self.batch_size):
+                    stat_model(images[i:i + self.batch_size])
+        return {n: b.detach() for n, b in stat_model.named_buffers()}
+
+    # ----------------------------------------------------------------- values
+    def _folded_state(self, theta: torch.Tensor, buffers) -> dict[str, torch.Tensor]:
+        p = {**self.fixed, **self.unflatten(theta)}
+        state = {**p, **buffers}
+        state = {n: state[n] for n in self._folded_names if n in state}
+        for conv, bn, eps in self._fold_pairs:
+            scale = p[f"{bn}.weight"] * torch.rsqrt(buffers[f"{bn}.running_var"] + eps)
+            weight = p[f"{conv}.weight"] * scale.view(-1, 1, 1, 1)
+            if self.channels_last:
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            conv_bias = p.get(f"{conv}.bias")
+            shift = -buffers[f"{bn}.running_mean"] if conv_bias is None else conv_bias - buffers[f"{bn}.running_mean"]
+            state[f"{conv}.weight"] = weight
+            state[f"{conv}.bias"] = p[f"{bn}.bias"] + shift * scale
+        return state
+
+    @torch.no_grad()
+    def evaluate(self, theta: torch.Tensor | None = None, buffers=None) -> tuple[float, float]:
+        """(F(θ), accuracy) over the fixed examples."""
+        theta = self._theta(theta)
+        if self.bn == "recompute":
+            buffers = self.recomputed_buffers(theta)
+        buffers = self.buffers if buffers is None else buffers
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        if self._folded is not None:
+            state = self._folded_state(theta, buffers)
+            forward = lambda x: functional_call(self._folded, state, (x,))  # noqa: E731
+        else:
+            forward = lambda x: self._forward(theta, x, buffers)  # noqa: E731
+        with self._autocast():
+            for x, y in self._batches():
+                out = forward(x)
+                total += self._loss(out, y).to(torch.float64).sum()
+                correct += (out.argmax(dim=1) == y).sum()
+        loss = total.item() / self.num_examples
+        return loss, correct.item() / self.num_examples
+
+    def value(self, theta: torch.Tensor | None = None) -> float:
+        return self.evaluate(theta)[0]
+
+    def values(self, thetas: Iterable[torch.Tensor], progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """F and accuracy at many points; memory stays flat in the number of points."""
+        losses, accs = [], []
+        for theta in thetas:
+            loss, acc = self.evaluate(theta)
+            losses.append(loss)
+            accs.append(acc)
+            if progress is not None:
+                progress.update(1)
+        return np.asarray(losses, dtype=np.float64), np.asarray(accs, dtype=np.float64)
+
+    # ----------------------------------------------------------------- derivatives
+    def _require_derivatives(self):
+        if self.bn == "recompute":
+            raise LandscapeError("derivatives need bn='frozen' or 'batch' (recomputed statistics "
+                                 "depend on θ in a way the gradient would ignore)")
+        if self.precision == "bf16":
+            raise LandscapeError("gradients and curvature are computed in fp32 or fp64, never bf16")
+
+    def value_and_grad(self, theta: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+        """F(θ) and ∇F(θ) (float64), exact over the whole set."""
+        self._require_derivatives()
+        theta = self._theta(theta).detach().requires_grad_(True)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        grad = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for x, y in self._batches():
+            batch_loss = self._loss(self._forward(theta, x), y).to(torch.float64).sum()
+            (g,) = torch.autograd.grad(batch_loss, theta)
+            total += batch_loss.detach()
+            grad += g.to(torch.float64)
+        return total.item() / self.num_examples, grad / self.num_examples
+
+    def hvp(self, theta: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
+        """H(θ)·v (float64), exact over the whole set, by double backpropagation."""
+        self._require_derivatives()
+        theta = self._theta(theta).detach().requires_grad_(True)
+        v = v.to(self.device, self.dtype)
+        out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for x, y in self._batches():
+            batch_loss = self._loss(self._forward(theta, x), y).sum()
+            (g,) = torch.autograd.grad(batch_loss, theta, create_graph=True)
+            (hv,) = torch.autograd.grad(g @ v, theta)
+            out += hv.to(torch.float64)
+        return out / self.num_examples
+
+    def layer_norms(self, vector: torch.Tensor) -> dict[str, float]:
+        """‖vector‖ restricted to each parameter tensor, keyed by parameter name."""
+        return {n: float(t.norm()) for n, t in self.unflatten(vector).items()}
+
+    def _cast_buffers(self, buffers: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {n: b.to(self.device, self.buffers[n].dtype) for n, b in buffers.items()}
+
+    def with_buffers(self, buffers: dict[str, torch.Tensor]) -> "Objective":
+        """A shallow copy whose frozen batch-norm statistics are ``buffers``."""
+        other = copy.copy(self)
+        other.buffers = {**self.buffers, **self._cast_buffers(buffers)}
+        return other

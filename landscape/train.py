@@ -1,0 +1,280 @@
+"""The paper's training recipe with checkpoints at the epochs the analysis needs, and resume.
+
+SGD (momentum 0.9, lr 0.1, x0.1 at epochs 81 and 122, 164 epochs, batch 128, weight decay
+1e-4 for ResNets / 5e-4 for VGG), pad-4 random crops and flips done on whole batches on the
+device. Each epoch's shuffle and augmentation come from a generator seeded by (seed, epoch),
+so a run resumed from its last checkpoint ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .data import Dataset, add_label_noise, augment, balanced_subset, load_dataset, normalize
+from .errors import LandscapeError
+from .models import build_model, parameter_groups, select_parameters
+from .objective import Objective
+from .results import RunDir, append_jsonl, atomic_torch_save, atomic_write_json, read_json, read_jsonl
+
+PAPER_EPOCHS = 164
+PAPER_MILESTONES = (81, 122)
+PAPER_SAVE_AT = (0, 5, 40, 90, 120, 130, 160)
+
+
+class TrainingDiverged(LandscapeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; stored as config.json in the run directory."""
+
+    arch: str
+    dataset: str
+    width: int = 1
+    epochs: int = PAPER_EPOCHS
+    lr: float = 0.1
+    momentum: float = 0.9
+    milestones: list[float] | None = None  # epochs, or fractions of `epochs` if all < 1
+    gamma: float = 0.1
+    weight_decay: float | None = None  # None: 1e-4 for ResNets, 5e-4 for VGG
+    batch_size: int = 128
+    seed: int = 0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    label_noise: float = 0.0
+    train_params: str = "all"
+    save_at: list[int] | None = None  # None: the paper's epochs, scaled to `epochs`
+    track_every: int = 0
+    track_subset: int = 512
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    extra: dict = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every default filled in and checked."""
+        c = dataclasses.replace(self)
+        if c.epochs < 1:
+            raise LandscapeError(f"--epochs must be at least 1, got {c.epochs}")
+        if c.batch_size < 1:
+            raise LandscapeError(f"--batch-size must be at least 1, got {c.batch_size}")
+        if not 0.0 <= c.label_noise < 1.0:
+            raise LandscapeError(f"label noise must be in [0, 1), got {c.label_noise}")
+        if c.train_params not in ("all", "hidden"):
+            raise LandscapeError(f"--train must be 'all' or 'hidden', got {c.train_params!r}")
+        if c.weight_decay is None:
+            c.weight_decay = 5e-4 if c.arch.startswith("vgg") else 1e-4
+        scale = c.epochs / PAPER_EPOCHS
+        if c.milestones is None:
+            c.milestones = [m / PAPER_EPOCHS for m in PAPER_MILESTONES] if c.epochs != PAPER_EPOCHS \
+                else list(PAPER_MILESTONES)
+        if c.milestones and all(0 < m < 1 for m in c.milestones):
+            c.milestones = [max(1, round(m * c.epochs)) for m in c.milestones]
+        c.milestones = sorted(int(m) for m in c.milestones)
+        if c.save_at is None:
+            c.save_at = sorted({round(e * scale) for e in PAPER_SAVE_AT})
+        c.save_at = sorted({int(e) for e in c.save_at if 0 <= e <= c.epochs} | {c.epochs})
+        return c
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of (1-based) epoch: x gamma after each milestone epoch."""
+        return self.lr * self.gamma ** sum(1 for m in self.milestones if epoch > m)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+@dataclass
+class TrainingData:
+    """The tensors a run trains and evaluates on, after subset and label noise."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    train_indices: torch.Tensor
+    mean: tuple
+    std: tuple
+    num_classes: int
+    classes: list
+
+
+def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
+    idx = balanced_subset(dataset.train_labels, config.train_subset, config.seed)
+    labels = add_label_noise(dataset.train_labels[idx], config.label_noise, dataset.num_classes, config.seed)
+    test_idx = balanced_subset(dataset.test_labels, config.test_subset, config.seed + 1)
+    return TrainingData(dataset.train_images[idx], labels, dataset.test_images[test_idx],
+                        dataset.test_labels[test_idx], idx, dataset.mean, dataset.std,
+                        dataset.num_classes, dataset.classes)
+
+
+def _check_resume(run: RunDir, config: TrainConfig, overrides: dict) -> TrainConfig:
+    stored = read_json(run.config)["train"]
+    for key, value in overrides.items():
+        if value is not None and key in stored and stored[key] != value:
+            raise LandscapeError(f"{run.path} was trained with {key}={stored[key]!r}, not {value!r}; "
+                                 f"resume with the run's own settings")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in stored.items() if k in known})
+
+
+def _evaluate(model: nn.Module, images, labels, data: TrainingData, device) -> tuple[float, float]:
+    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device)
+    return objective.evaluate()
+
+
+def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> dict:
+    objective = Objective(model, data.train_images[track_idx], data.train_labels[track_idx],
+                          mean=data.mean, std=data.std, device=device)
+    loss, grad = objective.value_and_grad()
+    norms = objective.layer_norms(grad)
+    return {"F": loss, "grad_sq": float(grad.pow(2).sum()),
+            "grad_sq_hidden": sum(norms[n] ** 2 for n in hidden)}
+
+
+def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
+          download: bool = False, device: str = "cpu", resume: bool = False,
+          overrides: dict | None = None, progress: bool = True, echo=print) -> RunDir:
+    """Train (or resume) a run in ``out``; returns the run directory."""
+    from tqdm import tqdm
+
+    run = RunDir(out)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LandscapeError("--device cuda asked for, but no CUDA device is available")
+    if run.is_run() and not resume:
+        raise LandscapeError(f"{run.path} already holds a run; pass --resume to continue it, "
+                             f"or choose another --out")
+    if resume and run.is_run():
+        config = _check_resume(run, config, overrides or {})
+    config = config.resolved()
+    dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
+    data = prepare_data(dataset, config)
+    build_model(config.arch, data.num_classes, config.width)  # validates the name early
+
+    start_epoch, step, model, optimizer = 0, 0, None, None
+    if resume and run.last_checkpoint.is_file():
+        blob = read_checkpoint(run.last_checkpoint)
+        model, _ = model_from_checkpoint(blob, config.arch, data.num_classes, config.width,
+                                         source=f"checkpoint {run.last_checkpoint}")
+        start_epoch, step = int(blob["epoch"]), int(blob["step"])
+        saved = torch.load(run.labels, weights_only=True)
+        if not torch.equal(saved["labels"], data.train_labels):
+            raise LandscapeError(f"{run.labels} does not match the labels this configuration gives")
+        # drop log lines of an epoch that was logged but not checkpointed
+        for path, key, limit in ((run.log, "epoch", start_epoch), (run.track, "step", step)):
+            rows = read_jsonl(path)
+            if rows:
+                kept = [r for r in rows if r[key] <= limit]
+                path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+        echo(f"resuming {run.path} after epoch {start_epoch}")
+    else:
+        torch.manual_seed(config.seed)
+        model = build_model(config.arch, data.num_classes, config.width)
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json({"train": config.to_dict(), "data": {
+            "dataset": config.dataset, "classes": data.classes, "num_classes": data.num_classes,
+            "train_examples": len(data.train_labels), "test_examples": len(data.test_labels),
+            "mean": data.mean, "std": data.std}}, run.config)
+        atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
+
+    channels_last = True
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    trainable = set(select_parameters(model, config.train_params))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in trainable)
+    optimizer = torch.optim.SGD([p for n, p in model.named_parameters() if n in trainable],
+                                lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if start_epoch > 0 and blob.get("optimizer"):
+        optimizer.load_state_dict(blob["optimizer"])
+    precision = config.precision if config.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    train_x = data.train_images.to(device)
+    train_y = data.train_labels.to(device)
+    n = len(train_y)
+    hidden = parameter_groups(model)["hidden"]
+    track_idx = balanced_subset(data.train_labels, min(config.track_subset, n), config.seed + 2)
+    meta = dict(arch=config.arch, num_classes=data.num_classes, width=config.width,
+                config=config.to_dict())
+
+    def checkpoint(epoch: int, metrics: dict):
+        save_checkpoint(run.last_checkpoint, model, epoch=epoch, step=step, metrics=metrics,
+                        optimizer=optimizer, **meta)
+        if epoch in config.save_at:
+            save_checkpoint(run.checkpoint(epoch), model, epoch=epoch, step=step,
+                            metrics=metrics, optimizer=optimizer, **meta)
+
+    if start_epoch == 0 and not run.last_checkpoint.is_file():
+        test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
+        checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc})
+
+    sync_every = 1 if device.type == "cpu" else 25
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        lr = config.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        gen = _epoch_generator(config.seed, epoch)
+        order = torch.randperm(n, generator=gen).to(device)
+        steps = math.ceil(n / config.batch_size)
+        losses = torch.zeros(steps, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        model.train()
+        start, checked = time.perf_counter(), 0
+        bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
+                   leave=False, dynamic_ncols=True)
+        for i in range(steps):
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            x = normalize(augment(train_x[idx], gen), data.mean, data.std)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = train_y[idx]
+            with autocast:
+                out = model(x)
+                loss = nn.functional.cross_entropy(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses[i] = loss.detach()
+            correct += (out.argmax(1) == y).sum()
+            if (i + 1) % sync_every == 0 or i + 1 == steps:
+                window = losses[checked: i + 1]
+                bad = torch.nonzero(~torch.isfinite(window)).flatten()
+                if len(bad):
+                    bar.close()
+                    first = checked + int(bad[0])
+                    raise TrainingDiverged(
+                        f"loss became {float(losses[first])} at epoch {epoch}, step {first + 1} "
+                        f"(iteration {step - i + first}); stopped, last good checkpoint: "
+                        f"{run.last_checkpoint} (epoch {epoch - 1})")
+                bar.set_postfix(loss=f"{float(window.mean()):.3f}", lr=f"{lr:g}")
+                checked = i + 1
+            bar.update(len(idx))
+            if config.track_every and step % config.track_every == 0:
+                row = _track(model, data, track_idx, hidden, device)
+                append_jsonl({"step": step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
+                              "examples": len(track_idx), **row}, run.track)
+        bar.close()
+        seconds = time.perf_counter() - start
+        test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
+        metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": correct.item() / n,
+                   "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": seconds,
+                   "img_per_s": n / seconds, "step": step}
+        append_jsonl(metrics, run.log)
+        checkpoint(epoch, metrics)
+        echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
+             f"acc {metrics['train_acc']:.3f}  test loss {test_loss:.4f} acc {test_acc:.3f}  "
+             f"lr {lr:g}  {n / seconds:.0f} img/s")
+    return run
