@@ -108,3 +108,77 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
                        device=device, resume=resume, overrides=given, progress=not quiet,
                        echo=click.echo)
     click.echo(f"checkpoints in {run.checkpoints}")
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where results go when TARGET is a checkpoint file (default: next to it).")
+@click.option("--arch", default=None, help="Architecture of a checkpoint file (read off its keys if omitted).")
+@click.option("--dataset", default=None, help="Dataset of a checkpoint file: cifar10, cifar100 or folder:PATH.")
+@click.option("--measure", "measurements", default=None,
+              help="Comma-separated: dominance, probes, curvature, surface, random_surface, interpolation "
+                   "(default: all but random_surface).")
+@click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
+@click.option("--subset", type=int, default=None, help="Balanced subset of N training examples (default: all).")
+@click.option("--test-subset", type=int, default=None, help="Balanced subset of N test examples (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and random directions.")
+@click.option("--params", type=click.Choice(["all", "hidden"]), default="all", show_default=True,
+              help="Parameter subset moved by probes, curvature and surfaces.")
+@click.option("--bn", type=click.Choice(["frozen", "batch"]), default="frozen", show_default=True,
+              help="Batch norm: checkpoint's running statistics (frozen) or batch statistics.")
+@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp64"]), default="fp32", show_default=True)
+@click.option("--surface-precision", type=click.Choice(["fp32", "fp64", "bf16"]), default=None,
+              help="Precision of surface grids (bf16 on CUDA only; default: --precision).")
+@click.option("--batch-size", type=int, default=None, help="Evaluation batch size (default 128 CPU, 1024 CUDA).")
+@click.option("--gaussian", "probe_gaussian", type=int, default=2, show_default=True, help="Gaussian probe directions.")
+@click.option("--filter", "probe_filter", type=int, default=2, show_default=True, help="Filter-normalized probe directions.")
+@click.option("--probe-steps", type=int, default=10, show_default=True, help="Step magnitudes per sign.")
+@click.option("--probe-range", default="1e-5,0.05", show_default=True,
+              help="Smallest,largest step as fractions of ||theta||.")
+@click.option("--top", "curvature_top", type=int, default=1, show_default=True, help="Largest Hessian eigenpairs.")
+@click.option("--sigma", "curvature_sigma", type=float, default=0.0, show_default=True,
+              help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
+@click.option("--smoothing-samples", "curvature_samples", type=int, default=4, show_default=True)
+@click.option("--eig-tol", "curvature_tol", type=float, default=1e-3, show_default=True)
+@click.option("--eig-maxiter", "curvature_maxiter", type=int, default=300, show_default=True)
+@click.option("--trace-samples", type=int, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
+@click.option("--grid", "surface_points", type=int, default=21, show_default=True, help="Surface points per axis.")
+@click.option("--surface-range", type=float, default=None, help="Surface half-width (default: the documented rule).")
+@click.option("--interp-points", "interpolation_points", type=int, default=41, show_default=True)
+@click.option("--interp-bn", "interpolation_bn", type=click.Choice(["recompute", "interpolate", "batch"]),
+              default="recompute", show_default=True, help="Batch-norm statistics along interpolations.")
+@click.option("--interp-pairs", "interpolation_pairs", default="init-final,consecutive", show_default=True,
+              help="init-final, consecutive, or A-B epoch pairs, comma-separated.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@data_options
+@device_option
+def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet, data_root, cache_dir,
+            download, device, **options):
+    """Measure gradient dominance, semi-smoothness, curvature, surfaces and interpolations.
+
+    TARGET is a run directory made by `landscape train`, or a checkpoint file (ours, or a
+    bearpaw/pytorch-classification one) together with --dataset.
+    """
+    from pathlib import Path
+
+    from .analysis import AnalysisSettings, Analysis, DEFAULT_MEASUREMENTS
+
+    smallest, largest = (_float_list(probe_range) + [None, None])[:2]
+    if smallest is None or largest is None or not 0 < smallest < largest:
+        raise click.BadParameter("--probe-range needs two increasing positive numbers, e.g. 1e-5,0.05")
+    settings = AnalysisSettings(
+        measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
+        epochs=_int_list(epochs), probe_smallest=smallest, probe_largest=largest, **options)
+    target = Path(target)
+    if target.is_file():
+        run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
+        analysis = Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
+                            device=device, progress=not quiet, echo=click.echo, checkpoint=target,
+                            arch=arch, dataset=dataset)
+    else:
+        analysis = Analysis(target, settings, data_root=data_root, cache_dir=cache_dir, download=download,
+                            device=device, progress=not quiet, echo=click.echo)
+    analysis.run_all()
+    click.echo(f"results in {analysis.run.analysis}")

@@ -144,6 +144,34 @@ def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> d
             "grad_sq_hidden": sum(norms[n] ** 2 for n in hidden)}
 
 
+def training_autocast(device: torch.device | str, precision: str = "auto") -> torch.autocast:
+    """The training loop's autocast: bf16 on CUDA for 'auto'/'bf16', disabled (fp32) otherwise."""
+    device = torch.device(device)
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor, generator: torch.Generator, mean, std,
+               autocast: torch.autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a uint8 NCHW batch already on the device.
+
+    Augments the whole batch (random draws from ``generator``), standardizes it, runs it in
+    channels_last under ``autocast``, takes the optimizer step. Returns (loss, number of
+    correct predictions) as device tensors, without synchronizing.
+    """
+    x = normalize(augment(images, generator), mean, std)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        out = model(x)
+        loss = nn.functional.cross_entropy(out.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (out.argmax(1) == labels).sum()
+
+
 def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
           download: bool = False, device: str = "cpu", resume: bool = False,
           overrides: dict | None = None, progress: bool = True, echo=print) -> RunDir:
@@ -199,8 +227,7 @@ def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=Non
                                 lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if start_epoch > 0 and blob.get("optimizer"):
         optimizer.load_state_dict(blob["optimizer"])
-    precision = config.precision if config.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = training_autocast(device, config.precision)
 
     train_x = data.train_images.to(device)
     train_y = data.train_labels.to(device)
@@ -237,18 +264,11 @@ def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=Non
                    leave=False, dynamic_ncols=True)
         for i in range(steps):
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            x = normalize(augment(train_x[idx], gen), data.mean, data.std)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = train_y[idx]
-            with autocast:
-                out = model(x)
-                loss = nn.functional.cross_entropy(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx], gen,
+                                             data.mean, data.std, autocast)
             step += 1
-            losses[i] = loss.detach()
-            correct += (out.argmax(1) == y).sum()
+            losses[i] = loss
+            correct += batch_correct
             if (i + 1) % sync_every == 0 or i + 1 == steps:
                 window = losses[checked: i + 1]
                 bad = torch.nonzero(~torch.isfinite(window)).flatten()

@@ -1,0 +1,444 @@
+"""Run the measurements over a run's checkpoints (or one external checkpoint) and store them.
+
+Each piece (one measurement at one checkpoint, one probe direction, one surface) is a file
+in ``RUN/analysis/``; a piece whose stored settings match is skipped, and many-point pieces
+keep a ``.partial.npz`` of finished points, so an interrupted analysis resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import measure
+from .checkpoint import load_model
+from .data import balanced_subset, load_dataset
+from .directions import (Direction, eigenvector_direction, filter_normalized_direction,
+                         gaussian_direction, gradient_direction, orthogonalize)
+from .errors import LandscapeError
+from .models import parameter_groups
+from .objective import Objective
+from .results import RunDir, atomic_savez, atomic_write_json, read_json
+
+MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "random_surface", "interpolation")
+DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "interpolation")
+
+
+@dataclass
+class AnalysisSettings:
+    """What to measure and on what; every field is written next to the numbers."""
+
+    measurements: list[str] = field(default_factory=lambda: list(DEFAULT_MEASUREMENTS))
+    epochs: list[int] | None = None          # None: every checkpoint of the run
+    subset: int | None = None                # training examples (None: the run's whole training set)
+    test_subset: int | None = None           # test examples (None: the whole test split)
+    seed: int = 0
+    params: str = "all"                      # parameter subset for probes, curvature, surfaces
+    bn: str = "frozen"
+    loss: str = "cross_entropy"
+    precision: str = "fp32"                  # probes, curvature and gradients: fp32 or fp64
+    surface_precision: str | None = None     # None: same as precision; bf16 allowed on CUDA
+    batch_size: int | None = None
+    probe_gaussian: int = 2
+    probe_filter: int = 2
+    probe_steps: int = 10
+    probe_smallest: float = 1e-5
+    probe_largest: float = 0.05
+    curvature_top: int = 1
+    curvature_sigma: float = 0.0
+    curvature_samples: int = 4
+    curvature_tol: float = 1e-3
+    curvature_maxiter: int = 300
+    trace_samples: int = 0
+    surface_points: int = 21
+    surface_range: float | None = None       # None: the documented rule (see surface_extent)
+    random_surface_range: float = 1.0
+    interpolation_points: int = 41
+    interpolation_bn: str = "recompute"      # recompute | interpolate | batch
+    interpolation_pairs: str = "init-final,consecutive"
+
+    def validate(self) -> "AnalysisSettings":
+        unknown = [m for m in self.measurements if m not in MEASUREMENTS]
+        if unknown:
+            raise LandscapeError(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
+        if self.precision not in ("fp32", "fp64"):
+            raise LandscapeError(f"--precision must be fp32 or fp64 (residuals are never bf16), got {self.precision}")
+        if self.interpolation_bn not in ("recompute", "interpolate", "batch"):
+            raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
+        if self.surface_points < 3 or self.interpolation_points < 3:
+            raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
+        return self
+
+
+def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, theta_norm: float) -> dict:
+    """Half-width of the paper's 2D grid.
+
+    The larger of (a) ten full-batch SGD steps at the checkpoint's learning rate,
+    10·lr·‖∇F‖, and (b) the distance at which the negative curvature alone would move F by
+    F itself, √(2F/|λ_min|) — so the grid spans a few SGD steps and the curvature shows —
+    capped at 0.25·‖θ‖.
+    """
+    sgd = 10.0 * lr * grad_norm
+    curvature = math.sqrt(2.0 * loss / abs(lambda_min)) if lambda_min < 0 else float("inf")
+    cap = 0.25 * theta_norm
+    return {"half_width": float(min(max(sgd, curvature if math.isfinite(curvature) else 0.0) or cap, cap)),
+            "sgd_scale": sgd, "curvature_scale": curvature, "cap": cap}
+
+
+class Analysis:
+    """The measurements of one run directory (ours, or one made for an external checkpoint)."""
+
+    def __init__(self, run_dir, settings: AnalysisSettings, *, data_root=None, cache_dir=None,
+                 download=False, device="cpu", progress=True, echo=print,
+                 checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None):
+        self.run = RunDir(run_dir)
+        self.settings = settings.validate()
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise LandscapeError("--device cuda asked for, but no CUDA device is available")
+        self.progress, self.echo = progress, echo
+        self.external = checkpoint
+        if checkpoint is not None:
+            self._init_external(Path(checkpoint), arch, dataset, data_root, cache_dir, download)
+        else:
+            self._init_run(data_root, cache_dir, download)
+        s = self.settings
+        self.train_idx = balanced_subset(self.labels, s.subset, s.seed)
+        self.test_idx = balanced_subset(self.test_labels, s.test_subset, s.seed + 1)
+
+    # ------------------------------------------------------------------ inputs
+    def _init_run(self, data_root, cache_dir, download):
+        if not self.run.is_run():
+            raise LandscapeError(f"{self.run.path} is not a run directory (no config.json); "
+                                 f"train one with `landscape train`, or give a checkpoint file")
+        config = read_json(self.run.config)
+        self.train_config = config.get("train") or {}
+        self.dataset_name = config["data"]["dataset"]
+        dataset = load_dataset(self.dataset_name, data_root, cache_dir, download, self.progress)
+        if not self.run.labels.is_file():
+            raise LandscapeError(f"missing {self.run.labels}: the run's training labels")
+        saved = torch.load(self.run.labels, weights_only=True)
+        self.images = dataset.train_images[saved["indices"]]
+        self.labels = saved["labels"]
+        self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
+        self.mean, self.std = tuple(config["data"]["mean"]), tuple(config["data"]["std"])
+        self.checkpoints = {e: self.run.checkpoint(e) for e in self.run.checkpoint_epochs()}
+        if not self.checkpoints:
+            raise LandscapeError(f"{self.run.checkpoints} holds no checkpoints")
+        self.arch = self.train_config.get("arch")
+
+    def _init_external(self, path: Path, arch, dataset_name, data_root, cache_dir, download):
+        if dataset_name is None:
+            raise LandscapeError("analyzing a checkpoint file needs --dataset")
+        model, info, _ = load_model(path, arch)
+        dataset = load_dataset(dataset_name, data_root, cache_dir, download, self.progress)
+        if info["num_classes"] != dataset.num_classes:
+            raise LandscapeError(f"checkpoint {path} has {info['num_classes']} classes, "
+                                 f"but {dataset_name} has {dataset.num_classes}")
+        self.train_config = {}
+        self.dataset_name = dataset_name
+        self.images, self.labels = dataset.train_images, dataset.train_labels
+        self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
+        self.mean, self.std = dataset.mean, dataset.std
+        epoch = info["epoch"] if info["epoch"] is not None else 0
+        self.checkpoints = {epoch: path}
+        self.arch = info["arch"]
+        if not self.run.config.is_file():
+            atomic_write_json({"train": None, "external_checkpoint": str(path.resolve()), "data": {
+                "dataset": dataset_name, "classes": dataset.classes, "num_classes": dataset.num_classes,
+                "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
+                "mean": dataset.mean, "std": dataset.std}, "model": info}, self.run.config)
+
+    def _objective(self, model, split="train", params=None, bn=None, precision=None, **kw) -> Objective:
+        s = self.settings
+        idx, images, labels = ((self.train_idx, self.images, self.labels) if split == "train"
+                               else (self.test_idx, self.test_images, self.test_labels))
+        return Objective(model, images[idx], labels[idx], mean=self.mean, std=self.std, loss=s.loss,
+                         bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
+                         batch_size=s.batch_size, device=self.device, **kw)
+
+    def context(self, epoch, objective: Objective, split="train") -> dict:
+        """What the numbers were computed on."""
+        return {"dataset": self.dataset_name, "split": split, "arch": self.arch, "epoch": epoch,
+                "checkpoint": str(self.checkpoints.get(epoch, "")), "subset_seed": self.settings.seed,
+                "label_noise": self.train_config.get("label_noise", 0.0),
+                "train_seed": self.train_config.get("seed"), **objective.describe()}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="pt", disable=not self.progress, leave=False, dynamic_ncols=True)
+
+    @staticmethod
+    def _fresh(path: Path, key: dict) -> bool:
+        """True if ``path`` holds a finished result computed with exactly ``key``."""
+        if not path.is_file():
+            return False
+        try:
+            return read_json(path).get("key") == _normalize(key)
+        except LandscapeError:
+            return False
+
+    def _save(self, path: Path, key: dict, summary: dict, arrays: dict | None = None):
+        if arrays is not None:
+            atomic_savez(path.with_suffix(".npz"), **arrays)
+        atomic_write_json({"key": key, **key, "result": summary}, path)
+        partial = path.with_suffix(".partial.npz")
+        if partial.exists():
+            partial.unlink()
+
+    # ------------------------------------------------------------------ driver
+    def selected_epochs(self) -> list[int]:
+        wanted = self.settings.epochs
+        if wanted is None:
+            return sorted(self.checkpoints)
+        missing = [e for e in wanted if e not in self.checkpoints]
+        if missing:
+            raise LandscapeError(f"no checkpoint for epoch(s) {missing}; the run has {sorted(self.checkpoints)}")
+        return sorted(wanted)
+
+    def run_all(self) -> None:
+        s = self.settings
+        for epoch in self.selected_epochs():
+            started = time.perf_counter()
+            self.analyze_epoch(epoch)
+            self.echo(f"epoch {epoch}: analysis done in {time.perf_counter() - started:.1f} s")
+        if "interpolation" in s.measurements and len(self.checkpoints) >= 2:
+            self.interpolations()
+
+    def analyze_epoch(self, epoch: int) -> None:
+        s = self.settings
+        model, _, _ = load_model(self.checkpoints[epoch], self.arch)
+        out = self.run.analysis_dir(epoch)
+        full = self._objective(model, params="all")
+        obj = full if s.params == "all" else self._objective(model)
+        theta = obj.theta0
+        grad = None
+
+        if "dominance" in s.measurements:
+            path = out / "dominance.json"
+            key = {"context": self.context(epoch, full), "settings": {"test_examples": len(self.test_idx)}}
+            if not self._fresh(path, key):
+                test = self._objective(model, split="test", params="all")
+                result, full_grad = measure.gradient_dominance(full, None, parameter_groups(full.model)["hidden"], test)
+                self._check_finite(result["F"], epoch)
+                self._save(path, key, result)
+                self.echo(f"epoch {epoch}: F={result['F']:.4g} ||grad F||^2={result['grad_sq']:.4g} "
+                          f"ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
+                if obj is full:
+                    grad = full_grad
+
+        curvature = None
+        if "curvature" in s.measurements or "surface" in s.measurements:
+            curvature = self._curvature(epoch, obj, out)
+
+        if "probes" in s.measurements:
+            if grad is None:
+                grad = obj.value_and_grad(theta)[1]
+            self._probes(epoch, obj, theta, grad, curvature, out)
+
+        if "surface" in s.measurements:
+            if grad is None:
+                grad = obj.value_and_grad(theta)[1]
+            self._paper_surface(epoch, model, obj, theta, grad, curvature, out)
+
+        if "random_surface" in s.measurements:
+            self._random_surface(epoch, model, obj, theta, out)
+
+    def _check_finite(self, value: float, epoch) -> None:
+        if not math.isfinite(value):
+            raise LandscapeError(f"F is {value} at the checkpoint of epoch {epoch}: the weights are not usable")
+
+    # ------------------------------------------------------------------ pieces
+    def _curvature(self, epoch, obj: Objective, out: Path) -> dict:
+        from .curvature import HessianOperator, hutchinson_trace, most_negative_eigenpair, top_eigenpairs
+
+        s = self.settings
+        path = out / "curvature.json"
+        key = {"context": self.context(epoch, obj), "settings": {
+            "top": s.curvature_top, "sigma": s.curvature_sigma,
+            "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
+            "tol": s.curvature_tol, "maxiter": s.curvature_maxiter, "trace_samples": s.trace_samples,
+            "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
+        if not self._fresh(path, key):
+            op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
+                                 samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=s.seed)
+            started = time.perf_counter()
+            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, maxiter=s.curvature_maxiter)
+            neg = most_negative_eigenpair(op, tol=s.curvature_tol, maxiter=s.curvature_maxiter)
+            summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
+                       "seconds": time.perf_counter() - started}
+            if s.trace_samples:
+                summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=s.seed))
+            arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),
+                      "most_negative_vector": np.asarray(neg.eigenvector, dtype=np.float32)}
+            self._save(path, key, summary, arrays)
+            self.echo(f"epoch {epoch}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
+                      f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
+                      f"({summary['seconds']:.0f} s)")
+        return {**read_json(path)["result"], "vectors": np.load(path.with_suffix(".npz"))}
+
+    def _probe_directions(self, obj: Objective, theta, grad, curvature) -> list[Direction]:
+        s = self.settings
+        dirs = [gradient_direction(grad, obj, negative=True)]
+        dirs += [gaussian_direction(obj, s.seed + k) for k in range(s.probe_gaussian)]
+        dirs += [filter_normalized_direction(obj, theta, s.seed + k, unit=True) for k in range(s.probe_filter)]
+        if curvature is not None:
+            vec = curvature["vectors"]
+            dirs.append(eigenvector_direction(vec["top_vectors"][0], curvature["top"][0]["eigenvalue"], obj, "top"))
+            dirs.append(eigenvector_direction(vec["most_negative_vector"],
+                                              curvature["most_negative"]["eigenvalue"], obj, "most_negative"))
+        return dirs
+
+    def _probes(self, epoch, obj: Objective, theta, grad, curvature, out: Path) -> None:
+        s = self.settings
+        steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
+        for direction in self._probe_directions(obj, theta, grad, curvature):
+            path = out / f"probe_{direction.name}.json"
+            key = {"context": self.context(epoch, obj), "settings": {
+                "direction": {k: v for k, v in direction.describe().items() if k in ("name", "kind", "seed", "normalization")},
+                "steps": steps.tolist()}}
+            if self._fresh(path, key):
+                continue
+            with self._bar(len(steps), f"epoch {epoch} probe {direction.name}") as bar:
+                summary, arrays = measure.semi_smoothness_probe(obj, theta, grad, direction, steps,
+                                                                path.with_suffix(".partial.npz"), bar)
+            self._save(path, key, summary, arrays)
+            fit = summary["fit"]
+            self.echo(f"epoch {epoch}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
+                      f"(rel. rms {fit['rel_rms']:.2g})")
+
+    def _lr_at(self, epoch: int) -> float:
+        from .train import TrainConfig
+
+        cfg = self.train_config or {"arch": self.arch or "", "dataset": self.dataset_name}
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in cfg.items() if k in known}).resolved()
+        return config.lr_at(epoch + 1)
+
+    def _surface_objective(self, model, obj):
+        s = self.settings
+        if s.surface_precision in (None, obj.precision):
+            return obj
+        return self._objective(model, precision=s.surface_precision)
+
+    def _paper_surface(self, epoch, model, obj: Objective, theta, grad, curvature, out: Path) -> None:
+        s = self.settings
+        x = gradient_direction(grad, obj)
+        neg = curvature["most_negative"]
+        y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
+                                                neg["eigenvalue"], obj, "most_negative"), x)
+        loss0 = obj.value(theta)
+        extent = surface_extent(self._lr_at(epoch), float(grad.norm()), loss0, neg["eigenvalue"], float(theta.norm()))
+        half = s.surface_range if s.surface_range is not None else extent["half_width"]
+        coords = np.linspace(-half, half, s.surface_points)
+        sobj = self._surface_objective(model, obj)
+        path = out / "surface.json"
+        key = {"context": self.context(epoch, sobj), "settings": {
+            "points": s.surface_points, "half_width": half, "x": x.describe(), "y": y.describe(),
+            "sigma": s.curvature_sigma}}
+        if self._fresh(path, key):
+            return
+        with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
+            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+        summary = {**measure.surface_summary(grid), "extent_rule": extent}
+        self._save(path, key, summary, grid)
+        self.echo(f"epoch {epoch}: surface: best decrease along gradient {summary['along_x']['decrease']:.4g}, "
+                  f"along negative curvature {summary['along_y']['decrease']:.4g}, "
+                  f"anywhere {summary['anywhere']['decrease']:.4g}")
+
+    def _random_surface(self, epoch, model, obj: Objective, theta, out: Path) -> None:
+        s = self.settings
+        x = filter_normalized_direction(obj, theta, s.seed)
+        y = filter_normalized_direction(obj, theta, s.seed + 1)
+        coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
+        sobj = self._surface_objective(model, obj)
+        path = out / "random_surface.json"
+        key = {"context": self.context(epoch, sobj), "settings": {
+            "points": s.surface_points, "half_width": s.random_surface_range, "x": x.describe(), "y": y.describe()}}
+        if self._fresh(path, key):
+            return
+        with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
+            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+        self._save(path, key, measure.surface_summary(grid), grid)
+
+    # ------------------------------------------------------------------ interpolation
+    def interpolation_pairs(self) -> list[tuple[int, int]]:
+        epochs = sorted(self.checkpoints)
+        pairs = []
+        for kind in self.settings.interpolation_pairs.split(","):
+            kind = kind.strip()
+            if kind == "init-final":
+                pairs.append((epochs[0], epochs[-1]))
+            elif kind == "consecutive":
+                pairs += list(zip(epochs[:-1], epochs[1:]))
+            elif "-" in kind and all(p.isdigit() for p in kind.split("-")):
+                a, b = (int(p) for p in kind.split("-"))
+                if a not in self.checkpoints or b not in self.checkpoints:
+                    raise LandscapeError(f"interpolation pair {kind}: no checkpoint for one of its epochs")
+                pairs.append((a, b))
+            elif kind:
+                raise LandscapeError(f"unknown interpolation pair {kind!r}: use init-final, consecutive or A-B")
+        return list(dict.fromkeys(pairs))
+
+    def interpolations(self) -> None:
+        s = self.settings
+        alphas = np.linspace(-0.5, 1.5, s.interpolation_points)
+        for a, b in self.interpolation_pairs():
+            model_a, _, _ = load_model(self.checkpoints[a], self.arch)
+            model_b, _, _ = load_model(self.checkpoints[b], self.arch)
+            path = self.run.analysis / "interpolation" / f"epoch_{a:04d}_to_{b:04d}.json"
+            policy = s.interpolation_bn
+            bn = {"recompute": "recompute", "interpolate": "frozen", "batch": "batch"}[policy]
+            objs = {split: self._objective(model_a, split, params="all", bn=bn,
+                                           recompute_images=(self.images[self.train_idx] if bn == "recompute" else None))
+                    for split in ("train", "test")}
+            key = {"context": {split: self.context(f"{a}->{b}", o, split) for split, o in objs.items()},
+                   "settings": {"alphas": alphas.tolist(), "bn_interpolation": policy, "from_epoch": a, "to_epoch": b}}
+            if self._fresh(path, key):
+                continue
+            theta_a = objs["train"].theta0
+            theta_b = objs["train"].flatten(dict(model_b.named_parameters())).detach()
+            bufs = ({n: t.detach() for n, t in model_a.named_buffers()},
+                    {n: t.detach() for n, t in model_b.named_buffers()}) if policy == "interpolate" else (None, None)
+            arrays = {"alpha": alphas}
+            summary = {}
+            for split, o in objs.items():
+                partial = path.with_name(path.stem + f".{split}.partial.npz")
+                with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
+                    res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
+                arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
+                summary[split] = measure.monotonicity(alphas, res["loss"])
+                if partial.exists():
+                    partial.unlink()
+            self._save(path, key, summary, arrays)
+            self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
+                      f"(largest bump {summary['train']['largest_bump']:.3g})")
+
+
+def _normalize(obj):
+    """The JSON round-trip of ``obj``, so stored and fresh keys compare equal."""
+    import json
+
+    from .results import _jsonable
+
+    return json.loads(json.dumps(_jsonable(obj), sort_keys=True))
+
+
+def _as_dict(x) -> dict:
+    if dataclasses.is_dataclass(x):
+        return {k: v for k, v in dataclasses.asdict(x).items() if not isinstance(v, np.ndarray)}
+    return dict(x)
+
+
+def _pair_summary(pair) -> dict:
+    d = _as_dict(pair) if not isinstance(pair, dict) else dict(pair)
+    d.pop("eigenvector", None)
+    return d

@@ -1,0 +1,229 @@
+"""Measurements: questions asked of an Objective along directions. They return plain data.
+
+* gradient dominance: F, ‖∇F‖² (all and hidden parameters), their ratio, per-layer norms;
+* semi-smoothness probes: f(t) = F(θ + t·u), r(t) = f(t) − f(0) − t·⟨∇F, u⟩ and the fit
+  |r(t)| ≈ a·|t| + b·t² (a: ReLU kinks, b: smooth curvature);
+* descent check along −∇F: actual decrease against the first-order prediction η·‖∇F‖;
+* 2D surfaces on a plane and 1D interpolation between two points.
+
+Every many-point evaluation goes through ``evaluate_points``, which saves each finished point
+so an interrupted measurement resumes without recomputing any of them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from .directions import Direction
+from .errors import LandscapeError
+from .objective import Objective
+from .results import atomic_savez
+
+
+# ----------------------------------------------------------------------------- points
+def evaluate_points(objective: Objective, coords: np.ndarray,
+                    make_point: Callable[[np.ndarray], tuple[torch.Tensor, dict | None]],
+                    partial: Path | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """F and accuracy at each row of ``coords``; finished points are kept in ``partial``.
+
+    ``make_point(row)`` returns (θ, batch-norm buffers or None). A rerun after an interruption
+    reloads ``partial`` and evaluates only the points not yet done (the coordinates must match).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    n = len(coords)
+    loss = np.full(n, np.nan)
+    acc = np.full(n, np.nan)
+    done = np.zeros(n, dtype=bool)
+    if partial is not None and Path(partial).is_file():
+        try:
+            with np.load(partial) as z:
+                if z["coords"].shape == coords.shape and np.array_equal(z["coords"], coords):
+                    loss, acc, done = z["loss"].copy(), z["acc"].copy(), z["done"].copy()
+        except Exception:
+            pass  # a damaged partial file only costs its points
+    if progress is not None:
+        progress.update(int(done.sum()))
+    for i in np.flatnonzero(~done):
+        theta, buffers = make_point(coords[i])
+        loss[i], acc[i] = objective.evaluate(theta, buffers)
+        done[i] = True
+        if partial is not None:
+            atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done)
+        if progress is not None:
+            progress.update(1)
+    return loss, acc
+
+
+def along(theta: torch.Tensor, *directions: Direction) -> Callable[[np.ndarray], tuple[torch.Tensor, None]]:
+    """make_point for θ + Σ c_k d_k."""
+    def make_point(c):
+        point = theta.clone()
+        for coef, d in zip(c, directions):
+            point.add_(d.vector, alpha=float(coef))
+        return point, None
+    return make_point
+
+
+# ----------------------------------------------------------------------------- gradient dominance
+def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden: Sequence[str],
+                       test: Objective | None = None) -> tuple[dict, torch.Tensor]:
+    """F, ‖∇F‖² over all and hidden parameters, ratio ‖∇F‖²/F, per-layer norms, accuracies."""
+    theta = objective.theta0 if theta is None else theta
+    start = time.perf_counter()
+    loss, grad = objective.value_and_grad(theta)
+    _, train_acc = objective.evaluate(theta)
+    norms = objective.layer_norms(grad)
+    grad_sq = float(grad.pow(2).sum())
+    grad_sq_hidden = float(sum(norms[n] ** 2 for n in hidden if n in norms))
+    result = {"F": loss, "grad_sq": grad_sq, "grad_sq_hidden": grad_sq_hidden,
+              "ratio": grad_sq / loss if loss > 0 else float("inf"),
+              "ratio_hidden": grad_sq_hidden / loss if loss > 0 else float("inf"),
+              "grad_norm": grad_sq ** 0.5, "theta_norm": float(theta.norm()),
+              "train_acc": train_acc, "layer_grad_norms": norms}
+    if test is not None:
+        result["test_loss"], result["test_acc"] = test.evaluate()
+    result["seconds"] = time.perf_counter() - start
+    return result, grad
+
+
+# ----------------------------------------------------------------------------- semi-smoothness
+def default_steps(theta_norm: float, count: int = 10, smallest: float = 1e-5, largest: float = 0.05) -> np.ndarray:
+    """t = 0 and ±(log-spaced magnitudes from smallest·‖θ‖ to largest·‖θ‖)."""
+    mags = np.logspace(np.log10(smallest), np.log10(largest), count) * theta_norm
+    return np.concatenate([-mags[::-1], [0.0], mags])
+
+
+def noise_floor(f0: float, precision: str) -> float:
+    """Residuals below this are rounding, not geometry: 64 machine epsilons of max(F, 1)."""
+    eps = {"fp64": np.finfo(np.float64).eps, "fp32": np.finfo(np.float32).eps}.get(precision)
+    if eps is None:
+        raise LandscapeError("semi-smoothness residuals need fp32 or fp64, never bf16")
+    return 64 * float(eps) * max(abs(f0), 1.0)
+
+
+def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0) -> dict:
+    """Fit |r(t)| ≈ a·|t| + b·t² with a, b ≥ 0 in relative error (each point weighs alike).
+
+    Returns a, b, the RMS relative error of the fit, and ``envelope``: the factor κ ≥ 1 by
+    which the fit must be scaled to bound every |r| (κ·(a|t| + b t²) ≥ |r| everywhere).
+    """
+    t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
+    use = (t > 0) & (r > floor)
+    if use.sum() < 2:
+        return {"a": 0.0, "b": 0.0, "rel_rms": float("nan"), "envelope": float("nan"), "points": int(use.sum())}
+    tu, ru = t[use], r[use]
+    design = np.stack([tu / ru, tu ** 2 / ru], axis=1)
+    (a, b), _ = nnls(design, np.ones(len(tu)))
+    model = a * tu + b * tu ** 2
+    rel = model / ru - 1.0
+    envelope = float(np.max(ru / model)) if np.all(model > 0) else float("inf")
+    return {"a": float(a), "b": float(b), "rel_rms": float(np.sqrt(np.mean(rel ** 2))),
+            "envelope": envelope, "points": int(use.sum())}
+
+
+def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor,
+                          direction: Direction, steps: np.ndarray, partial: Path | None = None,
+                          progress=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """f(t), r(t) and the envelope fit along a unit direction; arrays and a summary."""
+    steps = np.asarray(steps, dtype=np.float64)
+    if not np.any(steps == 0):
+        raise LandscapeError("the step grid must contain t = 0")
+    f, acc = evaluate_points(objective, steps[:, None], along(theta, direction), partial, progress)
+    f0 = float(f[steps == 0][0])
+    slope = float(grad.to(torch.float64) @ direction.vector.to(torch.float64))
+    r = f - f0 - steps * slope
+    floor = noise_floor(f0, objective.precision)
+    fit = fit_envelope(steps, r, floor)
+    summary = {"direction": direction.describe(), "F": f0, "slope": slope, "noise_floor": floor,
+               "fit": fit, "a_over_sqrt_F": fit["a"] / np.sqrt(f0) if f0 > 0 else float("nan"),
+               "max_abs_t": float(np.abs(steps).max())}
+    if direction.kind == "neg_gradient":
+        summary["descent"] = descent_check(steps, f, float(grad.norm()))
+    return summary, {"t": steps, "f": f, "r": r, "acc": acc}
+
+
+def descent_check(steps: np.ndarray, f: np.ndarray, grad_norm: float) -> dict:
+    """Along −∇F/‖∇F‖: actual decrease F(θ) − F(θ − η·∇F/‖∇F‖) against η·‖∇F‖, over η > 0."""
+    f0 = float(f[steps == 0][0])
+    pos = steps > 0
+    eta, dec = steps[pos], f0 - f[pos]
+    best = int(np.argmax(dec))
+    return {"eta": eta.tolist(), "decrease": dec.tolist(), "predicted": (eta * grad_norm).tolist(),
+            "best_eta": float(eta[best]), "best_decrease": float(dec[best]),
+            "best_fraction_of_F": float(dec[best] / f0) if f0 > 0 else float("nan"),
+            "efficiency_at_best": float(dec[best] / (eta[best] * grad_norm)) if grad_norm > 0 else float("nan")}
+
+
+# ----------------------------------------------------------------------------- surfaces
+def surface(objective: Objective, theta: torch.Tensor, x: Direction, y: Direction,
+            xs: np.ndarray, ys: np.ndarray, partial: Path | None = None,
+            progress=None) -> dict[str, np.ndarray]:
+    """F and accuracy on the grid θ + a·x + b·y, a ∈ xs, b ∈ ys (arrays shaped len(ys)×len(xs))."""
+    grid = np.array([(a, b) for b in ys for a in xs], dtype=np.float64)
+    loss, acc = evaluate_points(objective, grid, along(theta, x, y), partial, progress)
+    shape = (len(ys), len(xs))
+    return {"xs": np.asarray(xs, float), "ys": np.asarray(ys, float),
+            "loss": loss.reshape(shape), "acc": acc.reshape(shape)}
+
+
+def surface_summary(result: dict[str, np.ndarray]) -> dict:
+    """How much lower than F(θ) the grid gets: along x alone, along y alone, anywhere."""
+    xs, ys, loss = result["xs"], result["ys"], result["loss"]
+    ix0, iy0 = int(np.argmin(np.abs(xs))), int(np.argmin(np.abs(ys)))
+    f0 = float(loss[iy0, ix0])
+    row, col = loss[iy0, :], loss[:, ix0]
+    iy, ix = np.unravel_index(int(np.argmin(loss)), loss.shape)
+
+    def best(values, coords):
+        i = int(np.argmin(values))
+        return {"decrease": f0 - float(values[i]), "at": float(coords[i])}
+
+    return {"F": f0, "along_x": best(row, xs), "along_y": best(col, ys),
+            "anywhere": {"decrease": f0 - float(loss[iy, ix]), "at": [float(xs[ix]), float(ys[iy])]},
+            "extra_from_y": float(row.min()) - float(loss.min())}
+
+
+# ----------------------------------------------------------------------------- interpolation
+def interpolate_buffers(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float) -> dict:
+    """(1−α)·a + α·b for floating batch-norm statistics; counters are taken from a."""
+    return {n: (torch.lerp(a[n], b[n].to(a[n]), alpha) if a[n].is_floating_point() else a[n]) for n in a}
+
+
+def interpolation(objective: Objective, theta_a: torch.Tensor, theta_b: torch.Tensor,
+                  alphas: np.ndarray, buffers_a: dict | None = None, buffers_b: dict | None = None,
+                  partial: Path | None = None, progress=None) -> dict[str, np.ndarray]:
+    """F and accuracy at θ(α) = (1−α)·θ_a + α·θ_b.
+
+    Batch norm follows the objective's policy; with ``buffers_a``/``buffers_b`` given (and a
+    'frozen' objective) the running statistics are interpolated the same way as the weights.
+    """
+    theta_a = theta_a.to(objective.device, objective.dtype)
+    theta_b = theta_b.to(objective.device, objective.dtype)
+    if (buffers_a is None) != (buffers_b is None):
+        raise LandscapeError("interpolated statistics need the buffers of both ends")
+
+    def make_point(c):
+        alpha = float(c[0])
+        point = torch.lerp(theta_a, theta_b, alpha)  # exact at α = 0 and α = 1
+        bufs = interpolate_buffers(buffers_a, buffers_b, alpha) if buffers_a is not None else None
+        return point, bufs
+
+    loss, acc = evaluate_points(objective, np.asarray(alphas, float)[:, None], make_point, partial, progress)
+    return {"alpha": np.asarray(alphas, float), "loss": loss, "acc": acc}
+
+
+def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> dict:
+    """Is the loss non-increasing on α ∈ [0, 1]? The largest bump above the running minimum."""
+    inside = (alphas >= 0) & (alphas <= 1)
+    seg = loss[inside]
+    running_min = np.minimum.accumulate(seg)
+    bumps = seg - running_min
+    return {"monotone": bool(np.all(np.diff(seg) <= 1e-9 * np.maximum(1.0, np.abs(seg[:-1])))),
+            "largest_bump": float(bumps.max()) if len(bumps) else 0.0,
+            "bump_at": float(alphas[inside][int(np.argmax(bumps))]) if len(bumps) else float("nan")}
