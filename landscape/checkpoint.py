@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -35,6 +34,11 @@ def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int
     }, path)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load any checkpoint file safely; a bare state_dict comes back as {'state_dict': ...}."""
     path = Path(path)
@@ -42,9 +46,13 @@ def read_checkpoint(path: str | Path) -> dict:
         raise LandscapeError(f"checkpoint {path} does not exist")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LandscapeError(f"checkpoint {path} is corrupt or truncated ({first_line})") from None
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise LandscapeError(f"checkpoint {path} holds Python objects besides tensors and plain "
+                                 f"values; refusing to unpickle it (torch.load weights_only)") from None
+        raise LandscapeError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
+    except Exception as exc:  # a damaged or foreign file fails in many ways (KeyError, struct.error, ...)
+        raise LandscapeError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
     if not isinstance(blob, dict):
         raise LandscapeError(f"checkpoint {path} holds a {type(blob).__name__}, not a state_dict")
     if "state_dict" not in blob:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,12 +123,37 @@ def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
 
 def _check_resume(run: RunDir, config: TrainConfig, overrides: dict) -> TrainConfig:
     stored = read_json(run.config)["train"]
-    for key, value in overrides.items():
-        if value is not None and key in stored and stored[key] != value:
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    stored_config = TrainConfig(**{k: v for k, v in stored.items() if k in known})
+    # Compare settings after resolving them the way the run did, so that repeating the original
+    # command (e.g. --milestones 0.5 or --save-at 5, stored resolved as epochs) is accepted.
+    given = {k: v for k, v in overrides.items() if v is not None and k in known}
+    asked = dataclasses.replace(stored_config, **given).resolved()
+    for key, value in given.items():
+        if getattr(asked, key) != stored[key]:
             raise LandscapeError(f"{run.path} was trained with {key}={stored[key]!r}, not {value!r}; "
                                  f"resume with the run's own settings")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in stored.items() if k in known})
+    return stored_config
+
+
+BN_CALIBRATION_IMAGES = 2048
+
+
+def calibrate_batchnorm(model: nn.Module, data: TrainingData, device, seed: int) -> int:
+    """Give a freshly initialized network the running statistics of its own activations.
+
+    At initialization the running statistics are PyTorch's defaults (mean 0, variance 1), so
+    eval-mode batch norm is the identity and F(θ_0) would describe a different network. They
+    are estimated here over a fixed balanced subset of training images (no augmentation);
+    the weights are untouched, and training (which uses batch statistics) is unaffected.
+    """
+    idx = balanced_subset(data.train_labels, min(BN_CALIBRATION_IMAGES, len(data.train_labels)), seed + 3)
+    objective = Objective(model, data.train_images[idx], data.train_labels[idx], mean=data.mean,
+                          std=data.std, bn="recompute", device=device)
+    with torch.no_grad():
+        for name, value in objective.recomputed_buffers().items():
+            model.get_buffer(name).copy_(value)
+    return len(idx)
 
 
 def _evaluate(model: nn.Module, images, labels, data: TrainingData, device) -> tuple[float, float]:
@@ -172,10 +198,36 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     return loss.detach(), (out.argmax(1) == labels).sum()
 
 
+@contextmanager
+def deterministic_cudnn(device: torch.device | str):
+    """On CUDA, restrict cuDNN to deterministic algorithms (and no autotuning) meanwhile.
+
+    Without this, two identical fp32 runs on CUDA end with different weights (some cuDNN
+    backward algorithms accumulate with atomics), so a resumed run could not match an
+    uninterrupted one. The previous settings are restored afterwards.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
 def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
           download: bool = False, device: str = "cpu", resume: bool = False,
           overrides: dict | None = None, progress: bool = True, echo=print) -> RunDir:
     """Train (or resume) a run in ``out``; returns the run directory."""
+    with deterministic_cudnn(device):
+        return _train(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
+                      device=device, resume=resume, overrides=overrides, progress=progress, echo=echo)
+
+
+def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, download: bool,
+           device: str, resume: bool, overrides: dict | None, progress: bool, echo) -> RunDir:
     from tqdm import tqdm
 
     run = RunDir(out)
@@ -185,6 +237,8 @@ def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=Non
     if run.is_run() and not resume:
         raise LandscapeError(f"{run.path} already holds a run; pass --resume to continue it, "
                              f"or choose another --out")
+    if resume and not run.is_run() and not (config.arch and config.dataset):
+        raise LandscapeError(f"{run.path} holds no run to resume; pass --arch and --dataset to start one")
     if resume and run.is_run():
         config = _check_resume(run, config, overrides or {})
     config = config.resolved()
@@ -245,8 +299,10 @@ def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=Non
                             metrics=metrics, optimizer=optimizer, **meta)
 
     if start_epoch == 0 and not run.last_checkpoint.is_file():
+        calibrated = calibrate_batchnorm(model, data, device, config.seed)
         test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
-        checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc})
+        checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
+                       "bn_statistics": f"estimated at initialization over {calibrated} training images"})
 
     sync_every = 1 if device.type == "cpu" else 25
     for epoch in range(start_epoch + 1, config.epochs + 1):

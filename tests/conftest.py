@@ -12,6 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# Tiny models on a small, possibly shared machine: one intra-op thread is as fast as two when the
+# cores are free and many times faster when other processes hold them (OpenMP spin-waits).
+torch.set_num_threads(int(os.environ.get("LANDSCAPE_TEST_THREADS", "1")))
 
 REAL_FOLDER = "cifar10-jpeg"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",

@@ -1,0 +1,161 @@
+"""One-command reproduction: train, analyze, draw and report every cell of a preset.
+
+Presets:
+
+* ``paper``: VGG19-BN, ResNet-32, ResNet-110 x CIFAR-10, CIFAR-100, CIFAR-10 with 20 %
+  noisy labels; the full recipe (164 epochs) and the analysis on the full training set.
+  Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``) so machines can share it.
+* ``quick``: the same pipeline at CPU scale: ResNet-32 on a balanced CIFAR-10 subset, a
+  shortened schedule of the same shape, the analysis on a subset (about 15 min on 2 cores).
+* ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
+
+Every stage resumes: rerunning the command skips finished checkpoints and results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analysis import Analysis, AnalysisSettings
+from .errors import LandscapeError
+from .results import RunDir, atomic_write_json, read_json
+from .train import TrainConfig, train
+
+
+@dataclass
+class Cell:
+    arch: str
+    dataset: str          # 'cifar10' or 'cifar100' (mapped to the user's data source)
+    label_noise: float = 0.0
+
+    @property
+    def name(self) -> str:
+        noise = f"_noisy{round(self.label_noise * 100)}" if self.label_noise else ""
+        return f"{self.arch}/{self.dataset}{noise}"
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("/", "_")
+
+
+@dataclass
+class Preset:
+    cells: list[Cell]
+    train: dict
+    analysis: AnalysisSettings
+    description: str
+    figure_epochs: list[int] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _paper() -> Preset:
+    cells = [Cell(a, d, n) for a in ("vgg19_bn", "resnet32", "resnet110")
+             for d, n in (("cifar10", 0.0), ("cifar100", 0.0), ("cifar10", 0.2))]
+    analysis = AnalysisSettings(
+        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
+        epochs=[0, 5, 40, 90, 120, 130, 160, 164], subset=None, test_subset=None,
+        probe_gaussian=2, probe_filter=2, probe_steps=12, curvature_top=2, curvature_sigma=1e-3,
+        curvature_samples=8, surface_points=21, interpolation_points=41, trace_samples=32)
+    return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
+                  "the paper's networks and recipe on full data (GPU)", [5, 40, 90, 120, 130, 160])
+
+
+def _quick() -> Preset:
+    epochs = 20
+    save_at = [0, 1, 5, 11, 15, 16, 20]  # the paper's 0,5,40,90,120,130,160 on a 20-epoch schedule
+    analysis = AnalysisSettings(
+        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
+        epochs=save_at, subset=256, test_subset=500, probe_gaussian=1, probe_filter=1,
+        probe_steps=6, curvature_top=1, curvature_tol=1e-2, curvature_maxiter=40,
+        surface_points=11, interpolation_points=21, interpolation_pairs="init-final,consecutive")
+    train_cfg = {"epochs": epochs, "save_at": save_at, "train_subset": 2500, "test_subset": 1000,
+                 "track_every": 10, "track_subset": 256}
+    return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
+                  "ResNet-32 on 2,500 CIFAR-10 images, 20 epochs, analysis on 256 images (CPU)",
+                  [1, 5, 11, 15, 16, 20])
+
+
+def _smoke() -> Preset:
+    analysis = AnalysisSettings(
+        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
+        subset=64, test_subset=64, probe_gaussian=1, probe_filter=1, probe_steps=3,
+        curvature_top=1, curvature_tol=1e-1, curvature_maxiter=15, surface_points=5,
+        interpolation_points=7, interpolation_pairs="init-final")
+    train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 100,
+                 "track_every": 2, "track_subset": 64}
+    return Preset([Cell("resnet8", "cifar10")], train_cfg, analysis, "a tiny end-to-end check", [1, 2])
+
+
+PRESETS = {"paper": _paper, "quick": _quick, "smoke": _smoke}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise LandscapeError(f"unknown preset {name!r}: use {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def select_cells(preset: Preset, only: list[str] | None) -> list[Cell]:
+    if not only:
+        return preset.cells
+    names = {c.name: c for c in preset.cells}
+    unknown = [o for o in only if o not in names]
+    if unknown:
+        raise LandscapeError(f"no cell {unknown} in this preset; cells: {', '.join(names)}")
+    return [names[o] for o in only]
+
+
+def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = None,
+              cifar10: str = "cifar10", cifar100: str = "cifar100", data_root=None, cache_dir=None,
+              download: bool = False, device: str = "cpu", progress: bool = True, echo=print,
+              seed: int = 0) -> list[Path]:
+    """Run every stage of every selected cell into ``out``/<cell>; returns the cell folders."""
+    from .plots import make_figures
+    from .report import write_combined_report, write_report
+
+    preset = get_preset(preset_name)
+    out = Path(out)
+    sources = {"cifar10": cifar10, "cifar100": cifar100}
+    timings_path = out / "timings.json"
+    timings = read_json(timings_path) if timings_path.is_file() else {}
+    folders = []
+    for cell in select_cells(preset, only):
+        run_dir = out / cell.folder
+        folders.append(run_dir)
+        t = timings.setdefault(cell.name, {})
+        echo(f"== {cell.name}: {preset.description}")
+
+        started = time.perf_counter()
+        config = TrainConfig(arch=cell.arch, dataset=sources[cell.dataset], label_noise=cell.label_noise,
+                             seed=seed, **preset.train)
+        run = RunDir(run_dir)
+        resume = run.is_run()
+        if not (resume and _finished(run, config)):
+            train(config, run_dir, data_root=data_root, cache_dir=cache_dir, download=download,
+                  device=device, resume=resume, progress=progress, echo=echo)
+            t["train_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        settings = dataclasses.replace(preset.analysis, seed=seed)
+        if settings.epochs is not None:
+            have = set(run.checkpoint_epochs())
+            settings.epochs = [e for e in settings.epochs if e in have]
+        Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
+                 device=device, progress=progress, echo=echo).run_all()
+        t["analysis_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        make_figures(run_dir, epochs=preset.figure_epochs)
+        write_report(run_dir)
+        t["figures_report_s"] = time.perf_counter() - started
+        atomic_write_json(timings, timings_path)
+    write_combined_report(out, [out / c.folder for c in preset.cells if (out / c.folder).is_dir()])
+    return folders
+
+
+def _finished(run: RunDir, config: TrainConfig) -> bool:
+    """True when the run already holds its last epoch's checkpoint."""
+    return run.checkpoint(config.resolved().epochs).is_file()
