@@ -249,18 +249,27 @@ def normalize(images: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Ten
     return (images.to(dtype) / 255.0 - m) / s
 
 
-def augment(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+def draw_augmentation(count: int, generator: torch.Generator, padding: int = 4):
+    """The random part of the recipe's augmentation for ``count`` images: (dy, dx, flip) on the CPU."""
+    dy = torch.randint(0, 2 * padding + 1, (count,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (count,), generator=generator)
+    flip = torch.rand(count, generator=generator) < 0.5
+    return dy, dx, flip
+
+
+def augment(images: torch.Tensor, augmentation, padding: int = 4) -> torch.Tensor:
     """The paper recipe's augmentation on a whole uint8 batch: zero-pad + random crop, random flip.
 
-    Works on the batch's device; the random draws come from ``generator`` (on the CPU) so a
-    run is reproducible and resumable on any device.
+    ``augmentation`` is a CPU ``torch.Generator`` (draws are made here) or (dy, dx, flip) from
+    ``draw_augmentation``, already on the batch's device — the training loop draws a whole
+    epoch at once so that no step waits on a host-to-device copy. Reproducible on any device.
     """
     b, _, h, w = images.shape
+    if isinstance(augmentation, torch.Generator):
+        augmentation = draw_augmentation(b, augmentation, padding)
+    dy, dx, flip = (t.to(images.device, non_blocking=True) for t in augmentation)
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device)[None, :])  # b x h
+    rows = dy[:, None] + torch.arange(h, device=images.device)[None, :]  # b x h
     cols = dx[:, None] + torch.arange(w, device=images.device)[None, :]  # b x w
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     batch = torch.arange(b, device=images.device)[:, None, None]

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from .data import Dataset, add_label_noise, augment, balanced_subset, load_dataset, normalize
+from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augmentation,
+                   load_dataset, normalize)
 from .errors import LandscapeError
 from .models import build_model, parameter_groups, select_parameters
 from .objective import Objective
@@ -179,15 +180,16 @@ def training_autocast(device: torch.device | str, precision: str = "auto") -> to
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor, generator: torch.Generator, mean, std,
+               labels: torch.Tensor, augmentation, mean, std,
                autocast: torch.autocast) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a uint8 NCHW batch already on the device.
 
-    Augments the whole batch (random draws from ``generator``), standardizes it, runs it in
+    Augments the whole batch (``augmentation``: a generator, or the batch's slice of an
+    epoch's ``draw_augmentation``), standardizes it, runs it in
     channels_last under ``autocast``, takes the optimizer step. Returns (loss, number of
     correct predictions) as device tensors, without synchronizing.
     """
-    x = normalize(augment(images, generator), mean, std)
+    x = normalize(augment(images, augmentation), mean, std)
     x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         out = model(x)
@@ -311,6 +313,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             group["lr"] = lr
         gen = _epoch_generator(config.seed, epoch)
         order = torch.randperm(n, generator=gen).to(device)
+        draws = [t.to(device) for t in draw_augmentation(n, gen)]
         steps = math.ceil(n / config.batch_size)
         losses = torch.zeros(steps, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -319,9 +322,10 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
         bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True)
         for i in range(steps):
-            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx], gen,
-                                             data.mean, data.std, autocast)
+            batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
+            idx = order[batch]
+            loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx],
+                                             [t[batch] for t in draws], data.mean, data.std, autocast)
             step += 1
             losses[i] = loss
             correct += batch_correct

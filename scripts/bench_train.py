@@ -38,7 +38,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from landscape.data import balanced_subset, load_dataset  # noqa: E402
+from landscape.data import balanced_subset, draw_augmentation, load_dataset  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.train import deterministic_cudnn, train_step, training_autocast  # noqa: E402
@@ -91,10 +91,12 @@ def _bench_landscape(model, images, labels, mean, std, device, args, warmup: int
             _sync(device)
             start = time.perf_counter()
         i = step % per_epoch
-        if i == 0:  # a new epoch: a new shuffle, as in train()
+        if i == 0:  # a new epoch: a new shuffle and the epoch's augmentation draws, as in train()
             order = torch.randperm(n, generator=gen).to(device)
-        idx = order[i * bs:(i + 1) * bs]
-        loss, _ = train_step(model, optimizer, x[idx], y[idx], gen, mean, std, autocast)
+            draws = [t.to(device) for t in draw_augmentation(n, gen)]
+        batch = slice(i * bs, (i + 1) * bs)
+        idx = order[batch]
+        loss, _ = train_step(model, optimizer, x[idx], y[idx], [t[batch] for t in draws], mean, std, autocast)
         losses[i] = loss
         done += 1
         if done % sync_every == 0 and not bool(torch.isfinite(losses[: i + 1]).all()):
