@@ -166,9 +166,19 @@ class Analysis:
     def context(self, epoch, objective: Objective, split="train") -> dict:
         """What the numbers were computed on."""
         return {"dataset": self.dataset_name, "split": split, "arch": self.arch, "epoch": epoch,
-                "checkpoint": str(self.checkpoints.get(epoch, "")), "subset_seed": self.settings.seed,
+                "checkpoint": self._checkpoint_name(epoch), "subset_seed": self.settings.seed,
                 "label_noise": self.train_config.get("label_noise", 0.0),
                 "train_seed": self.train_config.get("seed"), **objective.describe()}
+
+    def _checkpoint_name(self, epoch) -> str:
+        """The checkpoint relative to the run (so a moved run keeps its results), else absolute."""
+        path = self.checkpoints.get(epoch)
+        if path is None:
+            return ""
+        try:
+            return str(Path(path).resolve().relative_to(self.run.path.resolve()))
+        except ValueError:
+            return str(Path(path).resolve())
 
     # ------------------------------------------------------------------ bookkeeping
     def _bar(self, total: int, desc: str):
@@ -220,7 +230,12 @@ class Analysis:
         full = self._objective(model, params="all")
         obj = full if s.params == "all" else self._objective(model)
         theta = obj.theta0
-        grad = None
+        cache: dict = {}
+
+        def gradient() -> torch.Tensor:  # computed at most once, and only if a piece needs it
+            if "grad" not in cache:
+                cache["grad"] = obj.value_and_grad(theta)[1]
+            return cache["grad"]
 
         if "dominance" in s.measurements:
             path = out / "dominance.json"
@@ -233,22 +248,15 @@ class Analysis:
                 self.echo(f"epoch {epoch}: F={result['F']:.4g} ||grad F||^2={result['grad_sq']:.4g} "
                           f"ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
                 if obj is full:
-                    grad = full_grad
+                    cache["grad"] = full_grad
 
         curvature = None
         if "curvature" in s.measurements or "surface" in s.measurements:
             curvature = self._curvature(epoch, obj, out)
-
         if "probes" in s.measurements:
-            if grad is None:
-                grad = obj.value_and_grad(theta)[1]
-            self._probes(epoch, obj, theta, grad, curvature, out)
-
+            self._probes(epoch, obj, theta, gradient, curvature, out)
         if "surface" in s.measurements:
-            if grad is None:
-                grad = obj.value_and_grad(theta)[1]
-            self._paper_surface(epoch, model, obj, theta, grad, curvature, out)
-
+            self._paper_surface(epoch, model, obj, theta, gradient, curvature, out)
         if "random_surface" in s.measurements:
             self._random_surface(epoch, model, obj, theta, out)
 
@@ -285,30 +293,46 @@ class Analysis:
                       f"({summary['seconds']:.0f} s)")
         return {**read_json(path)["result"], "vectors": np.load(path.with_suffix(".npz"))}
 
-    def _probe_directions(self, obj: Objective, theta, grad, curvature) -> list[Direction]:
+    def _probe_specs(self, curvature) -> list[dict]:
+        """Name, kind, seed and normalization of every probe direction, known before computing any."""
         s = self.settings
-        dirs = [gradient_direction(grad, obj, negative=True)]
-        dirs += [gaussian_direction(obj, s.seed + k) for k in range(s.probe_gaussian)]
-        dirs += [filter_normalized_direction(obj, theta, s.seed + k, unit=True) for k in range(s.probe_filter)]
+        specs = [{"name": "neg_gradient", "kind": "neg_gradient", "seed": None, "normalization": "unit"}]
+        specs += [{"name": f"gaussian_{s.seed + k}", "kind": "gaussian", "seed": s.seed + k,
+                   "normalization": "unit"} for k in range(s.probe_gaussian)]
+        specs += [{"name": f"filter_normalized_{s.seed + k}", "kind": "filter_normalized", "seed": s.seed + k,
+                   "normalization": "filter+unit"} for k in range(s.probe_filter)]
         if curvature is not None:
-            vec = curvature["vectors"]
-            dirs.append(eigenvector_direction(vec["top_vectors"][0], curvature["top"][0]["eigenvalue"], obj, "top"))
-            dirs.append(eigenvector_direction(vec["most_negative_vector"],
-                                              curvature["most_negative"]["eigenvalue"], obj, "most_negative"))
-        return dirs
+            specs += [{"name": f"hessian_{rank}", "kind": f"hessian_{rank}", "seed": None, "normalization": "unit"}
+                      for rank in ("top", "most_negative")]
+        return specs
 
-    def _probes(self, epoch, obj: Objective, theta, grad, curvature, out: Path) -> None:
+    def _probe_direction(self, spec: dict, obj: Objective, theta, gradient, curvature) -> Direction:
+        kind = spec["kind"]
+        if kind == "neg_gradient":
+            return gradient_direction(gradient(), obj, negative=True)
+        if kind == "gaussian":
+            return gaussian_direction(obj, spec["seed"])
+        if kind == "filter_normalized":
+            return filter_normalized_direction(obj, theta, spec["seed"], unit=True)
+        vec = curvature["vectors"]
+        if kind == "hessian_top":
+            return eigenvector_direction(vec["top_vectors"][0], curvature["top"][0]["eigenvalue"], obj, "top")
+        return eigenvector_direction(vec["most_negative_vector"], curvature["most_negative"]["eigenvalue"],
+                                     obj, "most_negative")
+
+    def _probes(self, epoch, obj: Objective, theta, gradient, curvature, out: Path) -> None:
         s = self.settings
-        steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
-        for direction in self._probe_directions(obj, theta, grad, curvature):
-            path = out / f"probe_{direction.name}.json"
+        for spec in self._probe_specs(curvature):
+            path = out / f"probe_{spec['name']}.json"
             key = {"context": self.context(epoch, obj), "settings": {
-                "direction": {k: v for k, v in direction.describe().items() if k in ("name", "kind", "seed", "normalization")},
-                "steps": steps.tolist()}}
+                "direction": spec, "steps_per_sign": s.probe_steps,
+                "smallest": s.probe_smallest, "largest": s.probe_largest}}
             if self._fresh(path, key):
                 continue
+            direction = self._probe_direction(spec, obj, theta, gradient, curvature)
+            steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
             with self._bar(len(steps), f"epoch {epoch} probe {direction.name}") as bar:
-                summary, arrays = measure.semi_smoothness_probe(obj, theta, grad, direction, steps,
+                summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
                                                                 path.with_suffix(".partial.npz"), bar)
             self._save(path, key, summary, arrays)
             fit = summary["fit"]
@@ -329,26 +353,28 @@ class Analysis:
             return obj
         return self._objective(model, precision=s.surface_precision)
 
-    def _paper_surface(self, epoch, model, obj: Objective, theta, grad, curvature, out: Path) -> None:
+    def _paper_surface(self, epoch, model, obj: Objective, theta, gradient, curvature, out: Path) -> None:
         s = self.settings
+        sobj = self._surface_objective(model, obj)
+        path = out / "surface.json"
+        key = {"context": self.context(epoch, sobj), "settings": {
+            "points": s.surface_points, "range": s.surface_range or "rule", "sigma": s.curvature_sigma,
+            "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
+        if self._fresh(path, key):
+            return
+        grad = gradient()
         x = gradient_direction(grad, obj)
         neg = curvature["most_negative"]
         y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
                                                 neg["eigenvalue"], obj, "most_negative"), x)
-        loss0 = obj.value(theta)
-        extent = surface_extent(self._lr_at(epoch), float(grad.norm()), loss0, neg["eigenvalue"], float(theta.norm()))
+        extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
+                                neg["eigenvalue"], float(theta.norm()))
         half = s.surface_range if s.surface_range is not None else extent["half_width"]
         coords = np.linspace(-half, half, s.surface_points)
-        sobj = self._surface_objective(model, obj)
-        path = out / "surface.json"
-        key = {"context": self.context(epoch, sobj), "settings": {
-            "points": s.surface_points, "half_width": half, "x": x.describe(), "y": y.describe(),
-            "sigma": s.curvature_sigma}}
-        if self._fresh(path, key):
-            return
         with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
             grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
-        summary = {**measure.surface_summary(grid), "extent_rule": extent}
+        summary = {**measure.surface_summary(grid), "half_width": half, "extent_rule": extent,
+                   "x": x.describe(), "y": y.describe()}
         self._save(path, key, summary, grid)
         self.echo(f"epoch {epoch}: surface: best decrease along gradient {summary['along_x']['decrease']:.4g}, "
                   f"along negative curvature {summary['along_y']['decrease']:.4g}, "
@@ -356,18 +382,19 @@ class Analysis:
 
     def _random_surface(self, epoch, model, obj: Objective, theta, out: Path) -> None:
         s = self.settings
-        x = filter_normalized_direction(obj, theta, s.seed)
-        y = filter_normalized_direction(obj, theta, s.seed + 1)
-        coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
         sobj = self._surface_objective(model, obj)
         path = out / "random_surface.json"
         key = {"context": self.context(epoch, sobj), "settings": {
-            "points": s.surface_points, "half_width": s.random_surface_range, "x": x.describe(), "y": y.describe()}}
+            "points": s.surface_points, "half_width": s.random_surface_range,
+            "x": {"kind": "filter_normalized", "seed": s.seed}, "y": {"kind": "filter_normalized", "seed": s.seed + 1}}}
         if self._fresh(path, key):
             return
+        x = filter_normalized_direction(obj, theta, s.seed)
+        y = filter_normalized_direction(obj, theta, s.seed + 1)
+        coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
             grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
-        self._save(path, key, measure.surface_summary(grid), grid)
+        self._save(path, key, {**measure.surface_summary(grid), "x": x.describe(), "y": y.describe()}, grid)
 
     # ------------------------------------------------------------------ interpolation
     def interpolation_pairs(self) -> list[tuple[int, int]]:

@@ -27,13 +27,16 @@ from .results import atomic_savez
 
 
 # ----------------------------------------------------------------------------- points
+SAVE_EVERY_S = 2.0  # finished points reach disk at least this often (and on any interruption)
+
 def evaluate_points(objective: Objective, coords: np.ndarray,
                     make_point: Callable[[np.ndarray], tuple[torch.Tensor, dict | None]],
                     partial: Path | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """F and accuracy at each row of ``coords``; finished points are kept in ``partial``.
 
-    ``make_point(row)`` returns (θ, batch-norm buffers or None). A rerun after an interruption
-    reloads ``partial`` and evaluates only the points not yet done (the coordinates must match).
+    ``make_point(row)`` returns (θ, batch-norm buffers or None). Finished points are saved every
+    ``SAVE_EVERY_S`` seconds and when the loop is interrupted; a rerun reloads ``partial`` and
+    evaluates only the points not yet done (the coordinates must match).
     """
     coords = np.asarray(coords, dtype=np.float64)
     n = len(coords)
@@ -49,14 +52,25 @@ def evaluate_points(objective: Objective, coords: np.ndarray,
             pass  # a damaged partial file only costs its points
     if progress is not None:
         progress.update(int(done.sum()))
-    for i in np.flatnonzero(~done):
-        theta, buffers = make_point(coords[i])
-        loss[i], acc[i] = objective.evaluate(theta, buffers)
-        done[i] = True
-        if partial is not None:
-            atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done)
-        if progress is not None:
-            progress.update(1)
+
+    def save():
+        atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done)
+
+    last_save, unsaved = time.perf_counter(), 0
+    try:
+        for i in np.flatnonzero(~done):
+            theta, buffers = make_point(coords[i])
+            loss[i], acc[i] = objective.evaluate(theta, buffers)
+            done[i] = True
+            unsaved += 1
+            if partial is not None and time.perf_counter() - last_save > SAVE_EVERY_S:
+                save()
+                last_save, unsaved = time.perf_counter(), 0
+            if progress is not None:
+                progress.update(1)
+    finally:  # an interruption (Ctrl-C, an error) keeps every finished point
+        if partial is not None and unsaved:
+            save()
     return loss, acc
 
 

@@ -243,7 +243,7 @@ class Objective:
         theta = self._theta(theta)
         if self.bn == "recompute":
             buffers = self.recomputed_buffers(theta)
-        buffers = self.buffers if buffers is None else buffers
+        buffers = self.buffers if buffers is None else {**self.buffers, **self._cast_buffers(buffers)}
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         if self._folded is not None:

@@ -1,0 +1,280 @@
+"""`landscape analyze` end to end on real CIFAR-10 JPEGs: a small trained ResNet, the stored
+results, resumption without recomputation, and an external (bearpaw-style) checkpoint."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from landscape.checkpoint import load_model
+from landscape.cli import main
+from landscape.data import balanced_subset
+from landscape.models import build_model
+from landscape.objective import Objective
+from landscape.results import read_json, read_npz
+
+from conftest import REAL_FOLDER
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_root, cache_dir):
+    """resnet8 trained 2 epochs on 300 real training images; checkpoints at epochs 0 and 2."""
+    from landscape.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "resnet8"
+    config = TrainConfig(arch="resnet8", dataset=f"folder:{REAL_FOLDER}", epochs=2, train_subset=300,
+                         test_subset=100, batch_size=64, seed=0, save_at=[0, 2])
+    train(config, out, data_root=data_root, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    return out
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "run"
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("analysis"))
+    return dest
+
+
+class _Counter:
+    """Counts calls of Objective's evaluating methods (monkeypatched on the class)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = {"evaluate": 0, "value_and_grad": 0, "hvp": 0, "recomputed_buffers": 0}
+        for name in self.calls:
+            original = getattr(Objective, name)
+
+            def wrapped(obj, *args, _original=original, _name=name, **kwargs):
+                self.calls[_name] += 1
+                return _original(obj, *args, **kwargs)
+
+            monkeypatch.setattr(Objective, name, wrapped)
+
+    def reset(self):
+        for k in self.calls:
+            self.calls[k] = 0
+
+
+def _analyze(args, data_root, cache_dir):
+    result = CliRunner().invoke(main, ["analyze", *map(str, args), "--quiet", "--data-root", str(data_root),
+                                       "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _finite_numbers(obj, where=""):
+    """Every number in a JSON-like tree, with its path."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _finite_numbers(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _finite_numbers(v, f"{where}[{i}]")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield where, obj
+
+
+PROBE_ARGS = ["--measure", "dominance,probes", "--subset", "128", "--test-subset", "100",
+              "--gaussian", "1", "--filter", "1", "--probe-steps", "3"]
+
+
+@pytest.fixture(scope="module")
+def probed_run(trained_run, tmp_path_factory, data_root, cache_dir):
+    run = _copy_run(trained_run, tmp_path_factory.mktemp("probed"))
+    _analyze([run, *PROBE_ARGS], data_root, cache_dir)
+    return run
+
+
+def test_dominance_and_probes_on_real_images(probed_run, data_root, cache_dir, cifar10):
+    analysis = probed_run / "analysis"
+    names = {"dominance.json", "probe_neg_gradient.json", "probe_neg_gradient.npz", "probe_gaussian_0.json",
+             "probe_gaussian_0.npz", "probe_filter_normalized_0.json", "probe_filter_normalized_0.npz"}
+    assert sorted(p.name for p in analysis.iterdir()) == ["epoch_0000", "epoch_0002"]
+    for epoch in (0, 2):
+        folder = analysis / f"epoch_{epoch:04d}"
+        assert names <= {p.name for p in folder.iterdir()}, folder
+        dom = read_json(folder / "dominance.json")
+        res = dom["result"]
+        assert res["grad_sq"] > 0 and res["grad_sq_hidden"] > 0 and res["F"] > 0
+        assert res["ratio"] == pytest.approx(res["grad_sq"] / res["F"])
+        assert dom["key"]["context"]["examples"] == 128 and dom["key"]["context"]["epoch"] == epoch
+        for where, value in _finite_numbers(dom):
+            assert math.isfinite(value), where
+        for probe in ("neg_gradient", "gaussian_0", "filter_normalized_0"):
+            summary = read_json(folder / f"probe_{probe}.json")
+            for where, value in _finite_numbers(summary["result"]):
+                assert math.isfinite(value), (probe, where)
+            arrays = read_npz(folder / f"probe_{probe}.npz")
+            assert set(arrays) == {"t", "f", "r", "acc"} and len(arrays["t"]) == 7
+            for k, a in arrays.items():
+                assert np.isfinite(a).all(), (probe, k)
+            # the probe's f(0) is F of the same checkpoint, same examples
+            assert summary["result"]["F"] == pytest.approx(res["F"], rel=1e-5)
+            assert not list(folder.glob("*.partial.npz"))
+        # F is the mean loss of the checkpoint on the run's own (possibly noisy) labels,
+        # over the seeded balanced subset of 128 of its 300 training examples
+        model, _, _ = load_model(probed_run / "checkpoints" / f"epoch_{epoch:04d}.pt")
+        saved = torch.load(probed_run / "labels.pt", weights_only=True)
+        idx = balanced_subset(saved["labels"], 128, 0)
+        config = read_json(probed_run / "config.json")
+        obj = Objective(model, cifar10.train_images[saved["indices"]][idx], saved["labels"][idx],
+                        mean=config["data"]["mean"], std=config["data"]["std"])
+        assert res["F"] == pytest.approx(obj.value(), rel=1e-5)
+    # training moved the weights: the checkpoints give different numbers
+    fs = [read_json(analysis / f"epoch_{e:04d}" / "dominance.json")["result"]["F"] for e in (0, 2)]
+    assert fs[0] != fs[1]
+
+
+@pytest.fixture(scope="module")
+def rerun(probed_run, data_root, cache_dir):
+    """The same command again: (calls to Objective's methods, files before, files after)."""
+    before = _snapshot(probed_run / "analysis")
+    loaded = _load_all(probed_run / "analysis")
+    with pytest.MonkeyPatch.context() as mp:
+        counter = _Counter(mp)
+        _analyze([probed_run, *PROBE_ARGS], data_root, cache_dir)
+    return dict(counter.calls), before, loaded, _snapshot(probed_run / "analysis")
+
+
+def _load_all(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (read_json(p) if p.suffix == ".json" else read_npz(p))
+            for p in sorted(folder.rglob("*")) if p.suffix in (".json", ".npz")}
+
+
+def test_rerun_reuses_every_stored_point_and_file(probed_run, rerun):
+    calls, before, loaded, after = rerun
+    assert calls["evaluate"] == 0 and calls["hvp"] == 0
+    assert after == before  # same files, same bytes, same modification times
+    # and what was stored reloads to the same numbers
+    again = _load_all(probed_run / "analysis")
+    assert again.keys() == loaded.keys()
+    for name, value in loaded.items():
+        if name.endswith(".json"):
+            assert again[name] == value
+        else:
+            assert again[name].keys() == value.keys()
+            for k in value:
+                np.testing.assert_array_equal(again[name][k], value[k])
+
+
+def test_rerun_computes_no_gradient(rerun):
+    """Every probe of every epoch is stored, so the rerun needs no ∇F either.
+
+    Fails while analysis.Analysis.analyze_epoch computes ``obj.value_and_grad(theta)`` before
+    it knows whether any probe still needs it.
+    """
+    calls, *_ = rerun
+    assert calls["value_and_grad"] == 0
+
+
+CURVATURE_ARGS = ["--measure", "curvature,surface,interpolation", "--subset", "16", "--test-subset", "16",
+                  "--epochs", "2", "--grid", "5", "--eig-tol", "1e-2", "--eig-maxiter", "1",
+                  "--interp-points", "5", "--interp-pairs", "init-final"]
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "landscape" / "curvature.py").is_file(),
+                    reason="landscape/curvature.py not written yet")
+def test_curvature_surface_and_interpolation_on_real_images(trained_run, tmp_path, data_root, cache_dir, monkeypatch):
+    run = _copy_run(trained_run, tmp_path)
+    _analyze([run, *CURVATURE_ARGS], data_root, cache_dir)
+    folder = run / "analysis" / "epoch_0002"
+    curv = read_json(folder / "curvature.json")["result"]
+    assert curv["top"][0]["eigenvalue"] > 0 and curv["most_negative"]["eigenvalue"] < curv["top"][0]["eigenvalue"]
+    vectors = read_npz(folder / "curvature.npz")
+    assert np.linalg.norm(vectors["top_vectors"][0]) == pytest.approx(1.0, rel=1e-4)
+    surface = read_json(folder / "surface.json")
+    grid = read_npz(folder / "surface.npz")
+    assert grid["loss"].shape == (5, 5) and np.isfinite(grid["loss"]).all() and np.isfinite(grid["acc"]).all()
+    np.testing.assert_array_equal(grid["xs"], grid["ys"])
+    assert grid["xs"][2] == 0.0 and grid["xs"][-1] == surface["result"]["extent_rule"]["half_width"]
+    assert surface["result"]["F"] == grid["loss"][2, 2]
+    for where, value in _finite_numbers(surface["result"]):
+        assert math.isfinite(value), where
+    interp = read_npz(run / "analysis" / "interpolation" / "epoch_0000_to_0002.npz")
+    np.testing.assert_allclose(interp["alpha"], np.linspace(-0.5, 1.5, 5))
+    for split in ("train", "test"):
+        assert np.isfinite(interp[f"{split}_loss"]).all()
+    assert not list(run.rglob("*.partial.npz"))
+    # a second invocation: no Hessian products, no surface or interpolation points
+    before = _snapshot(run / "analysis")
+    counter = _Counter(monkeypatch)
+    _analyze([run, *CURVATURE_ARGS], data_root, cache_dir)
+    assert counter.calls["hvp"] == 0 and counter.calls["recomputed_buffers"] == 0
+    assert counter.calls["evaluate"] <= 1  # F(θ) for the surface's extent rule, not a grid point
+    assert _snapshot(run / "analysis") == before
+
+
+# ----------------------------------------------------------------------------- external checkpoints
+def _bearpaw_checkpoint(path: Path, epoch=7):
+    torch.manual_seed(3)
+    model = build_model("resnet8")
+    state = {"module." + k: v for k, v in model.state_dict().items()}
+    torch.save({"epoch": epoch, "state_dict": state, "acc": 11.0, "best_acc": 12.5,
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9,
+                                                             "params": list(range(len(state)))}]}}, path)
+    return model
+
+
+def test_external_bearpaw_checkpoint(tmp_path, data_root, cache_dir, cifar10):
+    ckpt = tmp_path / "checkpoint.pth.tar"
+    model = _bearpaw_checkpoint(ckpt)
+    out = tmp_path / "ext"
+    result = _analyze([ckpt, "--arch", "resnet8", "--dataset", f"folder:{REAL_FOLDER}", "--out", out,
+                       "--measure", "dominance", "--subset", "64", "--test-subset", "50"], data_root, cache_dir)
+    assert "results in" in result.output
+    dom = read_json(out / "analysis" / "epoch_0007" / "dominance.json")
+    config = read_json(out / "config.json")
+    assert config["external_checkpoint"] == str(ckpt.resolve()) and config["model"]["arch"] == "resnet8"
+    idx = balanced_subset(cifar10.train_labels, 64, 0)
+    obj = Objective(model, cifar10.train_images[idx], cifar10.train_labels[idx], mean=cifar10.mean, std=cifar10.std)
+    assert dom["result"]["F"] == pytest.approx(obj.value(), rel=1e-5)
+    assert dom["result"]["grad_sq"] > 0 and math.isfinite(dom["result"]["grad_sq"])
+    test_idx = balanced_subset(cifar10.test_labels, 50, 1)
+    test_obj = Objective(model, cifar10.test_images[test_idx], cifar10.test_labels[test_idx],
+                         mean=cifar10.mean, std=cifar10.std)
+    assert dom["result"]["test_loss"] == pytest.approx(test_obj.value(), rel=1e-5)
+    # the architecture can be read off the keys; a wrong one is a one-line error
+    _analyze([ckpt, "--dataset", f"folder:{REAL_FOLDER}", "--out", tmp_path / "inferred",
+              "--measure", "dominance", "--subset", "20", "--test-subset", "20"], data_root, cache_dir)
+    assert (tmp_path / "inferred" / "analysis" / "epoch_0007" / "dominance.json").is_file()
+    bad = CliRunner().invoke(main, ["analyze", str(ckpt), "--arch", "resnet20", "--dataset", f"folder:{REAL_FOLDER}",
+                                    "--out", str(tmp_path / "bad"), "--measure", "dominance", "--quiet",
+                                    "--data-root", str(data_root), "--cache-dir", str(cache_dir)])
+    assert bad.exit_code == 1 and "resnet8" in bad.output and "Traceback" not in bad.output
+
+
+# ----------------------------------------------------------------------------- changed settings, moved runs
+def test_changed_settings_recompute_only_what_they_touch(probed_run, data_root, cache_dir, monkeypatch):
+    counter = _Counter(monkeypatch)
+    # one more Gaussian direction: only its probes are evaluated (7 points at each of 2 epochs)
+    _analyze([probed_run, *PROBE_ARGS[:-6], "--gaussian", "2", "--filter", "1", "--probe-steps", "3"],
+             data_root, cache_dir)
+    assert counter.calls["evaluate"] == 2 * 7
+    for epoch in (0, 2):
+        assert (probed_run / "analysis" / f"epoch_{epoch:04d}" / "probe_gaussian_1.npz").is_file()
+
+
+def test_a_moved_run_keeps_its_results(probed_run, tmp_path, data_root, cache_dir, monkeypatch):
+    """Copying a run elsewhere (another machine, another disk) must not invalidate its analysis.
+
+    Fails while Analysis.context keys every result on the checkpoint's absolute path.
+    """
+    moved = tmp_path / "moved"
+    shutil.copytree(probed_run, moved)
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a stored result was computed again")
+
+    monkeypatch.setattr(Objective, "evaluate", no_evaluation)
+    result = CliRunner().invoke(main, ["analyze", str(moved), *PROBE_ARGS, "--quiet", "--data-root", str(data_root),
+                                       "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.exception

@@ -1,0 +1,322 @@
+"""landscape.measure: probes, envelope fits, descent checks, surfaces, interpolation, resumption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape import measure
+from landscape.directions import gaussian_direction, gradient_direction
+from landscape.errors import LandscapeError
+from landscape.models import build_model
+from landscape.objective import Objective
+
+from test_objective import closed_form, least_squares
+
+EPS = np.finfo(np.float64).eps
+
+
+@pytest.fixture
+def quadratic():
+    obj, model, x, y = least_squares(n=50, d=6, classes=4, seed=2)
+    F, grad, H = closed_form(model, x, y)
+    return obj, F, grad, H
+
+
+# ----------------------------------------------------------------------------- semi-smoothness
+def test_probe_on_a_quadratic_has_residual_half_t2_uHu_and_the_fit_finds_it(quadratic):
+    obj, F, grad, H = quadratic
+    g = torch.from_numpy(grad)
+    u = gaussian_direction(obj, 5)
+    un = u.vector.numpy()
+    curv = float(un @ H @ un)
+    mags = np.logspace(-2, 0, 8)
+    steps = np.concatenate([-mags[::-1], [0.0], mags])
+    summary, arrays = measure.semi_smoothness_probe(obj, obj.theta0, g, u, steps)
+    assert np.array_equal(arrays["t"], steps)
+    assert summary["F"] == pytest.approx(F, rel=1e-14)
+    assert summary["slope"] == pytest.approx(float(grad @ un), rel=1e-12)
+    expected_f = F + steps * float(grad @ un) + 0.5 * steps ** 2 * curv
+    np.testing.assert_allclose(arrays["f"], expected_f, rtol=1e-13)
+    # r(t) = ½ t² uᵀHu up to float64 rounding of F itself
+    r_exact = 0.5 * steps ** 2 * curv
+    tol = 64 * EPS * max(1.0, np.abs(arrays["f"]).max())
+    assert np.abs(arrays["r"] - r_exact).max() <= tol
+    assert arrays["r"][steps == 0][0] == 0.0
+    fit = summary["fit"]
+    assert fit["a"] <= 1e-9 * fit["b"]
+    assert fit["b"] == pytest.approx(0.5 * curv, rel=1e-8)
+    assert fit["points"] == 16 and fit["rel_rms"] < 1e-8
+    assert fit["envelope"] == pytest.approx(1.0, abs=1e-8)
+    assert summary["noise_floor"] == pytest.approx(64 * EPS * max(F, 1.0))
+    assert "descent" not in summary
+
+
+def test_fit_envelope_recovers_kink_and_curvature_terms():
+    t = np.concatenate([-np.logspace(-4, 0, 9), [0.0], np.logspace(-4, 0, 9)])
+    r = 0.3 * np.abs(t) + 2.0 * t ** 2
+    fit = measure.fit_envelope(t, r)
+    assert fit["a"] == pytest.approx(0.3, rel=1e-10) and fit["b"] == pytest.approx(2.0, rel=1e-10)
+    assert fit["envelope"] == pytest.approx(1.0, rel=1e-10) and fit["points"] == 18
+    # a purely linear |r| (a kink) gives b = 0; the sign of r does not matter
+    fit = measure.fit_envelope(t, -0.7 * np.abs(t))
+    assert fit["a"] == pytest.approx(0.7, rel=1e-10) and fit["b"] == pytest.approx(0.0, abs=1e-12)
+    # scaling the fit by `envelope` bounds every |r|
+    rng = np.random.default_rng(0)
+    noisy = r * np.exp(rng.normal(0, 0.3, len(r)))
+    fit = measure.fit_envelope(t, noisy)
+    bound = fit["envelope"] * (fit["a"] * np.abs(t) + fit["b"] * t ** 2)
+    assert fit["envelope"] >= 1.0 and np.all(bound >= np.abs(noisy) * (1 - 1e-12))
+    assert np.isclose(bound[np.abs(t) > 0], np.abs(noisy)[np.abs(t) > 0]).any()  # and touches one
+    # points at or below the noise floor are ignored; fewer than two left: no fit
+    fit = measure.fit_envelope(t, r, floor=1.0)
+    assert fit["points"] == 2 and fit["a"] + fit["b"] > 0
+    fit = measure.fit_envelope(t, r, floor=10.0)
+    assert fit["points"] == 0 and np.isnan(fit["rel_rms"])
+
+
+def test_default_steps_and_noise_floor():
+    steps = measure.default_steps(200.0, count=4, smallest=1e-4, largest=1e-1)
+    np.testing.assert_allclose(steps, [-20, -2, -0.2, -0.02, 0, 0.02, 0.2, 2, 20], rtol=1e-12)
+    assert measure.noise_floor(0.5, "fp32") == pytest.approx(64 * np.finfo(np.float32).eps)
+    assert measure.noise_floor(3.0, "fp64") == pytest.approx(3 * 64 * EPS)
+    with pytest.raises(LandscapeError):
+        measure.noise_floor(1.0, "bf16")
+
+
+def test_probe_needs_t_zero(quadratic):
+    obj, *_ = quadratic
+    with pytest.raises(LandscapeError, match="t = 0"):
+        measure.semi_smoothness_probe(obj, obj.theta0, torch.zeros(obj.dim), gaussian_direction(obj, 0),
+                                      np.array([-1.0, 1.0]))
+
+
+# ----------------------------------------------------------------------------- descent check
+def test_descent_along_the_negative_gradient_of_a_quadratic(quadratic):
+    obj, F, grad, H = quadratic
+    g = torch.from_numpy(grad)
+    gnorm = float(np.linalg.norm(grad))
+    ghat = grad / gnorm
+    curv = float(ghat @ H @ ghat)
+    eta_star = gnorm / curv  # the exact line minimum
+    steps = np.concatenate([-np.array([eta_star]), [0.0], eta_star * np.array([0.1, 0.5, 1.0, 1.5, 3.0])])
+    d = gradient_direction(g, obj, negative=True)
+    summary, arrays = measure.semi_smoothness_probe(obj, obj.theta0, g, d, steps)
+    desc = summary["descent"]
+    eta = np.array(desc["eta"])
+    np.testing.assert_array_equal(eta, steps[steps > 0])
+    expected = eta * gnorm - 0.5 * eta ** 2 * curv
+    np.testing.assert_allclose(desc["decrease"], expected, rtol=1e-11, atol=1e-13 * F)
+    np.testing.assert_allclose(desc["predicted"], eta * gnorm, rtol=1e-14)
+    assert desc["best_eta"] == eta_star
+    assert desc["best_decrease"] == pytest.approx(0.5 * gnorm ** 2 / curv, rel=1e-11)
+    assert desc["best_fraction_of_F"] == pytest.approx(0.5 * gnorm ** 2 / curv / F, rel=1e-11)
+    assert desc["efficiency_at_best"] == pytest.approx(0.5, rel=1e-10)
+    assert summary["slope"] == pytest.approx(-gnorm, rel=1e-12)
+
+
+def test_descent_check_on_hand_made_numbers():
+    steps = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    f = np.array([9.0, 4.0, 3.0, 2.5, 3.5])
+    d = measure.descent_check(steps, f, grad_norm=2.0)
+    assert d["eta"] == [0.5, 1.0, 2.0]
+    assert d["decrease"] == [1.0, 1.5, 0.5]
+    assert d["predicted"] == [1.0, 2.0, 4.0]
+    assert d["best_eta"] == 1.0 and d["best_decrease"] == 1.5
+    assert d["best_fraction_of_F"] == 1.5 / 4.0 and d["efficiency_at_best"] == 0.75
+
+
+# ----------------------------------------------------------------------------- gradient dominance
+def test_gradient_dominance_on_a_quadratic(quadratic):
+    obj, F, grad, H = quadratic
+    test_obj, *_ = least_squares(n=20, d=6, classes=4, seed=9)
+    result, g = measure.gradient_dominance(obj, None, ["bias"], test=test_obj)
+    assert result["F"] == pytest.approx(F, rel=1e-14)
+    assert result["grad_sq"] == pytest.approx(float(grad @ grad), rel=1e-12)
+    bias_grad = grad[-4:]
+    assert result["grad_sq_hidden"] == pytest.approx(float(bias_grad @ bias_grad), rel=1e-12)
+    assert result["ratio"] == pytest.approx(float(grad @ grad) / F, rel=1e-12)
+    assert result["ratio_hidden"] == pytest.approx(float(bias_grad @ bias_grad) / F, rel=1e-12)
+    assert result["layer_grad_norms"]["weight"] == pytest.approx(float(np.linalg.norm(grad[:-4])), rel=1e-12)
+    assert result["test_loss"] == pytest.approx(test_obj.value(), rel=1e-15)
+    assert result["theta_norm"] == pytest.approx(float(obj.theta0.norm()))
+    np.testing.assert_allclose(g.numpy(), grad, rtol=0, atol=1e-13 * np.abs(grad).max())
+
+
+# ----------------------------------------------------------------------------- resumable points
+def _counting(obj, raise_after=None):
+    """Wrap obj.evaluate: count calls; raise KeyboardInterrupt on call number raise_after + 1."""
+    calls = []
+    original = type(obj).evaluate.__get__(obj)
+
+    def evaluate(theta=None, buffers=None):
+        if raise_after is not None and len(calls) == raise_after:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(theta, buffers)
+
+    obj.evaluate = evaluate
+    return calls
+
+
+class _Progress:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, k):
+        self.n += k
+
+
+def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninterrupted_one(quadratic, tmp_path):
+    obj, *_ = quadratic
+    x = gaussian_direction(obj, 1)
+    y = gaussian_direction(obj, 2)
+    xs = np.linspace(-1, 1, 5)
+    ys = np.linspace(-0.5, 1.0, 4)
+    reference = measure.surface(obj, obj.theta0, x, y, xs, ys)
+    partial = tmp_path / "surface.partial.npz"
+
+    calls = _counting(obj, raise_after=7)
+    with pytest.raises(KeyboardInterrupt):
+        measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
+    assert len(calls) == 7 and partial.is_file()
+    with np.load(partial) as z:
+        assert int(z["done"].sum()) == 7
+
+    calls = _counting(obj)
+    progress = _Progress()
+    resumed = measure.surface(obj, obj.theta0, x, y, xs, ys, partial, progress)
+    assert len(calls) == 20 - 7
+    assert progress.n == 20
+    for key in ("xs", "ys", "loss", "acc"):
+        np.testing.assert_array_equal(resumed[key], reference[key])
+    # once complete, a rerun evaluates nothing
+    calls = _counting(obj)
+    again = measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
+    assert len(calls) == 0
+    np.testing.assert_array_equal(again["loss"], reference["loss"])
+    # a partial file for other coordinates is not reused
+    calls = _counting(obj)
+    measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
+    assert len(calls) == 15
+    # nor is a damaged one
+    partial.write_bytes(b"not an npz file")
+    calls = _counting(obj)
+    measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
+    assert len(calls) == 15
+
+
+def test_surface_layout_rows_are_y_columns_are_x(quadratic):
+    obj, *_ = quadratic
+    x = gaussian_direction(obj, 3)
+    y = gaussian_direction(obj, 4)
+    xs = np.array([-1.0, 0.0, 0.5, 2.0])
+    ys = np.array([-0.3, 0.7, 1.0])
+    res = measure.surface(obj, obj.theta0, x, y, xs, ys)
+    assert res["loss"].shape == (3, 4) and res["acc"].shape == (3, 4)
+    for j, i in ((0, 3), (2, 0), (1, 2)):
+        direct = obj.value(obj.theta0 + xs[i] * x.vector + ys[j] * y.vector)
+        assert res["loss"][j, i] == pytest.approx(direct, rel=1e-13)
+        swapped = obj.value(obj.theta0 + ys[j] * x.vector + xs[i] * y.vector)
+        assert res["loss"][j, i] != pytest.approx(swapped, rel=1e-6)
+    assert res["loss"][1, 1] != res["loss"][0, 1]
+
+
+def test_surface_summary_on_a_hand_made_grid():
+    res = {"xs": np.array([-1.0, 0.0, 1.0]), "ys": np.array([-2.0, 0.0, 2.0]),
+           "loss": np.array([[5.0, 4.0, 6.0],
+                             [3.0, 2.0, 1.5],
+                             [0.5, 7.0, 8.0]])}
+    s = measure.surface_summary(res)
+    assert s["F"] == 2.0
+    assert s["along_x"] == {"decrease": 0.5, "at": 1.0}
+    assert s["along_y"] == {"decrease": 0.0, "at": 0.0}
+    assert s["anywhere"] == {"decrease": 1.5, "at": [-1.0, 2.0]}
+    assert s["extra_from_y"] == 1.0
+    # F is read at the grid point nearest the origin
+    res = {"xs": np.array([-1.0, 0.1, 1.2]), "ys": np.array([-0.05, 1.0]),
+           "loss": np.array([[3.0, 2.0, 2.5], [1.0, 4.0, 0.0]])}
+    s = measure.surface_summary(res)
+    assert s["F"] == 2.0
+    assert s["along_x"] == {"decrease": 0.0, "at": 0.1}
+    assert s["along_y"] == {"decrease": 0.0, "at": -0.05}
+    assert s["anywhere"] == {"decrease": 2.0, "at": [1.2, 1.0]}
+    assert s["extra_from_y"] == 2.0
+
+
+# ----------------------------------------------------------------------------- interpolation
+def _bn_net(seed):
+    torch.manual_seed(seed)
+    model = build_model("resnet8")
+    gen = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.2 * torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def two_nets():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(6, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (6,), generator=gen)
+    return _bn_net(1), _bn_net(2), images, labels
+
+
+def test_interpolation_with_interpolated_statistics_reproduces_both_ends(two_nets):
+    model_a, model_b, images, labels = two_nets
+    alphas = np.linspace(-0.5, 1.5, 5)
+    obj = Objective(model_a, images, labels)
+    theta_a = obj.theta0
+    theta_b = obj.flatten(dict(model_b.named_parameters())).detach()
+    bufs_a = {n: b.detach() for n, b in model_a.named_buffers()}
+    bufs_b = {n: b.detach() for n, b in model_b.named_buffers()}
+    res = measure.interpolation(obj, theta_a, theta_b, alphas, bufs_a, bufs_b)
+    fa = Objective(model_a, images, labels).value()
+    fb = Objective(model_b, images, labels).value()
+    assert res["loss"][1] == fa
+    assert res["loss"][3] == fb
+    assert fa != pytest.approx(fb, rel=1e-3)
+    # the midpoint: weights and statistics both halfway
+    mid = obj.with_buffers(measure.interpolate_buffers(bufs_a, bufs_b, 0.5))
+    assert res["loss"][2] == pytest.approx(mid.value(0.5 * (theta_a + theta_b)), rel=1e-6)
+    # without the statistics, θ_b is evaluated with θ_a's statistics: a different number
+    plain = measure.interpolation(obj, theta_a, theta_b, alphas)
+    assert plain["loss"][1] == fa and plain["loss"][3] != pytest.approx(fb, rel=1e-3)
+    with pytest.raises(LandscapeError, match="both ends"):
+        measure.interpolation(obj, theta_a, theta_b, alphas, bufs_a, None)
+    # fp64 objective, fp32 statistics from the checkpoints: the ends still agree
+    obj64 = Objective(model_a, images, labels, precision="fp64")
+    res64 = measure.interpolation(obj64, obj64.theta0, theta_b, alphas, bufs_a, bufs_b)
+    assert res64["loss"][3] == pytest.approx(Objective(model_b, images, labels, precision="fp64").value(), rel=1e-13)
+
+
+def test_interpolation_with_recomputed_statistics_reproduces_both_ends(two_nets):
+    model_a, model_b, images, labels = two_nets
+    stats = torch.randn(10, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    alphas = np.array([0.0, 0.5, 1.0])
+    obj = Objective(model_a, images, labels, bn="recompute", recompute_images=stats, batch_size=5)
+    theta_b = obj.flatten(dict(model_b.named_parameters())).detach()
+    res = measure.interpolation(obj, obj.theta0, theta_b, alphas)
+    own_a = Objective(model_a, images, labels, bn="recompute", recompute_images=stats, batch_size=5).value()
+    own_b = Objective(model_b, images, labels, bn="recompute", recompute_images=stats, batch_size=5).value()
+    assert res["loss"][0] == own_a
+    assert res["loss"][2] == own_b
+    assert own_a != pytest.approx(Objective(model_a, images, labels).value(), rel=1e-3)
+
+
+def test_monotonicity_on_hand_made_curves():
+    alphas = np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
+    m = measure.monotonicity(alphas, np.array([0.0, 3.0, 2.0, 2.0, 1.0, 0.5, 10.0]))
+    assert m == {"monotone": True, "largest_bump": 0.0, "bump_at": 0.0}
+    m = measure.monotonicity(alphas, np.array([0.0, 3.0, 2.0, 2.5, 1.0, 0.5, 10.0]))
+    assert m["monotone"] is False and m["largest_bump"] == 0.5 and m["bump_at"] == 0.5
+    m = measure.monotonicity(alphas, np.array([0.0, 3.0, 1.0, 2.0, 2.8, 0.5, 0.0]))
+    assert m["monotone"] is False and m["largest_bump"] == pytest.approx(1.8) and m["bump_at"] == 0.75
+    # rounding-level rises do not count
+    m = measure.monotonicity(alphas, np.array([9.0, 3.0, 3.0 + 1e-12, 2.0, 1.0, 0.5, 9.0]))
+    assert m["monotone"] is True

@@ -1,0 +1,371 @@
+"""landscape.objective: F, ∇F and H·v against closed forms, finite differences, batch sizes,
+the folded-batch-norm fast path and the three batch-norm policies."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape.errors import LandscapeError
+from landscape.models import build_model
+from landscape.objective import Objective
+
+
+# ----------------------------------------------------------------------------- least squares
+def least_squares(n=40, d=5, classes=3, seed=0):
+    """nn.Linear(d, C) in float64 on N x d features: F = mean ½‖Wx + b − onehot(y)‖²."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    model = nn.Linear(d, classes).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(classes, d, generator=gen, dtype=torch.float64))
+        model.bias.copy_(torch.randn(classes, generator=gen, dtype=torch.float64))
+    obj = Objective(model, x, y, loss="mse", precision="fp64", channels_last=False, batch_size=16)
+    return obj, model, x, y
+
+
+def closed_form(model, x, y):
+    """F, ∇F (θ = [vec W row-major, b]) and the Hessian matrix, in numpy float64."""
+    W = model.weight.detach().numpy()
+    b = model.bias.detach().numpy()
+    X = x.numpy()
+    Y = np.eye(W.shape[0])[y.numpy()]
+    n, d = X.shape
+    C = W.shape[0]
+    R = X @ W.T + b - Y                               # residuals, N x C
+    F = 0.5 * np.mean(np.sum(R ** 2, axis=1))
+    grad = np.concatenate([(R.T @ X / n).reshape(-1), R.mean(axis=0)])
+    Z = np.hstack([X, np.ones((n, 1))])
+    M = Z.T @ Z / n                                   # (d+1) x (d+1)
+    H = np.zeros((C * d + C, C * d + C))
+    for c in range(C):
+        idx = [c * d + k for k in range(d)] + [C * d + c]
+        H[np.ix_(idx, idx)] = M                       # (1/N) Σ [x;1][x;1]ᵀ ⊗ I, in θ's order
+    return F, grad, H
+
+
+def test_least_squares_value_gradient_and_hessian_match_the_closed_form():
+    obj, model, x, y = least_squares()
+    F, grad, H = closed_form(model, x, y)
+    assert obj.dim == H.shape[0]
+    assert obj.value() == pytest.approx(F, rel=1e-13)
+    loss, g = obj.value_and_grad()
+    assert g.dtype == torch.float64
+    assert loss == pytest.approx(F, rel=1e-13)
+    np.testing.assert_allclose(g.numpy(), grad, rtol=0, atol=1e-13 * np.abs(grad).max())
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        v = torch.randn(obj.dim, generator=gen, dtype=torch.float64)
+        hv = obj.hvp(None, v).numpy()
+        np.testing.assert_allclose(hv, H @ v.numpy(), rtol=0, atol=1e-12 * np.abs(H @ v.numpy()).max())
+    # at another point θ: the Hessian of a quadratic does not move, the gradient does
+    theta = obj.theta0 + 0.3 * torch.randn(obj.dim, generator=gen, dtype=torch.float64)
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        moved.weight.copy_(theta[:15].view(3, 5))
+        moved.bias.copy_(theta[15:])
+    F2, grad2, _ = closed_form(moved, x, y)
+    loss2, g2 = obj.value_and_grad(theta)
+    assert loss2 == pytest.approx(F2, rel=1e-13)
+    np.testing.assert_allclose(g2.numpy(), grad2, rtol=0, atol=1e-13 * np.abs(grad2).max())
+    e = torch.zeros(obj.dim, dtype=torch.float64)
+    e[16] = 1.0
+    np.testing.assert_allclose(obj.hvp(theta, e).numpy(), H[:, 16], rtol=0, atol=1e-14)
+
+
+def test_least_squares_accuracy_is_the_argmax_hit_rate():
+    obj, model, x, y = least_squares()
+    _, acc = obj.evaluate()
+    expected = float((model(x).argmax(1) == y).double().mean())
+    assert acc == expected
+
+
+# ----------------------------------------------------------------------------- a tiny ReLU net
+class TinyConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(self.relu(self.conv(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+def tiny_net(n=70, seed=0):
+    torch.manual_seed(seed)
+    model = TinyConvNet()
+    gen = torch.Generator().manual_seed(seed + 1)
+    images = torch.randn(n, 3, 8, 8, generator=gen)
+    labels = torch.randint(0, 5, (n,), generator=gen)
+    return model, images, labels
+
+
+def test_gradient_matches_central_finite_differences_in_fp64():
+    model, images, labels = tiny_net()
+    obj = Objective(model, images, labels, precision="fp64", batch_size=32)
+    loss, grad = obj.value_and_grad()
+    gen = torch.Generator().manual_seed(3)
+    h = 1e-6
+    for _ in range(4):
+        v = torch.randn(obj.dim, generator=gen, dtype=torch.float64)
+        v /= v.norm()
+        fd = (obj.value(obj.theta0 + h * v) - obj.value(obj.theta0 - h * v)) / (2 * h)
+        assert fd == pytest.approx(float(grad @ v), rel=1e-6, abs=1e-9)
+    # single coordinates too: one conv weight, one conv bias, one fc weight
+    for i in (0, obj.numels[0], obj.dim - 7):
+        e = torch.zeros(obj.dim, dtype=torch.float64)
+        e[i] = h
+        fd = (obj.value(obj.theta0 + e) - obj.value(obj.theta0 - e)) / (2 * h)
+        assert fd == pytest.approx(float(grad[i]), rel=1e-6, abs=1e-9)
+    assert loss == obj.value()
+
+
+def test_batch_size_changes_only_rounding_in_fp64():
+    model, images, labels = tiny_net()
+    results = {}
+    for bs in (7, 64, len(labels)):
+        obj = Objective(model, images, labels, precision="fp64", batch_size=bs)
+        f, g = obj.value_and_grad()
+        results[bs] = (f, g, obj.value())
+    f_ref, g_ref, v_ref = results[len(labels)]
+    for bs, (f, g, v) in results.items():
+        assert abs(f - f_ref) <= 1e-12 * abs(f_ref)
+        assert abs(v - v_ref) <= 1e-12 * abs(v_ref)
+        assert float((g - g_ref).norm()) <= 1e-12 * float(g_ref.norm())
+
+
+def test_hvp_matches_finite_differences_of_the_gradient():
+    model, images, labels = tiny_net()
+    obj = Objective(model, images, labels, precision="fp64", batch_size=32)
+    gen = torch.Generator().manual_seed(5)
+    v = torch.randn(obj.dim, generator=gen, dtype=torch.float64)
+    h = 1e-6
+    fd = (obj.value_and_grad(obj.theta0 + h * v)[1] - obj.value_and_grad(obj.theta0 - h * v)[1]) / (2 * h)
+    hv = obj.hvp(None, v)
+    assert float((hv - fd).norm()) <= 1e-6 * float(hv.norm())
+
+
+# ----------------------------------------------------------------------------- batch norm
+def randomized_resnet8(seed=0, n=12):
+    """resnet8 with random running statistics and affine parameters (eval mode), and inputs."""
+    torch.manual_seed(seed)
+    model = build_model("resnet8")
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(0.2 * torch.randn(c, generator=gen))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
+                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(c, generator=gen))
+                m.num_batches_tracked.fill_(17)
+    model.eval()
+    images = torch.randn(n, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (n,), generator=gen)
+    return model, images, labels
+
+
+def _points(obj, count=3, scale=0.05, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [obj.theta0] + [obj.theta0 + scale * torch.randn(obj.dim, generator=gen, dtype=torch.float64).to(obj.dtype)
+                           for _ in range(count - 1)]
+
+
+def test_folded_fast_path_equals_the_unfolded_forward():
+    model, images, labels = randomized_resnet8()
+    for precision, tol in (("fp64", 1e-12), ("fp32", 1e-5)):
+        fast = Objective(model, images, labels, precision=precision, batch_size=8)
+        slow = Objective(model, images, labels, precision=precision, batch_size=8, fold_bn=False)
+        assert fast._folded is not None and slow._folded is None
+        # every BatchNorm of resnet8 follows a convolution: all of them fold
+        assert len(fast._fold_pairs) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+        thetas = _points(fast)
+        lf, af = fast.values(thetas)
+        ls, as_ = slow.values(thetas)
+        np.testing.assert_allclose(lf, ls, rtol=tol, atol=0)
+        assert np.array_equal(af, as_) or precision == "fp32"
+        if precision == "fp64":  # the unfolded path is the model itself
+            with torch.no_grad():
+                out = model.double()(images.double())
+            model.float()
+            direct = float(nn.functional.cross_entropy(out, labels))
+            assert ls[0] == pytest.approx(direct, rel=1e-13)
+
+
+def test_frozen_statistics_can_be_swapped_per_point():
+    model, images, labels = randomized_resnet8(n=6)
+    obj = Objective(model, images, labels, precision="fp64")
+    other_model, _, _ = randomized_resnet8(seed=5)
+    other = {n: b for n, b in other_model.named_buffers()}
+    swapped = obj.with_buffers(other)
+    direct = Objective(model, images, labels, precision="fp64", buffers=other)
+    assert swapped.value() == pytest.approx(direct.value(), rel=1e-14)
+    assert obj.evaluate(None, direct.buffers)[0] == pytest.approx(direct.value(), rel=1e-14)
+    assert swapped.value() != pytest.approx(obj.value(), rel=1e-6)
+
+
+def test_unfolded_fp64_path_accepts_the_checkpoints_fp32_statistics():
+    """Interpolated statistics come straight from fp32 checkpoints, even into an fp64 objective."""
+    model, images, labels = randomized_resnet8(n=6)
+    bufs = {n: b.clone() for n, b in model.named_buffers()}  # float32, as a checkpoint holds them
+    for fold in (True, False):
+        obj = Objective(model, images, labels, precision="fp64", fold_bn=fold)
+        assert obj.evaluate(None, bufs)[0] == obj.value()
+
+
+def test_batch_policy_uses_batch_statistics_and_leaves_running_stats_alone():
+    model, images, labels = randomized_resnet8()
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    frozen = Objective(model, images, labels, precision="fp64", bn="frozen", batch_size=6)
+    batch = Objective(model, images, labels, precision="fp64", bn="batch", batch_size=6)
+    stored = {n: b.clone() for n, b in batch.buffers.items()}
+    fb = batch.value()
+    assert abs(fb - frozen.value()) > 1e-3
+    # the same as a train-mode pass over each batch of 6
+    manual = copy.deepcopy(model).double().train()
+    with torch.no_grad():
+        total = sum(float(nn.functional.cross_entropy(manual(x), y, reduction="sum"))
+                    for x, y in zip(images.double().split(6), labels.split(6)))
+    assert fb == pytest.approx(total / len(labels), rel=1e-12)
+    batch.value_and_grad()
+    batch.hvp(None, torch.ones(batch.dim, dtype=torch.float64))
+    batch.values(_points(batch, 2))
+    for n, b in batch.buffers.items():
+        assert torch.equal(b, stored[n]), n
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n]), n
+    assert not model.training
+
+
+def test_recompute_policy_matches_a_manual_cumulative_train_mode_pass():
+    model, images, labels = randomized_resnet8(n=8)
+    stat_images = torch.randn(14, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    obj = Objective(model, images, labels, precision="fp64", bn="recompute", batch_size=6,
+                    recompute_images=stat_images)
+    theta = _points(obj, 2, scale=0.02, seed=4)[1]
+    # manual: load θ, reset statistics, momentum=None (cumulative average), train-mode passes
+    manual = copy.deepcopy(model).double()
+    with torch.no_grad():
+        for (name, p), piece in zip(manual.named_parameters(), obj.unflatten(theta).values()):
+            p.copy_(piece)
+        for m in manual.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+        manual.train()
+        for x in stat_images.double().split(6):
+            manual(x)
+        manual.eval()
+        expected = float(nn.functional.cross_entropy(manual(images.double()), labels))
+    bufs = obj.recomputed_buffers(theta)
+    for n, b in manual.named_buffers():
+        torch.testing.assert_close(bufs[n], b, rtol=1e-12, atol=1e-14)
+    assert obj.value(theta) == pytest.approx(expected, rel=1e-12)
+    # the statistics held by the objective are not used, nor changed
+    assert obj.value(theta) != pytest.approx(Objective(model, images, labels, precision="fp64").value(theta), rel=1e-6)
+    for n, b in model.named_buffers():
+        assert torch.equal(obj.buffers[n].float() if b.is_floating_point() else obj.buffers[n], b)
+    # with no separate set, the statistics come from the objective's own examples
+    own = Objective(model, images, labels, precision="fp64", bn="recompute", batch_size=6)
+    assert torch.equal(own.recompute_images, own.images)
+
+
+# ----------------------------------------------------------------------------- generality, errors
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, so no folding is possible."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.b = nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = self.a(x)
+        if h.sum() > 0:
+            h = torch.relu(h)
+        return self.b(self.bn(h))
+
+
+def test_any_module_and_any_tensors():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 6, generator=gen)
+    y = torch.randint(0, 4, (30,), generator=gen)
+    torch.manual_seed(0)
+    model = Untraceable().eval()
+    obj = Objective(model, x, y, batch_size=8)
+    assert obj._folded is None and not obj.channels_last
+    with torch.no_grad():
+        out = model(x)
+    assert obj.value() == pytest.approx(float(nn.functional.cross_entropy(out, y)), rel=1e-6)
+    loss, grad = obj.value_and_grad()
+    assert grad.shape == (obj.dim,) and torch.isfinite(grad).all()
+    # a 4-D float input through an MLP with a custom loss callable
+    images = torch.rand(12, 1, 4, 4, generator=gen)
+    labels = torch.randint(0, 3, (12,), generator=gen)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+    def hinge(out, y):
+        return torch.relu(1 - out.gather(1, y[:, None]) + out).sum(1) - 1
+
+    obj2 = Objective(mlp, images, labels, loss=hinge, batch_size=5)
+    with torch.no_grad():
+        expected = float(hinge(mlp(images), labels).mean())
+    assert obj2.value() == pytest.approx(expected, rel=1e-6)
+    assert obj2.loss_name == "hinge"
+    # uint8 images are standardized with the given mean and std
+    raw = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=gen)
+    conv = nn.Sequential(nn.Conv2d(3, 2, 4), nn.Flatten())
+    obj3 = Objective(conv, raw, torch.zeros(10, dtype=torch.int64), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    m = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    s = torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = float(nn.functional.cross_entropy(conv((raw.float() / 255 - m) / s), torch.zeros(10, dtype=torch.int64)))
+    assert obj3.value() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(LandscapeError, match="mean and std"):
+        Objective(conv, raw, torch.zeros(10, dtype=torch.int64))
+
+
+def test_params_subset_moves_only_those_parameters():
+    model, images, labels = randomized_resnet8(n=8)
+    hidden = Objective(model, images, labels, params="hidden", precision="fp64")
+    assert "conv1.weight" not in hidden.param_names and "fc.weight" not in hidden.param_names
+    assert hidden.dim == sum(dict(model.named_parameters())[n].numel() for n in hidden.param_names)
+    full = Objective(model, images, labels, params="all", precision="fp64")
+    assert hidden.value() == pytest.approx(full.value(), rel=1e-14)
+    _, g_hidden = hidden.value_and_grad()
+    _, g_full = full.value_and_grad()
+    norms = full.layer_norms(g_full)
+    assert float(g_hidden.norm()) ** 2 == pytest.approx(sum(norms[n] ** 2 for n in hidden.param_names), rel=1e-10)
+
+
+def test_bad_inputs_raise_landscape_errors():
+    model, images, labels = tiny_net(n=10)
+    with pytest.raises(LandscapeError, match="CUDA"):
+        Objective(model, images, labels, precision="bf16", device="cpu")
+    with pytest.raises(LandscapeError, match="batch-norm policy"):
+        Objective(model, images, labels, bn="train")
+    with pytest.raises(LandscapeError, match="precision"):
+        Objective(model, images, labels, precision="fp16")
+    with pytest.raises(LandscapeError, match="loss"):
+        Objective(model, images, labels, loss="hinge")
+    with pytest.raises(LandscapeError, match="labels"):
+        Objective(model, images, labels[:5])
+    with pytest.raises(LandscapeError, match="no parameters named"):
+        Objective(model, images, labels, params=["conv.weight", "nope"])
+    obj = Objective(model, images, labels)
+    with pytest.raises(LandscapeError, match="shape"):
+        obj.value(torch.zeros(obj.dim + 1))
+    rec = Objective(model, images, labels, bn="recompute")
+    assert np.isfinite(rec.value())
+    for call in (rec.value_and_grad, lambda: rec.hvp(None, torch.ones(rec.dim))):
+        with pytest.raises(LandscapeError, match="derivatives"):
+            call()
