@@ -51,6 +51,7 @@ class AnalysisSettings:
     probe_smallest: float = 1e-5
     probe_largest: float = 0.05
     curvature_top: int = 1
+    curvature_subset: int | None = None      # Hessian on a balanced subset of the training examples
     curvature_sigma: float = 0.0
     curvature_samples: int = 4
     curvature_tol: float = 1e-3
@@ -76,19 +77,23 @@ class AnalysisSettings:
         return self
 
 
-def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, theta_norm: float) -> dict:
-    """Half-width of the paper's 2D grid.
+def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, theta_norm: float,
+                   best_gradient_step: float | None = None) -> dict:
+    """Half-width of the paper's 2D grid, so the grid resolves the gradient step and shows curvature.
 
-    The larger of (a) ten full-batch SGD steps at the checkpoint's learning rate,
-    10·lr·‖∇F‖, and (b) the distance at which the negative curvature alone would move F by
-    F itself, √(2F/|λ_min|) — so the grid spans a few SGD steps and the curvature shows —
+    The larger of (a) ten full-batch SGD steps at the checkpoint's learning rate, 10·lr·‖∇F‖,
+    and (b) three times the best step along −∇F found by the gradient probe (so the x-line of
+    the grid brackets the best gradient step with a few points), or, without a probe, the
+    distance at which the negative curvature alone would move F by F, √(2F/|λ_min|);
     capped at 0.25·‖θ‖.
     """
     sgd = 10.0 * lr * grad_norm
     curvature = math.sqrt(2.0 * loss / abs(lambda_min)) if lambda_min < 0 else float("inf")
     cap = 0.25 * theta_norm
-    return {"half_width": float(min(max(sgd, curvature if math.isfinite(curvature) else 0.0) or cap, cap)),
-            "sgd_scale": sgd, "curvature_scale": curvature, "cap": cap}
+    base = 3.0 * best_gradient_step if best_gradient_step else curvature
+    half = min(max(sgd, base if math.isfinite(base) else 0.0) or cap, cap)
+    return {"half_width": float(half), "sgd_scale": sgd, "best_gradient_step": best_gradient_step,
+            "curvature_scale": curvature, "cap": cap}
 
 
 class Analysis:
@@ -155,10 +160,12 @@ class Analysis:
                 "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
                 "mean": dataset.mean, "std": dataset.std}, "model": info}, self.run.config)
 
-    def _objective(self, model, split="train", params=None, bn=None, precision=None, **kw) -> Objective:
+    def _objective(self, model, split="train", params=None, bn=None, precision=None, indices=None,
+                   **kw) -> Objective:
         s = self.settings
         idx, images, labels = ((self.train_idx, self.images, self.labels) if split == "train"
                                else (self.test_idx, self.test_images, self.test_labels))
+        idx = idx if indices is None else indices
         return Objective(model, images[idx], labels[idx], mean=self.mean, std=self.std, loss=s.loss,
                          bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
                          batch_size=s.batch_size, device=self.device, **kw)
@@ -252,7 +259,11 @@ class Analysis:
 
         curvature = None
         if "curvature" in s.measurements or "surface" in s.measurements:
-            curvature = self._curvature(epoch, obj, out)
+            cobj = obj
+            if s.curvature_subset is not None and s.curvature_subset < len(self.train_idx):
+                within = balanced_subset(self.labels[self.train_idx], s.curvature_subset, s.seed + 2)
+                cobj = self._objective(model, indices=self.train_idx[within])
+            curvature = self._curvature(epoch, cobj, out)
         if "probes" in s.measurements:
             self._probes(epoch, obj, theta, gradient, curvature, out)
         if "surface" in s.measurements:
@@ -358,7 +369,8 @@ class Analysis:
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
         key = {"context": self.context(epoch, sobj), "settings": {
-            "points": s.surface_points, "range": s.surface_range or "rule", "sigma": s.curvature_sigma,
+            "points": s.surface_points, "range": s.surface_range or "rule (see surface_extent)",
+            "sigma": s.curvature_sigma, "uses_gradient_probe": (out / "probe_neg_gradient.json").is_file(),
             "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
         if self._fresh(path, key):
             return
@@ -367,8 +379,10 @@ class Analysis:
         neg = curvature["most_negative"]
         y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
                                                 neg["eigenvalue"], obj, "most_negative"), x)
+        probe = out / "probe_neg_gradient.json"
+        best_step = read_json(probe)["result"]["descent"]["best_eta"] if probe.is_file() else None
         extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
-                                neg["eigenvalue"], float(theta.norm()))
+                                neg["eigenvalue"], float(theta.norm()), best_step)
         half = s.surface_range if s.surface_range is not None else extent["half_width"]
         coords = np.linspace(-half, half, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:

@@ -111,6 +111,32 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 
 
 @main.command()
+@click.option("--preset", type=click.Choice(["paper", "quick", "smoke"]), default="quick", show_default=True,
+              help="paper: full reproduction (GPU); quick: CPU scale, ~15 min; smoke: tiny.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, one sub-folder per cell.")
+@click.option("--only", multiple=True, help="Run only this cell, e.g. resnet32/cifar10 (repeatable).")
+@click.option("--cifar10", default="cifar10", show_default=True,
+              help="Dataset standing for CIFAR-10, e.g. folder:cifar10-jpeg.")
+@click.option("--cifar100", default="cifar100", show_default=True, help="Dataset standing for CIFAR-100.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@data_options
+@device_option
+def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cache_dir, download, device):
+    """Train, analyze, draw and report every cell of a preset (rerun to resume)."""
+    import time
+
+    from .reproduce import reproduce as run_preset
+
+    started = time.perf_counter()
+    folders = run_preset(preset, out, only=list(only), cifar10=cifar10, cifar100=cifar100,
+                         data_root=data_root, cache_dir=cache_dir, download=download, device=device,
+                         progress=not quiet, echo=click.echo, seed=seed)
+    click.echo(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(str(f) for f in folders))
+    click.echo(f"report: {out}/report.md")
+
+
+@main.command()
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where results go when TARGET is a checkpoint file (default: next to it).")
@@ -138,6 +164,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 @click.option("--probe-range", default="1e-5,0.05", show_default=True,
               help="Smallest,largest step as fractions of ||theta||.")
 @click.option("--top", "curvature_top", type=int, default=1, show_default=True, help="Largest Hessian eigenpairs.")
+@click.option("--curvature-subset", type=int, default=None,
+              help="Hessian over a balanced subset of N of the analyzed examples (default: all of them).")
 @click.option("--sigma", "curvature_sigma", type=float, default=0.0, show_default=True,
               help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
 @click.option("--smoothing-samples", "curvature_samples", type=int, default=4, show_default=True)
@@ -182,3 +210,63 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
                             device=device, progress=not quiet, echo=click.echo)
     analysis.run_all()
     click.echo(f"results in {analysis.run.analysis}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (default: RUN_DIR/figures).")
+@click.option("--epochs", default=None,
+              help="Checkpoint epochs for the per-checkpoint figures (surfaces, probes), comma-separated "
+                   "(default: those of the paper's Figure 1, 5,40,90,120,130,160, present in a full-length "
+                   "run; otherwise every analyzed epoch).")
+@click.option("--floor", type=float, default=None,
+              help="Points with F at or below this do not set the envelope constant c (default 0.01).")
+def figures(run_dir, out, epochs, floor):
+    """Draw the figures of a run from its stored results (PNG and PDF).
+
+    Figure 1 of the paper (F over the gradient / most-negative-curvature plane, 3D and
+    contour), ||grad F||^2 against F with the envelope c*F, the semi-smoothness probes, the
+    interpolations and the training curves with the extreme Hessian eigenvalues. Nothing is
+    recomputed; a figure whose results are absent is skipped and said so.
+    """
+    from .plots import DEFAULT_F_FLOOR, make_figures
+
+    result = make_figures(run_dir, out, _int_list(epochs),
+                          floor=DEFAULT_F_FLOOR if floor is None else floor, echo=click.echo)
+    if not result.paths:
+        raise click.ClickException(f"{run_dir} holds no results to draw: run `landscape train` and "
+                                   f"`landscape analyze` first")
+    click.echo(f"{len(result.paths)} files in {result.paths[0].parent}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for report.md/.html/.json (default: RUN_DIR for one run, the runs' common "
+                   "parent for several).")
+@click.option("--figures", "figure_mode", type=click.Choice(["auto", "redraw", "keep"]), default="auto",
+              show_default=True,
+              help="auto: draw the figures unless those in place were drawn from the current results; redraw: always; "
+                   "keep: embed those already there.")
+@click.option("--epochs", default=None, help="Checkpoint epochs for the per-checkpoint figures, when drawn.")
+@click.option("--floor", type=float, default=None,
+              help="Gradient dominance: points with F at or below this do not set c (default 0.01).")
+def report(run_dirs, out, figure_mode, epochs, floor):
+    """Write the verdict report of one run, or a combined report of several (one section per cell).
+
+    For each claim of the paper (gradient dominance, semi-smoothness, little help from
+    second-order information, monotone interpolation, accuracy reached) it gives the verdict
+    (holds / fails / not measured), the numbers, the threshold and what they were computed on.
+    Writes report.md, a self-contained report.html (figures embedded) and report.json.
+    """
+    from .report import DOMINANCE_F_FLOOR, write_report
+
+    written = write_report(list(run_dirs), out, figures={"auto": "auto", "redraw": True, "keep": False}[figure_mode],
+                           epochs=_int_list(epochs), floor=DOMINANCE_F_FLOOR if floor is None else floor)
+    data = written["verdicts"]
+    for cell in data.get("cells", [data]):
+        prefix = f"{cell.get('cell', cell['name'])}: " if "cells" in data else ""
+        for claim in cell["claims"]:
+            click.echo(f"{prefix}{claim['title']}: {claim['verdict']} ({claim['summary']})")
+    click.echo(f"report in {written['markdown']} and {written['html']}")

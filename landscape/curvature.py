@@ -128,14 +128,18 @@ class _BudgetExhausted(Exception):
 
 
 def _rayleigh_ritz(X: np.ndarray, Y: np.ndarray, k: int, which: str):
-    """Best k Ritz pairs of H on span(X), given Y = HX: (vectors, images, values)."""
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
-    keep = s > s[0] * 1e-10
-    Q, HQ = U[:, keep], Y @ (Vt[keep].T / s[keep])
-    T = Q.T @ HQ
+    """Best k Ritz pairs of H on span(X), given Y = HX: (vectors, images, values).
+
+    Works on the small Gram matrix XᵀX (two tall products, no tall factorization).
+    """
+    g, V = np.linalg.eigh(X.T @ X)
+    keep = g > g.max() * 1e-10
+    W = V[:, keep] / np.sqrt(g[keep])  # X @ W is an orthonormal basis of span(X)
+    T = W.T @ (X.T @ Y) @ W
     w, C = np.linalg.eigh((T + T.T) / 2)
     idx = np.argsort(w)[::-1][:k] if which == "LA" else np.argsort(w)[:k]
-    return Q @ C[:, idx], HQ @ C[:, idx], w[idx]
+    coef = W @ C[:, idx]
+    return X @ coef, Y @ coef, w[idx]
 
 
 class _Tracked(LinearOperator):
@@ -143,6 +147,7 @@ class _Tracked(LinearOperator):
 
     Every ``window`` products it projects H onto span(best pairs, inputs since), so a run that
     stops early still has its best estimate (ARPACK's exception returns converged pairs only).
+    Memory: 2·(window + k) float64 vectors, about twice ARPACK's own Krylov basis.
     """
 
     def __init__(self, op: LinearOperator, k: int, which: str, window: int, budget: int | None):

@@ -66,24 +66,25 @@ def _paper() -> Preset:
 def _quick() -> Preset:
     epochs = 20
     save_at = [0, 1, 5, 11, 15, 16, 20]  # the paper's 0,5,40,90,120,130,160 on a 20-epoch schedule
+    figure_epochs = [1, 5, 11, 15, 16, 20]
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
-        epochs=save_at, subset=256, test_subset=500, probe_gaussian=1, probe_filter=1,
-        probe_steps=6, curvature_top=1, curvature_tol=1e-2, curvature_maxiter=40,
-        surface_points=11, interpolation_points=21, interpolation_pairs="init-final,consecutive")
+        epochs=figure_epochs, subset=256, test_subset=500, probe_gaussian=1, probe_filter=1,
+        probe_steps=6, curvature_top=1, curvature_subset=64, curvature_tol=1e-2, curvature_maxiter=40,
+        surface_points=11, interpolation_points=15, interpolation_pairs="init-final,consecutive")
     train_cfg = {"epochs": epochs, "save_at": save_at, "train_subset": 2500, "test_subset": 1000,
                  "track_every": 10, "track_subset": 256}
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
                   "ResNet-32 on 2,500 CIFAR-10 images, 20 epochs, analysis on 256 images (CPU)",
-                  [1, 5, 11, 15, 16, 20])
+                  figure_epochs)
 
 
 def _smoke() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
         subset=64, test_subset=64, probe_gaussian=1, probe_filter=1, probe_steps=3,
-        curvature_top=1, curvature_tol=1e-1, curvature_maxiter=15, surface_points=5,
-        interpolation_points=7, interpolation_pairs="init-final")
+        curvature_top=1, curvature_subset=16, curvature_tol=1e-1, curvature_maxiter=10,
+        surface_points=5, interpolation_points=7, interpolation_pairs="init-final")
     train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 100,
                  "track_every": 2, "track_subset": 64}
     return Preset([Cell("resnet8", "cifar10")], train_cfg, analysis, "a tiny end-to-end check", [1, 2])

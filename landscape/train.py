@@ -345,7 +345,8 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             if config.track_every and step % config.track_every == 0:
                 row = _track(model, data, track_idx, hidden, device)
                 append_jsonl({"step": step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
-                              "examples": len(track_idx), **row}, run.track)
+                              "examples": len(track_idx), "bn_policy": "frozen (current running statistics)",
+                              "precision": "fp32", "param_subset": "all (hidden reported too)", **row}, run.track)
         bar.close()
         seconds = time.perf_counter() - start
         test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)

@@ -1,0 +1,1029 @@
+"""Figures of a run directory, drawn only from its result files (nothing is computed here).
+
+Every figure is written as PNG and PDF in one style; every figure says what its numbers were
+computed on (dataset, subset size, parameter subset, batch-norm policy, precision, seed, epoch),
+read from the ``context`` the analysis stored next to them.
+
+* ``plot_surfaces``        the paper's Figure 1: F over the plane (gradient, most negative
+                           curvature), 3D and contour, one panel per checkpoint epoch;
+                           ``kind="random"`` draws the filter-normalized plane instead;
+* ``plot_dominance``       ‖∇F‖² against F (log-log): dense track and checkpoints, with the
+                           envelope ‖∇F‖² ≥ c·F; all parameters and hidden ones;
+* ``plot_smoothness``      f(t) − f(0) along the probe directions and |r(t)| against |t| with
+                           the a·|t| + b·t² fit and the noise floor;
+* ``plot_interpolation``   train/test loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B;
+* ``plot_training``        training curves and the extreme Hessian eigenvalues against epoch.
+
+``make_figures`` draws all of those whose inputs exist. A missing input means the figure is
+skipped (and said so); a damaged one (unreadable, truncated, lacking a key) raises
+``LandscapeError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import LandscapeError
+from .results import RunDir, read_json, read_npz
+
+PAPER_EPOCHS = (5, 40, 90, 120, 130, 160)     # the checkpoints of the paper's Figure 1
+DEFAULT_F_FLOOR = 0.01                        # points with F at or below it do not set c
+FORMATS = ("png", "pdf")
+FIGURES = ("surface", "random_surface", "dominance", "smoothness", "interpolation", "training")
+
+_EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+_STYLE = {
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 7.5,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 10.5,
+    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
+    "axes.spines.top": False, "axes.spines.right": False,
+    "lines.linewidth": 1.4, "lines.markersize": 4, "savefig.dpi": 150, "figure.dpi": 100,
+    "image.cmap": "viridis", "pdf.fonttype": 42, "legend.frameon": False,
+    "axes.prop_cycle": None,  # filled in below (colour-blind friendly cycle)
+}
+_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+_DIRECTION_COLORS = {"neg_gradient": "#D55E00", "gaussian": "#0072B2", "filter_normalized": "#009E73",
+                     "hessian_top": "#CC79A7", "hessian_most_negative": "#E69F00"}
+TRAIN_COLOR, TEST_COLOR = "#0072B2", "#D55E00"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from cycler import cycler
+
+    style = dict(_STYLE, **{"axes.prop_cycle": cycler(color=_COLORS)})
+    return plt, style
+
+
+# ============================================================================ reading results
+def _damaged(path: Path, why: str) -> LandscapeError:
+    return LandscapeError(f"damaged result file {path}: {why}")
+
+
+def _get(obj: Any, dotted: str, path: Path) -> Any:
+    """``obj['a']['b']`` for 'a.b', or a LandscapeError naming the file and the key."""
+    cur = obj
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise _damaged(path, f"no key '{dotted}'")
+        cur = cur[part]
+    return cur
+
+
+def _num(value: Any, path: Path, what: str) -> float:
+    """A stored number (non-finite ones are stored as the strings 'nan', 'inf')."""
+    if isinstance(value, bool):
+        raise _damaged(path, f"'{what}' is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _damaged(path, f"'{what}' is not a number: {value!r}") from None
+
+
+def load_json(path: Path, required: Iterable[str] = ()) -> dict:
+    """A result JSON whose ``required`` dotted keys all exist."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise _damaged(path, "not a JSON object")
+    for key in required:
+        _get(data, key, path)
+    return data
+
+
+def load_npz(path: Path, required: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    path = Path(path)
+    arrays = read_npz(path)
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise _damaged(path, f"no array(s) {', '.join(missing)}")
+    return arrays
+
+
+def read_rows(path: Path, required: Iterable[str] = ()) -> list[dict]:
+    """A JSON-lines file: a torn last line (a crash while appending) is dropped, any other
+    unreadable line or a row lacking a ``required`` key is damage. Missing file: []."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _damaged(path, str(exc)) from None
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1 and i > 0:
+                break  # torn last line
+            raise _damaged(path, f"line {i + 1}: {exc}") from None
+        if not isinstance(row, dict):
+            raise _damaged(path, f"line {i + 1} is not a JSON object")
+        for key in required:
+            if key not in row:
+                raise _damaged(path, f"line {i + 1} has no key '{key}'")
+        rows.append(row)
+    return rows
+
+
+LOG_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+TRACK_KEYS = ("step", "epoch", "F", "grad_sq", "grad_sq_hidden")
+
+
+def analyzed_epochs(run: RunDir) -> list[int]:
+    """Checkpoint epochs that have an ``analysis/epoch_XXXX`` folder."""
+    if not run.analysis.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in run.analysis.iterdir()
+                  if p.is_dir() and (m := _EPOCH_DIR.match(p.name)))
+
+
+def as_run(run_dir) -> RunDir:
+    """A RunDir for a path or a RunDir."""
+    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+
+
+def read_config(run: RunDir) -> dict:
+    if not run.path.is_dir():
+        raise LandscapeError(f"{run.path} is not a directory")
+    if not run.is_run():
+        raise LandscapeError(f"{run.path} is not a run directory (no config.json)")
+    return load_json(run.config, ["data.dataset"])
+
+
+def load_dominance(run: RunDir, epochs: Iterable[int] | None = None) -> list[dict]:
+    """One record per analyzed checkpoint with a dominance.json, sorted by epoch."""
+    out = []
+    for epoch in (analyzed_epochs(run) if epochs is None else epochs):
+        path = run.analysis_dir(epoch) / "dominance.json"
+        if not path.is_file():
+            continue
+        d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",
+                             "result.ratio", "result.ratio_hidden"])
+        r = d["result"]
+        rec = {"epoch": epoch, "path": path, "context": d["context"], "settings": d.get("settings", {})}
+        for k in ("F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden"):
+            rec[k] = _num(r[k], path, f"result.{k}")
+        for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm"):
+            if k in r:
+                rec[k] = _num(r[k], path, f"result.{k}")
+        out.append(rec)
+    return out
+
+
+def load_track(run: RunDir) -> list[dict]:
+    rows = read_rows(run.track, TRACK_KEYS)
+    for i, row in enumerate(rows):
+        for k in TRACK_KEYS:
+            row[k] = _num(row[k], run.track, f"line {i + 1}: {k}")
+    return rows
+
+
+def load_log(run: RunDir) -> list[dict]:
+    rows = read_rows(run.log, LOG_KEYS)
+    for i, row in enumerate(rows):
+        for k in LOG_KEYS:
+            row[k] = _num(row[k], run.log, f"line {i + 1}: {k}")
+    return rows
+
+
+def load_probes(run: RunDir, epoch: int) -> list[dict]:
+    """The semi-smoothness probes of one checkpoint, the gradient first."""
+    folder = run.analysis_dir(epoch)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("probe_*.json")):
+        d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
+                             "result.direction.kind", "result.a_over_sqrt_F"])
+        arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
+        r = d["result"]
+        rec = {"epoch": epoch, "path": path, "name": path.stem[len("probe_"):], "context": d["context"],
+               "kind": str(r["direction"]["kind"]), "direction": r["direction"],
+               "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
+               "a": _num(r["fit"]["a"], path, "result.fit.a"), "b": _num(r["fit"]["b"], path, "result.fit.b"),
+               "a_over_sqrt_F": _num(r["a_over_sqrt_F"], path, "result.a_over_sqrt_F"),
+               "rel_rms": _num(r["fit"].get("rel_rms", "nan"), path, "result.fit.rel_rms"),
+               "envelope": _num(r["fit"].get("envelope", "nan"), path, "result.fit.envelope"),
+               "points": r["fit"].get("points"), "descent": r.get("descent"),
+               "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
+               "r": np.asarray(arrays["r"], float)}
+        if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
+            raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
+        out.append(rec)
+    order = list(_DIRECTION_COLORS)
+    out.sort(key=lambda p: (order.index(p["kind"]) if p["kind"] in order else len(order), p["name"]))
+    return out
+
+
+def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
+    path = run.analysis_dir(epoch) / f"{name}.json"
+    if not path.is_file():
+        return None
+    required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
+    if name == "surface":
+        required += ["result.along_x.decrease", "result.along_x.at", "result.along_y.decrease", "result.along_y.at"]
+    d = load_json(path, required)
+    arrays = load_npz(path.with_suffix(".npz"), ["xs", "ys", "loss"])
+    xs, ys, loss = (np.asarray(arrays[k], float) for k in ("xs", "ys", "loss"))
+    if loss.shape != (len(ys), len(xs)):
+        raise _damaged(path.with_suffix(".npz"), f"loss has shape {loss.shape}, expected {(len(ys), len(xs))}")
+    res, settings = d["result"], d["settings"]
+
+    def direction(axis: str) -> dict:
+        """The axis' direction description: result.<axis> (current layout) or settings.<axis>."""
+        for where in (res, settings):
+            if isinstance(where.get(axis), dict):
+                return where[axis]
+        return {"kind": str(settings.get(axis, "?"))}
+
+    half = res.get("half_width", settings.get("half_width"))
+    return {"epoch": epoch, "path": path, "context": d["context"], "settings": settings, "result": res,
+            "x": direction("x"), "y": direction("y"), "sigma": settings.get("sigma"),
+            "half_width": _num(half, path, "result.half_width") if half is not None else float(np.abs(xs).max()),
+            "xs": xs, "ys": ys, "loss": loss, "acc": arrays.get("acc")}
+
+
+def load_curvature(run: RunDir, epochs: Iterable[int] | None = None) -> list[dict]:
+    out = []
+    for epoch in (analyzed_epochs(run) if epochs is None else epochs):
+        path = run.analysis_dir(epoch) / "curvature.json"
+        if not path.is_file():
+            continue
+        d = load_json(path, ["context", "result.top", "result.most_negative.eigenvalue"])
+        top = d["result"]["top"]
+        if not isinstance(top, list) or not top or not isinstance(top[0], dict) or "eigenvalue" not in top[0]:
+            raise _damaged(path, "'result.top' holds no eigenpair")
+        neg = d["result"]["most_negative"]
+        out.append({"epoch": epoch, "path": path, "context": d["context"], "settings": d.get("settings", {}),
+                    "top": _num(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
+                    "top_residual": _num(top[0].get("residual", "nan"), path, "result.top[0].residual"),
+                    "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
+                    "most_negative_residual": _num(neg.get("residual", "nan"), path,
+                                                   "result.most_negative.residual"),
+                    "trace": d["result"].get("trace")})
+    return out
+
+
+_INTERP = re.compile(r"^epoch_(\d+)_to_(\d+)\.json$")
+
+
+def load_interpolations(run: RunDir) -> list[dict]:
+    """Every interpolation: init → final (the widest span) first, then by start epoch."""
+    folder = run.analysis / "interpolation"
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in folder.glob("epoch_*_to_*.json"):
+        m = _INTERP.match(path.name)
+        if not m:
+            continue
+        d = load_json(path, ["context", "settings", "result.train.monotone", "result.train.largest_bump"])
+        arrays = load_npz(path.with_suffix(".npz"), ["alpha", "train_loss", "train_acc", "test_loss", "test_acc"])
+        alpha = np.asarray(arrays["alpha"], float)
+        for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            if len(arrays[k]) != len(alpha):
+                raise _damaged(path.with_suffix(".npz"), f"'{k}' and 'alpha' differ in length")
+        a, b = int(m.group(1)), int(m.group(2))
+        s = d["settings"]
+        out.append({"from": a, "to": b, "path": path, "context": d["context"], "settings": s,
+                    "result": d["result"], "bn": s.get("bn_interpolation", "?"), "alpha": alpha,
+                    **{k: np.asarray(arrays[k], float) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}})
+    if out:
+        lo, hi = min(r["from"] for r in out), max(r["to"] for r in out)
+        out.sort(key=lambda r: (not (r["from"] == lo and r["to"] == hi), r["from"], r["to"]))
+    return out
+
+
+# ============================================================================ envelope constant
+def envelope_constant(F: Iterable[float], grad_sq: Iterable[float], floor: float = DEFAULT_F_FLOOR) -> dict:
+    """c = min ‖∇F‖²/F over the points with F > floor (‖∇F‖² ≥ c·F holds on all of them).
+
+    Returns c (nan when no point is above the floor), the number of points used and the
+    F at which the minimum is attained.
+    """
+    F = np.asarray(list(F), float)
+    g = np.asarray(list(grad_sq), float)
+    use = np.isfinite(F) & np.isfinite(g) & (F > floor)
+    if not use.any():
+        return {"c": float("nan"), "points": 0, "total": int(len(F)), "at_F": float("nan"), "floor": floor}
+    ratio = g[use] / F[use]
+    i = int(np.argmin(ratio))
+    return {"c": float(ratio[i]), "points": int(use.sum()), "total": int(len(F)),
+            "at_F": float(F[use][i]), "floor": floor}
+
+
+# ============================================================================ text helpers
+def fmt(x: Any, digits: int = 3) -> str:
+    """A number in short scientific/fixed notation ('nan' and 'inf' as such)."""
+    if x is None:
+        return "—"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:.{digits}g}"
+    return f"{v:.{max(digits - 1, 1)}e}"
+
+
+def context_caption(ctx: dict, *, split_word: bool = True) -> str:
+    """'resnet8, folder:cifar10-jpeg, train subset n=128 (seed 0), params all (78,042), BN frozen, fp32'."""
+    if not ctx:
+        return ""
+    parts = []
+    if ctx.get("arch"):
+        parts.append(str(ctx["arch"]))
+    if ctx.get("dataset"):
+        parts.append(str(ctx["dataset"]))
+    if "examples" in ctx:
+        seed = f" (subset seed {ctx['subset_seed']})" if ctx.get("subset_seed") is not None else ""
+        split = f"{ctx.get('split', 'train')} " if split_word else ""
+        parts.append(f"{split}subset n={ctx['examples']}{seed}")
+    if ctx.get("param_subset"):
+        num = f" ({int(ctx['num_params']):,})" if isinstance(ctx.get("num_params"), (int, float)) else ""
+        parts.append(f"params {ctx['param_subset']}{num}")
+    if ctx.get("bn_policy"):
+        parts.append(f"BN {ctx['bn_policy']}")
+    if ctx.get("precision"):
+        parts.append(str(ctx["precision"]))
+    if ctx.get("loss") and ctx["loss"] != "cross_entropy":
+        parts.append(f"loss {ctx['loss']}")
+    if ctx.get("label_noise"):
+        parts.append(f"label noise {ctx['label_noise']}")
+    if ctx.get("train_seed") is not None:
+        parts.append(f"training seed {ctx['train_seed']}")
+    return ", ".join(parts)
+
+
+def _common_caption(contexts: list[dict]) -> str:
+    """The caption of the first context, noting when the others differ."""
+    if not contexts:
+        return ""
+    strip = lambda c: {k: v for k, v in c.items() if k not in ("epoch", "checkpoint")}
+    text = context_caption(contexts[0])
+    if any(strip(c) != strip(contexts[0]) for c in contexts[1:]):
+        text += "  [settings differ between checkpoints: see each result file's context]"
+    return text
+
+
+def run_title(run: RunDir, config: dict) -> str:
+    train = config.get("train") or {}
+    bits = [run.path.name]
+    if train:
+        bits.append(f"{train.get('arch', '?')} trained {train.get('epochs', '?')} epochs "
+                    f"(lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')}, seed {train.get('seed', '?')}"
+                    + (f", {train['train_subset']} training images" if train.get("train_subset") else "")
+                    + (f", label noise {train['label_noise']}" if train.get("label_noise") else "") + ")")
+    elif config.get("external_checkpoint"):
+        bits.append(f"external checkpoint {Path(config['external_checkpoint']).name}")
+    return " — ".join(bits)
+
+
+def _wrap(text: str, width_in: float, fontsize: float = 8.5) -> str:
+    """Wrap each line of a caption to the figure width (about 0.55·fontsize points a character)."""
+    import textwrap
+
+    chars = max(40, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in text.split("\n"))
+
+
+def _log_scale(values: np.ndarray) -> bool:
+    """Whether positive values span more than a factor 10 (then drawn as log10)."""
+    v = values[np.isfinite(values)]
+    return bool(len(v)) and float(v.min()) > 0 and float(v.max()) / float(v.min()) > 10
+
+
+def _log_ticks(ax, axis: str = "both") -> None:
+    """Readable tick labels on log axes: '0.02', '2e-05' (minor ones too when under two decades)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def leading(v):
+        return int(f"{v:.0e}"[0]) if v > 0 else 0
+
+    fmt_tick = FuncFormatter(lambda v, _: fmt(v, 2))
+    fmt_minor = FuncFormatter(lambda v, _: fmt(v, 2) if leading(v) in (2, 5) else "")
+    for name in ("x", "y") if axis == "both" else (axis,):
+        a = getattr(ax, f"{name}axis")
+        if a.get_scale() != "log":
+            continue
+        lo, hi = (ax.get_xlim() if name == "x" else ax.get_ylim())
+        a.set_major_formatter(fmt_tick)
+        a.set_minor_formatter(fmt_minor if lo > 0 and hi / lo < 100 else NullFormatter())
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in FORMATS:
+        path = out_dir / f"{name}.{ext}"
+        tmp = out_dir / f".{name}.tmp.{ext}"
+        meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=meta)
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def select_epochs(available: list[int], epochs: Iterable[int] | None, config: dict, what: str = "results") -> list[int]:
+    """The checkpoint epochs a per-checkpoint figure shows: the requested ones (all must be
+    ``available``), else those of the paper's Figure 1 (5, 40, 90, 120, 130, 160) present in a
+    full-length run (trained ≥ 160 epochs), else every available one."""
+    if epochs is not None:
+        epochs = sorted(set(int(e) for e in epochs))
+        missing = [e for e in epochs if e not in available]
+        if missing:
+            raise LandscapeError(f"no {what} for epoch(s) {missing}; available: {available or 'none'}")
+        return epochs
+    train_epochs = (config.get("train") or {}).get("epochs") or 0
+    paper = [e for e in PAPER_EPOCHS if e in available]
+    if train_epochs >= max(PAPER_EPOCHS) and paper:
+        return paper
+    return available
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of a panel grid: up to 3 columns, 2×2 for four."""
+    cols = n if n <= 3 else (2 if n == 4 else 3)
+    return math.ceil(n / cols), cols
+
+
+# ============================================================================ (a) Figure 1
+_SURFACES = {
+    "paper": ("surface", "gradient direction", "most negative curvature direction"),
+    "random": ("random_surface", "filter-normalized direction 1", "filter-normalized direction 2"),
+}
+
+
+def _axis_unit(desc: dict) -> str:
+    desc = desc or {}
+    norm = desc.get("normalization")
+    if norm is None and desc.get("kind") == "filter_normalized":
+        norm = "filter"
+    if norm in ("unit", None):
+        return "‖Δθ‖"
+    if str(norm).startswith("filter"):
+        return "α, per-filter norms of θ"
+    return f"{norm} units"
+
+
+def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> list[Path]:
+    """F over a plane through each checkpoint, 3D and contour: Figure 1 of Allen-Zhu et al.
+
+    ``kind="paper"``: x = gradient direction, y = most-negative-curvature eigenvector
+    (orthogonalized to x); ``kind="random"``: two filter-normalized directions (Li et al.).
+    Writes <name>_3d and <name>_contour; returns the paths ([] when no surface exists).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    run = as_run(run_dir)
+    config = read_config(run)
+    name, xlabel, ylabel = _SURFACES[kind]
+    available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / f"{name}.json").is_file()]
+    if not available:
+        return []
+    chosen = select_epochs(available, epochs, config, name.replace("_", " "))
+    surfaces = [load_surface(run, e, name) for e in chosen]
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    first = surfaces[0]
+    sigma = first["sigma"]
+    if kind == "paper":
+        ylabel = f"{ylabel} (σ={fmt(sigma) if sigma is not None else '?'})"
+    unit_x = _axis_unit(first["x"]); unit_y = _axis_unit(first["y"])
+    caption = (f"{run_title(run, config)}\n"
+               f"F = training loss on {_common_caption([s['context'] for s in surfaces])}; "
+               f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; axes in {unit_x}"
+               + (" (unit directions; y orthogonalized to x)" if kind == "paper" else ""))
+    written = []
+    rows, cols = _grid(len(surfaces))
+    log = _surfaces_log(surfaces)
+    with plt.rc_context(style):
+        # ---- 3D
+        width = 4.6 * cols
+        fig = plt.figure(figsize=(width, 4.0 * rows + 0.8), layout="constrained")
+        for i, s in enumerate(surfaces):
+            ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+            X, Y = np.meshgrid(s["xs"], s["ys"])
+            Z, zlabel, f0 = _surface_values(s, log)
+            ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0.2, edgecolor="k", alpha=0.9,
+                            antialiased=True, rstride=1, cstride=1)
+            ax.computed_zorder = False
+            ax.scatter([0], [0], [f0], color="#D55E00", s=30, depthshade=False, zorder=10)
+            ax.set_xlabel(f"{xlabel}\n[{unit_x}]", fontsize=7.5, labelpad=4)
+            ax.set_ylabel(f"{_short(ylabel)}\n[{unit_y}]", fontsize=7.5, labelpad=4)
+            ax.set_zlabel(zlabel, fontsize=7.5, labelpad=2)
+            ax.tick_params(labelsize=6.5, pad=0)
+            ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+            ax.set_title(_surface_title(s, kind), fontsize=8.5)
+            ax.view_init(elev=28, azim=-55)
+            ax.set_box_aspect(None, zoom=0.88)
+        fig.suptitle(_wrap(caption + "; red dot: the checkpoint", width), fontsize=8.5)
+        written += _save(fig, out_dir, f"{name}_3d")
+        # ---- contour
+        width = 4.3 * cols
+        fig, axes = plt.subplots(rows, cols, figsize=(width, 4.2 * rows + 0.8), squeeze=False,
+                                 layout="constrained")
+        for ax in axes.flat[len(surfaces):]:
+            ax.set_visible(False)
+        for ax, s in zip(axes.flat, surfaces):
+            Z, zlabel, _ = _surface_values(s, log)
+            Z = np.ma.masked_invalid(Z)
+            if Z.count() == 0:
+                ax.text(0.5, 0.5, "no finite F on this grid", ha="center", va="center", transform=ax.transAxes)
+                ax.set_title(_surface_title(s, kind))
+                continue
+            lo, hi = float(Z.min()), float(Z.max())
+            levels = np.linspace(lo, hi if hi > lo else lo + 1e-12, 16)
+            cs = ax.contourf(s["xs"], s["ys"], Z, levels=levels, cmap="viridis")
+            ax.contour(s["xs"], s["ys"], Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+            cb = fig.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
+            if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
+                from matplotlib.ticker import FuncFormatter
+
+                cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(10 ** v, 3)))
+                zlabel = "F (train loss, log scale)"
+            cb.set_label(zlabel, fontsize=7.5)
+            cb.ax.tick_params(labelsize=6.5)
+            res = s["result"]
+            ax.plot(0, 0, "o", color="#D55E00", clip_on=False, zorder=5, ms=7, mec="w", label=f"checkpoint, F = {fmt(res['F'])}")
+            if kind == "paper":
+                ax.plot(res["along_x"]["at"], 0, "s", color="w", mec="k", clip_on=False, zorder=5, ms=5,
+                        label=f"lowest on x-axis: F − {fmt(res['along_x']['decrease'])}")
+                ax.plot(0, res["along_y"]["at"], "^", color="w", mec="k", clip_on=False, zorder=5, ms=5,
+                        label=f"lowest on y-axis: F − {fmt(res['along_y']['decrease'])}")
+            at = res["anywhere"]["at"]
+            ax.plot(at[0], at[1], "*", color="#E69F00", mec="k", clip_on=False, zorder=5, ms=10,
+                    label=f"lowest on grid: F − {fmt(res['anywhere']['decrease'])}"
+                         + (" (the checkpoint)" if res["anywhere"]["decrease"] <= 0 else ""))
+            ax.axhline(0, color="w", lw=0.6, alpha=0.7)
+            ax.axvline(0, color="w", lw=0.6, alpha=0.7)
+            ax.set_xlabel(f"{xlabel} [{unit_x}]")
+            ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
+            ax.set_title(_surface_title(s, kind))
+            ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+            ax.grid(False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
+                      handletextpad=0.3, columnspacing=0.8)
+        fig.suptitle(_wrap(caption, width), fontsize=8.5)
+        written += _save(fig, out_dir, f"{name}_contour")
+    return written
+
+
+def _short(label: str) -> str:
+    return label.replace("most negative curvature direction", "most neg. curvature direction")
+
+
+def _surface_values(s: dict, log: bool) -> tuple[np.ndarray, str, float]:
+    """The grid's F (as log10 F if ``log``), its label, and the value at the checkpoint."""
+    Z = np.where(np.isfinite(s["loss"]), s["loss"], np.nan)
+    f0 = _num(s["result"]["F"], s["path"], "result.F")
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log10(np.where(Z > 0, Z, np.nan)), "log10 F (train loss)", math.log10(f0) if f0 > 0 else np.nan
+    return Z, "F (train loss)", f0
+
+
+def _surfaces_log(surfaces: list[dict]) -> bool:
+    """One z scale for all panels: log10 F when some grid spans more than a factor 10 (and F > 0)."""
+    return any(_log_scale(np.asarray(s["loss"], float)) for s in surfaces) and \
+        all(np.nanmin(np.where(np.isfinite(s["loss"]), s["loss"], np.nan)) > 0 for s in surfaces
+            if np.isfinite(s["loss"]).any())
+
+
+def _surface_title(s: dict, kind: str) -> str:
+    res = s["result"]
+    title = f"epoch {s['epoch']}: F(θ)={fmt(res['F'])}"
+    if kind == "paper":
+        lam = s["y"].get("eigenvalue")
+        if lam is not None:
+            title += f", λ_min={fmt(lam)}"
+        if "extra_from_y" in res:
+            title += f"\nextra decrease from y beyond the x-axis: {fmt(res['extra_from_y'])}"
+    return title
+
+
+# ============================================================================ (b) gradient dominance
+def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> list[Path]:
+    """‖∇F‖² against F (log-log): the dense track coloured by epoch, checkpoints marked, and
+    the envelope ‖∇F‖² = c·F (c = min ratio over the points with F > floor). Two panels:
+    all parameters and hidden ones. Returns [] when neither track nor dominance results exist."""
+    from matplotlib import cm, colors as mcolors
+
+    run = as_run(run_dir)
+    config = read_config(run)
+    track = load_track(run)
+    points = load_dominance(run)
+    if not track and not points:
+        return []
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    train = config.get("train") or {}
+    max_epoch = max([r["epoch"] for r in track] + [p["epoch"] for p in points] + [1])
+    norm = mcolors.Normalize(0, max_epoch)
+    cmap = plt.get_cmap("viridis")
+    with plt.rc_context(style):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), squeeze=False, layout="constrained")
+        for ax, (key, label) in zip(axes[0], (("grad_sq", "all parameters"), ("grad_sq_hidden", "hidden layers"))):
+            Fs, Gs = [], []
+            if track:
+                F = np.array([r["F"] for r in track]); G = np.array([r[key] for r in track])
+                E = np.array([r["epoch"] for r in track])
+                ok = (F > 0) & (G > 0)
+                ax.plot(F[ok], G[ok], "-", color="0.75", lw=0.6, zorder=1)
+                ax.scatter(F[ok], G[ok], c=E[ok], cmap=cmap, norm=norm, s=10, zorder=2,
+                           label=f"dense track during training ({len(track)} points)")
+                Fs += list(F); Gs += list(G)
+            if points:
+                F = np.array([p["F"] for p in points]); G = np.array([p[key] for p in points])
+                ok = (F > 0) & (G > 0)
+                ax.scatter(F[ok], G[ok], c=[cmap(norm(p["epoch"])) for p, o in zip(points, ok) if o], marker="D",
+                           s=45, edgecolors="k", linewidths=0.9, zorder=3,
+                           label=f"checkpoints ({len(points)}, dominance.json)")
+                for p, f, g, o in zip(points, F, G, ok):
+                    if o:
+                        ax.annotate(f"ep {p['epoch']}", (f, g), textcoords="offset points", xytext=(6, -3),
+                                    fontsize=7)
+                Fs += list(F); Gs += list(G)
+            env = envelope_constant(Fs, Gs, floor)
+            Fa, Ga = np.array(Fs), np.array(Gs)
+            pos = (Fa > 0) & (Ga > 0)
+            if pos.any():
+                ax.set_xscale("log"); ax.set_yscale("log")
+                lo, hi = Fa[pos].min(), Fa[pos].max()
+                span = np.geomspace(lo / 1.3, hi * 1.3, 50)
+                if np.isfinite(env["c"]) and env["c"] > 0:
+                    ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
+                            label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
+                                  f"(min ratio over the {env['points']} points with F > {fmt(floor)})")
+                else:
+                    ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
+                if lo < floor * 3:
+                    ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F floor {fmt(floor)}: points left of it do not set c")
+                _log_ticks(ax)
+            ax.set_xlabel("F (training loss)")
+            ax.set_ylabel(f"‖∇F‖² ({label})")
+            ax.set_title(f"gradient dominance: {label}")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=1)
+        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+        cb = fig.colorbar(sm, ax=axes[0].tolist(), shrink=0.7, pad=0.01, aspect=30)
+        cb.set_label("epoch")
+        caption = run_title(run, config)
+        if points:
+            caption += f"\ncheckpoints: {_common_caption([p['context'] for p in points])}"
+        if track:
+            caption += (f"\ntrack: every {train.get('track_every', '?')} iterations during training, on "
+                        f"{track[0].get('examples', '?')} training examples (running BN statistics, fp32, all parameters)")
+        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
+        return _save(fig, out_dir, "dominance")
+
+
+# ============================================================================ (c) semi-smoothness
+def _symlog_thresh(values: np.ndarray, fallback: float) -> float:
+    nz = np.abs(values[np.isfinite(values) & (values != 0)])
+    return float(nz.min()) if len(nz) else fallback
+
+
+def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
+    """Per checkpoint: f(t) − f(0) along every probe direction (symlog axes) and |r(t)|
+    against |t| (log-log) with the fit a·|t| + b·t² and the noise floor. [] without probes."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    available = [e for e in analyzed_epochs(run) if any(run.analysis_dir(e).glob("probe_*.json"))]
+    if not available:
+        return []
+    chosen = select_epochs(available, epochs, config, "semi-smoothness probes")
+    per_epoch = [(e, load_probes(run, e)) for e in chosen]
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    with plt.rc_context(style):
+        rows = len(per_epoch)
+        fig, axes = plt.subplots(rows, 2, figsize=(11, 3.7 * rows + 0.9), squeeze=False, layout="constrained")
+        for (epoch, probes), (ax_f, ax_r) in zip(per_epoch, axes):
+            all_t = np.concatenate([p["t"] for p in probes])
+            for p in probes:
+                color = _DIRECTION_COLORS.get(p["kind"], "0.3")
+                order = np.argsort(p["t"])
+                t, f, r = p["t"][order], p["f"][order], p["r"][order]
+                f0 = float(f[t == 0][0]) if np.any(t == 0) else p["F"]
+                ax_f.plot(t, f - f0, "o-", color=color, ms=3, lw=1, label=_direction_label(p))
+                nz = t != 0
+                at, ar = np.abs(t[nz]), np.abs(r[nz])
+                above = ar > p["noise_floor"]
+                ax_r.plot(at[(t[nz] > 0) & above], ar[(t[nz] > 0) & above], "o", color=color, ms=4)
+                ax_r.plot(at[(t[nz] < 0) & above], ar[(t[nz] < 0) & above], "x", color=color, ms=4)
+                ax_r.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
+                grid = np.geomspace(max(at.min(), 1e-300), at.max(), 60) if len(at) else np.array([])
+                ax_r.plot(grid, p["a"] * grid + p["b"] * grid ** 2, "-", color=color, lw=1.1, alpha=0.85,
+                          label=f"{p['name']}: a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)}")
+            floor = max(p["noise_floor"] for p in probes)
+            ax_r.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
+            lin_t = _symlog_thresh(all_t, 1e-6)
+            ax_f.set_xscale("symlog", linthresh=lin_t)
+            mags = np.unique(np.abs(all_t[all_t != 0]))
+            if len(mags):
+                keep = mags[::-1][::max(1, math.ceil(len(mags) / 4))]
+                ticks = np.concatenate([-keep, [0.0], keep[::-1]])
+                ax_f.set_xticks(ticks, [fmt(v, 2) for v in ticks], rotation=35, ha="right")
+                ax_f.xaxis.set_minor_locator(plt.NullLocator())
+            df = np.concatenate([p["f"] - p["F"] for p in probes])
+            ax_f.set_yscale("symlog", linthresh=max(_symlog_thresh(df, 1e-6), floor))
+            ax_f.axhline(0, color="0.5", lw=0.6)
+            ax_f.set_xlabel("step t along a unit direction [‖Δθ‖] (symlog)")
+            ax_f.set_ylabel("f(t) − f(0) (symlog)")
+            F = probes[0]["F"]
+            ax_f.set_title(f"epoch {epoch}: loss along probe directions (F={fmt(F)})")
+            ax_f.legend(loc="best", fontsize=6.5)
+            ax_r.set_xscale("log"); ax_r.set_yscale("log")
+            ax_r.set_xlabel("|t| [‖Δθ‖]")
+            ax_r.set_ylabel("|r(t)| = |f(t) − f(0) − t·⟨∇F,u⟩|")
+            ax_r.set_title(f"epoch {epoch}: residual and fit a·|t| + b·t²  (o: t>0, x: t<0)")
+            ax_r.legend(loc="upper left", fontsize=6.5)
+        caption = (f"{run_title(run, config)}\nsemi-smoothness probes on "
+                   f"{_common_caption([p['context'] for _, ps in per_epoch for p in ps])}; faint dots: below the noise floor")
+        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
+        return _save(fig, out_dir, "smoothness")
+
+
+def _direction_label(p: dict) -> str:
+    d = p["direction"]
+    extra = ""
+    if p["kind"].startswith("hessian") and d.get("eigenvalue") is not None:
+        extra = f" (λ={fmt(d['eigenvalue'], 2)})"
+    elif d.get("seed") is not None:
+        extra = f" (seed {d['seed']})"
+    return f"{p['name']}{extra}"
+
+
+# ============================================================================ (d) interpolation
+_BN_WORDS = {"recompute": "BN statistics recomputed on the training subset at every α",
+             "interpolate": "BN running statistics interpolated like the weights",
+             "batch": "BN with batch statistics"}
+
+
+def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
+    """Loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B: init → final first, then
+    consecutive checkpoints. [] when the run has no interpolation."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    items = load_interpolations(run)
+    if not items:
+        return []
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    with plt.rc_context(style):
+        rows = len(items)
+        fig, axes = plt.subplots(rows, 2, figsize=(10, 2.9 * rows + 1.0), squeeze=False, layout="constrained")
+        for it, (ax_l, ax_a) in zip(items, axes):
+            a = it["alpha"]
+            for ax, key, ylabel in ((ax_l, "loss", "loss"), (ax_a, "acc", "accuracy")):
+                ax.plot(a, it[f"train_{key}"], "o-", ms=3, color=TRAIN_COLOR, label="train")
+                ax.plot(a, it[f"test_{key}"], "s--", ms=3, color=TEST_COLOR, label="test")
+                for x0, lab in ((0, f"α=0\nepoch {it['from']}"), (1, f"α=1\nepoch {it['to']}")):
+                    ax.axvline(x0, color="0.3", ls=":", lw=1)
+                    ax.text(x0, 1.0, lab, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6.5)
+                ax.set_ylabel(ylabel)
+                ax.set_xlabel("α   (θ = (1−α)·θ_A + α·θ_B)")
+            res = it["result"]["train"]
+            word = "monotone" if res["monotone"] else "not monotone"
+            ax_l.set_title(f"epoch {it['from']} → {it['to']}: train loss {word} on [0,1], "
+                           f"largest bump {fmt(res['largest_bump'])}", pad=20)
+            ax_a.set_title(f"epoch {it['from']} → {it['to']}: accuracy", pad=20)
+            ax_l.legend(loc="best")
+        first = items[0]
+        ctx = first["context"]
+        train_ctx = ctx.get("train", ctx) if isinstance(ctx, dict) else {}
+        test_n = ctx.get("test", {}).get("examples", "?") if isinstance(ctx, dict) else "?"
+        policies = sorted({it["bn"] for it in items})
+        caption = (f"{run_title(run, config)}\nlinear interpolation; {'; '.join(_BN_WORDS.get(p, f'BN {p}') for p in policies)}; "
+                   f"train: {context_caption({k: v for k, v in train_ctx.items() if k != 'bn_policy'})}; "
+                   f"test subset n={test_n}")
+        fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
+        return _save(fig, out_dir, "interpolation")
+
+
+# ============================================================================ (e) training curves
+def plot_training(run_dir, out_dir=None) -> list[Path]:
+    """Train/test loss and accuracy and the learning rate per epoch (log.jsonl), and the top
+    and most negative Hessian eigenvalues at the analyzed checkpoints (curvature.json).
+    [] when there is neither."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    log = load_log(run)
+    curv = load_curvature(run)
+    if not log and not curv:
+        return []
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    checkpoints = analyzed_epochs(run)
+    with plt.rc_context(style):
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7.4), sharex=True, layout="constrained")
+        (ax_loss, ax_acc), (ax_lr, ax_eig) = axes
+        if log:
+            e = np.array([r["epoch"] for r in log])
+            mk = "o" if len(log) <= 40 else None
+            ax_loss.plot(e, [r["train_loss"] for r in log], "-", marker=mk, ms=3, color=TRAIN_COLOR,
+                         label="train (running mean over the epoch, augmented)")
+            ax_loss.plot(e, [r["test_loss"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
+            ax_acc.plot(e, [r["train_acc"] for r in log], "-", marker=mk, ms=3, color=TRAIN_COLOR,
+                        label="train (running mean over the epoch, augmented)")
+            ax_acc.plot(e, [r["test_acc"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
+            ax_lr.stairs([r["lr"] for r in log], np.r_[e[0] - 1, e], color="k", lw=1.4, baseline=None)
+            ax_lr.set_yscale("log")
+            losses = np.array([r["train_loss"] for r in log] + [r["test_loss"] for r in log])
+            if _log_scale(losses):
+                ax_loss.set_yscale("log")
+                _log_ticks(ax_loss, "y")
+            ax_loss.legend(); ax_acc.legend()
+            last = log[-1]
+            ax_acc.set_title(f"accuracy (epoch {int(last['epoch'])}: train {last['train_acc']:.3f}, "
+                             f"test {last['test_acc']:.3f})")
+            ax_lr.set_title(f"learning rate (SGD, {len(log)} epochs logged)")
+        else:
+            for ax in (ax_loss, ax_acc, ax_lr):
+                ax.text(0.5, 0.5, "no log.jsonl", ha="center", va="center", transform=ax.transAxes)
+            ax_acc.set_title("accuracy"); ax_lr.set_title("learning rate")
+        for ax in axes.flat:
+            for c in checkpoints:
+                ax.axvline(c, color="0.6", lw=0.6, ls=":")
+        ax_loss.set_title("loss")
+        ax_lr.set_xlabel("epoch"); ax_eig.set_xlabel("epoch")
+        ax_loss.set_ylabel("cross-entropy"); ax_acc.set_ylabel("accuracy"); ax_lr.set_ylabel("lr")
+        if curv:
+            ce = [c["epoch"] for c in curv]
+            ax_eig.plot(ce, [c["top"] for c in curv], "o-", color="#CC79A7", label="λ_max (top)")
+            ax_eig.plot(ce, [c["most_negative"] for c in curv], "v-", color="#E69F00", label="λ_min (most negative)")
+            vals = np.abs([c["top"] for c in curv] + [c["most_negative"] for c in curv])
+            vals = vals[np.isfinite(vals) & (vals > 0)]
+            if len(vals) and vals.max() / max(vals.min(), 1e-300) > 30:
+                ax_eig.set_yscale("symlog", linthresh=float(vals.min()))
+            ax_eig.axhline(0, color="0.5", lw=0.6)
+            ax_eig.legend()
+            sig = curv[0]["settings"].get("sigma")
+            ax_eig.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
+            ax_eig.set_ylabel("eigenvalue")
+        else:
+            ax_eig.text(0.5, 0.5, "no curvature.json\n(not measured)", ha="center", va="center",
+                        transform=ax_eig.transAxes)
+            ax_eig.set_title("Hessian extreme eigenvalues")
+        caption = run_title(run, config)
+        data = config.get("data", {})
+        caption += (f"\ntraining on {data.get('train_examples', '?')} images of {data.get('dataset', '?')}, "
+                    f"test on {data.get('test_examples', '?')}; dotted lines: analyzed checkpoints")
+        if curv:
+            caption += f"\neigenvalues: {_common_caption([c['context'] for c in curv])}"
+        fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
+        return _save(fig, out_dir, "training")
+
+
+# ============================================================================ all of them
+MANIFEST = "figures.json"
+
+
+def readable(path: Path) -> None:
+    """Give a file written through a private temporary file the usual permissions (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def input_fingerprint(run_dir) -> list[list]:
+    """(path, size, mtime) of every result file the figures read: equal fingerprints, equal figures."""
+    run = as_run(run_dir)
+    files = [run.config, run.log, run.track]
+    if run.analysis.is_dir():
+        files += sorted(p for p in run.analysis.rglob("*")
+                        if p.suffix in (".json", ".npz") and ".partial" not in p.name)
+    return [[str(p.relative_to(run.path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.is_file()]
+
+
+def read_manifest(out_dir) -> dict | None:
+    """What the last ``make_figures`` into ``out_dir`` wrote, or None."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) and isinstance(data.get("written"), dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_inputs(run_dir) -> None:
+    """Read every result file the figures use, so a damaged one fails before anything is drawn."""
+    run = as_run(run_dir)
+    read_config(run)
+    load_log(run)
+    load_track(run)
+    load_dominance(run)
+    load_curvature(run)
+    load_interpolations(run)
+    for epoch in analyzed_epochs(run):
+        load_probes(run, epoch)
+        for name in ("surface", "random_surface"):
+            load_surface(run, epoch, name)
+
+
+class FigureSet(list):
+    """The paths ``make_figures`` wrote (a list), with ``written`` (figure name -> its paths)
+    and ``skipped`` (figure name -> why: its inputs are absent)."""
+
+    def __init__(self):
+        super().__init__()
+        self.written: dict[str, list[Path]] = {}
+        self.skipped: dict[str, str] = {}
+
+    @property
+    def paths(self) -> list[Path]:
+        return list(self)
+
+
+_SKIP_REASONS = {
+    "surface": "no analysis/epoch_*/surface.json (measure 'surface')",
+    "random_surface": "no analysis/epoch_*/random_surface.json (measure 'random_surface')",
+    "dominance": "no track.jsonl and no analysis/epoch_*/dominance.json",
+    "smoothness": "no analysis/epoch_*/probe_*.json (measure 'probes')",
+    "interpolation": "no analysis/interpolation/*.json (measure 'interpolation')",
+    "training": "no log.jsonl and no analysis/epoch_*/curvature.json",
+}
+
+
+def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DEFAULT_F_FLOOR,
+                 echo=None) -> FigureSet:
+    """Draw every figure whose inputs exist into ``out_dir`` (default RUN/figures).
+
+    ``epochs`` restricts the per-checkpoint figures (surfaces, probes). Every input is read
+    (and checked) before anything is drawn. Returns a FigureSet (iterable over the written
+    paths) whose ``skipped`` says which figures had no inputs; the same goes to
+    ``out_dir``/figures.json with a fingerprint of the inputs (the report reuses up-to-date figures).
+    """
+    run = as_run(run_dir)
+    read_config(run)
+    out = Path(out_dir) if out_dir else run.figures
+    result = FigureSet()
+    if epochs is not None:
+        epochs = sorted(set(int(e) for e in epochs))
+        analyzed = analyzed_epochs(run)
+        missing = [e for e in epochs if e not in analyzed]
+        if missing:
+            raise LandscapeError(f"no analysis for epoch(s) {missing} in {run.analysis}; "
+                                 f"analyzed: {analyzed or 'none'}")
+
+    def having(name_glob: str):
+        """The requested epochs that hold ``name_glob`` (None: let the figure choose)."""
+        if epochs is None:
+            return None
+        return [e for e in epochs if any(run.analysis_dir(e).glob(name_glob))] or False
+
+    def per_epoch(plot, name_glob, *args):
+        chosen = having(name_glob)
+        return [] if chosen is False else plot(run.path, out, chosen, *args)
+
+    check_inputs(run)
+    fingerprint = input_fingerprint(run)
+    makers = {
+        "surface": lambda: per_epoch(plot_surfaces, "surface.json", "paper"),
+        "random_surface": lambda: per_epoch(plot_surfaces, "random_surface.json", "random"),
+        "dominance": lambda: plot_dominance(run.path, out, floor),
+        "smoothness": lambda: per_epoch(plot_smoothness, "probe_*.json"),
+        "interpolation": lambda: plot_interpolation(run.path, out),
+        "training": lambda: plot_training(run.path, out),
+    }
+    for name, make in makers.items():
+        paths = make()
+        if paths:
+            result.written[name] = paths
+            result.extend(paths)
+        else:
+            result.skipped[name] = _SKIP_REASONS[name] + (f" for epoch(s) {epochs}" if epochs and name in
+                                                          ("surface", "random_surface", "smoothness") else "")
+        if echo:
+            echo(f"{name}: " + (", ".join(p.name for p in paths) if paths else f"skipped ({result.skipped[name]})"))
+    if result:
+        from .results import atomic_write_json
+
+        atomic_write_json({"run": str(run.path), "epochs": epochs, "floor": floor, "inputs": fingerprint,
+                           "written": {k: [p.name for p in v] for k, v in result.written.items()},
+                           "skipped": result.skipped}, out / MANIFEST)
+        readable(out / MANIFEST)
+    return result

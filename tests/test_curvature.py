@@ -1,0 +1,202 @@
+"""The Hessian operator and its spectrum against dense autograd Hessians of tiny float64 nets."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse.linalg import aslinearoperator
+from torch import nn
+from torch.func import functional_call
+
+from landscape.curvature import (HessianOperator, extreme_eigenpairs, hutchinson_trace,
+                                 most_negative_eigenpair, top_eigenpairs)
+from landscape.errors import LandscapeError
+from landscape.objective import Objective
+
+
+def _mlp(act):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 5), act(), nn.Linear(5, 3))
+
+
+def _conv_bn():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Tanh(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
+    bn = model[1]
+    bn.running_mean.copy_(torch.tensor([0.1, -0.2, 0.05]))
+    bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.3]))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.2, 0.7, -0.9]))
+        bn.bias.copy_(torch.tensor([0.1, 0.0, -0.3]))
+    return model
+
+
+def _objective(kind, loss="cross_entropy"):
+    gen = torch.Generator().manual_seed(1)
+    if kind == "conv":
+        model, x = _conv_bn(), torch.randn(20, 2, 4, 4, generator=gen, dtype=torch.float64)
+    else:
+        model = _mlp(nn.Tanh if kind == "tanh" else nn.ReLU)
+        x = torch.randn(20, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (20,), generator=gen)
+    return Objective(model, x, y, precision="fp64", batch_size=7, loss=loss)
+
+
+def _loss_fn(obj):
+    """F(θ) written independently of Objective's loss code: mean loss over all examples at once."""
+    state = {**obj.fixed, **obj.buffers}
+
+    def f(theta):
+        out = functional_call(obj.model.eval(), {**state, **obj.unflatten(theta)}, (obj.images,))
+        if obj.loss_name == "mse":
+            return 0.5 * (out - nn.functional.one_hot(obj.labels, 3).double()).pow(2).sum(1).mean()
+        return nn.functional.cross_entropy(out, obj.labels)
+    return f
+
+
+def dense_hessian(obj, theta=None):
+    theta = obj.theta0 if theta is None else theta
+    return torch.autograd.functional.hessian(_loss_fn(obj), theta.double()).numpy()
+
+
+def _as_dense(op):
+    return op.matmat(np.eye(op.shape[0]))
+
+
+KINDS = [("tanh", "cross_entropy"), ("relu", "cross_entropy"), ("conv", "cross_entropy"),
+         ("tanh", "mse")]
+
+
+@pytest.fixture(scope="module", params=KINDS, ids=["-".join(k) for k in KINDS])
+def case(request):
+    obj = _objective(*request.param)
+    return obj, dense_hessian(obj)
+
+
+def test_operator_is_the_dense_hessian(case):
+    obj, H = case
+    op = HessianOperator(obj)
+    A = _as_dense(op)
+    assert op.matvecs == obj.dim and op.hvps == obj.dim
+    assert np.abs(A - H).max() <= 1e-10 * np.abs(H).max()
+    assert np.trace(A) == pytest.approx(np.trace(H), rel=1e-9)
+    v = torch.randn(obj.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(op.matvec_torch(v), obj.hvp(obj.theta0, v))
+
+
+def test_extreme_eigenpairs_match_eigvalsh(case):
+    obj, H = case
+    w = np.linalg.eigvalsh(H)
+    scale = np.abs(w).max()
+    assert w[0] < -1e-3 * scale  # a negative direction exists, so the 'SA' check means something
+    top = top_eigenpairs(HessianOperator(obj), k=3, tol=1e-10)
+    assert [p.eigenvalue for p in top] == pytest.approx(w[::-1][:3], rel=1e-6, abs=1e-9 * scale)
+    neg = most_negative_eigenpair(HessianOperator(obj), tol=1e-10)
+    assert neg.converged and neg.which == "SA"
+    assert neg.eigenvalue == pytest.approx(w[0], rel=1e-6, abs=1e-9 * scale)
+    for p in [*top, neg]:
+        assert np.linalg.norm(p.eigenvector) == pytest.approx(1.0)
+        true_residual = np.linalg.norm(H @ p.eigenvector - p.eigenvalue * p.eigenvector)
+        assert p.residual == pytest.approx(true_residual, rel=1e-6, abs=1e-12 * scale)
+        assert p.residual <= 1e-7 * scale
+        assert p.matvecs == p.iterations + len([top] if p is neg else top) and p.seconds > 0
+
+
+def test_hutchinson_trace(case):
+    obj, H = case
+    sd = np.sqrt(2 * (np.sum(H ** 2) - np.sum(np.diag(H) ** 2)))  # exact per-probe std
+    est = hutchinson_trace(obj, samples=50, seed=3)  # an Objective is taken as its Hessian at θ0
+    assert est.samples == 50
+    assert abs(est.estimate - np.trace(H)) <= 4 * sd / np.sqrt(50)
+    assert est.stderr == pytest.approx(sd / np.sqrt(50), rel=0.5)
+    again = hutchinson_trace(HessianOperator(obj), samples=50, seed=3)
+    assert again.estimate == pytest.approx(est.estimate, rel=1e-12)
+    many = hutchinson_trace(aslinearoperator(H), samples=20000, seed=4)
+    assert abs(many.estimate - np.trace(H)) <= 4 * sd / np.sqrt(20000)
+    assert many.stderr == pytest.approx(sd / np.sqrt(20000), rel=0.05)
+
+
+@pytest.mark.parametrize("kind,eps,rtol", [("tanh", 1e-4, 1e-6), ("relu", 1e-6, 1e-5)])
+def test_hvp_matches_finite_differences(kind, eps, rtol):
+    obj = _objective(kind)
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        v = torch.randn(obj.dim, dtype=torch.float64, generator=gen)
+        v /= v.norm()
+        fd = (obj.value_and_grad(obj.theta0 + eps * v)[1] - obj.value_and_grad(obj.theta0 - eps * v)[1]) / (2 * eps)
+        hv = HessianOperator(obj).matvec_torch(v)
+        assert (hv - fd).norm() <= rtol * hv.norm()
+
+
+@pytest.mark.parametrize("kind", ["tanh", "relu", "conv"])
+def test_smoothed_operator(kind):
+    obj = _objective(kind)
+    op = HessianOperator(obj, sigma=0.1, samples=3, seed=7)
+    xis = [op.perturbation(j) for j in range(3)]
+    assert not torch.equal(xis[0], xis[1])
+    assert 0.5 < float(torch.cat(xis).std()) / 0.1 < 1.5
+    expected = np.mean([dense_hessian(obj, obj.theta0 + xi) for xi in xis], axis=0)
+    A = _as_dense(op)
+    assert op.hvps == 3 * obj.dim
+    assert np.abs(A - expected).max() <= 1e-10 * np.abs(expected).max()
+    assert np.abs(A - dense_hessian(obj)).max() > 1e-3 * np.abs(expected).max()  # smoothing shows
+
+    gen = np.random.default_rng(8)
+    u, v = gen.standard_normal(obj.dim), gen.standard_normal(obj.dim)
+    assert u @ op.matvec(v) == pytest.approx(v @ op.matvec(u), rel=1e-12)
+    again = HessianOperator(obj, sigma=0.1, samples=3, seed=7)
+    assert np.array_equal(again.matvec(v), op.matvec(v))
+    assert not np.allclose(HessianOperator(obj, sigma=0.1, samples=3, seed=8).matvec(v), op.matvec(v))
+    plain = HessianOperator(obj, sigma=0.0, samples=5)
+    assert plain.samples == 0
+    assert np.abs(_as_dense(plain) - dense_hessian(obj)).max() <= 1e-10 * np.abs(expected).max()
+    with pytest.raises(LandscapeError):
+        HessianOperator(obj, sigma=0.1, samples=0)
+
+
+def test_smoothed_spectrum():
+    obj = _objective("tanh")
+    op = HessianOperator(obj, sigma=0.05, samples=2, seed=1)
+    w = np.linalg.eigvalsh(_as_dense(op))
+    assert most_negative_eigenpair(op, tol=1e-10).eigenvalue == pytest.approx(w[0], rel=1e-6)
+
+
+def test_budget_returns_the_krylov_ritz_pair():
+    """Stopped after m products, the pair is the Rayleigh-Ritz pair of K_m(H, v0), not a crash."""
+    obj = _objective("tanh")
+    H = dense_hessian(obj)
+    m, v0 = 8, np.random.default_rng(0).standard_normal(obj.dim)
+    Q = np.zeros((obj.dim, m))
+    q = v0 / np.linalg.norm(v0)
+    for j in range(m):  # orthonormal Krylov basis, twice-orthogonalized
+        Q[:, j] = q
+        q = H @ q
+        for _ in range(2):
+            q -= Q[:, :j + 1] @ (Q[:, :j + 1].T @ q)
+        q /= np.linalg.norm(q)
+    ritz = np.linalg.eigvalsh(Q.T @ H @ Q)[0]
+    pair = most_negative_eigenpair(HessianOperator(obj), max_matvecs=m, seed=0)
+    assert not pair.converged and pair.iterations == m and pair.matvecs == m + 1
+    assert pair.eigenvalue == pytest.approx(ritz, rel=1e-8)
+    assert pair.eigenvalue > np.linalg.eigvalsh(H)[0]
+    assert pair.residual == pytest.approx(np.linalg.norm(H @ pair.eigenvector - pair.eigenvalue * pair.eigenvector), rel=1e-8)
+
+
+def test_no_convergence_returns_best_ritz_pair():
+    obj = _objective("relu")
+    H = dense_hessian(obj)
+    w = np.linalg.eigvalsh(H)
+    pair = extreme_eigenpairs(HessianOperator(obj), k=1, which="SA", tol=1e-15, maxiter=1, ncv=4)[0]
+    assert not pair.converged
+    assert w[0] <= pair.eigenvalue < 0
+    assert pair.residual == pytest.approx(np.linalg.norm(H @ pair.eigenvector - pair.eigenvalue * pair.eigenvector), rel=1e-8)
+
+
+def test_bad_arguments():
+    op = HessianOperator(_objective("tanh"))
+    with pytest.raises(LandscapeError):
+        extreme_eigenpairs(op, which="LM")
+    with pytest.raises(LandscapeError):
+        extreme_eigenpairs(op, k=op.shape[0])
+    with pytest.raises(LandscapeError):
+        hutchinson_trace(op, samples=0)

@@ -1,0 +1,241 @@
+"""Figures from a small real run (resnet8 on real CIFAR-10 JPEGs, trained and analyzed once per
+session): every figure exists as a valid PNG and PDF, epochs are chosen as documented, absent
+inputs skip a figure, damaged inputs give a one-line error naming the file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from landscape.cli import main
+from landscape.errors import LandscapeError
+from landscape.plots import (FIGURES, analyzed_epochs, input_fingerprint, make_figures, read_manifest,
+                             select_epochs)
+from landscape.results import RunDir
+
+from conftest import REAL_FOLDER
+
+ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
+               "smoothness", "interpolation", "training"]
+_BUILT: dict[str, Path] = {}
+
+
+def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
+    """resnet8 trained 2 epochs on 40 real images (checkpoints 0, 1, 2; dense track every step),
+    analyzed on 16 images: every measurement at epochs 0 and 2, dominance and probes at epoch 1,
+    interpolations 0→2, 0→1, 1→2. Built once per session (test_report.py reuses it)."""
+    if "run" in _BUILT:
+        return _BUILT["run"]
+    from landscape.analysis import Analysis, AnalysisSettings
+    from landscape.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("figrun") / "resnet8_cifar10"
+    quiet = dict(progress=False, echo=lambda *a: None)
+    config = TrainConfig(arch="resnet8", dataset=f"folder:{REAL_FOLDER}", epochs=2, train_subset=40,
+                         test_subset=20, batch_size=20, seed=0, save_at=[0, 1, 2], track_every=1, track_subset=40)
+    train(config, out, data_root=data_root, cache_dir=cache_dir, **quiet)
+    common = dict(subset=16, test_subset=16, probe_gaussian=1, probe_filter=1, probe_steps=3,
+                  curvature_tol=1e-1, curvature_maxiter=10, surface_points=5, interpolation_points=5)
+    Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),
+             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
+    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "surface", "random_surface",
+                                                 "interpolation"], epochs=[0, 2], **common),
+             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
+    _BUILT["run"] = out
+    return out
+
+
+@pytest.fixture(scope="session")
+def analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
+    return build_analyzed_run(tmp_path_factory, data_root, cache_dir)
+
+
+def build_figured_run(tmp_path_factory, data_root, cache_dir):
+    """A copy of the analyzed run with its figures drawn into RUN/figures (once per session):
+    (run folder, make_figures' result)."""
+    if "figured" not in _BUILT:
+        run = copy_run(build_analyzed_run(tmp_path_factory, data_root, cache_dir),
+                       tmp_path_factory.mktemp("figured") / "resnet8_cifar10")
+        _BUILT["figured"] = (run, make_figures(run))
+    return _BUILT["figured"]
+
+
+@pytest.fixture(scope="session")
+def figured_run(tmp_path_factory, data_root, cache_dir):
+    return build_figured_run(tmp_path_factory, data_root, cache_dir)
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of the run's result files (no checkpoints) that a test may damage."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "labels.pt"))
+    return dest
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= 400 and im.height >= 300, (path, im.size)
+
+
+def assert_pdf(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF-"), path
+    assert data.rstrip().endswith(b"%%EOF"), path
+    assert len(data) > 2000, path
+
+
+def test_run_layout(analyzed_run):
+    run = RunDir(analyzed_run)
+    assert analyzed_epochs(run) == [0, 1, 2]
+    assert (run.analysis_dir(0) / "surface.json").is_file() and not (run.analysis_dir(1) / "surface.json").exists()
+    assert len(list((run.analysis / "interpolation").glob("*.json"))) == 3
+
+
+def test_every_figure_is_a_valid_png_and_pdf(figured_run):
+    run, result = figured_run
+    assert result.skipped == {}
+    assert sorted(result.written) == sorted(FIGURES)
+    expected = sorted(f"{name}.{ext}" for name in ALL_FIGURES for ext in ("png", "pdf"))
+    assert sorted(p.name for p in result.paths) == expected
+    assert {p.parent for p in result.paths} == {run / "figures"}  # the default folder
+    # no temporary files left; the manifest says what was drawn from which inputs
+    assert sorted(p.name for p in (run / "figures").iterdir()) == sorted(expected + ["figures.json"])
+    manifest = read_manifest(run / "figures")
+    assert manifest["inputs"] == input_fingerprint(run) and manifest["skipped"] == {}
+    assert sorted(n for names in manifest["written"].values() for n in names) == expected
+    for path in result.paths:
+        (assert_png if path.suffix == ".png" else assert_pdf)(path)
+
+
+def test_epoch_selection():
+    short = {"train": {"epochs": 20}}
+    full = {"train": {"epochs": 164}}
+    assert select_epochs([0, 1, 5, 11, 20], None, short) == [0, 1, 5, 11, 20]
+    assert select_epochs([0, 5, 40, 90, 120, 130, 160, 164], None, full) == [5, 40, 90, 120, 130, 160]
+    assert select_epochs([0, 164], None, full) == [0, 164]  # none of Figure 1's epochs: all of them
+    assert select_epochs([0, 1, 2], None, {"train": None}) == [0, 1, 2]  # external checkpoint
+    assert select_epochs([0, 1, 2], [2, 0], short) == [0, 2]
+    with pytest.raises(LandscapeError, match=r"epoch\(s\) \[7\]"):
+        select_epochs([0, 1, 2], [7], short)
+
+
+def test_epochs_must_be_analyzed(analyzed_run, tmp_path):
+    with pytest.raises(LandscapeError, match=r"no analysis for epoch\(s\) \[7\]"):
+        make_figures(analyzed_run, tmp_path, epochs=[7])
+    assert not tmp_path.joinpath("dominance.png").exists()
+
+
+def test_absent_inputs_skip_their_figure(analyzed_run, tmp_path):
+    run = copy_run(analyzed_run, tmp_path / "run")
+    shutil.rmtree(run / "analysis" / "interpolation")
+    for pattern in ("*surface.*", "probe_*"):
+        for p in (run / "analysis").rglob(pattern):
+            p.unlink()
+    (run / "track.jsonl").unlink()
+    lines = []
+    result = make_figures(run, echo=lines.append)
+    assert set(result.skipped) == {"interpolation", "surface", "random_surface", "smoothness"}
+    assert "interpolation" in result.skipped["interpolation"]
+    assert any(line.startswith("interpolation: skipped") for line in lines)
+    assert set(result.written) == {"dominance", "training"}  # the checkpoints alone still make it
+    for path in result.paths:
+        (assert_png if path.suffix == ".png" else assert_pdf)(path)
+
+
+def test_run_without_results(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": None, "data": {"dataset": "cifar10"}}))
+    result = make_figures(run, tmp_path / "figs")
+    assert result.paths == [] and set(result.skipped) == set(FIGURES)
+    out = CliRunner().invoke(main, ["figures", str(run)])
+    assert out.exit_code == 1 and "holds no results" in out.output and "Traceback" not in out.output
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(LandscapeError, match="not a run directory"):
+        make_figures(tmp_path)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "truncated surface.json": ("analysis/epoch_0002/surface.json", _truncate, "damaged result file"),
+    "missing surface.npz": ("analysis/epoch_0002/surface.npz", lambda p: p.unlink(), "missing result file"),
+    "garbage probe npz": ("analysis/epoch_0001/probe_gaussian_0.npz", lambda p: p.write_bytes(b"not a zip"),
+                          "damaged result file"),
+    "dominance without F": ("analysis/epoch_0000/dominance.json",
+                            lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "result": {}})),
+                            "no key 'result.F'"),
+    "truncated interpolation": ("analysis/interpolation/epoch_0000_to_0002.json", _truncate, "damaged result file"),
+    "truncated curvature": ("analysis/epoch_0000/curvature.json", _truncate, "damaged result file"),
+    "bad line in log": ("log.jsonl", lambda p: p.write_text("{oops\n" + p.read_text()), "line 1"),
+    "truncated config": ("config.json", _truncate, "damaged result file"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_input_is_a_one_line_error(analyzed_run, tmp_path, case):
+    relpath, damage, message = DAMAGE[case]
+    run = copy_run(analyzed_run, tmp_path / "run")
+    damage(run / relpath)
+    with pytest.raises(LandscapeError) as info:
+        make_figures(run, tmp_path / "figs")
+    text = str(info.value)
+    assert message in text and str(run / relpath) in text and "\n" not in text
+    result = CliRunner().invoke(main, ["figures", str(run), "--out", str(tmp_path / "figs2")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and str(run / relpath) in errors[0]
+
+
+def test_torn_last_log_line_is_tolerated(analyzed_run, tmp_path):
+    from landscape.plots import load_log
+
+    run = copy_run(analyzed_run, tmp_path / "run")
+    whole = load_log(RunDir(run))
+    with open(run / "log.jsonl", "a") as fh:
+        fh.write('{"epoch": 3, "train_lo')
+    assert load_log(RunDir(run)) == whole
+
+
+def test_cli_figures(analyzed_run, tmp_path):
+    run = copy_run(analyzed_run, tmp_path / "run")
+    shutil.rmtree(run / "analysis" / "interpolation")
+    result = CliRunner().invoke(main, ["figures", str(run), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "surface: skipped" in result.output and "interpolation: skipped" in result.output
+    drawn = ["dominance", "smoothness", "training"]
+    assert f"{2 * len(drawn)} files in {run / 'figures'}" in result.output
+    assert sorted(p.name for p in (run / "figures").glob("*.p*")) == sorted(f"{n}.{e}" for n in drawn for e in ("pdf", "png"))
+    help_text = CliRunner().invoke(main, ["figures", "--help"]).output
+    assert "--epochs" in help_text and "--out" in help_text
+
+
+def test_figure_numbers_come_from_the_files(analyzed_run):
+    """The envelope constant drawn is the smallest ratio over the stored points above the floor."""
+    from landscape.plots import envelope_constant, load_dominance, load_track
+
+    run = RunDir(analyzed_run)
+    points, track = load_dominance(run), load_track(run)
+    env = envelope_constant([p["F"] for p in points] + [r["F"] for r in track],
+                            [p["grad_sq"] for p in points] + [r["grad_sq"] for r in track], 0.01)
+    ratios = [json.loads((run.analysis_dir(e) / "dominance.json").read_text())["result"]["ratio"] for e in (0, 1, 2)]
+    rows = [json.loads(line) for line in (analyzed_run / "track.jsonl").read_text().splitlines()]
+    expected = min(ratios + [r["grad_sq"] / r["F"] for r in rows if r["F"] > 0.01])
+    assert env["c"] == pytest.approx(expected, rel=1e-12)
+    assert env["points"] == 3 + len(rows)
+    assert np.isnan(envelope_constant([0.001], [1.0], 0.01)["c"])

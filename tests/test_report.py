@@ -1,0 +1,246 @@
+"""The verdict report of the small real run built in test_plots.py: its numbers are those of the
+result files, verdicts follow the stated thresholds, absent inputs are 'not measured', damaged
+ones give a one-line error naming the file, several runs merge into one report."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from landscape import report as R
+from landscape.cli import main
+from landscape.errors import LandscapeError
+
+from test_plots import build_analyzed_run, build_figured_run, copy_run
+
+
+@pytest.fixture(scope="session")
+def analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
+    return build_analyzed_run(tmp_path_factory, data_root, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def reported(tmp_path_factory, data_root, cache_dir):
+    """A copy of the run whose figures are drawn, with its report written: (run, write_report's result)."""
+    source, _ = build_figured_run(tmp_path_factory, data_root, cache_dir)
+    run = copy_run(source, tmp_path_factory.mktemp("reported") / "resnet8_cifar10")
+    before = {p.name: p.stat().st_mtime_ns for p in (run / "figures").iterdir()}
+    written = R.write_report(run)
+    after = {p.name: p.stat().st_mtime_ns for p in (run / "figures").iterdir()}
+    assert before == after  # figures up to date: embedded, not redrawn
+    return run, written
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _claims(data: dict) -> dict:
+    return {c["id"]: c for c in data["claims"]}
+
+
+def test_verdict_numbers_equal_the_result_files(analyzed_run):
+    run = analyzed_run
+    data = R.run_verdicts(run)
+    claims = _claims(data)
+    assert list(claims) == list(R.CLAIMS)
+    epochs = [0, 1, 2]
+    analysis = run / "analysis"
+
+    # gradient dominance: c = min ratio over checkpoints and track points with F above the floor
+    dom = {e: _json(analysis / f"epoch_{e:04d}" / "dominance.json") for e in epochs}
+    track = [json.loads(line) for line in (run / "track.jsonl").read_text().splitlines()]
+    floor = R.DOMINANCE_F_FLOOR
+    c_ck = min(d["result"]["ratio"] for d in dom.values() if d["result"]["F"] > floor)
+    c_tr = min(r["grad_sq"] / r["F"] for r in track if r["F"] > floor)
+    c_hid = min([d["result"]["ratio_hidden"] for d in dom.values() if d["result"]["F"] > floor]
+                + [r["grad_sq_hidden"] / r["F"] for r in track if r["F"] > floor])
+    g = claims["gradient_dominance"]
+    assert g["numbers"]["c_checkpoints"] == pytest.approx(c_ck, rel=1e-12)
+    assert g["numbers"]["c_track"] == pytest.approx(c_tr, rel=1e-12)
+    assert g["numbers"]["c"] == pytest.approx(min(c_ck, c_tr), rel=1e-12)
+    assert g["numbers"]["c_hidden"] == pytest.approx(c_hid, rel=1e-12)
+    assert g["numbers"]["floor"] == floor
+    assert g["verdict"] == (R.HOLDS if 0 < g["numbers"]["c"] < math.inf else R.FAILS)
+    ctx = dom[0]["context"]
+    for key in ("dataset", "examples", "param_subset", "bn_policy", "precision", "subset_seed", "train_seed"):
+        assert g["settings"][key] == ctx[key], key
+    assert g["settings"]["epochs"] == epochs
+
+    # semi-smoothness: the largest a/√F over every stored probe
+    probes = [_json(p) for p in sorted(analysis.glob("epoch_*/probe_*.json"))]
+    assert len(probes) == 3 * 3 + 2 * 2  # 3 directions everywhere, Hessian ones where curvature ran
+    s = claims["semi_smoothness"]
+    worst = max(probes, key=lambda p: p["result"]["a_over_sqrt_F"])
+    assert s["numbers"]["max_a_over_sqrt_F"] == pytest.approx(worst["result"]["a_over_sqrt_F"], rel=1e-12)
+    assert s["numbers"]["max_b"] == pytest.approx(max(p["result"]["fit"]["b"] for p in probes), rel=1e-12)
+    assert s["numbers"]["probes"] == len(probes)
+    assert s["verdict"] == (R.HOLDS if s["numbers"]["max_a_over_sqrt_F"] <= R.SMOOTHNESS_MAX_A_OVER_SQRT_F else R.FAILS)
+    assert sorted((row[0], row[3], row[4]) for row in s["rows"]) == sorted(
+        (p["context"]["epoch"], p["result"]["fit"]["a"], p["result"]["fit"]["b"]) for p in probes)
+
+    # second-order help: extra_from_y against the decrease along x, from surface.json
+    o = claims["second_order"]
+    surfaces = {e: _json(analysis / f"epoch_{e:04d}" / "surface.json")["result"] for e in (0, 2)}
+    assert [row[0] for row in o["rows"]] == [0, 2]
+    for row in o["rows"]:
+        res = surfaces[row[0]]
+        probe = _json(analysis / f"epoch_{row[0]:04d}" / "probe_neg_gradient.json")["result"]
+        assert row[2] == res["along_x"]["decrease"] and row[4] == res["along_y"]["decrease"]
+        assert row[3] == probe["descent"]["best_decrease"]
+        assert row[6] == res["extra_from_y"]
+        assert row[8] == res["y"]["eigenvalue"] and row[9] == res["half_width"]  # λ_min of the y direction
+        assert row[-1] == ("yes" if res["extra_from_y"] <= R.SECOND_ORDER_MAX_EXTRA_FRACTION * res["along_x"]["decrease"]
+                           else "no")
+    holds = all(res["extra_from_y"] <= R.SECOND_ORDER_MAX_EXTRA_FRACTION * res["along_x"]["decrease"]
+                for res in surfaces.values())
+    assert o["verdict"] == (R.HOLDS if holds else R.FAILS)
+
+    # interpolation init → final: largest bump and F(init) from the stored files
+    i = claims["interpolation"]
+    stored = _json(analysis / "interpolation" / "epoch_0000_to_0002.json")
+    arrays = np.load(analysis / "interpolation" / "epoch_0000_to_0002.npz")
+    f_init = float(arrays["train_loss"][np.argmin(np.abs(arrays["alpha"]))])
+    assert (i["numbers"]["from_epoch"], i["numbers"]["to_epoch"]) == (0, 2)
+    assert i["numbers"]["largest_bump"] == stored["result"]["train"]["largest_bump"]
+    assert i["numbers"]["monotone"] == stored["result"]["train"]["monotone"]
+    assert i["numbers"]["F_init"] == f_init
+    assert i["numbers"]["limit"] == pytest.approx(R.INTERPOLATION_MAX_BUMP_FRACTION * f_init)
+    assert i["verdict"] == (R.HOLDS if i["numbers"]["largest_bump"] <= i["numbers"]["limit"] else R.FAILS)
+    assert i["settings"]["interpolation_bn"] == stored["settings"]["bn_interpolation"]
+    assert len(i["rows"]) == 3
+
+    # accuracy: the last line of log.jsonl
+    a = claims["accuracy"]
+    last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert a["verdict"] == R.MEASURED
+    assert (a["numbers"]["train_acc"], a["numbers"]["test_acc"], a["numbers"]["epoch"]) == \
+        (last["train_acc"], last["test_acc"], last["epoch"])
+    assert a["numbers"]["checkpoint_train_acc"] == dom[2]["result"]["train_acc"]
+
+
+def test_failing_claims_are_reported_with_their_numbers(analyzed_run):
+    run = R.as_run(analyzed_run)
+    s = R.smoothness_verdict(run, threshold_value=0.0)
+    assert s["verdict"] == R.FAILS and s["numbers"]["max_a_over_sqrt_F"] > 0
+    i = R.interpolation_verdict(run, fraction=-1.0)
+    assert i["verdict"] == R.FAILS and "largest bump" in i["summary"]
+    o = R.second_order_verdict(run, fraction=-1.0)
+    results = {e: _json(analyzed_run / "analysis" / f"epoch_{e:04d}" / "surface.json")["result"] for e in (0, 2)}
+    failing = [e for e, r in results.items() if not r["extra_from_y"] <= -r["along_x"]["decrease"]]
+    assert failing and o["verdict"] == R.FAILS and o["numbers"]["failing_epochs"] == failing
+    g = R.dominance_verdict(run, floor=1e9)
+    assert g["verdict"] == R.NOT_MEASURED and "floor" in g["summary"]
+
+
+def _verdict_table(md: str) -> dict[str, list[str]]:
+    """The rows of the '## Verdicts' table: claim title -> cells."""
+    section = md.split("## Verdicts", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith("| claim"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_report_files(reported):
+    run, written = reported
+    assert written["markdown"] == run / "report.md" and written["html"] == run / "report.html"
+    md = written["markdown"].read_text()
+    data = R.run_verdicts(run)
+    table = _verdict_table(md)
+    assert list(table) == [c["title"] for c in data["claims"]]
+    for c in data["claims"]:
+        verdict, numbers, threshold, computed_on = table[c["title"]]
+        assert verdict.lower() == c["verdict"]
+        assert numbers == c["summary"] and threshold == c["threshold"]
+    g = _claims(data)["gradient_dominance"]
+    assert f"c = {R.fmt(g['numbers']['c'], 4)}" in table[g["title"]][1]
+    assert "n=16 (subset seed 0)" in table[g["title"]][3] and "BN frozen" in table[g["title"]][3]
+    assert "fp32" in table[g["title"]][3] and "params all" in table[g["title"]][3]
+    for name in ("SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1", "SECOND_ORDER_MAX_EXTRA_FRACTION = 0.1",
+                 "INTERPOLATION_MAX_BUMP_FRACTION = 0.001", "DOMINANCE_F_FLOOR = 0.01"):
+        assert name in md
+    assert "](figures/surface_3d.png)" in md
+    # report.json holds the same plain data
+    assert _json(run / "report.json")["claims"][0]["numbers"]["c"] == pytest.approx(g["numbers"]["c"])
+
+
+def test_html_is_self_contained(reported):
+    run, written = reported
+    page = written["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == 8 and all(s.startswith("data:image/png;base64,") for s in sources)
+    with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
+        assert im.format == "PNG"
+    assert "href=" not in page
+    for c in R.run_verdicts(run)["claims"]:
+        assert R._inline(c["summary"]) in page
+
+
+def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
+    run = copy_run(analyzed_run, tmp_path / "run")
+    shutil.rmtree(run / "analysis")
+    (run / "track.jsonl").unlink()
+    claims = _claims(R.run_verdicts(run))
+    assert [claims[c]["verdict"] for c in R.CLAIMS] == [R.NOT_MEASURED] * 4 + [R.MEASURED]
+    written = R.write_report(run)
+    assert {p.stem for p in (run / "figures").glob("*.png")} == {"training"}
+    table = _verdict_table(written["markdown"].read_text())
+    assert [v[0] for v in table.values()] == ["not measured"] * 4 + ["measured"]
+
+
+@pytest.mark.parametrize("relpath", ["analysis/epoch_0001/probe_neg_gradient.json", "analysis/epoch_0000/dominance.json",
+                                     "analysis/interpolation/epoch_0000_to_0001.json"])
+def test_damaged_file_is_a_one_line_error(analyzed_run, tmp_path, relpath):
+    run = copy_run(analyzed_run, tmp_path / "run")
+    path = run / relpath
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(LandscapeError, match="damaged result file") as info:
+        R.write_report(run, figures=False)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    result = CliRunner().invoke(main, ["report", str(run), "--figures", "keep"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Error:")] == [f"Error: {info.value}"]
+    assert not (run / "report.md").exists()
+
+
+def test_combined_report(reported, tmp_path):
+    run, _ = reported
+    cells = [copy_run(run, tmp_path / "repro" / name) for name in ("resnet8_cifar10", "resnet8_cifar10_noisy")]
+    # the second cell holds training logs and dominance only: its figures are redrawn (2 of them)
+    shutil.rmtree(cells[1] / "analysis" / "interpolation")
+    for pattern in ("*surface.*", "probe_*", "curvature.*"):
+        for p in (cells[1] / "analysis").rglob(pattern):
+            p.unlink()
+    result = CliRunner().invoke(main, ["report", *map(str, cells)])
+    assert result.exit_code == 0, result.output
+    assert "resnet8_cifar10_noisy: Monotone interpolation from initialization to the solution (train loss): " \
+           "not measured" in result.output
+    md = (tmp_path / "repro" / "report.md").read_text()
+    assert "## Cell resnet8_cifar10\n" in md and "## Cell resnet8_cifar10_noisy\n" in md
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| resnet8")]
+    assert len(rows) == 2 and "not measured" in rows[1] and "not measured" not in rows[0].split("|")[4]
+    assert "](resnet8_cifar10/figures/dominance.png)" in md
+    page = (tmp_path / "repro" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 8 + 2
+    data = _json(tmp_path / "repro" / "report.json")
+    assert [c["cell"] for c in data["cells"]] == ["resnet8_cifar10", "resnet8_cifar10_noisy"]
+    # the library call with an explicit folder gives the same sections
+    out = R.write_combined_report(tmp_path / "elsewhere", cells, figures=False)
+    assert "## Cell resnet8_cifar10_noisy" in out["markdown"].read_text()
+    help_text = CliRunner().invoke(main, ["report", "--help"]).output
+    assert "--out" in help_text and "RUN_DIRS" in help_text
