@@ -81,19 +81,23 @@ def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, 
                    best_gradient_step: float | None = None) -> dict:
     """Half-width of the paper's 2D grid, so the grid resolves the gradient step and shows curvature.
 
-    The larger of (a) ten full-batch SGD steps at the checkpoint's learning rate, 10·lr·‖∇F‖,
-    and (b) three times the best step along −∇F found by the gradient probe (so the x-line of
-    the grid brackets the best gradient step with a few points), or, without a probe, the
-    distance at which the negative curvature alone would move F by F, √(2F/|λ_min|);
-    capped at 0.25·‖θ‖.
+    Three times the best step along −∇F found by the gradient probe, so the grid's x-line
+    brackets the best gradient step with a few points; without a probe, the distance at which
+    the negative curvature alone would move F by F, √(2F/|λ_min|), or, if there is no negative
+    curvature, ten full-batch SGD steps at the checkpoint's learning rate (10·lr·‖∇F‖).
+    Capped at 0.25·‖θ‖. All candidates are recorded.
     """
     sgd = 10.0 * lr * grad_norm
     curvature = math.sqrt(2.0 * loss / abs(lambda_min)) if lambda_min < 0 else float("inf")
     cap = 0.25 * theta_norm
-    base = 3.0 * best_gradient_step if best_gradient_step else curvature
-    half = min(max(sgd, base if math.isfinite(base) else 0.0) or cap, cap)
-    return {"half_width": float(half), "sgd_scale": sgd, "best_gradient_step": best_gradient_step,
-            "curvature_scale": curvature, "cap": cap}
+    if best_gradient_step:
+        half, rule = 3.0 * best_gradient_step, "3 x best gradient step"
+    elif math.isfinite(curvature):
+        half, rule = curvature, "sqrt(2F/|lambda_min|)"
+    else:
+        half, rule = sgd, "10 SGD steps"
+    return {"half_width": float(min(half, cap) if half > 0 else cap), "rule": rule, "sgd_scale": sgd,
+            "best_gradient_step": best_gradient_step, "curvature_scale": curvature, "cap": cap}
 
 
 class Analysis:

@@ -121,14 +121,17 @@ def noise_floor(f0: float, precision: str) -> float:
     return 64 * float(eps) * max(abs(f0), 1.0)
 
 
-def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0) -> dict:
+def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> dict:
     """Fit |r(t)| ≈ a·|t| + b·t² with a, b ≥ 0 in relative error (each point weighs alike).
+
+    Only points with floor < |r| ≤ ceiling are fitted: below the floor is rounding, and above
+    the ceiling (the probe passes F(θ)) the step has left the neighbourhood the local bound is about.
 
     Returns a, b, the RMS relative error of the fit, and ``envelope``: the factor κ ≥ 1 by
     which the fit must be scaled to bound every |r| (κ·(a|t| + b t²) ≥ |r| everywhere).
     """
     t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
-    use = (t > 0) & (r > floor)
+    use = (t > 0) & (r > floor) & (r <= ceiling)
     if use.sum() < 2:
         return {"a": 0.0, "b": 0.0, "rel_rms": float("nan"), "envelope": float("nan"), "points": int(use.sum())}
     tu, ru = t[use], r[use]
@@ -153,8 +156,9 @@ def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch
     slope = float(grad.to(torch.float64) @ direction.vector.to(torch.float64))
     r = f - f0 - steps * slope
     floor = noise_floor(f0, objective.precision)
-    fit = fit_envelope(steps, r, floor)
+    fit = fit_envelope(steps, r, floor, ceiling=max(f0, floor))
     summary = {"direction": direction.describe(), "F": f0, "slope": slope, "noise_floor": floor,
+               "fit_ceiling": max(f0, floor),
                "fit": fit, "a_over_sqrt_F": fit["a"] / np.sqrt(f0) if f0 > 0 else float("nan"),
                "max_abs_t": float(np.abs(steps).max())}
     if direction.kind == "neg_gradient":

@@ -184,20 +184,20 @@ def load_dominance(run: RunDir, epochs: Iterable[int] | None = None) -> list[dic
     return out
 
 
-def load_track(run: RunDir) -> list[dict]:
-    rows = read_rows(run.track, TRACK_KEYS)
+def _numeric_rows(path, keys) -> list[dict]:
+    rows = read_rows(path, keys)
     for i, row in enumerate(rows):
-        for k in TRACK_KEYS:
-            row[k] = _num(row[k], run.track, f"line {i + 1}: {k}")
+        for k in keys:
+            row[k] = _num(row[k], path, f"line {i + 1}: {k}")
     return rows
+
+
+def load_track(run: RunDir) -> list[dict]:
+    return _numeric_rows(run.track, TRACK_KEYS)
 
 
 def load_log(run: RunDir) -> list[dict]:
-    rows = read_rows(run.log, LOG_KEYS)
-    for i, row in enumerate(rows):
-        for k in LOG_KEYS:
-            row[k] = _num(row[k], run.log, f"line {i + 1}: {k}")
-    return rows
+    return _numeric_rows(run.log, LOG_KEYS)
 
 
 def load_probes(run: RunDir, epoch: int) -> list[dict]:

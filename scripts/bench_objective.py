@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from landscape.data import balanced_subset, load_dataset, normalize  # noqa: E402
 from landscape.models import build_model  # noqa: E402
+from reference_data import ArrayDataset  # noqa: E402
 from landscape.objective import Objective  # noqa: E402
 
 
@@ -130,21 +131,6 @@ def load_theta(model: nn.Module, theta: torch.Tensor) -> None:
     torch.nn.utils.vector_to_parameters(theta.to(next(model.parameters()).dtype), model.parameters())
 
 
-class ArrayDataset(torch.utils.data.Dataset):
-    """uint8 HWC arrays + labels, each image through a per-image PIL transform."""
-
-    def __init__(self, images_hwc: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images_hwc, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
-
-
 class BareLoop:
     """(a) eager fp32 no_grad forward over a ready standardized NCHW tensor on the device."""
 
@@ -174,7 +160,7 @@ class ReferenceLoop:
         from torchvision import transforms
 
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
-        dataset = ArrayDataset(np.ascontiguousarray(images_u8.permute(0, 2, 3, 1).numpy()), labels.numpy(), transform)
+        dataset = ArrayDataset.from_tensors(images_u8, labels, transform)
         self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                                   num_workers=workers, pin_memory=device.type == "cuda",
                                                   persistent_workers=workers > 0)

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from landscape.data import balanced_subset, draw_augmentation, load_dataset  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
 from landscape.models import build_model  # noqa: E402
+from reference_data import ArrayDataset  # noqa: E402
 from landscape.train import deterministic_cudnn, train_step, training_autocast  # noqa: E402
 
 
@@ -107,21 +108,6 @@ def _bench_landscape(model, images, labels, mean, std, device, args, warmup: int
     return timed_images / (time.perf_counter() - start)
 
 
-class ArrayDataset(torch.utils.data.Dataset):
-    """uint8 HWC arrays + labels, each image through a per-image PIL transform."""
-
-    def __init__(self, images_hwc: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images_hwc, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
-
-
 def bench_reference(model, images, labels, mean, std, device, args, warmup: int, steps: int) -> float:
     """img/s of a plain DataLoader + per-image transforms + eager fp32 NCHW loop."""
     from torchvision import transforms
@@ -129,7 +115,7 @@ def bench_reference(model, images, labels, mean, std, device, args, warmup: int,
     transform = transforms.Compose([
         transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(mean, std)])
-    dataset = ArrayDataset(np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy()), labels.numpy(), transform)
+    dataset = ArrayDataset.from_tensors(images, labels, transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
