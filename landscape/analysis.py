@@ -55,7 +55,7 @@ class AnalysisSettings:
     curvature_sigma: float = 0.0
     curvature_samples: int = 4
     curvature_tol: float = 1e-3
-    curvature_maxiter: int = 300
+    curvature_max_matvecs: int = 200      # Hessian-vector products per eigensolve, at most
     trace_samples: int = 0
     surface_points: int = 21
     surface_range: float | None = None       # None: the documented rule (see surface_extent)
@@ -288,14 +288,14 @@ class Analysis:
         key = {"context": self.context(epoch, obj), "settings": {
             "top": s.curvature_top, "sigma": s.curvature_sigma,
             "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
-            "tol": s.curvature_tol, "maxiter": s.curvature_maxiter, "trace_samples": s.trace_samples,
+            "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs, "trace_samples": s.trace_samples,
             "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
         if not self._fresh(path, key):
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
                                  samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=s.seed)
             started = time.perf_counter()
-            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, maxiter=s.curvature_maxiter)
-            neg = most_negative_eigenpair(op, tol=s.curvature_tol, maxiter=s.curvature_maxiter)
+            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs)
+            neg = most_negative_eigenpair(op, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs)
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
                        "seconds": time.perf_counter() - started}
             if s.trace_samples:

@@ -170,7 +170,8 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
               help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
 @click.option("--smoothing-samples", "curvature_samples", type=int, default=4, show_default=True)
 @click.option("--eig-tol", "curvature_tol", type=float, default=1e-3, show_default=True)
-@click.option("--eig-maxiter", "curvature_maxiter", type=int, default=300, show_default=True)
+@click.option("--eig-max-matvecs", "curvature_max_matvecs", type=int, default=200, show_default=True,
+              help="Most Hessian-vector products per eigensolve (the best pair so far is kept).")
 @click.option("--trace-samples", type=int, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
 @click.option("--grid", "surface_points", type=int, default=21, show_default=True, help="Surface points per axis.")
 @click.option("--surface-range", type=float, default=None, help="Surface half-width (default: the documented rule).")

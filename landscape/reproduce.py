@@ -70,7 +70,7 @@ def _quick() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
         epochs=figure_epochs, subset=256, test_subset=500, probe_gaussian=1, probe_filter=1,
-        probe_steps=6, curvature_top=1, curvature_subset=64, curvature_tol=1e-2, curvature_maxiter=40,
+        probe_steps=6, curvature_top=1, curvature_subset=64, curvature_tol=1e-2, curvature_max_matvecs=40,
         surface_points=11, interpolation_points=15, interpolation_pairs="init-final,consecutive")
     train_cfg = {"epochs": epochs, "save_at": save_at, "train_subset": 2500, "test_subset": 1000,
                  "track_every": 10, "track_subset": 256}
@@ -83,7 +83,7 @@ def _smoke() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
         subset=64, test_subset=64, probe_gaussian=1, probe_filter=1, probe_steps=3,
-        curvature_top=1, curvature_subset=16, curvature_tol=1e-1, curvature_maxiter=10,
+        curvature_top=1, curvature_subset=16, curvature_tol=1e-1, curvature_max_matvecs=10,
         surface_points=5, interpolation_points=7, interpolation_pairs="init-final")
     train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 100,
                  "track_every": 2, "track_subset": 64}

@@ -177,7 +177,7 @@ def test_rerun_computes_no_gradient(rerun):
 
 
 CURVATURE_ARGS = ["--measure", "curvature,surface,interpolation", "--subset", "16", "--test-subset", "16",
-                  "--epochs", "2", "--grid", "5", "--eig-tol", "1e-2", "--eig-maxiter", "1",
+                  "--epochs", "2", "--grid", "5", "--eig-tol", "1e-2", "--eig-max-matvecs", "8",
                   "--interp-points", "5", "--interp-pairs", "init-final"]
 
 
