@@ -1,0 +1,63 @@
+"""landscape reproduce: the smoke preset end to end on real images, and its resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from landscape.cli import main
+from landscape.reproduce import get_preset, select_cells
+from landscape.errors import LandscapeError
+
+from conftest import REAL_FOLDER
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data_root, cache_dir):
+    out = tmp_path_factory.mktemp("smoke")
+    args = ["reproduce", "--preset", "smoke", "--cifar10", f"folder:{REAL_FOLDER}", "--data-root",
+            str(data_root), "--cache-dir", str(cache_dir), "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out, args, result.output
+
+
+def test_smoke_preset_writes_every_stage(smoke):
+    out, _, output = smoke
+    cell = out / "resnet8_cifar10"
+    assert (cell / "checkpoints" / "epoch_0002.pt").is_file()
+    for epoch in (0, 1, 2):
+        names = {p.name for p in (cell / "analysis" / f"epoch_{epoch:04d}").iterdir()}
+        assert {"dominance.json", "curvature.json", "surface.json", "probe_neg_gradient.json"} <= names
+    assert (cell / "analysis" / "interpolation" / "epoch_0000_to_0002.json").is_file()
+    figures = sorted(p.name for p in (cell / "figures").glob("*.png"))
+    assert figures == ["dominance.png", "interpolation.png", "smoothness.png", "surface_3d.png",
+                       "surface_contour.png", "training.png"]
+    report = (out / "report.md").read_text()
+    assert "Gradient dominance" in report and "resnet8_cifar10" in report
+    timings = json.loads((out / "timings.json").read_text())["resnet8/cifar10"]
+    assert timings["train_s"] > 0 and timings["analysis_s"] > 0
+    assert "report:" in output
+
+
+def test_rerun_resumes_without_training_or_measuring_again(smoke):
+    out, args, _ = smoke
+    cell = out / "resnet8_cifar10"
+    stamps = {p: p.stat().st_mtime_ns for p in cell.rglob("*") if p.suffix in (".pt", ".json", ".npz")
+              and "figures" not in p.parts and not p.name.startswith("report")}
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/2" not in result.output  # no training epoch ran again
+    changed = [p for p, t in stamps.items() if p.stat().st_mtime_ns != t]
+    assert changed == []
+
+
+def test_cells_and_presets():
+    assert len(get_preset("paper").cells) == 9
+    assert [c.name for c in select_cells(get_preset("paper"), ["resnet32/cifar10_noisy20"])] == ["resnet32/cifar10_noisy20"]
+    with pytest.raises(LandscapeError, match="no cell"):
+        select_cells(get_preset("paper"), ["resnet50/cifar10"])
+    with pytest.raises(LandscapeError, match="unknown preset"):
+        get_preset("huge")
