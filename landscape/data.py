@@ -243,9 +243,13 @@ def add_label_noise(labels: torch.Tensor, fraction: float, num_classes: int, see
 
 
 def normalize(images: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
-    """uint8 NCHW -> float, scaled to [0, 1] and standardized per channel."""
-    m = torch.tensor(mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+    """uint8 NCHW -> float, scaled to [0, 1] and standardized per channel.
+
+    ``mean``/``std`` may be sequences or tensors already on the device (the training loop passes
+    tensors, so no step copies them from the host).
+    """
+    m = torch.as_tensor(mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
     return (images.to(dtype) / 255.0 - m) / s
 
 

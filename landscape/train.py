@@ -286,6 +286,8 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     autocast = training_autocast(device, config.precision)
 
     train_x = data.train_images.to(device)
+    mean = torch.tensor(data.mean, device=device)
+    std = torch.tensor(data.std, device=device)
     train_y = data.train_labels.to(device)
     n = len(train_y)
     hidden = parameter_groups(model)["hidden"]
@@ -325,7 +327,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
             idx = order[batch]
             loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx],
-                                             [t[batch] for t in draws], data.mean, data.std, autocast)
+                                             [t[batch] for t in draws], mean, std, autocast)
             step += 1
             losses[i] = loss
             correct += batch_correct

@@ -81,6 +81,7 @@ def _bench_landscape(model, images, labels, mean, std, device, args, warmup: int
     optimizer = _optimizer(model, args)
     autocast = training_autocast(device, args.precision)
     x, y = images.to(device), labels.to(device)
+    mean, std = torch.tensor(mean, device=device), torch.tensor(std, device=device)  # as train() does
     n, bs = len(y), args.batch_size
     per_epoch = math.ceil(n / bs)
     sync_every = 1 if device.type == "cpu" else 25
