@@ -90,7 +90,7 @@ def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
     }[name]
     if not download and not (root / folder).is_dir():
         raise LandscapeError(
-            f"{label} not found: looked for {root / folder}; pass --download to fetch it, "
+            f"{label} not found: looked for {(root / folder).resolve()}; pass --download to fetch it, "
             f"or point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}")
     try:
         train = cls(str(root), train=True, download=download)

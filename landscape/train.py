@@ -23,7 +23,7 @@ from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augmentation,
                    load_dataset, normalize)
 from .errors import LandscapeError
-from .models import build_model, parameter_groups, select_parameters
+from .models import build_model, check_architecture, parameter_groups, select_parameters
 from .objective import Objective
 from .results import RunDir, append_jsonl, atomic_torch_save, atomic_write_json, read_json, read_jsonl
 
@@ -244,6 +244,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     if resume and run.is_run():
         config = _check_resume(run, config, overrides or {})
     config = config.resolved()
+    check_architecture(config.arch)  # before the (slow) data load
     dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
     data = prepare_data(dataset, config)
     build_model(config.arch, data.num_classes, config.width)  # validates the name early

@@ -13,16 +13,22 @@ from .vgg import VGG, VGG19_LAYOUT
 ARCHITECTURES = "vgg19_bn, resnet32, resnet110, or resnetD for any depth D = 6n+2"
 
 
+def check_architecture(arch: str) -> int | None:
+    """Raise for an unknown name; returns the ResNet depth, or None for VGG19-BN."""
+    if arch == "vgg19_bn":
+        return None
+    match = re.fullmatch(r"resnet(\d+)", arch)
+    if match and int(match.group(1)) >= 8 and (int(match.group(1)) - 2) % 6 == 0:
+        return int(match.group(1))
+    raise LandscapeError(f"unknown architecture {arch!r}: use {ARCHITECTURES}")
+
+
 def build_model(arch: str, num_classes: int = 10, width: int = 1) -> nn.Module:
     """``vgg19_bn`` or ``resnet<6n+2>`` (e.g. resnet20, resnet32, resnet110); width scales channels."""
     if width < 1:
         raise LandscapeError(f"width must be a positive integer, got {width}")
-    if arch == "vgg19_bn":
-        return VGG(VGG19_LAYOUT, num_classes, width)
-    match = re.fullmatch(r"resnet(\d+)", arch)
-    if match and int(match.group(1)) >= 8 and (int(match.group(1)) - 2) % 6 == 0:
-        return CifarResNet(int(match.group(1)), num_classes, width)
-    raise LandscapeError(f"unknown architecture {arch!r}: use {ARCHITECTURES}")
+    depth = check_architecture(arch)
+    return VGG(VGG19_LAYOUT, num_classes, width) if depth is None else CifarResNet(depth, num_classes, width)
 
 
 def parameter_groups(model: nn.Module) -> dict[str, list[str]]:
