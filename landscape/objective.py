@@ -207,7 +207,9 @@ class Objective:
     def recomputed_buffers(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Running statistics re-estimated at θ: cumulative averages over the recompute set."""
         images = self.recompute_images if self.recompute_images is not None else self.images
-        stat_model = copy.deepcopy(self.model)
+        if getattr(self, "_stat_model", None) is None:  # one private copy, reused at every θ
+            self._stat_model = copy.deepcopy(self.model)
+        stat_model = self._stat_model
         with torch.no_grad():
             for name, p in self.unflatten(self._theta(theta)).items():
                 stat_model.get_parameter(name).copy_(p)
@@ -219,7 +221,7 @@ class Objective:
             with self._autocast():
                 for i in range(0, len(images), self.batch_size):
                     stat_model(images[i:i + self.batch_size])
-        return {n: b.detach() for n, b in stat_model.named_buffers()}
+        return {n: b.detach().clone() for n, b in stat_model.named_buffers()}
 
     # ----------------------------------------------------------------- values
     def _folded_state(self, theta: torch.Tensor, buffers) -> dict[str, torch.Tensor]:
