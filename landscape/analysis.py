@@ -24,7 +24,7 @@ from .directions import (Direction, eigenvector_direction, filter_normalized_dir
 from .errors import LandscapeError
 from .models import parameter_groups
 from .objective import Objective
-from .results import RunDir, atomic_savez, atomic_write_json, read_json
+from .results import RunDir, atomic_savez, atomic_write_json, read_json, read_npz
 
 MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "random_surface", "interpolation")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "interpolation")
@@ -306,7 +306,7 @@ class Analysis:
             self.echo(f"epoch {epoch}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
                       f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
                       f"({summary['seconds']:.0f} s)")
-        return {**read_json(path)["result"], "vectors": np.load(path.with_suffix(".npz"))}
+        return {**read_json(path)["result"], "vectors": read_npz(path.with_suffix(".npz"))}
 
     def _probe_specs(self, curvature) -> list[dict]:
         """Name, kind, seed and normalization of every probe direction, known before computing any."""
