@@ -77,6 +77,8 @@ def main():
 @click.option("--train-subset", type=int, default=None, help="Train on a balanced subset of N images.")
 @click.option("--test-subset", type=int, default=None, help="Evaluate on a balanced subset of N test images.")
 @click.option("--label-noise", type=float, default=None, help="Fraction p of training labels replaced by another class.")
+@click.option("--augment/--no-augment", default=None,
+              help="The recipe's pad-4 crop + flip (default on); off lets a small subset be fitted exactly.")
 @click.option("--train", "train_params", type=click.Choice(["all", "hidden"]), default=None,
               help="Train all parameters or only hidden layers (the theorem's setting).")
 @click.option("--save-at", default=None, help="Checkpoint epochs (default 0,5,40,90,120,130,160 scaled to --epochs; the last is always saved).")
@@ -89,7 +91,7 @@ def main():
 @data_options
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
-          train_subset, test_subset, label_noise, train_params, save_at, track_every, track_subset,
+          train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
           precision, resume, quiet, data_root, cache_dir, download, device):
     """Train a network with the paper's recipe, saving checkpoints for the analysis."""
     from .train import TrainConfig, train as run_training
@@ -97,7 +99,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
     given = dict(arch=arch, dataset=dataset, width=width, epochs=epochs, lr=lr,
                  milestones=_float_list(milestones), weight_decay=wd, momentum=momentum,
                  batch_size=batch_size, seed=seed, train_subset=train_subset,
-                 test_subset=test_subset, label_noise=label_noise, train_params=train_params,
+                 test_subset=test_subset, label_noise=label_noise, augment=augment,
+                 train_params=train_params,
                  save_at=_int_list(save_at), track_every=track_every, track_subset=track_subset,
                  precision=precision)
     if not resume and (arch is None or dataset is None):

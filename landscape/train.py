@@ -54,6 +54,7 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     label_noise: float = 0.0
+    augment: bool = True  # the recipe's pad-4 crop + flip; off lets a small subset be fitted exactly
     train_params: str = "all"
     save_at: list[int] | None = None  # None: the paper's epochs, scaled to `epochs`
     track_every: int = 0
@@ -185,11 +186,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     """One SGD step on a uint8 NCHW batch already on the device.
 
     Augments the whole batch (``augmentation``: a generator, or the batch's slice of an
-    epoch's ``draw_augmentation``), standardizes it, runs it in
+    epoch's ``draw_augmentation``; None: no augmentation), standardizes it, runs it in
     channels_last under ``autocast``, takes the optimizer step. Returns (loss, number of
     correct predictions) as device tensors, without synchronizing.
     """
-    x = normalize(augment(images, augmentation), mean, std)
+    x = normalize(augment(images, augmentation) if augmentation is not None else images, mean, std)
     x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         out = model(x)
@@ -316,7 +317,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             group["lr"] = lr
         gen = _epoch_generator(config.seed, epoch)
         order = torch.randperm(n, generator=gen).to(device)
-        draws = [t.to(device) for t in draw_augmentation(n, gen)]
+        draws = [t.to(device) for t in draw_augmentation(n, gen)] if config.augment else None
         steps = math.ceil(n / config.batch_size)
         losses = torch.zeros(steps, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -328,7 +329,8 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
             idx = order[batch]
             loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx],
-                                             [t[batch] for t in draws], mean, std, autocast)
+                                             [t[batch] for t in draws] if draws else None,
+                                             mean, std, autocast)
             step += 1
             losses[i] = loss
             correct += batch_correct
