@@ -18,16 +18,19 @@ import torch
 
 from . import measure
 from .checkpoint import load_model
-from .data import balanced_subset, load_dataset
+from .data import balanced_subset, disjoint_balanced_subsets, load_dataset, normalize
 from .directions import (Direction, eigenvector_direction, filter_normalized_direction,
                          gaussian_direction, gradient_direction, orthogonalize)
 from .errors import LandscapeError
 from .models import parameter_groups
-from .objective import Objective
+from .objective import Objective, exact_bn_statistics
 from .results import RunDir, atomic_savez, atomic_write_json, read_json, read_npz
 
-MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "random_surface", "interpolation")
-DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "interpolation")
+MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation")
+DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation")
+REPEATED = ("dominance", "probes", "curvature", "second_order")  # measured once per repeat; the rest once
+REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
+BN_STATS = ("recompute", "checkpoint")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class AnalysisSettings:
     subset: int | None = None                # training examples (None: the run's whole training set)
     test_subset: int | None = None           # test examples (None: the whole test split)
     seed: int = 0
+    repeats: int = 1                         # disjoint subsets (or direction seeds) measured independently
+    bn_stats: str = "recompute"              # recompute: statistics of θ on the analyzed set; checkpoint: stored
     params: str = "all"                      # parameter subset for probes, curvature, surfaces
     bn: str = "frozen"
     loss: str = "cross_entropy"
@@ -72,6 +77,10 @@ class AnalysisSettings:
             raise LandscapeError(f"--precision must be fp32 or fp64 (residuals are never bf16), got {self.precision}")
         if self.interpolation_bn not in ("recompute", "interpolate", "batch"):
             raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
+        if self.bn_stats not in BN_STATS:
+            raise LandscapeError(f"--bn-stats must be recompute or checkpoint, got {self.bn_stats}")
+        if self.repeats < 1:
+            raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if self.surface_points < 3 or self.interpolation_points < 3:
             raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
         return self
@@ -118,8 +127,21 @@ class Analysis:
         else:
             self._init_run(data_root, cache_dir, download)
         s = self.settings
-        self.train_idx = balanced_subset(self.labels, s.subset, s.seed)
+        self.repeat_sets = (disjoint_balanced_subsets(self.labels, s.subset, s.repeats, s.seed)
+                            if s.repeats > 1 else None)
+        self.repeat_mode = ("single" if s.repeats == 1 else
+                            "disjoint subsets" if self.repeat_sets else "direction seeds (set too small to split)")
+        self.train_idx = self.repeat_sets[0] if self.repeat_sets else balanced_subset(self.labels, s.subset, s.seed)
         self.test_idx = balanced_subset(self.test_labels, s.test_subset, s.seed + 1)
+
+    def repeat_indices(self, repeat: int) -> torch.Tensor:
+        """The analyzed training examples of repeat ``repeat`` (indices into the run's training set)."""
+        return self.repeat_sets[repeat] if self.repeat_sets else self.train_idx
+
+    def repeat_dir(self, epoch: int, repeat: int) -> Path:
+        """Where repeat ``repeat`` of ``epoch`` is stored: the epoch folder for 0, repeat_R/ below it otherwise."""
+        out = self.run.analysis_dir(epoch)
+        return out if repeat == 0 else out / f"repeat_{repeat}"
 
     # ------------------------------------------------------------------ inputs
     def _init_run(self, data_root, cache_dir, download):
@@ -174,12 +196,20 @@ class Analysis:
                          bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
                          batch_size=s.batch_size, device=self.device, **kw)
 
-    def context(self, epoch, objective: Objective, split="train") -> dict:
+    def context(self, epoch, objective: Objective, split="train", repeat: int | None = None) -> dict:
         """What the numbers were computed on."""
-        return {"dataset": self.dataset_name, "split": split, "arch": self.arch, "epoch": epoch,
-                "checkpoint": self._checkpoint_name(epoch), "subset_seed": self.settings.seed,
-                "label_noise": self.train_config.get("label_noise", 0.0),
-                "train_seed": self.train_config.get("seed"), **objective.describe()}
+        ctx = {"dataset": self.dataset_name, "split": split, "arch": self.arch, "epoch": epoch,
+               "checkpoint": self._checkpoint_name(epoch), "subset_seed": self.settings.seed,
+               "label_noise": self.train_config.get("label_noise", 0.0),
+               "train_seed": self.train_config.get("seed"), **objective.describe()}
+        if repeat is not None:
+            n = len(self.repeat_indices(repeat))
+            ctx.update({"repeat": repeat, "repeats": self.settings.repeats, "repeat_mode": self.repeat_mode,
+                        "direction_seed": self.settings.seed + REPEAT_SEED_STRIDE * repeat,
+                        "bn_statistics": (f"recomputed at θ over the {n} analyzed training examples"
+                                          if self.settings.bn_stats == "recompute"
+                                          else "the checkpoint's running statistics")})
+        return ctx
 
     def _checkpoint_name(self, epoch) -> str:
         """The checkpoint relative to the run (so a moved run keeps its results), else absolute."""
@@ -235,13 +265,41 @@ class Analysis:
             self.interpolations()
 
     def analyze_epoch(self, epoch: int) -> None:
-        s = self.settings
+        """Every requested measurement at one checkpoint, once per repeat (pictures on repeat 0 only)."""
+        for repeat in range(self.settings.repeats):
+            self._analyze_repeat(epoch, repeat)
+
+    def model_at(self, epoch: int, indices: torch.Tensor):
+        """The checkpoint's model with the batch-norm statistics the settings ask for.
+
+        Returns (model, the checkpoint's own buffers). With ``bn_stats='recompute'`` every batch
+        norm holds the exact statistics of the network at θ over ``indices`` (see
+        ``exact_bn_statistics``), so F is the loss of the network at θ, not of a lagging average.
+        """
         model, _, _ = load_model(self.checkpoints[epoch], self.arch)
-        out = self.run.analysis_dir(epoch)
-        full = self._objective(model, params="all")
-        obj = full if s.params == "all" else self._objective(model)
+        stored = {n: b.detach().clone() for n, b in model.named_buffers()}
+        if self.settings.bn_stats == "recompute":
+            model = model.to(self.device)
+            x = normalize(self.images[indices].to(self.device), self.mean, self.std, torch.float32)
+            exact_bn_statistics(model, x)
+            model = model.cpu()
+        return model.eval(), stored
+
+    def _analyze_repeat(self, epoch: int, repeat: int) -> None:
+        s = self.settings
+        if repeat > 0 and not set(s.measurements) & set(REPEATED):
+            return
+        indices = self.repeat_indices(repeat)
+        seed = s.seed + REPEAT_SEED_STRIDE * repeat
+        model, stored_buffers = self.model_at(epoch, indices)
+        out = self.repeat_dir(epoch, repeat)
+        full = self._objective(model, params="all", indices=indices)
+        obj = full if s.params == "all" else self._objective(model, indices=indices)
         theta = obj.theta0
         cache: dict = {}
+
+        def ctx(o, split="train"):
+            return self.context(epoch, o, split, repeat)
 
         def gradient() -> torch.Tensor:  # computed at most once, and only if a piece needs it
             if "grad" not in cache:
@@ -250,29 +308,36 @@ class Analysis:
 
         if "dominance" in s.measurements:
             path = out / "dominance.json"
-            key = {"context": self.context(epoch, full), "settings": {"test_examples": len(self.test_idx)}}
+            key = {"context": ctx(full), "settings": {"test_examples": len(self.test_idx)}}
             if not self._fresh(path, key):
                 test = self._objective(model, split="test", params="all")
                 result, full_grad = measure.gradient_dominance(full, None, parameter_groups(full.model)["hidden"], test)
                 self._check_finite(result["F"], epoch)
+                result["F_checkpoint_stats"] = (full.with_buffers(stored_buffers).value()
+                                                if s.bn_stats == "recompute" else result["F"])
+                result["bn_stats"] = s.bn_stats
                 self._save(path, key, result)
-                self.echo(f"epoch {epoch}: F={result['F']:.4g} ||grad F||^2={result['grad_sq']:.4g} "
-                          f"ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
+                self.echo(f"epoch {epoch}{_tag(repeat)}: F={result['F']:.4g} "
+                          f"(checkpoint statistics: {result['F_checkpoint_stats']:.4g}) ||grad F||^2="
+                          f"{result['grad_sq']:.4g} ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
                 if obj is full:
                     cache["grad"] = full_grad
 
         curvature = None
-        if "curvature" in s.measurements or "surface" in s.measurements:
+        needs_curvature = {"curvature", "second_order"} | ({"surface"} if repeat == 0 else set())
+        if needs_curvature & set(s.measurements):
             cobj = obj
-            if s.curvature_subset is not None and s.curvature_subset < len(self.train_idx):
-                within = balanced_subset(self.labels[self.train_idx], s.curvature_subset, s.seed + 2)
-                cobj = self._objective(model, indices=self.train_idx[within])
-            curvature = self._curvature(epoch, cobj, out)
+            if s.curvature_subset is not None and s.curvature_subset < len(indices):
+                within = balanced_subset(self.labels[indices], s.curvature_subset, seed + 2)
+                cobj = self._objective(model, indices=indices[within])
+            curvature = self._curvature(epoch, cobj, out, ctx(cobj), seed, repeat)
         if "probes" in s.measurements:
-            self._probes(epoch, obj, theta, gradient, curvature, out)
-        if "surface" in s.measurements:
+            self._probes(epoch, obj, theta, gradient, curvature, out, ctx(obj), seed, repeat)
+        if "second_order" in s.measurements:
+            self._second_order(epoch, obj, theta, gradient, curvature, out, ctx(obj), repeat)
+        if repeat == 0 and "surface" in s.measurements:
             self._paper_surface(epoch, model, obj, theta, gradient, curvature, out)
-        if "random_surface" in s.measurements:
+        if repeat == 0 and "random_surface" in s.measurements:
             self._random_surface(epoch, model, obj, theta, out)
 
     def _check_finite(self, value: float, epoch) -> None:
@@ -280,41 +345,42 @@ class Analysis:
             raise LandscapeError(f"F is {value} at the checkpoint of epoch {epoch}: the weights are not usable")
 
     # ------------------------------------------------------------------ pieces
-    def _curvature(self, epoch, obj: Objective, out: Path) -> dict:
+    def _curvature(self, epoch, obj: Objective, out: Path, context: dict, seed: int, repeat: int) -> dict:
         from .curvature import HessianOperator, hutchinson_trace, most_negative_eigenpair, top_eigenpairs
 
         s = self.settings
         path = out / "curvature.json"
-        key = {"context": self.context(epoch, obj), "settings": {
+        key = {"context": context, "settings": {
             "top": s.curvature_top, "sigma": s.curvature_sigma,
             "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
             "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs, "trace_samples": s.trace_samples,
-            "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
+            "seed": seed, "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
         if not self._fresh(path, key):
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
-                                 samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=s.seed)
+                                 samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=seed)
             started = time.perf_counter()
-            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs)
-            neg = most_negative_eigenpair(op, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs)
+            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs,
+                                 seed=seed)
+            neg = most_negative_eigenpair(op, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs, seed=seed)
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
                        "seconds": time.perf_counter() - started}
             if s.trace_samples:
-                summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=s.seed))
+                summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=seed))
             arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),
                       "most_negative_vector": np.asarray(neg.eigenvector, dtype=np.float32)}
             self._save(path, key, summary, arrays)
-            self.echo(f"epoch {epoch}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
+            self.echo(f"epoch {epoch}{_tag(repeat)}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
                       f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
                       f"({summary['seconds']:.0f} s)")
         return {**read_json(path)["result"], "vectors": read_npz(path.with_suffix(".npz"))}
 
-    def _probe_specs(self, curvature) -> list[dict]:
+    def _probe_specs(self, curvature, seed: int) -> list[dict]:
         """Name, kind, seed and normalization of every probe direction, known before computing any."""
         s = self.settings
         specs = [{"name": "neg_gradient", "kind": "neg_gradient", "seed": None, "normalization": "unit"}]
-        specs += [{"name": f"gaussian_{s.seed + k}", "kind": "gaussian", "seed": s.seed + k,
+        specs += [{"name": f"gaussian_{seed + k}", "kind": "gaussian", "seed": seed + k,
                    "normalization": "unit"} for k in range(s.probe_gaussian)]
-        specs += [{"name": f"filter_normalized_{s.seed + k}", "kind": "filter_normalized", "seed": s.seed + k,
+        specs += [{"name": f"filter_normalized_{seed + k}", "kind": "filter_normalized", "seed": seed + k,
                    "normalization": "filter+unit"} for k in range(s.probe_filter)]
         if curvature is not None:
             specs += [{"name": f"hessian_{rank}", "kind": f"hessian_{rank}", "seed": None, "normalization": "unit"}
@@ -335,24 +401,57 @@ class Analysis:
         return eigenvector_direction(vec["most_negative_vector"], curvature["most_negative"]["eigenvalue"],
                                      obj, "most_negative")
 
-    def _probes(self, epoch, obj: Objective, theta, gradient, curvature, out: Path) -> None:
+    def _probes(self, epoch, obj: Objective, theta, gradient, curvature, out: Path, context: dict,
+                seed: int, repeat: int) -> None:
         s = self.settings
-        for spec in self._probe_specs(curvature):
+        for spec in self._probe_specs(curvature, seed):
             path = out / f"probe_{spec['name']}.json"
-            key = {"context": self.context(epoch, obj), "settings": {
+            key = {"context": context, "settings": {
                 "direction": spec, "steps_per_sign": s.probe_steps,
                 "smallest": s.probe_smallest, "largest": s.probe_largest}}
             if self._fresh(path, key):
                 continue
             direction = self._probe_direction(spec, obj, theta, gradient, curvature)
             steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
-            with self._bar(len(steps), f"epoch {epoch} probe {direction.name}") as bar:
+            with self._bar(len(steps), f"epoch {epoch}{_tag(repeat)} probe {direction.name}") as bar:
                 summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
                                                                 path.with_suffix(".partial.npz"), bar)
             self._save(path, key, summary, arrays)
             fit = summary["fit"]
-            self.echo(f"epoch {epoch}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
+            self.echo(f"epoch {epoch}{_tag(repeat)}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
                       f"(rel. rms {fit['rel_rms']:.2g})")
+
+    def _second_order(self, epoch, obj: Objective, theta, gradient, curvature, out: Path, context: dict,
+                      repeat: int) -> None:
+        """d_grad, d_curv, d_plane without a grid (measure.second_order_test)."""
+        if curvature is None:
+            return
+        path = out / "second_order.json"
+        probe = out / "probe_neg_gradient.json"
+        key = {"context": context, "settings": {
+            "line_search_rtol": measure.LINE_SEARCH_RTOL, "plane_max_evaluations": measure.PLANE_MAX_EVALUATIONS,
+            "x": "-gradient (unit)", "y": "hessian_most_negative, orthogonalized against x",
+            "first_step": "best step of the gradient probe" if probe.is_file() else "1e-3 x ||theta||"}}
+        if self._fresh(path, key):
+            return
+        x = gradient_direction(gradient(), obj, negative=True)
+        neg = curvature["most_negative"]
+        y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
+                                                neg["eigenvalue"], obj, "most_negative"), x)
+        start = read_json(probe)["result"]["descent"]["best_eta"] if probe.is_file() else 1e-3 * float(theta.norm())
+        from tqdm import tqdm
+
+        with tqdm(desc=f"epoch {epoch}{_tag(repeat)} second-order test", unit="pt", disable=not self.progress,
+                  leave=False, dynamic_ncols=True) as bar:
+            started = time.perf_counter()
+            result = measure.second_order_test(measure.plane_function(obj, theta, x, y, bar), start)
+        result.update({"x": x.describe(), "y": y.describe(), "lambda_min": neg["eigenvalue"],
+                       "lambda_min_residual": neg.get("residual"), "lambda_min_converged": neg.get("converged"),
+                       "first_step": start, "seconds": time.perf_counter() - started})
+        self._save(path, key, result)
+        self.echo(f"epoch {epoch}{_tag(repeat)}: second order: d_grad={result['d_grad']:.4g} "
+                  f"d_curv={result['d_curv']:.4g} d_plane={result['d_plane']:.4g} "
+                  f"(extra {100 * result['extra_fraction']:.2g}% of d_grad, {result['evaluations']} evaluations)")
 
     def _lr_at(self, epoch: int) -> float:
         from .train import TrainConfig
@@ -372,7 +471,7 @@ class Analysis:
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
-        key = {"context": self.context(epoch, sobj), "settings": {
+        key = {"context": self.context(epoch, sobj, repeat=0), "settings": {
             "points": s.surface_points, "range": s.surface_range or "rule (see surface_extent)",
             "sigma": s.curvature_sigma, "uses_gradient_probe": (out / "probe_neg_gradient.json").is_file(),
             "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
@@ -402,7 +501,7 @@ class Analysis:
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "random_surface.json"
-        key = {"context": self.context(epoch, sobj), "settings": {
+        key = {"context": self.context(epoch, sobj, repeat=0), "settings": {
             "points": s.surface_points, "half_width": s.random_surface_range,
             "x": {"kind": "filter_normalized", "seed": s.seed}, "y": {"kind": "filter_normalized", "seed": s.seed + 1}}}
         if self._fresh(path, key):
@@ -466,6 +565,10 @@ class Analysis:
             self._save(path, key, summary, arrays)
             self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
                       f"(largest bump {summary['train']['largest_bump']:.3g})")
+
+
+def _tag(repeat: int) -> str:
+    return f" [repeat {repeat}]" if repeat else ""
 
 
 def _normalize(obj):

@@ -146,16 +146,22 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
 @click.option("--arch", default=None, help="Architecture of a checkpoint file (read off its keys if omitted).")
 @click.option("--dataset", default=None, help="Dataset of a checkpoint file: cifar10, cifar100 or folder:PATH.")
 @click.option("--measure", "measurements", default=None,
-              help="Comma-separated: dominance, probes, curvature, surface, random_surface, interpolation "
-                   "(default: all but random_surface).")
+              help="Comma-separated: dominance, probes, curvature, second_order, surface, random_surface, "
+                   "interpolation (default: all but random_surface).")
 @click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
 @click.option("--subset", type=int, default=None, help="Balanced subset of N training examples (default: all).")
 @click.option("--test-subset", type=int, default=None, help="Balanced subset of N test examples (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and random directions.")
+@click.option("--repeats", type=int, default=1, show_default=True,
+              help="Measure dominance, probes, curvature and the second-order test on K disjoint subsets "
+                   "of --subset examples (or K direction seeds when the set is too small to split).")
+@click.option("--bn-stats", type=click.Choice(["recompute", "checkpoint"]), default="recompute", show_default=True,
+              help="Batch-norm statistics at each checkpoint: exact statistics of θ on the analyzed examples "
+                   "(recompute), or the checkpoint's running averages.")
 @click.option("--params", type=click.Choice(["all", "hidden"]), default="all", show_default=True,
               help="Parameter subset moved by probes, curvature and surfaces.")
 @click.option("--bn", type=click.Choice(["frozen", "batch"]), default="frozen", show_default=True,
-              help="Batch norm: checkpoint's running statistics (frozen) or batch statistics.")
+              help="Batch norm: fixed statistics (frozen, see --bn-stats) or each batch's statistics.")
 @click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "fp64"]), default="fp32", show_default=True)
 @click.option("--surface-precision", type=click.Choice(["fp32", "fp64", "bf16"]), default=None,

@@ -210,6 +210,25 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     n = len(labels)
     if size is None or size == n:
         return torch.arange(n)
+    return _balanced_blocks(labels, size, 1, seed)[0]
+
+
+def disjoint_balanced_subsets(labels: torch.Tensor, size: int | None, count: int,
+                              seed: int) -> list[torch.Tensor] | None:
+    """``count`` pairwise disjoint balanced subsets of ``size`` (the first is ``balanced_subset``'s).
+
+    None when the labels are too few to split that way (then repeats can only vary seeds).
+    """
+    if size is None or size * count > len(labels):
+        return None
+    try:
+        return _balanced_blocks(labels, size, count, seed)
+    except LandscapeError:
+        return None
+
+
+def _balanced_blocks(labels: torch.Tensor, size: int, count: int, seed: int) -> list[torch.Tensor]:
+    n = len(labels)
     if size <= 0 or size > n:
         raise LandscapeError(f"subset size {size} is outside 1..{n}")
     gen = torch.Generator().manual_seed(seed)
@@ -217,14 +236,16 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     k = len(classes)
     counts = torch.full((k,), size // k, dtype=torch.int64)
     counts[torch.randperm(k, generator=gen)[: size % k]] += 1
-    chosen = []
+    blocks: list[list[torch.Tensor]] = [[] for _ in range(count)]
     for c, m in zip(classes.tolist(), counts.tolist()):
         members = torch.nonzero(labels == c).flatten()
-        if m > len(members):
-            raise LandscapeError(f"class {c} has {len(members)} examples, fewer than the {m} "
-                                 f"a balanced subset of {size} needs")
-        chosen.append(members[torch.randperm(len(members), generator=gen)[:m]])
-    return torch.sort(torch.cat(chosen)).values
+        if m * count > len(members):
+            raise LandscapeError(f"class {c} has {len(members)} examples, fewer than the {m * count} "
+                                 f"{count} balanced subset(s) of {size} need")
+        shuffled = members[torch.randperm(len(members), generator=gen)]
+        for r in range(count):
+            blocks[r].append(shuffled[r * m:(r + 1) * m])
+    return [torch.sort(torch.cat(b)).values for b in blocks]
 
 
 def add_label_noise(labels: torch.Tensor, fraction: float, num_classes: int, seed: int) -> torch.Tensor:

@@ -245,3 +245,113 @@ def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> dict:
     return {"monotone": bool(np.all(np.diff(seg) <= 1e-9 * np.maximum(1.0, np.abs(seg[:-1])))),
             "largest_bump": float(bumps.max()) if len(bumps) else 0.0,
             "bump_at": float(alphas[inside][int(np.argmax(bumps))]) if len(bumps) else float("nan")}
+
+
+# ----------------------------------------------------------------------------- second-order test
+LINE_SEARCH_RTOL = 1e-3      # bracketing line searches locate the best step to this relative precision
+PLANE_MAX_EVALUATIONS = 60   # of the Nelder–Mead search in the plane
+PLANE_FTOL = 1e-7            # relative change of F below which the plane search stops (fp32 rounding)
+
+
+class _Counted:
+    """f(a, b) on the plane θ + a·x + b·y, memoized, counting distinct evaluations."""
+
+    def __init__(self, f: Callable[[float, float], float]):
+        self.f, self.seen = f, {}
+
+    def __call__(self, a: float, b: float) -> float:
+        key = (float(a), float(b))
+        if key not in self.seen:
+            self.seen[key] = float(self.f(*key))
+        return self.seen[key]
+
+    def best(self) -> tuple[float, tuple[float, float]]:
+        """The lowest value seen and where."""
+        point = min(self.seen, key=self.seen.get)
+        return self.seen[point], point
+
+
+def max_decrease_along(f: Callable[[float], float], f0: float, start: float,
+                       rtol: float = LINE_SEARCH_RTOL, max_evaluations: int = 80) -> dict:
+    """max over s > 0 of f0 − f(s), by bracketing and Brent's method (to ``rtol`` relative in s).
+
+    Starts at ``start`` and shrinks it until f decreases (no decrease down to start·1e-4: 0),
+    then doubles the step until f rises again, so the best step lies inside the bracket; Brent
+    then refines it. This finds the first local maximum of the decrease beyond the bracket's
+    start: on a function with several dips it is the nearest one, as a line search would take.
+    """
+    from scipy.optimize import minimize_scalar
+
+    values: dict[float, float] = {}
+
+    def g(s):
+        if s not in values:
+            values[s] = float(f(s))
+        return values[s]
+
+    s = float(start)
+    while g(s) >= f0 and s > start * 1e-4 and len(values) < max_evaluations:
+        s /= 4.0
+    if g(s) >= f0:
+        return {"decrease": 0.0, "step": 0.0, "evaluations": len(values), "bracket": None}
+    lo, mid, hi = 0.0, s, 2.0 * s
+    while g(hi) <= g(mid) and len(values) < max_evaluations:
+        lo, mid, hi = mid, hi, 2.0 * hi
+    if g(hi) <= g(mid):  # still falling after the budget: report the best seen, unbracketed
+        return {"decrease": f0 - g(hi), "step": hi, "evaluations": len(values), "bracket": None}
+    minimize_scalar(lambda v: f0 if v == 0.0 else g(v), bracket=(lo, mid, hi), method="brent",
+                    tol=rtol, options={"maxiter": max_evaluations})
+    best_s = min(values, key=values.get)
+    return {"decrease": f0 - values[best_s], "step": best_s, "evaluations": len(values),
+            "bracket": [lo, hi]}
+
+
+def second_order_test(f: Callable[[float, float], float], scale: float, rtol: float = LINE_SEARCH_RTOL,
+                      max_evaluations: int = PLANE_MAX_EVALUATIONS) -> dict:
+    """How much the curvature direction adds to the gradient step, with no grid.
+
+    ``f(a, b)`` is F on the plane θ + a·x + b·y, x the unit negative gradient and y the unit
+    most-negative-curvature direction orthogonal to x; ``scale`` is a first step length.
+    d_grad = max over a > 0 of F(θ) − f(a, 0); d_curv = max over b of F(θ) − f(0, b) (both
+    signs); d_plane = max over the plane, by Nelder–Mead started from the best gradient step
+    towards the better sign of y (both are tried first; never below d_grad or d_curv: every
+    evaluated point is a candidate).
+    """
+    from scipy.optimize import minimize
+
+    counted = _Counted(f)
+    f0 = counted(0.0, 0.0)
+    grad = max_decrease_along(lambda a: counted(a, 0.0), f0, scale, rtol)
+    curv = [max_decrease_along(lambda b, sgn=sgn: counted(0.0, sgn * b), f0, scale, rtol) for sgn in (1.0, -1.0)]
+    best_curv = max(curv, key=lambda r: r["decrease"])
+    curv_sign = 1.0 if best_curv is curv[0] else -1.0
+    a0 = grad["step"] if grad["step"] > 0 else scale
+    b0 = max(best_curv["step"], 0.1 * a0)
+    sign = 1.0 if counted(a0, b0) <= counted(a0, -b0) else -1.0  # the better side of y, then one local search
+    simplex = np.array([[a0, 0.0], [1.1 * a0, 0.0], [a0, sign * b0]])
+    res = minimize(lambda z: counted(z[0], z[1]), simplex[0], method="Nelder-Mead",
+                   options={"initial_simplex": simplex, "xatol": rtol * a0, "fatol": PLANE_FTOL * max(abs(f0), 1.0),
+                            "maxfev": max_evaluations})
+    plane = {"sign_of_y": sign, "evaluations": int(res.nfev), "converged": bool(res.success)}
+    f_best, (a_best, b_best) = counted.best()
+    d_grad, d_curv, d_plane = grad["decrease"], best_curv["decrease"], f0 - f_best
+    extra = d_plane - d_grad
+    return {"F": f0, "d_grad": d_grad, "grad_step": grad["step"], "d_curv": d_curv,
+            "curv_step": curv_sign * best_curv["step"], "d_plane": d_plane, "plane_at": [a_best, b_best],
+            "extra": extra, "extra_fraction": extra / d_grad if d_grad > 0 else (0.0 if extra <= 0 else float("inf")),
+            "line_search_rtol": rtol, "evaluations": len(counted.seen),
+            "plane_converged": plane["converged"], "plane_search": plane,
+            "bracketed": grad["bracket"] is not None}
+
+
+def plane_function(objective: Objective, theta: torch.Tensor, x: Direction, y: Direction,
+                   progress=None) -> Callable[[float, float], float]:
+    """F(θ + a·x + b·y) as a function of (a, b)."""
+    make = along(theta, x, y)
+
+    def f(a, b):
+        value = objective.value(make((a, b))[0])
+        if progress is not None:
+            progress.update(1)
+        return value
+    return f

@@ -88,6 +88,87 @@ def _fold_batchnorm(model: nn.Module):
     return gm, pairs
 
 
+BN_SINGLE_PASS_IMAGES = 2048  # up to this many images, the statistics come from a single pass
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the layer of interest has seen its input."""
+
+
+def _batchnorm_order(model: nn.Module, sample: torch.Tensor) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The batch-norm layers that keep running statistics, in the order the forward pass calls them."""
+    order: list = []
+    hooks = [m.register_forward_pre_hook(lambda m, _: order.append(m) if m not in order else None)
+             for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+    return order
+
+
+@torch.no_grad()
+def exact_bn_statistics(model: nn.Module, images: torch.Tensor, max_batch: int = BN_SINGLE_PASS_IMAGES) -> int:
+    """Set every batch norm's running statistics to the exact statistics of the network on ``images``.
+
+    Each layer gets the mean and the biased variance of its input over the whole set, every
+    earlier layer being normalized by its own exact statistics: in eval mode the model then
+    computes what one train-mode pass over the whole set as a single batch computes, whatever
+    the batch size. Up to ``max_batch`` images this takes one pass; beyond, one truncated pass
+    per layer (about depth/2 forward passes). Leaves the model in eval mode; returns the passes.
+    """
+    layers = _batchnorm_order(model, images[:1])
+    if not layers:
+        return 0
+    sums: dict = {}
+
+    def collect(m, args):
+        x = args[0].detach().to(torch.float64)
+        dims = [d for d in range(x.dim()) if d != 1]
+        n = x.numel() // x.shape[1]
+        s1, s2, c = sums.get(m, (0.0, 0.0, 0))
+        sums[m] = (s1 + x.sum(dims), s2 + x.pow(2).sum(dims), c + n)
+
+    def store(m):
+        s1, s2, n = sums.pop(m)
+        mean = s1 / n
+        m.running_mean.copy_(mean)
+        m.running_var.copy_((s2 / n - mean.pow(2)).clamp_min(0.0))
+
+    if len(images) <= max_batch:  # train mode normalizes each layer with exactly these statistics
+        hooks = [m.register_forward_pre_hook(collect) for m in layers]
+        try:
+            model.train()
+            model(images)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.eval()
+        for m in layers:
+            store(m)
+        return 1
+    model.eval()
+    for layer in layers:  # layer k's input depends only on layers before it, already exact
+        def collect_and_stop(m, args):
+            collect(m, args)
+            raise _StopForward
+        hook = layer.register_forward_pre_hook(collect_and_stop)
+        try:
+            for i in range(0, len(images), max_batch):
+                try:
+                    model(images[i:i + max_batch])
+                except _StopForward:
+                    pass
+        finally:
+            hook.remove()
+        store(layer)
+    return len(layers)
+
+
 class Objective:
     """F(θ) = mean loss of ``model`` over fixed (images, labels), θ a flat parameter vector.
 
@@ -205,7 +286,7 @@ class Objective:
 
     # ----------------------------------------------------------------- batch-norm statistics
     def recomputed_buffers(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Running statistics re-estimated at θ: cumulative averages over the recompute set."""
+        """Batch-norm statistics of the network at θ over the recompute set (see ``exact_bn_statistics``)."""
         images = self.recompute_images if self.recompute_images is not None else self.images
         if getattr(self, "_stat_model", None) is None:  # one private copy, reused at every θ
             self._stat_model = copy.deepcopy(self.model)
@@ -213,14 +294,8 @@ class Objective:
         with torch.no_grad():
             for name, p in self.unflatten(self._theta(theta)).items():
                 stat_model.get_parameter(name).copy_(p)
-            for m in stat_model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.reset_running_stats()
-                    m.momentum = None
-            stat_model.train()
-            with self._autocast():
-                for i in range(0, len(images), self.batch_size):
-                    stat_model(images[i:i + self.batch_size])
+        with self._autocast():
+            exact_bn_statistics(stat_model, images, max(self.batch_size, BN_SINGLE_PASS_IMAGES))
         return {n: b.detach().clone() for n, b in stat_model.named_buffers()}
 
     # ----------------------------------------------------------------- values

@@ -33,7 +33,7 @@ import numpy as np
 from .errors import LandscapeError
 from .results import RunDir, read_json, read_npz
 
-PAPER_EPOCHS = (5, 40, 90, 120, 130, 160)     # the checkpoints of the paper's Figure 1
+from .train import PAPER_FIGURE_EPOCHS as PAPER_EPOCHS  # noqa: E402  (the checkpoints of Figure 1)
 DEFAULT_F_FLOOR = 0.01                        # points with F at or below it do not set c
 FORMATS = ("png", "pdf")
 FIGURES = ("surface", "random_surface", "dominance", "smoothness", "interpolation", "training")

@@ -5,8 +5,9 @@ Presets:
 * ``paper``: VGG19-BN, ResNet-32, ResNet-110 x CIFAR-10, CIFAR-100, CIFAR-10 with 20 %
   noisy labels; the full recipe (164 epochs) and the analysis on the full training set.
   Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``) so machines can share it.
-* ``quick``: the same pipeline at CPU scale: ResNet-32 on a balanced CIFAR-10 subset, a
-  shortened schedule of the same shape, the analysis on a subset (about 15 min on 2 cores).
+* ``quick``: the same pipeline at CPU scale: ResNet-32 fitted exactly on a balanced CIFAR-10
+  subset with a shortened schedule of the same shape, the analysis repeated on three disjoint
+  subsets (under 20 min on 2 cores).
 * ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
 
 Every stage resumes: rerunning the command skips finished checkpoints and results.
@@ -16,13 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .analysis import Analysis, AnalysisSettings
 from .errors import LandscapeError
 from .results import RunDir, atomic_write_json, read_json
-from .train import TrainConfig, train
+from .train import PAPER_EPOCHS, PAPER_FIGURE_EPOCHS, TrainConfig, train
+
+
+def scaled_epochs(epochs, total: int) -> list[int]:
+    """The paper's epochs moved to the same fractions of a ``total``-epoch schedule."""
+    return sorted({max(1, round(e * total / PAPER_EPOCHS)) for e in epochs})
 
 
 @dataclass
@@ -48,41 +54,47 @@ class Preset:
     analysis: AnalysisSettings
     description: str
     figure_epochs: list[int] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _paper() -> Preset:
     cells = [Cell(a, d, n) for a in ("vgg19_bn", "resnet32", "resnet110")
              for d, n in (("cifar10", 0.0), ("cifar100", 0.0), ("cifar10", 0.2))]
     analysis = AnalysisSettings(
-        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
-        epochs=[0, 5, 40, 90, 120, 130, 160, 164], subset=None, test_subset=None,
+        measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
+        epochs=[0, 5, 40, 90, 120, 130, 160, 164], subset=None, test_subset=None, repeats=3,
         probe_gaussian=2, probe_filter=2, probe_steps=12, curvature_top=2, curvature_sigma=1e-3,
         curvature_samples=8, surface_points=21, interpolation_points=41, trace_samples=32)
     return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
-                  "the paper's networks and recipe on full data (GPU)", [5, 40, 90, 120, 130, 160])
+                  "the paper's networks and recipe on full data (GPU)", list(PAPER_FIGURE_EPOCHS))
+
+
+QUICK_EPOCHS = 40
 
 
 def _quick() -> Preset:
-    epochs = 20
-    save_at = [0, 1, 5, 11, 15, 16, 20]  # the paper's 0,5,40,90,120,130,160 on a 20-epoch schedule
-    figure_epochs = [1, 5, 11, 15, 16, 20]
+    """ResNet-32 fitted exactly (≥ 99 % train accuracy, F ≤ 0.05) on 2,000 images in the paper's schedule shape.
+
+    No augmentation: with crop+flip a CPU-sized budget stops near 55 % training accuracy, far
+    from the global minimum the theory is about; without it, 2,000 images are fitted within
+    the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164).
+    """
+    figure_epochs = scaled_epochs(PAPER_FIGURE_EPOCHS, QUICK_EPOCHS)
     analysis = AnalysisSettings(
-        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
-        epochs=figure_epochs, subset=256, test_subset=500, probe_gaussian=1, probe_filter=1,
-        probe_steps=6, curvature_top=1, curvature_subset=64, curvature_tol=1e-2, curvature_max_matvecs=40,
+        measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
+        epochs=figure_epochs, subset=128, test_subset=500, repeats=3, probe_gaussian=1, probe_filter=1,
+        probe_steps=5, curvature_top=1, curvature_subset=32, curvature_tol=3e-2, curvature_max_matvecs=24,
         surface_points=11, interpolation_points=15, interpolation_pairs="init-final,consecutive")
-    train_cfg = {"epochs": epochs, "save_at": save_at, "train_subset": 2500, "test_subset": 1000,
+    train_cfg = {"epochs": QUICK_EPOCHS, "train_subset": 2000, "test_subset": 1000, "augment": False,
                  "track_every": 10, "track_subset": 256}
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
-                  "ResNet-32 on 2,500 CIFAR-10 images, 20 epochs, analysis on 256 images (CPU)",
-                  figure_epochs)
+                  "ResNet-32 fitted on 2,000 CIFAR-10 images (no augmentation), 40 epochs, "
+                  "analysis on 3 disjoint subsets of 128 images (CPU)", figure_epochs)
 
 
 def _smoke() -> Preset:
     analysis = AnalysisSettings(
-        measurements=["dominance", "probes", "curvature", "surface", "interpolation"],
-        subset=64, test_subset=64, probe_gaussian=1, probe_filter=1, probe_steps=3,
+        measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
+        subset=32, test_subset=64, repeats=2, probe_gaussian=1, probe_filter=1, probe_steps=3,
         curvature_top=1, curvature_subset=16, curvature_tol=1e-1, curvature_max_matvecs=10,
         surface_points=5, interpolation_points=7, interpolation_pairs="init-final")
     train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 100,

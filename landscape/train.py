@@ -30,6 +30,7 @@ from .results import RunDir, append_jsonl, atomic_torch_save, atomic_write_json,
 PAPER_EPOCHS = 164
 PAPER_MILESTONES = (81, 122)
 PAPER_SAVE_AT = (0, 5, 40, 90, 120, 130, 160)
+PAPER_FIGURE_EPOCHS = (5, 40, 90, 120, 130, 160)  # the checkpoints of the paper's Figure 1
 
 
 class TrainingDiverged(LandscapeError):

@@ -245,35 +245,66 @@ def test_batch_policy_uses_batch_statistics_and_leaves_running_stats_alone():
     assert not model.training
 
 
-def test_recompute_policy_matches_a_manual_cumulative_train_mode_pass():
+def _train_mode_loss(model, theta_pieces, images, labels) -> tuple[float, nn.Module]:
+    """Reference: load θ and run ONE train-mode pass over the whole set as a single batch."""
+    manual = copy.deepcopy(model).double()
+    with torch.no_grad():
+        for (name, p), piece in zip(manual.named_parameters(), theta_pieces):
+            p.copy_(piece)
+        manual.train()
+        return float(nn.functional.cross_entropy(manual(images.double()), labels)), manual
+
+
+@pytest.mark.parametrize("single_pass", [True, False])
+def test_recomputed_statistics_give_the_loss_of_one_train_mode_pass_over_the_whole_set(single_pass, monkeypatch):
+    import landscape.objective as objective_module
+
+    if not single_pass:  # force the layer-by-layer path (set larger than one pass may hold)
+        monkeypatch.setattr(objective_module, "BN_SINGLE_PASS_IMAGES", 5)
+    model, images, labels = randomized_resnet8(n=14)
+    obj = Objective(model, images, labels, precision="fp64", bn="recompute", batch_size=4)
+    theta = _points(obj, 2, scale=0.02, seed=4)[1]
+    expected, _ = _train_mode_loss(model, obj.unflatten(theta).values(), images, labels)
+    assert obj.value(theta) == pytest.approx(expected, rel=1e-10)
+    # fp32 model arithmetic: the same to 1e-6
+    obj32 = Objective(model, images, labels, precision="fp32", bn="recompute", batch_size=4)
+    assert obj32.value(theta.float()) == pytest.approx(expected, rel=1e-6)
+    # the statistics held by the objective are neither used nor changed
+    assert obj.value(theta) != pytest.approx(Objective(model, images, labels, precision="fp64").value(theta), rel=1e-6)
+    for n, b in model.named_buffers():
+        assert torch.equal(obj.buffers[n].float() if b.is_floating_point() else obj.buffers[n], b)
+
+
+def test_both_statistics_paths_agree_and_do_not_depend_on_batch_size():
+    from landscape.objective import exact_bn_statistics
+
+    model, images, labels = randomized_resnet8(n=10)
+    results = []
+    for max_batch in (10, 3, 1):
+        m = copy.deepcopy(model).double()
+        passes = exact_bn_statistics(m, images.double(), max_batch)
+        assert passes == (1 if max_batch >= 10 else sum(isinstance(x, nn.BatchNorm2d) for x in m.modules()))
+        results.append({n: b.clone() for n, b in m.named_buffers() if "running" in n})
+    for other in results[1:]:
+        for n in results[0]:
+            torch.testing.assert_close(other[n], results[0][n], rtol=1e-12, atol=1e-14)
+
+
+def test_recompute_uses_its_own_set_when_given_one():
     model, images, labels = randomized_resnet8(n=8)
     stat_images = torch.randn(14, 3, 32, 32, generator=torch.Generator().manual_seed(9))
     obj = Objective(model, images, labels, precision="fp64", bn="recompute", batch_size=6,
                     recompute_images=stat_images)
-    theta = _points(obj, 2, scale=0.02, seed=4)[1]
-    # manual: load θ, reset statistics, momentum=None (cumulative average), train-mode passes
-    manual = copy.deepcopy(model).double()
-    with torch.no_grad():
-        for (name, p), piece in zip(manual.named_parameters(), obj.unflatten(theta).values()):
-            p.copy_(piece)
+    _, manual = _train_mode_loss(model, obj.unflatten(obj.theta0).values(), stat_images, labels[:0].new_zeros(14))
+    with torch.no_grad():  # statistics of the separate set, then an eval pass over the examples
         for m in manual.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.reset_running_stats()
-                m.momentum = None
-        manual.train()
-        for x in stat_images.double().split(6):
-            manual(x)
-        manual.eval()
+        from landscape.objective import exact_bn_statistics
+
+        exact_bn_statistics(manual, stat_images.double())
         expected = float(nn.functional.cross_entropy(manual(images.double()), labels))
-    bufs = obj.recomputed_buffers(theta)
-    for n, b in manual.named_buffers():
-        torch.testing.assert_close(bufs[n], b, rtol=1e-12, atol=1e-14)
-    assert obj.value(theta) == pytest.approx(expected, rel=1e-12)
-    # the statistics held by the objective are not used, nor changed
-    assert obj.value(theta) != pytest.approx(Objective(model, images, labels, precision="fp64").value(theta), rel=1e-6)
-    for n, b in model.named_buffers():
-        assert torch.equal(obj.buffers[n].float() if b.is_floating_point() else obj.buffers[n], b)
-    # with no separate set, the statistics come from the objective's own examples
+    assert obj.value() == pytest.approx(expected, rel=1e-12)
     own = Objective(model, images, labels, precision="fp64", bn="recompute", batch_size=6)
     assert torch.equal(own.recompute_images, own.images)
 
