@@ -272,18 +272,21 @@ class Analysis:
     def model_at(self, epoch: int, indices: torch.Tensor):
         """The checkpoint's model with the batch-norm statistics the settings ask for.
 
-        Returns (model, the checkpoint's own buffers). With ``bn_stats='recompute'`` every batch
-        norm holds the exact statistics of the network at θ over ``indices`` (see
-        ``exact_bn_statistics``), so F is the loss of the network at θ, not of a lagging average.
+        Returns (model, the checkpoint's own statistics, the statistics of θ). The latter are the
+        exact statistics of the network at θ over ``indices`` (see ``exact_bn_statistics``); with
+        ``bn_stats='recompute'`` the model holds them, so F is the loss of the network at θ and
+        not of a lagging running average.
         """
         model, _, _ = load_model(self.checkpoints[epoch], self.arch)
         stored = {n: b.detach().clone() for n, b in model.named_buffers()}
-        if self.settings.bn_stats == "recompute":
-            model = model.to(self.device)
-            x = normalize(self.images[indices].to(self.device), self.mean, self.std, torch.float32)
-            exact_bn_statistics(model, x)
-            model = model.cpu()
-        return model.eval(), stored
+        model = model.to(self.device)
+        x = normalize(self.images[indices].to(self.device), self.mean, self.std, torch.float32)
+        exact_bn_statistics(model, x)
+        recomputed = {n: b.detach().cpu().clone() for n, b in model.named_buffers()}
+        model = model.cpu()
+        if self.settings.bn_stats == "checkpoint":
+            model.load_state_dict(stored, strict=False)
+        return model.eval(), stored, recomputed
 
     def _analyze_repeat(self, epoch: int, repeat: int) -> None:
         s = self.settings
@@ -291,7 +294,7 @@ class Analysis:
             return
         indices = self.repeat_indices(repeat)
         seed = s.seed + REPEAT_SEED_STRIDE * repeat
-        model, stored_buffers = self.model_at(epoch, indices)
+        model, stored_buffers, recomputed_buffers = self.model_at(epoch, indices)
         out = self.repeat_dir(epoch, repeat)
         full = self._objective(model, params="all", indices=indices)
         obj = full if s.params == "all" else self._objective(model, indices=indices)
@@ -313,12 +316,14 @@ class Analysis:
                 test = self._objective(model, split="test", params="all")
                 result, full_grad = measure.gradient_dominance(full, None, parameter_groups(full.model)["hidden"], test)
                 self._check_finite(result["F"], epoch)
-                result["F_checkpoint_stats"] = (full.with_buffers(stored_buffers).value()
-                                                if s.bn_stats == "recompute" else result["F"])
+                other = stored_buffers if s.bn_stats == "recompute" else recomputed_buffers
+                result["F_checkpoint_stats" if s.bn_stats == "recompute" else "F_recomputed_stats"] = \
+                    full.with_buffers(other).value()
+                result["F_checkpoint_stats" if s.bn_stats == "checkpoint" else "F_recomputed_stats"] = result["F"]
                 result["bn_stats"] = s.bn_stats
                 self._save(path, key, result)
-                self.echo(f"epoch {epoch}{_tag(repeat)}: F={result['F']:.4g} "
-                          f"(checkpoint statistics: {result['F_checkpoint_stats']:.4g}) ||grad F||^2="
+                self.echo(f"epoch {epoch}{_tag(repeat)}: F={result['F']:.4g} (BN statistics of the checkpoint: "
+                          f"{result['F_checkpoint_stats']:.4g}, of θ: {result['F_recomputed_stats']:.4g}) ||grad F||^2="
                           f"{result['grad_sq']:.4g} ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
                 if obj is full:
                     cache["grad"] = full_grad

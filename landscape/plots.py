@@ -35,8 +35,9 @@ from .results import RunDir, read_json, read_npz
 
 from .train import PAPER_FIGURE_EPOCHS as PAPER_EPOCHS  # noqa: E402  (the checkpoints of Figure 1)
 DEFAULT_F_FLOOR = 0.01                        # points with F at or below it do not set c
+SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10        # 'little help' when d_plane − d_grad ≤ this · d_grad
 FORMATS = ("png", "pdf")
-FIGURES = ("surface", "random_surface", "dominance", "smoothness", "interpolation", "training")
+FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "training")
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 _STYLE = {
@@ -164,20 +165,41 @@ def read_config(run: RunDir) -> dict:
     return load_json(run.config, ["data.dataset"])
 
 
-def load_dominance(run: RunDir, epochs: Iterable[int] | None = None) -> list[dict]:
-    """One record per analyzed checkpoint with a dominance.json, sorted by epoch."""
-    out = []
+_REPEAT_DIR = re.compile(r"^repeat_(\d+)$")
+
+
+def repeat_folders(run: RunDir, epoch: int, repeats: bool = True) -> list[tuple[int, Path]]:
+    """(repeat, folder) of one checkpoint: repeat 0 is the epoch folder, repeat R its ``repeat_R/``."""
+    base = run.analysis_dir(epoch)
+    if not base.is_dir():
+        return []
+    out = [(0, base)]
+    if repeats:
+        out += sorted((int(m.group(1)), p) for p in base.iterdir() if p.is_dir() and (m := _REPEAT_DIR.match(p.name)))
+    return out
+
+
+def _result_files(run: RunDir, epochs: Iterable[int] | None, name: str, repeats: bool):
+    """(epoch, repeat, path) of every existing result file ``name`` of the given checkpoints."""
     for epoch in (analyzed_epochs(run) if epochs is None else epochs):
-        path = run.analysis_dir(epoch) / "dominance.json"
-        if not path.is_file():
-            continue
+        for repeat, folder in repeat_folders(run, epoch, repeats):
+            if (folder / name).is_file():
+                yield epoch, repeat, folder / name
+
+
+def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
+    """One record per analyzed checkpoint with a dominance.json (and per repeat with ``repeats``)."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "dominance.json", repeats):
         d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",
                              "result.ratio", "result.ratio_hidden"])
         r = d["result"]
-        rec = {"epoch": epoch, "path": path, "context": d["context"], "settings": d.get("settings", {})}
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
+               "settings": d.get("settings", {}), "bn_stats": r.get("bn_stats", "checkpoint")}
         for k in ("F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden"):
             rec[k] = _num(r[k], path, f"result.{k}")
-        for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm"):
+        for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm", "F_checkpoint_stats",
+                  "F_recomputed_stats"):
             if k in r:
                 rec[k] = _num(r[k], path, f"result.{k}")
         out.append(rec)
@@ -200,18 +222,25 @@ def load_log(run: RunDir) -> list[dict]:
     return _numeric_rows(run.log, LOG_KEYS)
 
 
-def load_probes(run: RunDir, epoch: int) -> list[dict]:
-    """The semi-smoothness probes of one checkpoint, the gradient first."""
-    folder = run.analysis_dir(epoch)
-    if not folder.is_dir():
-        return []
+def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
+    """The semi-smoothness probes of one checkpoint (of every repeat with ``repeats``), the gradient first."""
+    out = []
+    for repeat, folder in repeat_folders(run, epoch, repeats):
+        out += _load_probe_folder(folder, epoch, repeat)
+    order = list(_DIRECTION_COLORS)
+    out.sort(key=lambda p: (p["repeat"], order.index(p["kind"]) if p["kind"] in order else len(order), p["name"]))
+    return out
+
+
+def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
     out = []
     for path in sorted(folder.glob("probe_*.json")):
         d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                              "result.direction.kind", "result.a_over_sqrt_F"])
         arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
         r = d["result"]
-        rec = {"epoch": epoch, "path": path, "name": path.stem[len("probe_"):], "context": d["context"],
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": path.stem[len("probe_"):],
+               "context": d["context"],
                "kind": str(r["direction"]["kind"]), "direction": r["direction"],
                "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
                "a": _num(r["fit"]["a"], path, "result.fit.a"), "b": _num(r["fit"]["b"], path, "result.fit.b"),
@@ -224,8 +253,6 @@ def load_probes(run: RunDir, epoch: int) -> list[dict]:
         if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
             raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
         out.append(rec)
-    order = list(_DIRECTION_COLORS)
-    out.sort(key=lambda p: (order.index(p["kind"]) if p["kind"] in order else len(order), p["name"]))
     return out
 
 
@@ -257,24 +284,44 @@ def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
             "xs": xs, "ys": ys, "loss": loss, "acc": arrays.get("acc")}
 
 
-def load_curvature(run: RunDir, epochs: Iterable[int] | None = None) -> list[dict]:
+def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
+    """The extreme eigenvalues of each analyzed checkpoint (and repeat, with ``repeats``)."""
     out = []
-    for epoch in (analyzed_epochs(run) if epochs is None else epochs):
-        path = run.analysis_dir(epoch) / "curvature.json"
-        if not path.is_file():
-            continue
+    for epoch, repeat, path in _result_files(run, epochs, "curvature.json", repeats):
         d = load_json(path, ["context", "result.top", "result.most_negative.eigenvalue"])
         top = d["result"]["top"]
         if not isinstance(top, list) or not top or not isinstance(top[0], dict) or "eigenvalue" not in top[0]:
             raise _damaged(path, "'result.top' holds no eigenpair")
         neg = d["result"]["most_negative"]
-        out.append({"epoch": epoch, "path": path, "context": d["context"], "settings": d.get("settings", {}),
+        out.append({"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
+                    "settings": d.get("settings", {}),
                     "top": _num(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
+                    "top_converged": bool(top[0].get("converged", True)),
+                    "most_negative_converged": bool(neg.get("converged", True)),
                     "top_residual": _num(top[0].get("residual", "nan"), path, "result.top[0].residual"),
                     "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
                     "most_negative_residual": _num(neg.get("residual", "nan"), path,
                                                    "result.most_negative.residual"),
                     "trace": d["result"].get("trace")})
+    return out
+
+
+SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fraction")
+
+
+def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
+    """The grid-free second-order test of each analyzed checkpoint and repeat."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "second_order.json", repeats):
+        d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
+        r = d["result"]
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
+        rec.update({k: _num(r[k], path, f"result.{k}") for k in SECOND_ORDER_KEYS})
+        rec["lambda_min"] = _num(r.get("lambda_min", "nan"), path, "result.lambda_min")
+        rec["lambda_min_converged"] = bool(r.get("lambda_min_converged", True))
+        rec["bracketed"] = bool(r.get("bracketed", True))
+        rec["evaluations"] = int(r.get("evaluations", 0))
+        out.append(rec)
     return out
 
 
@@ -633,9 +680,10 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> lis
     run = as_run(run_dir)
     config = read_config(run)
     track = load_track(run)
-    points = load_dominance(run)
+    points = load_dominance(run, repeats=True)
     if not track and not points:
         return []
+    repeats = len({p["repeat"] for p in points})
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = _pyplot()
     train = config.get("train") or {}
@@ -659,9 +707,10 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> lis
                 ok = (F > 0) & (G > 0)
                 ax.scatter(F[ok], G[ok], c=[cmap(norm(p["epoch"])) for p, o in zip(points, ok) if o], marker="D",
                            s=45, edgecolors="k", linewidths=0.9, zorder=3,
-                           label=f"checkpoints ({len(points)}, dominance.json)")
+                           label=f"checkpoints ({len({p['epoch'] for p in points})} epochs" +
+                                 (f" × {repeats} repeats: the spread over subsets)" if repeats > 1 else ")"))
                 for p, f, g, o in zip(points, F, G, ok):
-                    if o:
+                    if o and p["repeat"] == 0:
                         ax.annotate(f"ep {p['epoch']}", (f, g), textcoords="offset points", xytext=(6, -3),
                                     fontsize=7)
                 Fs += list(F); Gs += list(G)
@@ -693,7 +742,7 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> lis
             caption += f"\ncheckpoints: {_common_caption([p['context'] for p in points])}"
         if track:
             caption += (f"\ntrack: every {train.get('track_every', '?')} iterations during training, on "
-                        f"{track[0].get('examples', '?')} training examples (running BN statistics, fp32, all parameters)")
+                        f"{track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, all parameters)")
         fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
         return _save(fig, out_dir, "dominance")
 
@@ -830,9 +879,10 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
     run = as_run(run_dir)
     config = read_config(run)
     log = load_log(run)
-    curv = load_curvature(run)
+    curv = load_curvature(run, repeats=True)
     if not log and not curv:
         return []
+    augmented = "augmented" if (config.get("train") or {}).get("augment", True) else "no augmentation"
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = _pyplot()
     checkpoints = analyzed_epochs(run)
@@ -843,10 +893,10 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             e = np.array([r["epoch"] for r in log])
             mk = "o" if len(log) <= 40 else None
             ax_loss.plot(e, [r["train_loss"] for r in log], "-", marker=mk, ms=3, color=TRAIN_COLOR,
-                         label="train (running mean over the epoch, augmented)")
+                         label=f"train (running mean over the epoch, {augmented})")
             ax_loss.plot(e, [r["test_loss"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
             ax_acc.plot(e, [r["train_acc"] for r in log], "-", marker=mk, ms=3, color=TRAIN_COLOR,
-                        label="train (running mean over the epoch, augmented)")
+                        label=f"train (running mean over the epoch, {augmented})")
             ax_acc.plot(e, [r["test_acc"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
             ax_lr.stairs([r["lr"] for r in log], np.r_[e[0] - 1, e], color="k", lw=1.4, baseline=None)
             ax_lr.set_yscale("log")
@@ -870,9 +920,12 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
         ax_lr.set_xlabel("epoch"); ax_eig.set_xlabel("epoch")
         ax_loss.set_ylabel("cross-entropy"); ax_acc.set_ylabel("accuracy"); ax_lr.set_ylabel("lr")
         if curv:
-            ce = [c["epoch"] for c in curv]
-            ax_eig.plot(ce, [c["top"] for c in curv], "o-", color="#CC79A7", label="λ_max (top)")
-            ax_eig.plot(ce, [c["most_negative"] for c in curv], "v-", color="#E69F00", label="λ_min (most negative)")
+            repeats = len({c["repeat"] for c in curv})
+            for key, marker, color, label in (("top", "o-", "#CC79A7", "λ_max (top)"),
+                                              ("most_negative", "v-", "#E69F00", "λ_min (most negative)")):
+                ce, mid, lo, hi = epoch_spread(curv, key)
+                ax_eig.errorbar(ce, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3,
+                                label=label + (f", mean and min–max over {repeats} repeats" if repeats > 1 else ""))
             vals = np.abs([c["top"] for c in curv] + [c["most_negative"] for c in curv])
             vals = vals[np.isfinite(vals) & (vals > 0)]
             if len(vals) and vals.max() / max(vals.min(), 1e-300) > 30:
@@ -894,6 +947,67 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             caption += f"\neigenvalues: {_common_caption([c['context'] for c in curv])}"
         fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
         return _save(fig, out_dir, "training")
+
+
+def epoch_spread(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, mean, min, max) of ``key`` over the repeats of each epoch."""
+    epochs = sorted({r["epoch"] for r in records})
+    vals = [np.array([r[key] for r in records if r["epoch"] == e], float) for e in epochs]
+    return (np.array(epochs), np.array([v.mean() for v in vals]), np.array([v.min() for v in vals]),
+            np.array([v.max() for v in vals]))
+
+
+def track_uses_statistics_of_theta(track: list[dict]) -> bool:
+    """Tracks written since the statistics of θ are recomputed at every point say so in bn_policy."""
+    return bool(track) and all("statistics of θ" in str(r.get("bn_policy", "")) for r in track)
+
+
+def _track_bn_words(track: list[dict]) -> str:
+    return ("BN statistics of θ on those examples" if track_uses_statistics_of_theta(track)
+            else "the running BN statistics of the moment, which lag the weights")
+
+
+def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> list[Path]:
+    """The grid-free second-order test per checkpoint: d_grad, d_curv and d_plane (left) and
+    the extra decrease (d_plane − d_grad)/d_grad against the 'little help' limit (right),
+    each as the mean with its min–max over the repeats. [] without second_order.json."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    tests = load_second_order(run)
+    if not tests:
+        return []
+    out_dir = Path(out_dir) if out_dir else run.figures
+    repeats = len({t["repeat"] for t in tests})
+    plt, style = _pyplot()
+    with plt.rc_context(style):
+        fig, (ax, ax_x) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+        for k, (key, marker, color, label) in enumerate((
+                ("d_grad", "o", _DIRECTION_COLORS["neg_gradient"], "d_grad: best decrease along −∇F"),
+                ("d_curv", "v", "#E69F00", "d_curv: best decrease along y (most negative curvature ⊥ ∇F)"),
+                ("d_plane", "s", "#0072B2", "d_plane: best decrease in the plane (local search)"))):
+            e, mid, lo, hi = epoch_spread(tests, key)
+            shift = (k - 1) * 0.012 * max(1, e.max() - e.min())
+            ax.errorbar(e + shift, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3, label=label)
+        vals = np.array([t[k] for t in tests for k in ("d_grad", "d_curv", "d_plane")])
+        if _log_scale(vals[vals > 0]) and (vals > 0).all():
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch"); ax.set_ylabel("F(θ) − F(best point)")
+        ax.set_title("decrease available from θ")
+        ax.legend(fontsize=7)
+        e, mid, lo, hi = epoch_spread(tests, "extra_fraction")
+        ax_x.errorbar(e, 100 * mid, yerr=[100 * (mid - lo), 100 * (hi - mid)], fmt="D", color="k", capsize=3,
+                      label="(d_plane − d_grad) / d_grad" + (f", mean and min–max over {repeats} repeats"
+                                                             if repeats > 1 else ""))
+        ax_x.axhline(100 * limit, color="#D55E00", ls="--", lw=1.2,
+                     label=f"'little help' limit: {fmt(100 * limit)}% of d_grad")
+        ax_x.set_xlabel("epoch"); ax_x.set_ylabel("extra decrease from the curvature direction (%)")
+        ax_x.set_title("what second-order information adds")
+        ax_x.legend(fontsize=7)
+        caption = run_title(run, config) + f"\n{_common_caption([t['context'] for t in tests])}; " \
+            f"line searches to {fmt(tests[0]['result'].get('line_search_rtol', float('nan')))} relative in the step, " \
+            f"Nelder–Mead in the plane; no grid"
+        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
+        return _save(fig, out_dir, "second_order")
 
 
 # ============================================================================ all of them
@@ -963,6 +1077,7 @@ _SKIP_REASONS = {
     "random_surface": "no analysis/epoch_*/random_surface.json (measure 'random_surface')",
     "dominance": "no track.jsonl and no analysis/epoch_*/dominance.json",
     "smoothness": "no analysis/epoch_*/probe_*.json (measure 'probes')",
+    "second_order": "no analysis/epoch_*/second_order.json (measure 'second_order')",
     "interpolation": "no analysis/interpolation/*.json (measure 'interpolation')",
     "training": "no log.jsonl and no analysis/epoch_*/curvature.json",
 }
@@ -1005,6 +1120,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DEFAULT_F
         "surface": lambda: per_epoch(plot_surfaces, "surface.json", "paper"),
         "random_surface": lambda: per_epoch(plot_surfaces, "random_surface.json", "random"),
         "dominance": lambda: plot_dominance(run.path, out, floor),
+        "second_order": lambda: plot_second_order(run.path, out),
         "smoothness": lambda: per_epoch(plot_smoothness, "probe_*.json"),
         "interpolation": lambda: plot_interpolation(run.path, out),
         "training": lambda: plot_training(run.path, out),

@@ -7,15 +7,18 @@ that into RUN/report.md, a self-contained RUN/report.html (figures embedded as b
 RUN/report.json (the same data); ``write_combined_report`` does the same for several runs
 (the cells of a reproduction), one section per cell.
 
-Claims and thresholds (named constants below):
+Claims and thresholds (named constants below; README "Verdicts" says why each is what it is).
+Each verdict is judged on a conservative statistic over the analysis' repeats, shows the spread
+and its margin to the threshold, and is 'inconclusive' when it rests on an artefact the run can
+detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair):
 
-* gradient dominance: c = min ‖∇F‖²/F over checkpoints and the dense track, on points with
-  F > DOMINANCE_F_FLOOR; holds when c is positive and finite;
+* gradient dominance: c = min ‖∇F‖²/F over the checkpoints of every repeat and the dense
+  track, on points with F > DOMINANCE_F_FLOOR; holds when c ≥ DOMINANCE_MIN_C (a track made
+  with the lagging running statistics of older versions is shown, not judged);
 * semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/√F ≤ SMOOTHNESS_MAX_A_OVER_SQRT_F at every
-  checkpoint and direction (the non-smooth part is small next to the loss);
-* second-order help: on the (gradient, most negative curvature) plane, the extra decrease the
-  curvature direction adds beyond the gradient line is ≤ SECOND_ORDER_MAX_EXTRA_FRACTION of
-  the decrease along the gradient line, at every checkpoint;
+  checkpoint, direction and repeat (the non-smooth part is small next to the loss);
+* second-order help: d_plane − d_grad ≤ SECOND_ORDER_MAX_EXTRA_FRACTION · d_grad at every
+  checkpoint and repeat, from the grid-free test (second_order.json);
 * monotone interpolation: the largest bump of the train loss along init → final is
   ≤ INTERPOLATION_MAX_BUMP_FRACTION · F(init);
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
@@ -35,21 +38,25 @@ import numpy as np
 
 from . import __version__
 from .errors import LandscapeError
-from .plots import (DEFAULT_F_FLOOR, read_config, run_title, analyzed_epochs, as_run, envelope_constant, fmt,
-                    input_fingerprint, load_dominance, load_interpolations, load_log, load_probes, load_surface,
-                    load_track, make_figures, read_manifest, readable)
+from .plots import (DEFAULT_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, read_config, run_title, analyzed_epochs, as_run, envelope_constant, fmt,
+                    input_fingerprint, track_uses_statistics_of_theta, load_dominance, load_interpolations, load_log, load_probes,
+                    load_second_order, load_surface, load_track, make_figures, read_manifest, readable)
 from .results import RunDir, atomic_write_json
 
 DOMINANCE_F_FLOOR = DEFAULT_F_FLOOR          # points with F at or below it do not set c
+DOMINANCE_MIN_C = 1e-3                       # dominance holds when c (min over repeats) is at least this
 SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1           # semi-smoothness holds when max a/√F is at most this
-SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10       # 'little help' when extra_from_y ≤ this · along-x decrease
 INTERPOLATION_MAX_BUMP_FRACTION = 1e-3       # monotone enough when largest bump ≤ this · F(init)
+# artefacts the run can detect; a verdict that rests on one is 'inconclusive'
+BN_LAG_MAX = 0.25                 # |F(checkpoint statistics) − F(statistics of θ)| / F(statistics of θ)
+FIT_MAX_REL_RMS = 0.5             # a probe fit with a larger relative RMS error is poor
+EIGEN_MAX_RELATIVE_RESIDUAL = 0.1  # an eigenpair with ‖Hv − λv‖ > this · |λ| is not resolved
 
-HOLDS, FAILS, NOT_MEASURED, MEASURED = "holds", "fails", "not measured", "measured"
+HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED, MEASURED = "holds", "fails", "inconclusive", "not measured", "measured"
 CLAIMS = ("gradient_dominance", "semi_smoothness", "second_order", "interpolation", "accuracy")
 
-_SETTING_KEYS = ("dataset", "arch", "examples", "param_subset", "num_params", "bn_policy", "precision",
-                 "loss", "subset_seed", "train_seed", "label_noise")
+_SETTING_KEYS = ("dataset", "arch", "examples", "param_subset", "num_params", "bn_policy", "bn_statistics",
+                 "precision", "loss", "subset_seed", "train_seed", "label_noise", "repeats", "repeat_mode")
 
 
 # ============================================================================ helpers
@@ -83,7 +90,9 @@ def _settings_text(s: dict) -> str:
         num = s.get("num_params")
         parts.append(f"params {s['param_subset']}" + (f" ({num:,})" if isinstance(num, int) else ""))
     if "bn_policy" in s:
-        parts.append(f"BN {s['bn_policy']}")
+        parts.append(f"BN {s['bn_policy']}" + (f" ({s['bn_statistics']})" if "bn_statistics" in s else ""))
+    if s.get("repeats", 1) != 1:
+        parts.append(f"{s['repeats']} repeats ({s.get('repeat_mode', '?')})")
     if "precision" in s:
         parts.append(str(s["precision"]))
     if "train_seed" in s:
@@ -103,6 +112,46 @@ def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
+def spread(values) -> dict:
+    """Mean, standard deviation (ddof 1; 0 for one value), min, max and count of the finite values."""
+    v = np.asarray(_finite(values), float)
+    if not len(v):
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
+
+
+def spread_text(st: dict, digits: int = 3) -> str:
+    """'1.2 ± 0.1 (min 1.1, max 1.3; 3 repeats)', or the single value."""
+    if st["n"] <= 1:
+        return fmt(st["mean"], digits)
+    return (f"{fmt(st['mean'], digits)} ± {fmt(st['std'], 2)} (min {fmt(st['min'], digits)}, "
+            f"max {fmt(st['max'], digits)}; {st['n']} repeats)")
+
+
+def margin_text(value: float, threshold: float, upper: bool) -> str:
+    """How far ``value`` is from ``threshold``: '115× the threshold' / '8.7× below the limit'."""
+    if not (math.isfinite(value) and threshold > 0):
+        return "margin undefined"
+    if upper:  # value must stay at or below the threshold
+        return "no margin needed: 0" if value <= 0 else f"{fmt(value / threshold, 3)}× the limit"
+    return f"{fmt(value / threshold, 3)}× the threshold"
+
+
+def bn_lag(points: list[dict]) -> list[tuple[int, float, float, float]]:
+    """(epoch, lag, F with checkpoint statistics, F with statistics of θ) where the run used the
+    checkpoint's statistics and they lag the weights by more than BN_LAG_MAX."""
+    out = []
+    for p in points:
+        fc, fr = p.get("F_checkpoint_stats"), p.get("F_recomputed_stats")
+        if p.get("bn_stats") != "checkpoint" or fc is None or fr is None or not fr > 0:
+            continue
+        lag = abs(fc - fr) / fr
+        if lag > BN_LAG_MAX:
+            out.append((p["epoch"], lag, fc, fr))
+    return out
+
+
 def _claim(cid: str, title: str, verdict: str, summary: str, threshold: str, numbers: dict,
            settings: dict, columns: list[str] | None = None, rows: list[list] | None = None,
            sources: list | None = None, note: str = "") -> dict:
@@ -114,123 +163,165 @@ def _claim(cid: str, title: str, verdict: str, summary: str, threshold: str, num
 # ============================================================================ the claims
 def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> dict:
     title = "Gradient dominance: ‖∇F‖² ≥ c·F"
-    threshold = f"holds when c > 0 and finite; c = min ‖∇F‖²/F over points with F > {fmt(floor)}"
-    points = load_dominance(run)
+    threshold = (f"holds when c ≥ {fmt(DOMINANCE_MIN_C)}; c = min ‖∇F‖²/F over the checkpoints of every repeat "
+                 f"and the dense track, on points with F > {fmt(floor)}")
+    points = load_dominance(run, repeats=True)
     track = load_track(run)
     if not points and not track:
         return _claim("gradient_dominance", title, NOT_MEASURED, "no dominance.json and no track.jsonl",
                       threshold, {}, {})
-    ck = envelope_constant([p["F"] for p in points], [p["grad_sq"] for p in points], floor)
-    ck_h = envelope_constant([p["F"] for p in points], [p["grad_sq_hidden"] for p in points], floor)
+    repeats = sorted({p["repeat"] for p in points})
+    per = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
+                                [p["grad_sq"] for p in points if p["repeat"] == r], floor) for r in repeats}
+    per_h = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
+                                  [p["grad_sq_hidden"] for p in points if p["repeat"] == r], floor) for r in repeats}
     tr = envelope_constant([r["F"] for r in track], [r["grad_sq"] for r in track], floor)
-    tr_h = envelope_constant([r["F"] for r in track], [r["grad_sq_hidden"] for r in track], floor)
-    c_all = _finite([ck["c"], tr["c"]])
-    c_hid = _finite([ck_h["c"], tr_h["c"]])
-    c = min(c_all) if c_all else float("nan")
-    c_hidden = min(c_hid) if c_hid else float("nan")
-    numbers = {"c": c, "c_hidden": c_hidden, "c_checkpoints": ck["c"], "c_track": tr["c"],
-               "c_hidden_checkpoints": ck_h["c"], "c_hidden_track": tr_h["c"], "floor": floor,
-               "checkpoints_used": ck["points"], "checkpoints_total": ck["total"],
-               "track_used": tr["points"], "track_total": tr["total"],
-               "min_ratio_at_F": min((d for d in (ck, tr) if math.isfinite(d["c"])),
-                                     key=lambda d: d["c"], default={"at_F": float("nan")})["at_F"]}
+    c_spread = spread(per[r]["c"] for r in repeats)
+    h_spread = spread(per_h[r]["c"] for r in repeats)
+    c, c_hidden = c_spread["min"], h_spread["min"]
+    track_judged = track_uses_statistics_of_theta(track)
+    if track_judged:  # the dense track counts too, once its F is the loss of the network at θ
+        tr_h = envelope_constant([r["F"] for r in track], [r["grad_sq_hidden"] for r in track], floor)
+        c = min(_finite([c, tr["c"]]), default=float("nan"))
+        c_hidden = min(_finite([c_hidden, tr_h["c"]]), default=float("nan"))
+    lagging = bn_lag(points)
+    numbers = {"c": c, "c_spread": c_spread, "c_hidden": c_hidden, "c_hidden_spread": h_spread,
+               "c_track": tr["c"], "threshold": DOMINANCE_MIN_C, "margin": c / DOMINANCE_MIN_C, "floor": floor,
+               "checkpoints_used": sum(per[r]["points"] for r in repeats),
+               "checkpoints_total": sum(per[r]["total"] for r in repeats),
+               "track_used": tr["points"], "track_total": tr["total"], "repeats": len(repeats),
+               "bn_lag_epochs": [e for e, *_ in lagging]}
     settings = _settings([p["context"] for p in points], [p["epoch"] for p in points])
     if track:
         settings["track"] = (f"{len(track)} points during training on {int(track[0].get('examples', 0)) or '?'} "
-                             f"training examples")
-    if not c_all:
-        verdict, summary = NOT_MEASURED, f"no point with F > {fmt(floor)} (every F is at or below the floor)"
+                             f"training examples, " + ("BN statistics of θ" if track_judged else
+                                                       "running BN statistics of the moment (not judged)"))
+    note = ""
+    if not math.isfinite(c):
+        verdict, summary = NOT_MEASURED, f"no checkpoint with F > {fmt(floor)} (every F is at or below the floor)"
     else:
-        verdict = HOLDS if (c > 0 and math.isfinite(c)) else FAILS
-        summary = (f"c = {fmt(c, 4)} (checkpoints {fmt(ck['c'], 4)}, track {fmt(tr['c'], 4)}); "
+        verdict = HOLDS if c >= DOMINANCE_MIN_C else FAILS
+        summary = (f"c = {fmt(c, 4)}, {margin_text(c, DOMINANCE_MIN_C, upper=False)} {fmt(DOMINANCE_MIN_C)}; "
+                   f"checkpoints, per repeat {spread_text(c_spread)}; dense track "
+                   f"{'' if track_judged else '(lagging statistics, not judged) '}c = {fmt(tr['c'], 4)}; "
                    f"hidden layers c = {fmt(c_hidden, 4)}")
-    rows = [[p["epoch"], p["F"], p["grad_sq"], p["ratio"], p["grad_sq_hidden"], p["ratio_hidden"],
-             "yes" if p["F"] > floor else "no (below floor)"] for p in points]
+        if lagging:
+            verdict = INCONCLUSIVE
+            e, lag, fc, fr = max(lagging, key=lambda x: x[1])
+            note = (f"the checkpoint's batch-norm statistics lag its weights at epoch(s) "
+                    f"{', '.join(str(x[0]) for x in lagging)} (epoch {e}: F = {fmt(fc, 4)} with them, {fmt(fr, 4)} "
+                    f"with the statistics of θ): rerun the analysis with --bn-stats recompute")
+    rows = [[p["epoch"], p["repeat"], p["F"], p.get("F_checkpoint_stats"), p["grad_sq"], p["ratio"],
+             p["grad_sq_hidden"], p["ratio_hidden"], "yes" if p["F"] > floor else "no (below floor)"] for p in points]
     return _claim("gradient_dominance", title, verdict, summary, threshold, numbers, settings,
-                  ["epoch", "F", "‖∇F‖²", "‖∇F‖²/F", "‖∇F‖² hidden", "ratio hidden", "sets c"], rows,
-                  [p["path"] for p in points] + ([run.track] if track else []))
+                  ["epoch", "repeat", "F", "F (checkpoint BN statistics)", "‖∇F‖²", "‖∇F‖²/F", "‖∇F‖² hidden",
+                   "ratio hidden", "sets c"], rows,
+                  [p["path"] for p in points] + ([run.track] if track else []), note)
+
+
+def _good_fit(p: dict) -> bool:
+    return (p.get("points") or 0) >= 3 and math.isfinite(p["rel_rms"]) and p["rel_rms"] <= FIT_MAX_REL_RMS
 
 
 def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_SQRT_F) -> dict:
     title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to √F"
-    threshold = f"holds when max a/√F ≤ {fmt(threshold_value)} over checkpoints and directions"
-    probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e)]
+    threshold = (f"holds when max a/√F ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, "
+                 f"on fits with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}")
+    probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
         return _claim("semi_smoothness", title, NOT_MEASURED, "no probe_*.json", threshold, {}, {})
-    values = _finite(p["a_over_sqrt_F"] for p in probes)
-    rows = [[p["epoch"], p["name"], p["F"], p["a"], p["b"], p["a_over_sqrt_F"], p["rel_rms"], p["envelope"],
-             p["noise_floor"], float(np.abs(p["t"]).max())] for p in probes]
-    if not values:
-        return _claim("semi_smoothness", title, NOT_MEASURED, "a/√F undefined (F = 0) everywhere", threshold,
-                      {}, _settings([p["context"] for p in probes], [p["epoch"] for p in probes]))
-    worst = max((p for p in probes if math.isfinite(p["a_over_sqrt_F"])), key=lambda p: p["a_over_sqrt_F"])
-    max_b = max(probes, key=lambda p: p["b"])
-    numbers = {"max_a_over_sqrt_F": worst["a_over_sqrt_F"], "at_epoch": worst["epoch"], "direction": worst["name"],
-               "max_b": max_b["b"], "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"],
-               "threshold": threshold_value, "probes": len(probes)}
-    verdict = HOLDS if worst["a_over_sqrt_F"] <= threshold_value else FAILS
-    summary = (f"max a/√F = {fmt(worst['a_over_sqrt_F'], 4)} (epoch {worst['epoch']}, {worst['name']}); "
+    rows = [[p["epoch"], p["repeat"], p["name"], p["F"], p["a"], p["b"], p["a_over_sqrt_F"], p["rel_rms"],
+             p["envelope"], p["noise_floor"], float(np.abs(p["t"]).max())] for p in probes]
+    settings = _settings([p["context"] for p in probes], [p["epoch"] for p in probes])
+    good = [p for p in probes if _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])]
+    poor_over = [p for p in probes if not _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])
+                 and p["a_over_sqrt_F"] > threshold_value]
+    if not good:
+        verdict = INCONCLUSIVE if probes else NOT_MEASURED
+        return _claim("semi_smoothness", title, verdict, "no probe has a good fit (or F = 0 everywhere)",
+                      threshold, {}, settings, [], [], [p["path"] for p in probes])
+    repeats = sorted({p["repeat"] for p in good})
+    per_repeat = spread(max(p["a_over_sqrt_F"] for p in good if p["repeat"] == r) for r in repeats)
+    worst = max(good, key=lambda p: p["a_over_sqrt_F"])
+    max_b = max(good, key=lambda p: p["b"])
+    value = worst["a_over_sqrt_F"]
+    numbers = {"max_a_over_sqrt_F": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
+               "direction": worst["name"], "repeat": worst["repeat"], "max_b": max_b["b"],
+               "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"], "threshold": threshold_value,
+               "margin": value / threshold_value, "probes": len(probes), "good_fits": len(good),
+               "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in poor_over]}
+    verdict = HOLDS if value <= threshold_value else FAILS
+    summary = (f"max a/√F = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)} {fmt(threshold_value)}; "
+               f"epoch {worst['epoch']}, {worst['name']}); worst per repeat {spread_text(per_repeat)}; "
                f"max b = {fmt(max_b['b'], 4)} (epoch {max_b['epoch']}, {max_b['name']})")
-    return _claim("semi_smoothness", title, verdict, summary, threshold, numbers,
-                  _settings([p["context"] for p in probes], [p["epoch"] for p in probes]),
-                  ["epoch", "direction", "F", "a", "b", "a/√F", "fit rel. RMS", "envelope κ", "noise floor",
-                   "max |t|"], rows, [p["path"] for p in probes])
+    note = ""
+    if verdict == HOLDS and poor_over:
+        verdict = INCONCLUSIVE
+        p = max(poor_over, key=lambda q: q["a_over_sqrt_F"])
+        note = (f"{len(poor_over)} probe(s) with a poor fit (relative RMS > {fmt(FIT_MAX_REL_RMS)}) exceed the "
+                f"threshold, e.g. epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/√F = "
+                f"{fmt(p['a_over_sqrt_F'], 4)}, fit error {fmt(p['rel_rms'], 3)}")
+    return _claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings,
+                  ["epoch", "repeat", "direction", "F", "a", "b", "a/√F", "fit rel. RMS", "envelope κ", "noise floor",
+                   "max |t|"], rows, [p["path"] for p in probes], note)
 
 
 def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> dict:
     title = "Second-order information gives little help (negative curvature vs gradient)"
-    threshold = (f"holds when, at every checkpoint, extra_from_y ≤ {fmt(fraction)} × the decrease along "
-                 f"the gradient line (surface.json)")
-    surfaces = [s for e in analyzed_epochs(run) if (s := load_surface(run, e)) is not None]
-    if not surfaces:
-        return _claim("second_order", title, NOT_MEASURED, "no surface.json", threshold, {}, {})
-    rows, worst, coarse = [], None, []
-    for s in surfaces:
-        r = s["result"]
-        along_x = float(r["along_x"]["decrease"])
-        along_y = float(r["along_y"]["decrease"])
-        extra = float(r.get("extra_from_y", float(r["anywhere"]["decrease"]) - along_x))
-        rel = extra / along_x if along_x > 0 else (0.0 if extra <= 0 else float("inf"))
-        ok = extra <= fraction * along_x
-        lam = s["y"].get("eigenvalue")
-        probe = _gradient_probe_decrease(run, s["epoch"])
-        if probe is not None and probe > along_x * 1.5 + 1e-12:
-            coarse.append(s["epoch"])
-        rows.append([s["epoch"], float(r["F"]), along_x, probe, along_y, float(r["anywhere"]["decrease"]), extra, rel,
-                     lam, s["half_width"], "yes" if ok else "no"])
-        if worst is None or rel > worst[1]:
-            worst = (s, rel, extra, along_x, ok)
-    all_ok = all(row[-1] == "yes" for row in rows)
-    s, rel, extra, along_x, _ = worst
-    numbers = {"worst_epoch": s["epoch"], "extra_from_y": extra, "along_x_decrease": along_x,
-               "extra_over_along_x": rel, "fraction": fraction, "checkpoints": len(rows),
-               "failing_epochs": [row[0] for row in rows if row[-1] == "no"]}
-    share = f"{fmt(100 * rel, 3)}%" if math.isfinite(rel) else "the gradient line gives no decrease on the grid"
-    summary = (f"worst: epoch {s['epoch']}, extra decrease from the curvature direction {fmt(extra, 4)} vs "
-               f"{fmt(along_x, 4)} along the gradient ({share})")
-    numbers["coarse_grid_epochs"] = coarse
+    threshold = (f"holds when, at every checkpoint and in every repeat, d_plane − d_grad ≤ {fmt(fraction)} × d_grad "
+                 f"(second_order.json: line searches and a local search in the plane, no grid)")
+    tests = load_second_order(run)
+    if not tests:
+        return _claim("second_order", title, NOT_MEASURED, "no second_order.json", threshold, {}, {})
+    epochs = sorted({t["epoch"] for t in tests})
+    rows, per_epoch = [], {}
+    for e in epochs:
+        here = [t for t in tests if t["epoch"] == e]
+        per_epoch[e] = {k: spread(t[k] for t in here) for k in ("d_grad", "d_curv", "d_plane", "extra_fraction")}
+        st = per_epoch[e]
+        rows.append([e, len(here), spread(t["F"] for t in here)["mean"], spread_text(st["d_grad"]),
+                     spread_text(st["d_curv"]), spread_text(st["d_plane"]), spread_text(st["extra_fraction"]),
+                     st["extra_fraction"]["max"], spread_text(spread(t["lambda_min"] for t in here)),
+                     "yes" if st["extra_fraction"]["max"] <= fraction else "no"])
+    worst = max(tests, key=lambda t: t["extra_fraction"])
+    value = worst["extra_fraction"]
+    unresolved = [t for t in tests if not _eigen_resolved(t)]
+    numbers = {"worst_extra_fraction": value, "worst_epoch": worst["epoch"], "worst_repeat": worst["repeat"],
+               "fraction": fraction, "margin": value / fraction if fraction > 0 else float("nan"),
+               "checkpoints": len(epochs), "failing_epochs": [r[0] for r in rows if r[-1] == "no"],
+               "per_epoch": {str(e): v for e, v in per_epoch.items()},
+               "evaluations": spread(t["evaluations"] for t in tests),
+               "unresolved_eigenpairs": [[t["epoch"], t["repeat"]] for t in unresolved]}
+    verdict = HOLDS if value <= fraction else FAILS
+    summary = (f"worst: epoch {worst['epoch']} (repeat {worst['repeat']}), the curvature direction adds "
+               f"{fmt(100 * value, 3)}% of d_grad = {fmt(worst['d_grad'], 4)} "
+               f"({margin_text(value, fraction, upper=True)} {fmt(100 * fraction)}%)")
     note = ""
-    if coarse:
-        summary += f"; the grid is coarser than the gradient step at epoch(s) {', '.join(map(str, coarse))} (see details)"
-        note = (f"at epoch(s) {', '.join(map(str, coarse))} the 1D probe along −∇F (probe_neg_gradient.json) "
-                f"finds a larger decrease than the grid's gradient line: the grid is coarser than the useful "
-                f"gradient step, which inflates extra_from_y; the verdict still follows surface.json")
-    sigma = surfaces[0]["sigma"]
-    return _claim("second_order", title, HOLDS if all_ok else FAILS, summary, threshold, numbers,
-                  _settings([x["context"] for x in surfaces], [x["epoch"] for x in surfaces],
-                            grid=f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])}", sigma=sigma),
-                  ["epoch", "F", "decrease along x (gradient)", "best decrease along −∇F (1D probe)",
-                   "decrease along y (curvature)", "decrease anywhere", "extra_from_y", "extra / along-x", "λ_min",
-                   "half-width", "little help"],
-                  rows, [x["path"] for x in surfaces], note)
+    if verdict == HOLDS and unresolved:
+        verdict = INCONCLUSIVE
+        note = (f"the most negative eigenpair is not resolved (‖Hv − λv‖ > {fmt(EIGEN_MAX_RELATIVE_RESIDUAL)}·|λ|) at "
+                + ", ".join(f"epoch {t['epoch']} repeat {t['repeat']}" for t in unresolved[:6])
+                + ": a better-resolved direction of negative curvature could help more; raise --eig-max-matvecs")
+    if verdict == HOLDS and not all(t["bracketed"] for t in tests):
+        verdict = INCONCLUSIVE
+        note = "a gradient line search ran out of evaluations before bracketing its best step"
+    surfaces = [s for e in analyzed_epochs(run) if (s := load_surface(run, e)) is not None]
+    return _claim("second_order", title, verdict, summary, threshold, numbers,
+                  _settings([t["context"] for t in tests], [t["epoch"] for t in tests],
+                            grid_pictures=(f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} (figures only)"
+                                           if surfaces else None)),
+                  ["epoch", "repeats", "F", "d_grad (along −∇F)", "d_curv (along y)", "d_plane", "extra / d_grad",
+                   "worst extra / d_grad", "λ_min", "little help"],
+                  rows, [t["path"] for t in tests], note)
 
 
-def _gradient_probe_decrease(run: RunDir, epoch: int) -> float | None:
-    """The best decrease the semi-smoothness probe along −∇F found at ``epoch`` (None if absent)."""
-    for p in load_probes(run, epoch):
-        if p["kind"] == "neg_gradient" and isinstance(p.get("descent"), dict) and "best_decrease" in p["descent"]:
-            return float(p["descent"]["best_decrease"])
-    return None
+def _eigen_resolved(test: dict) -> bool:
+    """The eigenpair behind y is resolved: converged, or its residual is small next to |λ|."""
+    if test["lambda_min_converged"]:
+        return True
+    residual = test["result"].get("lambda_min_residual")
+    lam = test["lambda_min"]
+    return residual is not None and math.isfinite(lam) and float(residual) <= EIGEN_MAX_RELATIVE_RESIDUAL * abs(lam)
 
 
 def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_FRACTION) -> dict:
@@ -252,9 +343,10 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
                "test_largest_bump": float(main["result"].get("test", {}).get("largest_bump", float("nan"))),
                "bn_interpolation": main["bn"]}
     verdict = HOLDS if bump <= limit else FAILS
+    numbers["margin"] = bump / limit if limit > 0 else float("nan")
     summary = (f"epoch {main['from']} → {main['to']}: {'monotone' if res['monotone'] else 'not monotone'}, "
-               f"largest bump {fmt(bump, 4)} (limit {fmt(limit, 4)} = {fmt(fraction)}·F(init), "
-               f"F(init) = {fmt(f_init, 4)})")
+               f"largest bump {fmt(bump, 4)} ({margin_text(bump, limit, upper=True)} {fmt(limit, 4)} = "
+               f"{fmt(fraction)}·F(init), F(init) = {fmt(f_init, 4)})")
     rows = []
     for it in items:
         tr, te = it["result"]["train"], it["result"].get("test", {})
@@ -320,7 +412,10 @@ def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> dict:
     return {"run": str(run.path), "name": run.path.name, "title": run_title(run, config),
             "train": train, "data": {k: v for k, v in config.get("data", {}).items() if k != "classes"},
             "analyzed_epochs": analyzed_epochs(run),
-            "thresholds": {"DOMINANCE_F_FLOOR": floor, "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
+            "thresholds": {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
+                           "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
+                           "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
+                           "BN_LAG_MAX": BN_LAG_MAX,
                            "SECOND_ORDER_MAX_EXTRA_FRACTION": SECOND_ORDER_MAX_EXTRA_FRACTION,
                            "INTERPOLATION_MAX_BUMP_FRACTION": INTERPOLATION_MAX_BUMP_FRACTION},
             "claims": claims}
@@ -336,6 +431,9 @@ _FIGURE_CAPTIONS = {
     "random_surface_contour": "F over two filter-normalized random directions, contours.",
     "dominance": "‖∇F‖² against F (log-log): the dense track during training, the checkpoints, and the "
                  "envelope ‖∇F‖² = c·F.",
+    "second_order": "The grid-free second-order test: the best decrease along −∇F, along the most negative "
+                    "curvature direction and in their plane, and what the curvature direction adds (mean, min–max "
+                    "over repeats).",
     "smoothness": "Semi-smoothness probes: f(t) − f(0) along each direction, and |r(t)| against |t| with the "
                   "fit a·|t| + b·t² and the noise floor.",
     "interpolation": "Linear interpolation between checkpoints: train/test loss and accuracy against α.",

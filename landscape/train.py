@@ -8,6 +8,7 @@ so a run resumed from its last checkpoint ends with exactly the weights of an un
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -24,7 +25,7 @@ from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augm
                    load_dataset, normalize)
 from .errors import LandscapeError
 from .models import build_model, check_architecture, parameter_groups, select_parameters
-from .objective import Objective
+from .objective import Objective, exact_bn_statistics
 from .results import RunDir, append_jsonl, atomic_torch_save, atomic_write_json, read_json, read_jsonl
 
 PAPER_EPOCHS = 164
@@ -165,8 +166,17 @@ def _evaluate(model: nn.Module, images, labels, data: TrainingData, device) -> t
 
 
 def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> dict:
-    objective = Objective(model, data.train_images[track_idx], data.train_labels[track_idx],
-                          mean=data.mean, std=data.std, device=device)
+    """F and ‖∇F‖² on the tracked examples, with the batch-norm statistics of θ on them.
+
+    The running averages lag the weights while the learning rate is large, so they would make F
+    the loss of a different network; the statistics are recomputed here as in ``analyze``.
+    """
+    images = data.train_images[track_idx]
+    at_theta = copy.deepcopy(model)
+    exact_bn_statistics(at_theta, normalize(images.to(device), data.mean, data.std).contiguous(
+        memory_format=torch.channels_last))
+    objective = Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
+                          device=device)
     loss, grad = objective.value_and_grad()
     norms = objective.layer_norms(grad)
     return {"F": loss, "grad_sq": float(grad.pow(2).sum()),
@@ -351,7 +361,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
             if config.track_every and step % config.track_every == 0:
                 row = _track(model, data, track_idx, hidden, device)
                 append_jsonl({"step": step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
-                              "examples": len(track_idx), "bn_policy": "frozen (current running statistics)",
+                              "examples": len(track_idx), "bn_policy": "frozen (statistics of θ on the tracked examples)",
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row}, run.track)
         bar.close()
         seconds = time.perf_counter() - start

@@ -278,3 +278,47 @@ def test_a_moved_run_keeps_its_results(probed_run, tmp_path, data_root, cache_di
     result = CliRunner().invoke(main, ["analyze", str(moved), *PROBE_ARGS, "--quiet", "--data-root", str(data_root),
                                        "--cache-dir", str(cache_dir)])
     assert result.exit_code == 0, result.exception
+
+
+# ----------------------------------------------------------------------------- statistics of θ, repeats
+REPEAT_ARGS = ["--measure", "dominance,curvature,second_order", "--subset", "24", "--test-subset", "16",
+               "--epochs", "2", "--repeats", "2", "--curvature-subset", "8", "--eig-tol", "1e-1",
+               "--eig-max-matvecs", "6"]
+
+
+def _spoil_statistics(checkpoint: Path) -> None:
+    blob = torch.load(checkpoint, weights_only=True)
+    for name, value in blob["state_dict"].items():
+        if name.endswith("running_mean"):
+            value.add_(3.0)
+        elif name.endswith("running_var"):
+            value.mul_(7.0)
+    torch.save(blob, checkpoint)
+
+
+def test_statistics_of_theta_ignore_the_checkpoints_and_repeats_use_disjoint_subsets(trained_run, tmp_path,
+                                                                                     data_root, cache_dir):
+    clean = _copy_run(trained_run, tmp_path / "clean")
+    spoiled = _copy_run(trained_run, tmp_path / "spoiled")
+    _spoil_statistics(spoiled / "checkpoints" / "epoch_0002.pt")
+    for run in (clean, spoiled):
+        _analyze([run, *REPEAT_ARGS], data_root, cache_dir)
+    folder = "analysis/epoch_0002"
+    for sub in ("", "repeat_1"):
+        a = read_json(clean / folder / sub / "dominance.json")
+        b = read_json(spoiled / folder / sub / "dominance.json")
+        assert a["result"]["F"] == pytest.approx(b["result"]["F"], rel=1e-6)  # same θ, same statistics of θ
+        assert abs(b["result"]["F_checkpoint_stats"] - b["result"]["F"]) > 0.03 * b["result"]["F"]  # spoiled averages
+        assert a["result"]["F_recomputed_stats"] == a["result"]["F"] and a["result"]["bn_stats"] == "recompute"
+        assert a["context"]["bn_statistics"].startswith("recomputed at θ over the 24")
+        so = read_json(clean / folder / sub / "second_order.json")["result"]
+        assert so["d_plane"] >= max(so["d_grad"], so["d_curv"]) >= 0
+    r0 = read_json(clean / folder / "dominance.json")
+    r1 = read_json(clean / folder / "repeat_1" / "dominance.json")
+    assert r1["context"]["repeat"] == 1 and r1["context"]["repeat_mode"] == "disjoint subsets"
+    assert r0["result"]["F"] != r1["result"]["F"]  # different examples
+    # --bn-stats checkpoint keeps the stored averages, and says so
+    _analyze([spoiled, *REPEAT_ARGS, "--bn-stats", "checkpoint", "--measure", "dominance"], data_root, cache_dir)
+    kept = read_json(spoiled / folder / "dominance.json")["result"]
+    assert kept["bn_stats"] == "checkpoint" and kept["F"] == kept["F_checkpoint_stats"]
+    assert kept["F_recomputed_stats"] == pytest.approx(read_json(clean / folder / "dominance.json")["result"]["F"], rel=1e-6)

@@ -398,3 +398,23 @@ def test_flip_mirrors_columns():
         assert diffs.abs().eq(1).all() and (diffs.eq(1).all() or diffs.eq(-1).all())
         n_flipped += bool(diffs.eq(-1).all())
     assert 10 < n_flipped < 54
+
+
+def test_disjoint_balanced_subsets_are_disjoint_balanced_and_start_with_balanced_subset():
+    from landscape.data import balanced_subset, disjoint_balanced_subsets
+
+    labels = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(1))]
+    sets = disjoint_balanced_subsets(labels, 64, 3, seed=5)
+    assert len(sets) == 3
+    assert torch.equal(sets[0], balanced_subset(labels, 64, 5))
+    union = torch.cat(sets)
+    assert len(union) == 3 * 64 and len(torch.unique(union)) == 3 * 64
+    for s in sets:
+        counts = torch.bincount(labels[s], minlength=10)
+        assert int(counts.max() - counts.min()) <= 1 and int(counts.sum()) == 64
+    assert disjoint_balanced_subsets(labels, 64, 3, seed=5)[2].tolist() == sets[2].tolist()  # seeded
+    # too few examples to split (in total, or in one class), or no subset size: None
+    assert disjoint_balanced_subsets(labels, 120, 3, seed=5) is None
+    assert len(disjoint_balanced_subsets(labels, 100, 3, seed=5)) == 3    # 10 per class x 3 = 30 fit
+    assert disjoint_balanced_subsets(labels, 110, 3, seed=5) is None       # 11 per class x 3 > 30
+    assert disjoint_balanced_subsets(labels, None, 3, seed=5) is None

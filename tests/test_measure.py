@@ -320,3 +320,68 @@ def test_monotonicity_on_hand_made_curves():
     # rounding-level rises do not count
     m = measure.monotonicity(alphas, np.array([9.0, 3.0, 3.0 + 1e-12, 2.0, 1.0, 0.5, 9.0]))
     assert m["monotone"] is True
+
+
+# ----------------------------------------------------------------------------- second-order test (no grid)
+G, C, MU, K = 0.7, 2.0, 1.5, 3.0
+
+
+def _double_well(a, b):
+    """Non-convex and separable: max decrease g²/2c along a, μ²/4κ along b (at b² = μ/κ), their sum in the plane."""
+    return 5.0 - G * a + 0.5 * C * a * a - 0.5 * MU * b * b + 0.25 * K * b ** 4
+
+
+def test_second_order_test_finds_the_closed_form_maxima_of_a_non_convex_function():
+    from landscape.measure import second_order_test
+
+    r = second_order_test(_double_well, scale=0.05)
+    assert r["d_grad"] == pytest.approx(G * G / (2 * C), abs=1e-6)
+    assert r["grad_step"] == pytest.approx(G / C, rel=1e-3)
+    assert r["d_curv"] == pytest.approx(MU * MU / (4 * K), abs=1e-6)
+    assert abs(r["curv_step"]) == pytest.approx(np.sqrt(MU / K), rel=1e-3)
+    assert r["d_plane"] == pytest.approx(G * G / (2 * C) + MU * MU / (4 * K), abs=1e-6)
+    assert r["extra"] == pytest.approx(MU * MU / (4 * K), abs=1e-6)
+    assert r["extra_fraction"] == pytest.approx((MU * MU / (4 * K)) / (G * G / (2 * C)), rel=1e-5)
+    assert r["bracketed"] and r["evaluations"] < 150
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.05, 3.0])
+def test_second_order_test_on_a_convex_coupled_quadratic(scale):
+    from landscape.measure import second_order_test
+
+    p, q, s = 2.0, 0.6, 1.0  # F = 1 − g·a + ½(p a² + 2q ab + s b²), positive definite
+    r = second_order_test(lambda a, b: 1.0 - G * a + 0.5 * (p * a * a + 2 * q * a * b + s * b * b), scale)
+    assert r["d_grad"] == pytest.approx(G * G / (2 * p), abs=1e-6)
+    assert r["d_curv"] == 0.0  # positive curvature along y and no slope: no decrease either way
+    assert r["d_plane"] == pytest.approx(G * G * s / (2 * (p * s - q * q)), abs=1e-6)
+    assert r["extra"] >= 0
+
+
+def test_line_search_brackets_from_any_start_and_reports_no_decrease_on_a_rising_line():
+    from landscape.measure import max_decrease_along
+
+    f = lambda s: 2.0 - 3.0 * s + 4.0 * s * s  # noqa: E731  max decrease 9/16 at s = 3/8
+    for start in (1e-4, 0.3, 50.0):
+        r = max_decrease_along(f, 2.0, start)
+        assert r["decrease"] == pytest.approx(9 / 16, abs=1e-9)
+        assert r["step"] == pytest.approx(3 / 8, rel=1e-3)
+    up = max_decrease_along(lambda s: 2.0 + s, 2.0, 0.1)
+    assert up["decrease"] == 0.0 and up["step"] == 0.0 and up["bracket"] is None
+
+
+def test_plane_function_moves_theta_along_both_directions():
+    from landscape.directions import Direction
+    from landscape.measure import plane_function
+    from landscape.objective import Objective
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2, bias=False)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    obj = Objective(model, x, y, precision="fp64")
+    u, v = torch.zeros(obj.dim, dtype=torch.float64), torch.zeros(obj.dim, dtype=torch.float64)
+    u[0], v[1] = 1.0, 1.0
+    f = plane_function(obj, obj.theta0, Direction(u, "test"), Direction(v, "test"))
+    expected = obj.theta0.clone()
+    expected[0] += 0.3
+    expected[1] -= 0.2
+    assert f(0.3, -0.2) == pytest.approx(obj.value(expected), rel=1e-12)
