@@ -8,6 +8,7 @@ keep a ``.partial.npz`` of finished points, so an interrupted analysis resumes w
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from .directions import (Direction, eigenvector_direction, filter_normalized_dir
 from .errors import LandscapeError
 from .models import parameter_groups
 from .objective import Objective
-from .results import RunDir, atomic_savez, atomic_write_json, read_json, read_npz
+from .results import Partial, RunDir, atomic_savez, atomic_write_json, read_json, read_labels, read_npz, run_lock
 
 MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "random_surface", "interpolation")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "surface", "interpolation")
@@ -130,9 +131,7 @@ class Analysis:
         self.train_config = config.get("train") or {}
         self.dataset_name = config["data"]["dataset"]
         dataset = load_dataset(self.dataset_name, data_root, cache_dir, download, self.progress)
-        if not self.run.labels.is_file():
-            raise LandscapeError(f"missing {self.run.labels}: the run's training labels")
-        saved = torch.load(self.run.labels, weights_only=True)
+        saved = read_labels(self.run.labels)
         self.images = dataset.train_images[saved["indices"]]
         self.labels = saved["labels"]
         self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
@@ -211,9 +210,14 @@ class Analysis:
         if arrays is not None:
             atomic_savez(path.with_suffix(".npz"), **arrays)
         atomic_write_json({"key": key, **key, "result": summary}, path)
-        partial = path.with_suffix(".partial.npz")
-        if partial.exists():
-            partial.unlink()
+        # the finished points go only once the result holding them is written
+        for partial in [path.with_suffix(".partial.npz"), *path.parent.glob(f"{path.stem}.*.partial.npz")]:
+            partial.unlink(missing_ok=True)
+
+    def _partial(self, path: Path, key: dict, part: str = "") -> Partial:
+        """The finished-points file of the piece ``path`` (``part``: one of several), keyed by ``key``."""
+        return Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
+                       json.dumps({"key": _normalize(key), "part": part}, sort_keys=True), self.echo)
 
     # ------------------------------------------------------------------ driver
     def selected_epochs(self) -> list[int]:
@@ -226,6 +230,10 @@ class Analysis:
         return sorted(wanted)
 
     def run_all(self) -> None:
+        with run_lock(self.run.path, self.echo, "landscape analyze"):
+            self._run_all()
+
+    def _run_all(self) -> None:
         s = self.settings
         for epoch in self.selected_epochs():
             started = time.perf_counter()
@@ -348,7 +356,7 @@ class Analysis:
             steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
             with self._bar(len(steps), f"epoch {epoch} probe {direction.name}") as bar:
                 summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
-                                                                path.with_suffix(".partial.npz"), bar)
+                                                                self._partial(path, key), bar)
             self._save(path, key, summary, arrays)
             fit = summary["fit"]
             self.echo(f"epoch {epoch}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
@@ -390,7 +398,7 @@ class Analysis:
         half = s.surface_range if s.surface_range is not None else extent["half_width"]
         coords = np.linspace(-half, half, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
         summary = {**measure.surface_summary(grid), "half_width": half, "extent_rule": extent,
                    "x": x.describe(), "y": y.describe()}
         self._save(path, key, summary, grid)
@@ -411,7 +419,7 @@ class Analysis:
         y = filter_normalized_direction(obj, theta, s.seed + 1)
         coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
         self._save(path, key, {**measure.surface_summary(grid), "x": x.describe(), "y": y.describe()}, grid)
 
     # ------------------------------------------------------------------ interpolation
@@ -456,13 +464,11 @@ class Analysis:
             arrays = {"alpha": alphas}
             summary = {}
             for split, o in objs.items():
-                partial = path.with_name(path.stem + f".{split}.partial.npz")
+                partial = self._partial(path, key, f".{split}")
                 with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
                     res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
                 arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
                 summary[split] = measure.monotonicity(alphas, res["loss"])
-                if partial.exists():
-                    partial.unlink()
             self._save(path, key, summary, arrays)
             self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
                       f"(largest bump {summary['train']['largest_bump']:.3g})")

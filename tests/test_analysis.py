@@ -278,3 +278,152 @@ def test_a_moved_run_keeps_its_results(probed_run, tmp_path, data_root, cache_di
     result = CliRunner().invoke(main, ["analyze", str(moved), *PROBE_ARGS, "--quiet", "--data-root", str(data_root),
                                        "--cache-dir", str(cache_dir)])
     assert result.exit_code == 0, result.exception
+
+
+# ----------------------------------------------------------------------------- kills, reruns, concurrent writers
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, cache_dir):
+    """resnet8 trained 1 epoch on 24 random 32x32 images of 3 classes; checkpoints at epochs 0 and 1."""
+    from conftest import write_image_folder
+    from landscape.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tinydata")
+    write_image_folder(root / "tiny", {c: 8 for c in "abc"}, {c: 4 for c in "abc"})
+    out = tmp_path_factory.mktemp("tinyrun") / "run"
+    train(TrainConfig(arch="resnet8", dataset="folder:tiny", epochs=1, batch_size=8, save_at=[0, 1]), out,
+          data_root=root, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    return out, root
+
+
+TINY_ARGS = ["--measure", "dominance,probes,random_surface,interpolation", "--subset", "12", "--test-subset", "6",
+             "--gaussian", "1", "--filter", "1", "--probe-steps", "2", "--grid", "3", "--interp-points", "5"]
+
+
+def _tiny_analyze(run, root, cache_dir, *args):
+    return CliRunner().invoke(main, ["analyze", str(run), *map(str, args), "--quiet", "--data-root", str(root),
+                                     "--cache-dir", str(cache_dir)])
+
+
+class _Killer:
+    """Objective.evaluate raising KeyboardInterrupt (Ctrl-C) on its ``at``-th call from now."""
+
+    def __init__(self, monkeypatch):
+        self.real, self.calls, self.at = Objective.evaluate, 0, None
+        killer = self
+
+        def evaluate(obj, *args, **kwargs):
+            killer.calls += 1
+            if killer.at is not None and killer.calls >= killer.at:
+                killer.at = None
+                raise KeyboardInterrupt
+            return killer.real(obj, *args, **kwargs)
+
+        monkeypatch.setattr(Objective, "evaluate", evaluate)
+
+    def arm(self, at: int | None):
+        self.calls, self.at = 0, at
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def _assert_same_results(a: Path, b: Path):
+    files_a = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b
+    assert not [f for f in files_a if "partial" in f or f.endswith(".tmp") or f.endswith(".lock")]
+    for name in files_a:
+        if name.endswith(".json"):
+            assert _without_timings(read_json(a / name)) == _without_timings(read_json(b / name)), name
+        else:
+            za, zb = read_npz(a / name), read_npz(b / name)
+            assert za.keys() == zb.keys(), name
+            for k in za:
+                assert za[k].dtype == zb[k].dtype and np.array_equal(za[k], zb[k], equal_nan=True), (name, k)
+
+
+def test_analyze_killed_at_random_points_then_rerun_equals_an_uninterrupted_run(tiny_run, tmp_path, cache_dir,
+                                                                                 monkeypatch):
+    run, root = tiny_run
+    reference = _copy_run(run, tmp_path / "ref")
+    killer = _Killer(monkeypatch)
+    assert _tiny_analyze(reference, root, cache_dir, *TINY_ARGS).exit_code == 0
+    total = killer.calls  # evaluations an uninterrupted analysis makes
+    assert total > 40
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        copy = _copy_run(run, tmp_path / f"killed{seed}")
+        for attempt in range(12):
+            killer.arm(int(rng.integers(1, total // 3)))
+            result = _tiny_analyze(copy, root, cache_dir, *TINY_ARGS)
+            if result.exit_code == 0:
+                break
+            assert result.exit_code == 130 and "interrupted" in result.output, result.output
+        else:
+            pytest.fail("the analysis never finished")
+        assert attempt >= 2  # it was really interrupted, more than once
+        _assert_same_results(reference / "analysis", copy / "analysis")
+        assert not (copy / ".landscape.lock").exists()
+
+
+def test_saved_points_of_other_settings_are_discarded(tiny_run, tmp_path, cache_dir, monkeypatch):
+    """`--grid 9 --measure random_surface --subset 128` killed, rerun with `--subset 64 --loss mse`."""
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    killer = _Killer(monkeypatch)
+    args = ["--measure", "random_surface", "--grid", "3", "--epochs", "1"]
+    killer.arm(6)
+    assert _tiny_analyze(copy, root, cache_dir, *args, "--subset", "12").exit_code == 130
+    partial = copy / "analysis" / "epoch_0001" / "random_surface.partial.npz"
+    assert read_npz(partial)["done"].sum() == 5
+    killer.arm(None)
+    result = _tiny_analyze(copy, root, cache_dir, *args, "--subset", "6", "--loss", "mse")
+    assert result.exit_code == 0, result.output
+    assert killer.calls == 9  # every point again
+    assert "discarding 5 saved point(s)" in result.output and "examples: 12 -> 6" in result.output
+    fresh = _copy_run(run, tmp_path / "b")
+    assert _tiny_analyze(fresh, root, cache_dir, *args, "--subset", "6", "--loss", "mse").exit_code == 0
+    _assert_same_results(fresh / "analysis", copy / "analysis")
+    assert read_json(copy / "analysis" / "epoch_0001" / "random_surface.json")["context"]["loss"] == "mse"
+
+
+def test_interpolation_keeps_the_finished_split_until_its_result_is_written(tiny_run, tmp_path, cache_dir,
+                                                                            monkeypatch):
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    killer = _Killer(monkeypatch)
+    args = ["--measure", "interpolation", "--interp-points", "5", "--subset", "12", "--test-subset", "6"]
+    killer.arm(8)  # the train split's 5 points, then the test split's 7th evaluation overall
+    assert _tiny_analyze(copy, root, cache_dir, *args).exit_code == 130
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *args).exit_code == 0
+    assert killer.calls == 3  # only the test split's remaining points
+    assert not list(copy.rglob("*.partial.npz"))
+
+
+def test_a_second_analysis_of_a_locked_run_is_refused(tiny_run, tmp_path, cache_dir):
+    import os
+    import socket
+
+    from landscape.results import run_lock
+
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    with run_lock(copy, print, "landscape analyze (the first)"):
+        result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and f"in use by pid {os.getpid()} on host {socket.gethostname()}" in line
+    assert not (copy / "analysis").exists()
+    # a lock its holder left behind (killed) is taken over, with a message
+    from test_results import _dead_pid
+
+    (copy / ".landscape.lock").write_text(f'{{"pid": {_dead_pid()}, "host": "{socket.gethostname()}"}}')
+    result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance", "--subset", "6", "--test-subset", "3")
+    assert result.exit_code == 0, result.output
+    assert "taking over the stale lock" in result.output and not (copy / ".landscape.lock").exists()
