@@ -87,12 +87,14 @@ def main():
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="Training precision (auto: bf16 autocast on CUDA, fp32 on CPU).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--force", is_flag=True,
+              help="Start the run in --out even though it holds files that are not a landscape run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
           train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
-          precision, resume, quiet, data_root, cache_dir, download, device):
+          precision, resume, force, quiet, data_root, cache_dir, download, device):
     """Train a network with the paper's recipe, saving checkpoints for the analysis."""
     from .train import TrainConfig, train as run_training
 
@@ -109,7 +111,7 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
                          **{k: v for k, v in given.items() if v is not None and k not in ("arch", "dataset")})
     run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
                        device=device, resume=resume, overrides=given, progress=not quiet,
-                       echo=click.echo)
+                       echo=click.echo, force=force)
     click.echo(f"checkpoints in {run.checkpoints}")
 
 
