@@ -380,19 +380,21 @@ class Analysis:
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
+        probe = out / "probe_neg_gradient.json"
+        best_step = _best_gradient_step(probe)
+        neg = curvature["most_negative"]
         key = {"context": self.context(epoch, sobj), "settings": {
-            "points": s.surface_points, "range": s.surface_range or "rule (see surface_extent)",
-            "sigma": s.curvature_sigma, "uses_gradient_probe": (out / "probe_neg_gradient.json").is_file(),
+            "points": s.surface_points,
+            "range": s.surface_range if s.surface_range is not None else  # the rule, by its inputs
+            {"rule": "surface_extent", "best_gradient_step": best_step, "lambda_min": neg["eigenvalue"]},
+            "sigma": s.curvature_sigma, "uses_gradient_probe": best_step is not None,
             "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
         if self._fresh(path, key):
             return
         grad = gradient()
         x = gradient_direction(grad, obj)
-        neg = curvature["most_negative"]
         y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
                                                 neg["eigenvalue"], obj, "most_negative"), x)
-        probe = out / "probe_neg_gradient.json"
-        best_step = read_json(probe)["result"]["descent"]["best_eta"] if probe.is_file() else None
         extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
                                 neg["eigenvalue"], float(theta.norm()), best_step)
         half = s.surface_range if s.surface_range is not None else extent["half_width"]
@@ -472,6 +474,17 @@ class Analysis:
             self._save(path, key, summary, arrays)
             self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
                       f"(largest bump {summary['train']['largest_bump']:.3g})")
+
+
+def _best_gradient_step(probe: Path) -> float | None:
+    """The best step along −∇F the stored gradient probe found: a finite positive number, or None."""
+    if not probe.is_file():
+        return None
+    try:
+        eta = read_json(probe)["result"]["descent"]["best_eta"]
+    except (LandscapeError, KeyError, TypeError):
+        return None
+    return float(eta) if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
 
 
 def _normalize(obj):

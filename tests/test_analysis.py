@@ -427,3 +427,58 @@ def test_a_second_analysis_of_a_locked_run_is_refused(tiny_run, tmp_path, cache_
     result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance", "--subset", "6", "--test-subset", "3")
     assert result.exit_code == 0, result.output
     assert "taking over the stale lock" in result.output and not (copy / ".landscape.lock").exists()
+
+
+# ----------------------------------------------------------------------------- results keyed by resolved settings
+SURFACE_ARGS = ["--measure", "curvature,surface", "--epochs", "1", "--subset", "6", "--grid", "3",
+                "--eig-max-matvecs", "4", "--eig-tol", "1e-1"]
+
+
+def test_a_surface_of_an_explicit_range_is_not_reused_for_the_rule_and_back(tiny_run, tmp_path, cache_dir,
+                                                                            monkeypatch):
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    path = copy / "analysis" / "epoch_0001" / "surface.json"
+    killer = _Killer(monkeypatch)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS, "--surface-range", "0.01").exit_code == 0
+    assert read_json(path)["result"]["half_width"] == 0.01
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0  # the documented rule
+    rule = read_json(path)
+    assert killer.calls >= 9 and rule["result"]["half_width"] == rule["result"]["extent_rule"]["half_width"] != 0.01
+    assert rule["settings"]["range"]["rule"] == "surface_extent"
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    assert killer.calls <= 1  # the same rule with the same inputs: kept
+    # a gradient probe appears, so the rule's input changes: computed again
+    assert _tiny_analyze(copy, root, cache_dir, "--measure", "probes", "--epochs", "1", "--subset", "6",
+                         "--gaussian", "0", "--filter", "0", "--probe-steps", "2",
+                         "--eig-max-matvecs", "4", "--eig-tol", "1e-1").exit_code == 0
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    assert killer.calls >= 9 and read_json(path)["result"]["extent_rule"]["rule"] == "3 x best gradient step"
+    # the probe is redone over other steps (no step in common): its best step, and the grid, change
+    before = read_json(path)["settings"]["range"]["best_gradient_step"]
+    assert _tiny_analyze(copy, root, cache_dir, "--measure", "probes", "--epochs", "1", "--subset", "6",
+                         "--gaussian", "0", "--filter", "0", "--probe-steps", "2", "--probe-range", "1e-4,0.01",
+                         "--eig-max-matvecs", "4", "--eig-tol", "1e-1").exit_code == 0
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    after = read_json(path)
+    assert killer.calls >= 9 and after["settings"]["range"]["best_gradient_step"] != before
+    assert after["result"]["extent_rule"]["best_gradient_step"] == after["settings"]["range"]["best_gradient_step"]
+
+
+def test_a_stored_non_finite_best_step_is_not_used(tiny_run, tmp_path, cache_dir):
+    """An older version stored best_eta "inf" for --probe-range 1e-5,inf; a surface must not crash on it."""
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    folder = copy / "analysis" / "epoch_0001"
+    folder.mkdir(parents=True)
+    (folder / "probe_neg_gradient.json").write_text('{"result": {"descent": {"best_eta": "inf"}}}')
+    result = _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS)
+    assert result.exit_code == 0, result.output
+    surface = read_json(folder / "surface.json")
+    assert surface["result"]["extent_rule"]["rule"] != "3 x best gradient step"
+    assert surface["settings"]["range"]["best_gradient_step"] is None
+    assert math.isfinite(surface["result"]["half_width"]) and surface["result"]["half_width"] > 0
