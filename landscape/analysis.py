@@ -20,7 +20,7 @@ import torch
 from . import measure
 from .checkpoint import load_model
 from .data import balanced_subset, load_dataset
-from .directions import (Direction, eigenvector_direction, filter_normalized_direction,
+from .directions import (Direction, UndefinedDirection, eigenvector_direction, filter_normalized_direction,
                          gaussian_direction, gradient_direction, orthogonalize)
 from .errors import LandscapeError
 from .models import parameter_groups
@@ -214,6 +214,11 @@ class Analysis:
         for partial in [path.with_suffix(".partial.npz"), *path.parent.glob(f"{path.stem}.*.partial.npz")]:
             partial.unlink(missing_ok=True)
 
+    def _undefined(self, path: Path, key: dict, what: str, exc: Exception) -> None:
+        """Store a piece whose direction does not exist (∇F = 0, ...) as undefined, with the reason."""
+        self._save(path, key, {"undefined": str(exc)})
+        self.echo(f"{what}: undefined ({exc})")
+
     def _partial(self, path: Path, key: dict, part: str = "") -> Partial:
         """The finished-points file of the piece ``path`` (``part``: one of several), keyed by ``key``."""
         return Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
@@ -352,7 +357,11 @@ class Analysis:
                 "smallest": s.probe_smallest, "largest": s.probe_largest}}
             if self._fresh(path, key):
                 continue
-            direction = self._probe_direction(spec, obj, theta, gradient, curvature)
+            try:
+                direction = self._probe_direction(spec, obj, theta, gradient, curvature)
+            except UndefinedDirection as exc:  # e.g. ∇F = 0: recorded as undefined, not a crash
+                self._undefined(path, key, f"epoch {epoch}: probe {spec['name']}", exc)
+                continue
             steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
             with self._bar(len(steps), f"epoch {epoch} probe {direction.name}") as bar:
                 summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
@@ -392,9 +401,13 @@ class Analysis:
         if self._fresh(path, key):
             return
         grad = gradient()
-        x = gradient_direction(grad, obj)
-        y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
-                                                neg["eigenvalue"], obj, "most_negative"), x)
+        try:
+            x = gradient_direction(grad, obj)
+            y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
+                                                    neg["eigenvalue"], obj, "most_negative"), x)
+        except UndefinedDirection as exc:
+            self._undefined(path, key, f"epoch {epoch}: surface", exc)
+            return
         extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
                                 neg["eigenvalue"], float(theta.norm()), best_step)
         half = s.surface_range if s.surface_range is not None else extent["half_width"]

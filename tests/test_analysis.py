@@ -482,3 +482,37 @@ def test_a_stored_non_finite_best_step_is_not_used(tiny_run, tmp_path, cache_dir
     assert surface["result"]["extent_rule"]["rule"] != "3 x best gradient step"
     assert surface["settings"]["range"]["best_gradient_step"] is None
     assert math.isfinite(surface["result"]["half_width"]) and surface["result"]["half_width"] > 0
+
+
+# ----------------------------------------------------------------------------- a zero gradient
+def test_a_zero_gradient_makes_the_gradient_direction_undefined_not_a_crash(tmp_path, make_image_folder, cache_dir):
+    """One class: the loss is 0 for every network, ∇F = 0 and the Hessian is 0."""
+    from landscape.plots import load_probes, load_surface
+    from landscape.results import RunDir
+    from landscape.train import TrainConfig, train
+
+    root = make_image_folder("one", classes=("only",), train_per_class=8, test_per_class=2)
+    out = tmp_path / "run"
+    train(TrainConfig(arch="resnet8", dataset="folder:one", epochs=1, batch_size=8, save_at=[1]), out,
+          data_root=root.parent, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    args = ["--measure", "dominance,curvature,probes,surface", "--subset", "4", "--test-subset", "2",
+            "--gaussian", "1", "--filter", "0", "--probe-steps", "2", "--grid", "3", "--eig-max-matvecs", "4"]
+    result = _tiny_analyze(out, root.parent, cache_dir, *args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "probe neg_gradient: undefined (the gradient direction is undefined" in result.output
+    folder = out / "analysis" / "epoch_0001"
+    assert read_json(folder / "dominance.json")["result"]["grad_sq"] == 0
+    curvature = read_json(folder / "curvature.json")["result"]
+    assert curvature["top"][0]["eigenvalue"] == 0 and curvature["most_negative"]["eigenvalue"] == 0
+    for name in ("probe_neg_gradient", "surface"):
+        stored = read_json(folder / f"{name}.json")
+        assert "gradient direction is undefined" in stored["result"]["undefined"]
+        assert not (folder / f"{name}.npz").exists()
+    # the other probes are measured; readers skip the undefined pieces; a rerun recomputes nothing
+    assert [p["name"] for p in load_probes(RunDir(out), 1)] == ["gaussian_0", "hessian_top", "hessian_most_negative"]
+    assert load_surface(RunDir(out), 1) is None
+    before = _snapshot(out / "analysis")
+    assert _tiny_analyze(out, root.parent, cache_dir, *args).exit_code == 0
+    assert _snapshot(out / "analysis") == before
+    report = CliRunner().invoke(main, ["report", str(out), "--figures", "keep"])
+    assert report.exit_code == 0, (report.output, report.exception)
