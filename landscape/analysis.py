@@ -8,6 +8,7 @@ keep a ``.partial.npz`` of finished points, so an interrupted analysis resumes w
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,12 +20,12 @@ import torch
 from . import measure
 from .checkpoint import load_model
 from .data import balanced_subset, disjoint_balanced_subsets, load_dataset, normalize
-from .directions import (Direction, eigenvector_direction, filter_normalized_direction,
+from .directions import (Direction, UndefinedDirection, eigenvector_direction, filter_normalized_direction,
                          gaussian_direction, gradient_direction, orthogonalize)
 from .errors import LandscapeError
 from .models import parameter_groups
 from .objective import Objective, exact_bn_statistics
-from .results import RunDir, atomic_savez, atomic_write_json, read_json, read_npz
+from .results import Partial, RunDir, atomic_savez, atomic_write_json, read_json, read_labels, read_npz, run_lock
 
 MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation")
@@ -152,9 +153,7 @@ class Analysis:
         self.train_config = config.get("train") or {}
         self.dataset_name = config["data"]["dataset"]
         dataset = load_dataset(self.dataset_name, data_root, cache_dir, download, self.progress)
-        if not self.run.labels.is_file():
-            raise LandscapeError(f"missing {self.run.labels}: the run's training labels")
-        saved = torch.load(self.run.labels, weights_only=True)
+        saved = read_labels(self.run.labels)
         self.images = dataset.train_images[saved["indices"]]
         self.labels = saved["labels"]
         self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
@@ -241,9 +240,19 @@ class Analysis:
         if arrays is not None:
             atomic_savez(path.with_suffix(".npz"), **arrays)
         atomic_write_json({"key": key, **key, "result": summary}, path)
-        partial = path.with_suffix(".partial.npz")
-        if partial.exists():
-            partial.unlink()
+        # the finished points go only once the result holding them is written
+        for partial in [path.with_suffix(".partial.npz"), *path.parent.glob(f"{path.stem}.*.partial.npz")]:
+            partial.unlink(missing_ok=True)
+
+    def _undefined(self, path: Path, key: dict, what: str, exc: Exception) -> None:
+        """Store a piece whose direction does not exist (∇F = 0, ...) as undefined, with the reason."""
+        self._save(path, key, {"undefined": str(exc)})
+        self.echo(f"{what}: undefined ({exc})")
+
+    def _partial(self, path: Path, key: dict, part: str = "") -> Partial:
+        """The finished-points file of the piece ``path`` (``part``: one of several), keyed by ``key``."""
+        return Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
+                       json.dumps({"key": _normalize(key), "part": part}, sort_keys=True), self.echo)
 
     # ------------------------------------------------------------------ driver
     def selected_epochs(self) -> list[int]:
@@ -256,6 +265,10 @@ class Analysis:
         return sorted(wanted)
 
     def run_all(self) -> None:
+        with run_lock(self.run.path, self.echo, "landscape analyze"):
+            self._run_all()
+
+    def _run_all(self) -> None:
         s = self.settings
         for epoch in self.selected_epochs():
             started = time.perf_counter()
@@ -416,11 +429,15 @@ class Analysis:
                 "smallest": s.probe_smallest, "largest": s.probe_largest}}
             if self._fresh(path, key):
                 continue
-            direction = self._probe_direction(spec, obj, theta, gradient, curvature)
+            try:
+                direction = self._probe_direction(spec, obj, theta, gradient, curvature)
+            except UndefinedDirection as exc:  # e.g. ∇F = 0: recorded as undefined, not a crash
+                self._undefined(path, key, f"epoch {epoch}: probe {spec['name']}", exc)
+                continue
             steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
             with self._bar(len(steps), f"epoch {epoch}{_tag(repeat)} probe {direction.name}") as bar:
                 summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
-                                                                path.with_suffix(".partial.npz"), bar)
+                                                                self._partial(path, key), bar)
             self._save(path, key, summary, arrays)
             fit = summary["fit"]
             self.echo(f"epoch {epoch}{_tag(repeat)}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
@@ -432,18 +449,23 @@ class Analysis:
         if curvature is None:
             return
         path = out / "second_order.json"
-        probe = out / "probe_neg_gradient.json"
+        best_step = _best_gradient_step(out / "probe_neg_gradient.json")
         key = {"context": context, "settings": {
             "line_search_rtol": measure.LINE_SEARCH_RTOL, "plane_max_evaluations": measure.PLANE_MAX_EVALUATIONS,
-            "x": "-gradient (unit)", "y": "hessian_most_negative, orthogonalized against x",
-            "first_step": "best step of the gradient probe" if probe.is_file() else "1e-3 x ||theta||"}}
+            "plane_ftol": measure.PLANE_FTOL, "x": "-gradient (unit)",
+            "y": "hessian_most_negative, orthogonalized against x",
+            "first_step": best_step if best_step is not None else "1e-3 x ||theta||"}}
         if self._fresh(path, key):
             return
-        x = gradient_direction(gradient(), obj, negative=True)
-        neg = curvature["most_negative"]
-        y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
-                                                neg["eigenvalue"], obj, "most_negative"), x)
-        start = read_json(probe)["result"]["descent"]["best_eta"] if probe.is_file() else 1e-3 * float(theta.norm())
+        try:
+            x = gradient_direction(gradient(), obj, negative=True)
+            neg = curvature["most_negative"]
+            y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
+                                                    neg["eigenvalue"], obj, "most_negative"), x)
+        except UndefinedDirection as exc:  # ∇F = 0 or no curvature direction left: recorded, not a crash
+            self._undefined(path, key, f"epoch {epoch}{_tag(repeat)}: second-order test", exc)
+            return
+        start = best_step if best_step is not None else 1e-3 * float(theta.norm())
         from tqdm import tqdm
 
         with tqdm(desc=f"epoch {epoch}{_tag(repeat)} second-order test", unit="pt", disable=not self.progress,
@@ -476,25 +498,31 @@ class Analysis:
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
+        probe = out / "probe_neg_gradient.json"
+        best_step = _best_gradient_step(probe)
+        neg = curvature["most_negative"]
         key = {"context": self.context(epoch, sobj, repeat=0), "settings": {
-            "points": s.surface_points, "range": s.surface_range or "rule (see surface_extent)",
-            "sigma": s.curvature_sigma, "uses_gradient_probe": (out / "probe_neg_gradient.json").is_file(),
+            "points": s.surface_points,
+            "range": s.surface_range if s.surface_range is not None else  # the rule, by its inputs
+            {"rule": "surface_extent", "best_gradient_step": best_step, "lambda_min": neg["eigenvalue"]},
+            "sigma": s.curvature_sigma, "uses_gradient_probe": best_step is not None,
             "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
         if self._fresh(path, key):
             return
         grad = gradient()
-        x = gradient_direction(grad, obj)
-        neg = curvature["most_negative"]
-        y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
-                                                neg["eigenvalue"], obj, "most_negative"), x)
-        probe = out / "probe_neg_gradient.json"
-        best_step = read_json(probe)["result"]["descent"]["best_eta"] if probe.is_file() else None
+        try:
+            x = gradient_direction(grad, obj)
+            y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
+                                                    neg["eigenvalue"], obj, "most_negative"), x)
+        except UndefinedDirection as exc:
+            self._undefined(path, key, f"epoch {epoch}: surface", exc)
+            return
         extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
                                 neg["eigenvalue"], float(theta.norm()), best_step)
         half = s.surface_range if s.surface_range is not None else extent["half_width"]
         coords = np.linspace(-half, half, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
         summary = {**measure.surface_summary(grid), "half_width": half, "extent_rule": extent,
                    "x": x.describe(), "y": y.describe()}
         self._save(path, key, summary, grid)
@@ -515,7 +543,7 @@ class Analysis:
         y = filter_normalized_direction(obj, theta, s.seed + 1)
         coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
         with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, path.with_suffix(".partial.npz"), bar)
+            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
         self._save(path, key, {**measure.surface_summary(grid), "x": x.describe(), "y": y.describe()}, grid)
 
     # ------------------------------------------------------------------ interpolation
@@ -560,13 +588,11 @@ class Analysis:
             arrays = {"alpha": alphas}
             summary = {}
             for split, o in objs.items():
-                partial = path.with_name(path.stem + f".{split}.partial.npz")
+                partial = self._partial(path, key, f".{split}")
                 with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
                     res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
                 arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
                 summary[split] = measure.monotonicity(alphas, res["loss"])
-                if partial.exists():
-                    partial.unlink()
             self._save(path, key, summary, arrays)
             self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
                       f"(largest bump {summary['train']['largest_bump']:.3g})")
@@ -574,6 +600,17 @@ class Analysis:
 
 def _tag(repeat: int) -> str:
     return f" [repeat {repeat}]" if repeat else ""
+
+
+def _best_gradient_step(probe: Path) -> float | None:
+    """The best step along −∇F the stored gradient probe found: a finite positive number, or None."""
+    if not probe.is_file():
+        return None
+    try:
+        eta = read_json(probe)["result"]["descent"]["best_eta"]
+    except (LandscapeError, KeyError, TypeError):
+        return None
+    return float(eta) if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
 
 
 def _normalize(obj):

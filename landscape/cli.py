@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -10,14 +11,32 @@ from . import __version__
 from .errors import LandscapeError
 
 
+def _os_error_line(exc: OSError) -> str:
+    """'cannot access PATH: Permission denied' (the file an OSError is about, and why)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [f for f in (exc.filename, getattr(exc, "filename2", None)) if f is not None]
+    return f"cannot access {' -> '.join(map(str, files))}: {reason}" if files else reason
+
+
 class _Group(click.Group):
-    """Turns library errors into one line and a non-zero exit, never a traceback."""
+    """Turns library errors into one line and a non-zero exit, never a traceback.
+
+    Besides LandscapeError: an OSError (read-only folder, full disk, ...) names its file, and an
+    unpickling error (a damaged or unsafe torch file read without a file-aware loader) says so.
+    """
 
     def invoke(self, ctx):
+        import pickle
+
         try:
             return super().invoke(ctx)
         except LandscapeError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(_os_error_line(exc)) from None
+        except (pickle.UnpicklingError, EOFError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise click.ClickException(f"a damaged or unsafe file could not be read ({first})") from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; finished work is saved, run the same command again to resume",
                        err=True)
@@ -42,6 +61,47 @@ def _float_list(text: str | None) -> list[float] | None:
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
 
 
+class _Number(click.ParamType):
+    """A finite float within bounds: ``low`` (inclusive, or exclusive if ``strict``) and ``below``."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, strict: bool = False, below: float | None = None):
+        self.low, self.strict, self.below = low, strict, below
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        if self.low is not None and (number <= self.low if self.strict else number < self.low):
+            self.fail(f"{value} must be {'>' if self.strict else '≥'} {self.low:g}", param, ctx)
+        if self.below is not None and number >= self.below:
+            self.fail(f"{value} must be < {self.below:g}", param, ctx)
+        return number
+
+
+POSITIVE = _Number(0.0, strict=True)
+NON_NEGATIVE = _Number(0.0)
+COUNT = click.IntRange(min=1)
+COUNT0 = click.IntRange(min=0)
+SEED = click.IntRange(0, 2**31 - 1)
+
+
+def _checked_list(text: str | None, parse, what: str, ok) -> list | None:
+    values = parse(text)
+    if values is not None:
+        bad = [v for v in values if not ok(v)]
+        if bad:
+            raise click.BadParameter(f"{what}, got {bad[0]!r} in {text!r}")
+    return values
+
+
 def data_options(f):
     f = click.option("--download", is_flag=True, help="Download cifar10/cifar100 with torchvision if missing.")(f)
     f = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -64,44 +124,49 @@ def main():
 @click.option("--arch", default=None, help="vgg19_bn, resnet32, resnet110, resnetD (D = 6n+2).")
 @click.option("--dataset", default=None, help="cifar10, cifar100 or folder:PATH.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
-@click.option("--width", type=int, default=None, help="Channel multiplier (over-parameterization).")
-@click.option("--epochs", type=int, default=None, help="Epochs (paper: 164).")
-@click.option("--lr", type=float, default=None, help="Initial learning rate (paper: 0.1).")
+@click.option("--width", type=COUNT, default=None, help="Channel multiplier (over-parameterization).")
+@click.option("--epochs", type=COUNT, default=None, help="Epochs (paper: 164).")
+@click.option("--lr", type=POSITIVE, default=None, help="Initial learning rate (paper: 0.1).")
 @click.option("--milestones", default=None,
               help="Epochs where lr is x0.1, comma-separated; values < 1 are fractions of --epochs "
                    "(default: 81,122 scaled to --epochs).")
-@click.option("--wd", type=float, default=None, help="Weight decay (default 1e-4 ResNet, 5e-4 VGG).")
-@click.option("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9).")
-@click.option("--batch-size", type=int, default=None, help="Batch size (paper: 128).")
-@click.option("--seed", type=int, default=None, help="Seed for init, subsets, noise, batches (default 0).")
-@click.option("--train-subset", type=int, default=None, help="Train on a balanced subset of N images.")
-@click.option("--test-subset", type=int, default=None, help="Evaluate on a balanced subset of N test images.")
-@click.option("--label-noise", type=float, default=None, help="Fraction p of training labels replaced by another class.")
+@click.option("--wd", type=NON_NEGATIVE, default=None, help="Weight decay (default 1e-4 ResNet, 5e-4 VGG).")
+@click.option("--momentum", type=_Number(0.0, below=1.0), default=None, help="SGD momentum (paper: 0.9).")
+@click.option("--batch-size", type=COUNT, default=None, help="Batch size (paper: 128).")
+@click.option("--seed", type=SEED, default=None, help="Seed for init, subsets, noise, batches (default 0).")
+@click.option("--train-subset", type=COUNT, default=None, help="Train on a balanced subset of N images.")
+@click.option("--test-subset", type=COUNT, default=None, help="Evaluate on a balanced subset of N test images.")
+@click.option("--label-noise", type=_Number(), default=None, help="Fraction p of training labels replaced by another class.")
 @click.option("--augment/--no-augment", default=None,
               help="The recipe's pad-4 crop + flip (default on); off lets a small subset be fitted exactly.")
 @click.option("--train", "train_params", type=click.Choice(["all", "hidden"]), default=None,
               help="Train all parameters or only hidden layers (the theorem's setting).")
 @click.option("--save-at", default=None, help="Checkpoint epochs (default 0,5,40,90,120,130,160 scaled to --epochs; the last is always saved).")
-@click.option("--track-every", type=int, default=None, help="Record F and ||grad F||^2 every K iterations.")
-@click.option("--track-subset", type=int, default=None, help="Examples used by --track-every (default 512).")
+@click.option("--track-every", type=COUNT0, default=None, help="Record F and ||grad F||^2 every K iterations.")
+@click.option("--track-subset", type=COUNT, default=None, help="Examples used by --track-every (default 512).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="Training precision (auto: bf16 autocast on CUDA, fp32 on CPU).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--force", is_flag=True,
+              help="Start the run in --out even though it holds files that are not a landscape run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
           train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
-          precision, resume, quiet, data_root, cache_dir, download, device):
+          precision, resume, force, quiet, data_root, cache_dir, download, device):
     """Train a network with the paper's recipe, saving checkpoints for the analysis."""
     from .train import TrainConfig, train as run_training
 
     given = dict(arch=arch, dataset=dataset, width=width, epochs=epochs, lr=lr,
-                 milestones=_float_list(milestones), weight_decay=wd, momentum=momentum,
+                 milestones=_checked_list(milestones, _float_list, "--milestones needs finite positive numbers",
+                                          lambda m: math.isfinite(m) and m > 0),
+                 weight_decay=wd, momentum=momentum,
                  batch_size=batch_size, seed=seed, train_subset=train_subset,
                  test_subset=test_subset, label_noise=label_noise, augment=augment,
                  train_params=train_params,
-                 save_at=_int_list(save_at), track_every=track_every, track_subset=track_subset,
+                 save_at=_checked_list(save_at, _int_list, "--save-at needs epochs ≥ 0", lambda e: e >= 0),
+                 track_every=track_every, track_subset=track_subset,
                  precision=precision)
     if not resume and (arch is None or dataset is None):
         raise click.UsageError("--arch and --dataset are required (unless --resume)")
@@ -109,7 +174,7 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
                          **{k: v for k, v in given.items() if v is not None and k not in ("arch", "dataset")})
     run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
                        device=device, resume=resume, overrides=given, progress=not quiet,
-                       echo=click.echo)
+                       echo=click.echo, force=force)
     click.echo(f"checkpoints in {run.checkpoints}")
 
 
@@ -121,7 +186,7 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 @click.option("--cifar10", default="cifar10", show_default=True,
               help="Dataset standing for CIFAR-10, e.g. folder:cifar10-jpeg.")
 @click.option("--cifar100", default="cifar100", show_default=True, help="Dataset standing for CIFAR-100.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
@@ -149,10 +214,10 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
               help="Comma-separated: dominance, probes, curvature, second_order, surface, random_surface, "
                    "interpolation (default: all but random_surface).")
 @click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
-@click.option("--subset", type=int, default=None, help="Balanced subset of N training examples (default: all).")
-@click.option("--test-subset", type=int, default=None, help="Balanced subset of N test examples (default: all).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and random directions.")
-@click.option("--repeats", type=int, default=1, show_default=True,
+@click.option("--subset", type=COUNT, default=None, help="Balanced subset of N training examples (default: all).")
+@click.option("--test-subset", type=COUNT, default=None, help="Balanced subset of N test examples (default: all).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for subsets and random directions.")
+@click.option("--repeats", type=COUNT, default=1, show_default=True,
               help="Measure dominance, probes, curvature and the second-order test on K disjoint subsets "
                    "of --subset examples (or K direction seeds when the set is too small to split).")
 @click.option("--bn-stats", type=click.Choice(["recompute", "checkpoint"]), default="recompute", show_default=True,
@@ -166,25 +231,25 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
 @click.option("--precision", type=click.Choice(["fp32", "fp64"]), default="fp32", show_default=True)
 @click.option("--surface-precision", type=click.Choice(["fp32", "fp64", "bf16"]), default=None,
               help="Precision of surface grids (bf16 on CUDA only; default: --precision).")
-@click.option("--batch-size", type=int, default=None, help="Evaluation batch size (default 128 CPU, 1024 CUDA).")
-@click.option("--gaussian", "probe_gaussian", type=int, default=2, show_default=True, help="Gaussian probe directions.")
-@click.option("--filter", "probe_filter", type=int, default=2, show_default=True, help="Filter-normalized probe directions.")
-@click.option("--probe-steps", type=int, default=10, show_default=True, help="Step magnitudes per sign.")
+@click.option("--batch-size", type=COUNT, default=None, help="Evaluation batch size (default 128 CPU, 1024 CUDA).")
+@click.option("--gaussian", "probe_gaussian", type=COUNT0, default=2, show_default=True, help="Gaussian probe directions.")
+@click.option("--filter", "probe_filter", type=COUNT0, default=2, show_default=True, help="Filter-normalized probe directions.")
+@click.option("--probe-steps", type=COUNT, default=10, show_default=True, help="Step magnitudes per sign.")
 @click.option("--probe-range", default="1e-5,0.05", show_default=True,
               help="Smallest,largest step as fractions of ||theta||.")
-@click.option("--top", "curvature_top", type=int, default=1, show_default=True, help="Largest Hessian eigenpairs.")
-@click.option("--curvature-subset", type=int, default=None,
+@click.option("--top", "curvature_top", type=COUNT, default=1, show_default=True, help="Largest Hessian eigenpairs.")
+@click.option("--curvature-subset", type=COUNT, default=None,
               help="Hessian over a balanced subset of N of the analyzed examples (default: all of them).")
-@click.option("--sigma", "curvature_sigma", type=float, default=0.0, show_default=True,
+@click.option("--sigma", "curvature_sigma", type=NON_NEGATIVE, default=0.0, show_default=True,
               help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
-@click.option("--smoothing-samples", "curvature_samples", type=int, default=4, show_default=True)
-@click.option("--eig-tol", "curvature_tol", type=float, default=1e-3, show_default=True)
-@click.option("--eig-max-matvecs", "curvature_max_matvecs", type=int, default=200, show_default=True,
+@click.option("--smoothing-samples", "curvature_samples", type=COUNT, default=4, show_default=True)
+@click.option("--eig-tol", "curvature_tol", type=NON_NEGATIVE, default=1e-3, show_default=True)
+@click.option("--eig-max-matvecs", "curvature_max_matvecs", type=COUNT, default=200, show_default=True,
               help="Most Hessian-vector products per eigensolve (the best pair so far is kept).")
-@click.option("--trace-samples", type=int, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
-@click.option("--grid", "surface_points", type=int, default=21, show_default=True, help="Surface points per axis.")
-@click.option("--surface-range", type=float, default=None, help="Surface half-width (default: the documented rule).")
-@click.option("--interp-points", "interpolation_points", type=int, default=41, show_default=True)
+@click.option("--trace-samples", type=COUNT0, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
+@click.option("--grid", "surface_points", type=click.IntRange(min=3), default=21, show_default=True, help="Surface points per axis.")
+@click.option("--surface-range", type=POSITIVE, default=None, help="Surface half-width (default: the documented rule).")
+@click.option("--interp-points", "interpolation_points", type=click.IntRange(min=3), default=41, show_default=True)
 @click.option("--interp-bn", "interpolation_bn", type=click.Choice(["recompute", "interpolate", "batch"]),
               default="recompute", show_default=True, help="Batch-norm statistics along interpolations.")
 @click.option("--interp-pairs", "interpolation_pairs", default="init-final,consecutive", show_default=True,
@@ -204,11 +269,11 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
     from .analysis import AnalysisSettings, Analysis, DEFAULT_MEASUREMENTS
 
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
-    if smallest is None or largest is None or not 0 < smallest < largest:
-        raise click.BadParameter("--probe-range needs two increasing positive numbers, e.g. 1e-5,0.05")
+    if smallest is None or largest is None or not 0 < smallest < largest < math.inf:
+        raise click.BadParameter("--probe-range needs two increasing finite positive numbers, e.g. 1e-5,0.05")
     settings = AnalysisSettings(
         measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
-        epochs=_int_list(epochs), probe_smallest=smallest, probe_largest=largest, **options)
+        epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)
     target = Path(target)
     if target.is_file():
         run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
@@ -230,7 +295,7 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
               help="Checkpoint epochs for the per-checkpoint figures (surfaces, probes), comma-separated "
                    "(default: those of the paper's Figure 1, 5,40,90,120,130,160, present in a full-length "
                    "run; otherwise every analyzed epoch).")
-@click.option("--floor", type=float, default=None,
+@click.option("--floor", type=NON_NEGATIVE, default=None,
               help="Points with F at or below this do not set the envelope constant c (default 0.01).")
 def figures(run_dir, out, epochs, floor):
     """Draw the figures of a run from its stored results (PNG and PDF).
@@ -260,7 +325,7 @@ def figures(run_dir, out, epochs, floor):
               help="auto: draw the figures unless those in place were drawn from the current results; redraw: always; "
                    "keep: embed those already there.")
 @click.option("--epochs", default=None, help="Checkpoint epochs for the per-checkpoint figures, when drawn.")
-@click.option("--floor", type=float, default=None,
+@click.option("--floor", type=NON_NEGATIVE, default=None,
               help="Gradient dominance: points with F at or below this do not set c (default 0.01).")
 def report(run_dirs, out, figure_mode, epochs, floor):
     """Write the verdict report of one run, or a combined report of several (one section per cell).

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from .errors import LandscapeError
 
@@ -208,7 +208,9 @@ def extreme_eigenpairs(op, k: int = 1, which: str = "LA", tol: float = 1e-6,
     try:
         values, vectors = eigsh(tracked, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv,
                                 v0=v0, **extra)
-    except (ArpackNoConvergence, _BudgetExhausted) as err:
+    except (ArpackError, _BudgetExhausted) as err:
+        # ArpackNoConvergence, a spent budget, or a Krylov space that collapsed (ARPACK -9 when
+        # H·v0 = 0, e.g. a zero Hessian): the best Ritz pairs of the products seen
         converged = False
         tracked.budget = None
         if isinstance(err, ArpackNoConvergence):  # pairs ARPACK did converge join the projection

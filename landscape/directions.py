@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .errors import LandscapeError
 from .objective import Objective
 
 
@@ -32,16 +33,24 @@ class Direction:
                 "normalization": self.normalization, "norm": float(self.vector.norm()), **self.info}
 
 
+class UndefinedDirection(LandscapeError, ValueError):
+    """A direction that cannot be normalized: the vector is zero (e.g. ∇F = 0) or not finite."""
+
+
 def _unit(v: torch.Tensor) -> torch.Tensor:
     norm = v.norm()
     if not torch.isfinite(norm) or norm == 0:
-        raise ValueError("cannot normalize a zero or non-finite direction")
+        raise UndefinedDirection("cannot normalize a zero or non-finite direction"
+                                 + (" (the vector is zero)" if norm == 0 else f" (its norm is {float(norm)})"))
     return v / norm
 
 
 def gradient_direction(grad: torch.Tensor, objective: Objective, negative: bool = False) -> Direction:
-    """±∇F/‖∇F‖ in the objective's precision."""
-    v = _unit(grad.to(torch.float64)) * (-1.0 if negative else 1.0)
+    """±∇F/‖∇F‖ in the objective's precision; UndefinedDirection when ∇F = 0 (or is not finite)."""
+    try:
+        v = _unit(grad.to(torch.float64)) * (-1.0 if negative else 1.0)
+    except UndefinedDirection:
+        raise UndefinedDirection(f"the gradient direction is undefined: ||grad F|| = {float(grad.norm())}") from None
     return Direction(v.to(objective.dtype), "neg_gradient" if negative else "gradient",
                      info={"grad_norm": float(grad.norm())})
 

@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 from .directions import Direction
 from .errors import LandscapeError
 from .objective import Objective
-from .results import atomic_savez
+from .results import Partial, atomic_savez
 
 
 # ----------------------------------------------------------------------------- points
@@ -31,22 +31,29 @@ SAVE_EVERY_S = 2.0  # finished points reach disk at least this often (and on any
 
 def evaluate_points(objective: Objective, coords: np.ndarray,
                     make_point: Callable[[np.ndarray], tuple[torch.Tensor, dict | None]],
-                    partial: Path | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                    partial: Path | Partial | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """F and accuracy at each row of ``coords``; finished points are kept in ``partial``.
 
     ``make_point(row)`` returns (θ, batch-norm buffers or None). Finished points are saved every
     ``SAVE_EVERY_S`` seconds and when the loop is interrupted; a rerun reloads ``partial`` and
-    evaluates only the points not yet done (the coordinates must match).
+    evaluates only the points not yet done. Saved points are reused only if the coordinates
+    match and, when ``partial`` is a ``results.Partial``, its key (all the settings the points
+    depend on) equals the stored one; otherwise they are discarded, with a message.
     """
     coords = np.asarray(coords, dtype=np.float64)
     n = len(coords)
     loss = np.full(n, np.nan)
     acc = np.full(n, np.nan)
     done = np.zeros(n, dtype=bool)
+    key = partial.key if isinstance(partial, Partial) else None
     if partial is not None and Path(partial).is_file():
         try:
-            with np.load(partial) as z:
-                if z["coords"].shape == coords.shape and np.array_equal(z["coords"], coords):
+            with np.load(partial, allow_pickle=False) as z:
+                stored = str(z["key"][()]) if "key" in z.files else None
+                if stored != key:
+                    if isinstance(partial, Partial):
+                        partial.discarded(stored, int(z["done"].sum()))
+                elif z["coords"].shape == coords.shape and np.array_equal(z["coords"], coords):
                     loss, acc, done = z["loss"].copy(), z["acc"].copy(), z["done"].copy()
         except Exception:
             pass  # a damaged partial file only costs its points
@@ -54,7 +61,8 @@ def evaluate_points(objective: Objective, coords: np.ndarray,
         progress.update(int(done.sum()))
 
     def save():
-        atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done)
+        keyed = {"key": np.array(key)} if key is not None else {}
+        atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done, **keyed)
 
     last_save, unsaved = time.perf_counter(), 0
     try:

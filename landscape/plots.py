@@ -235,6 +235,8 @@ def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
 def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
     out = []
     for path in sorted(folder.glob("probe_*.json")):
+        if _undefined(path):
+            continue
         d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                              "result.direction.kind", "result.a_over_sqrt_F"])
         arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
@@ -256,9 +258,15 @@ def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
     return out
 
 
+def _undefined(path: Path) -> bool:
+    """A piece the analysis recorded as undefined (its direction does not exist, e.g. ∇F = 0)."""
+    result = load_json(path).get("result")
+    return isinstance(result, dict) and "undefined" in result
+
+
 def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
     path = run.analysis_dir(epoch) / f"{name}.json"
-    if not path.is_file():
+    if not path.is_file() or _undefined(path):
         return None
     required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
     if name == "surface":
@@ -313,6 +321,8 @@ def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats:
     """The grid-free second-order test of each analyzed checkpoint and repeat."""
     out = []
     for epoch, repeat, path in _result_files(run, epochs, "second_order.json", repeats):
+        if _undefined(path):
+            continue
         d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
         r = d["result"]
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
@@ -546,11 +556,14 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     run = as_run(run_dir)
     config = read_config(run)
     name, xlabel, ylabel = _SURFACES[kind]
-    available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / f"{name}.json").is_file()]
+    available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / f"{name}.json").is_file()
+                 and not _undefined(run.analysis_dir(e) / f"{name}.json")]
     if not available:
         return []
     chosen = select_epochs(available, epochs, config, name.replace("_", " "))
-    surfaces = [load_surface(run, e, name) for e in chosen]
+    surfaces = [s for s in (load_surface(run, e, name) for e in chosen) if s is not None]
+    if not surfaces:
+        return []
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = _pyplot()
     first = surfaces[0]

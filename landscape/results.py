@@ -12,10 +12,14 @@ Layout of a run directory::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
+import socket
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +35,11 @@ os.umask(_UMASK)
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
@@ -40,10 +47,26 @@ def _atomic(path: Path, write) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # torch.save reports a full disk as a RuntimeError ("unexpected pos ..."), numpy as OSError
+        if isinstance(exc, (OSError, RuntimeError)):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0][:200]
+            raise LandscapeError(f"could not write {path} ({reason}); a previous version of it, if any, "
+                                 f"is unchanged") from None
         raise
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` atomically."""
+    with open(source, "rb") as src:
+        _atomic(path, lambda fh: _copy_stream(src, fh))
+
+
+def _copy_stream(src, dst) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -152,4 +175,221 @@ class RunDir:
         return self.analysis / name
 
     def is_run(self) -> bool:
-        return self.config.is_file()
+        """True if the folder holds a landscape run; raises LandscapeError if its config.json is not ours."""
+        if not self.config.is_file():
+            return False
+        read_run_config(self.config)
+        return True
+
+
+def read_run_config(path: Path) -> dict:
+    """A run's config.json, checked to be one landscape wrote ('train' and 'data' sections)."""
+    config = read_json(path)
+    data = config.get("data") if isinstance(config, dict) else None
+    train = config.get("train", ...) if isinstance(config, dict) else ...
+    if not isinstance(data, dict) or not isinstance(data.get("dataset"), str) or not (train is None or isinstance(train, dict)):
+        raise LandscapeError(f"{path} is not the config.json of a landscape run (no 'train' and 'data' "
+                             f"sections); move it away or choose another folder")
+    return config
+
+
+def read_labels(path: Path) -> dict[str, torch.Tensor]:
+    """A run's labels.pt ({'indices', 'labels'}), loaded without unpickling code; one line if damaged."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise LandscapeError(f"missing {path}: the run's training labels")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise LandscapeError(f"{path} holds Python objects besides tensors; refusing to unpickle it "
+                                 f"(torch.load weights_only)") from None
+        raise LandscapeError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
+    except Exception as exc:  # truncated zip, wrong format, ...
+        raise LandscapeError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
+    ok = (isinstance(blob, dict) and all(isinstance(blob.get(k), torch.Tensor) for k in ("indices", "labels"))
+          and blob["labels"].dim() == 1 and blob["indices"].shape == blob["labels"].shape
+          and not blob["labels"].is_floating_point() and not blob["indices"].is_floating_point())
+    if not ok:
+        raise LandscapeError(f"{path} is not a run's labels file (expected equal-length integer tensors "
+                             f"'indices' and 'labels')")
+    return blob
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- ownership and leftovers
+LOCK_NAME = ".landscape.lock"
+_TEMP_GLOB = ".*.tmp"  # what _atomic's mkstemp names look like
+
+
+def is_temporary(path: Path) -> bool:
+    """A leftover of an interrupted atomic write (``.NAME.XXXXXXXX.tmp``)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left under ``folder``; returns them."""
+    removed = []
+    for path in Path(folder).rglob(_TEMP_GLOB):
+        if path.is_file() and is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def user_entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds besides landscape's own lock and temporary files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name != LOCK_NAME and not is_temporary(p))
+
+
+def _holder_text(info: dict) -> str:
+    if not info:
+        return "another landscape process"
+    text = f"pid {info.get('pid')} on host {info.get('host')}"
+    if info.get("command"):
+        text += f" ({info['command']})"
+    if info.get("started"):
+        text += f", since {info['started']}"
+    return text
+
+
+def _read_lock(fd: int) -> dict:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = b""
+    while chunk := os.read(fd, 65536):
+        raw += chunk
+    try:
+        info = json.loads(raw.decode()) if raw.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {"pid": "?", "host": "?"}
+    return info if isinstance(info, dict) else {"pid": "?", "host": "?"}
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(folder: str | os.PathLike, echo=print, command: str = ""):
+    """Hold ``folder`` for one writer: ``FOLDER/.landscape.lock`` names the holder (pid, host).
+
+    The file carries an exclusive ``flock``, which the system drops when its holder dies, so a
+    lock left by a killed process is recognised as stale and taken over (with a message); a live
+    holder makes this raise LandscapeError naming it. Where the file system has no flock, the
+    holder's pid is checked instead (on the same host). Once held, the temporary files of
+    interrupted atomic writes in ``folder`` are removed. The lock file goes on exit.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    host = socket.gethostname()
+    for _ in range(20):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            holder = _read_lock(fd)
+            os.close(fd)
+            raise LandscapeError(f"{folder} is in use by {_holder_text(holder)} (lock {path}); "
+                                 f"wait for it to finish: one writer per run folder") from None
+        except OSError:
+            locked = False  # no flock here (some network file systems): judge by the pid
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the previous holder removed the file between our open and our lock
+            os.close(fd)
+            continue
+        previous = _read_lock(fd)
+        if previous and not locked and (previous.get("host") != host or _pid_alive(previous.get("pid"))) \
+                and previous.get("pid") != os.getpid():
+            os.close(fd)
+            raise LandscapeError(f"{folder} is in use by {_holder_text(previous)} (lock {path}); wait for it "
+                                 f"to finish, or delete {path} if that process is gone")
+        break
+    else:
+        raise LandscapeError(f"could not take the lock {path}: it keeps changing hands")
+    try:
+        if previous:
+            echo(f"taking over the stale lock {path} of {_holder_text(previous)}, which is no longer running")
+        mine = json.dumps({"pid": os.getpid(), "host": host, "command": command,
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, mine)
+        os.fsync(fd)
+        removed = remove_temporaries(folder)
+        if removed:
+            echo(f"removed {len(removed)} temporary file(s) left by an interrupted write in {folder}")
+        yield path
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+# ----------------------------------------------------------------------------- partial results
+class Partial:
+    """Where a many-point measurement keeps its finished points, and the key they belong to.
+
+    ``key`` is a string naming everything the points depend on (settings, data, checkpoint);
+    ``measure.evaluate_points`` stores it with the points and reuses saved points only under
+    the same key, calling ``discarded`` (which reports it) otherwise. Usable as a path.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: Any, echo=print):
+        self.path = Path(path)
+        self.key = key if isinstance(key, str) else json.dumps(_jsonable(key), sort_keys=True)
+        self.echo = echo
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"Partial({str(self.path)!r})"
+
+    def discarded(self, stored_key: str | None, points: int) -> None:
+        self.echo(f"discarding {points} saved point(s) in {self.path}: they were computed with other settings"
+                  f"{_key_difference(stored_key, self.key)}")
+
+
+def _flat(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    else:
+        yield prefix, obj
+
+
+def _key_difference(old: str | None, new: str) -> str:
+    """' (a: 1 -> 2, ...)' for the first few fields two JSON keys differ in; '' if unknown."""
+    if old is None:
+        return " (the file predates settings keys)"
+    try:
+        before, after = dict(_flat(json.loads(old))), dict(_flat(json.loads(new)))
+    except (json.JSONDecodeError, TypeError):
+        return ""
+    diffs = [f"{k}: {before.get(k, '-')} -> {after.get(k, '-')}" for k in sorted(before.keys() | after.keys())
+             if before.get(k) != after.get(k)]
+    if not diffs:
+        return ""
+    return " (" + ", ".join(diffs[:4]) + (f", and {len(diffs) - 4} more" if len(diffs) > 4 else "") + ")"

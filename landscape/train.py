@@ -26,7 +26,8 @@ from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augm
 from .errors import LandscapeError
 from .models import build_model, check_architecture, parameter_groups, select_parameters
 from .objective import Objective, exact_bn_statistics
-from .results import RunDir, append_jsonl, atomic_torch_save, atomic_write_json, read_json, read_jsonl
+from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atomic_write_json, read_jsonl,
+                      read_labels, read_run_config, run_lock, user_entries)
 
 PAPER_EPOCHS = 164
 PAPER_MILESTONES = (81, 122)
@@ -67,12 +68,26 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with every default filled in and checked."""
         c = dataclasses.replace(self)
-        if c.epochs < 1:
-            raise LandscapeError(f"--epochs must be at least 1, got {c.epochs}")
-        if c.batch_size < 1:
-            raise LandscapeError(f"--batch-size must be at least 1, got {c.batch_size}")
-        if not 0.0 <= c.label_noise < 1.0:
+        _check_int("--epochs", c.epochs, 1)
+        _check_int("--batch-size", c.batch_size, 1)
+        _check_int("--width", c.width, 1)
+        _check_int("--seed", c.seed, 0)
+        for name, value in (("--train-subset", c.train_subset), ("--test-subset", c.test_subset)):
+            if value is not None:
+                _check_int(name, value, 1)
+        _check_int("--track-every", c.track_every, 0)
+        _check_int("--track-subset", c.track_subset, 1)
+        if not (_is_number(c.label_noise) and 0.0 <= c.label_noise < 1.0):
             raise LandscapeError(f"label noise must be in [0, 1), got {c.label_noise}")
+        _check_number("--lr", c.lr, 0.0, strict=True)
+        _check_number("--momentum", c.momentum, 0.0, below=1.0)
+        _check_number("gamma", c.gamma, 0.0, strict=True)
+        if c.weight_decay is not None:
+            _check_number("--wd", c.weight_decay, 0.0)
+        for m in c.milestones or []:
+            _check_number("--milestones", m, 0.0, strict=True)
+        for e in c.save_at or []:
+            _check_int("--save-at", e, 0)
         if c.train_params not in ("all", "hidden"):
             raise LandscapeError(f"--train must be 'all' or 'hidden', got {c.train_params!r}")
         if c.weight_decay is None:
@@ -97,6 +112,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_number(name: str, value, low: float, strict: bool = False, below: float | None = None) -> None:
+    """``value`` must be a finite number ≥ low (> low if strict) and < below."""
+    ok = _is_number(value) and (value > low if strict else value >= low) and (below is None or value < below)
+    if not ok:
+        bound = f"{'>' if strict else '≥'} {low:g}" + (f" and < {below:g}" if below is not None else "")
+        raise LandscapeError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise LandscapeError(f"{name} must be at least {low} (a whole number), got {value!r}")
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
@@ -117,6 +149,8 @@ class TrainingData:
 
 
 def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
+    if config.label_noise > 0 and dataset.num_classes < 2:
+        raise LandscapeError(f"label noise needs at least two classes; {config.dataset} has {dataset.num_classes}")
     idx = balanced_subset(dataset.train_labels, config.train_subset, config.seed)
     labels = add_label_noise(dataset.train_labels[idx], config.label_noise, dataset.num_classes, config.seed)
     test_idx = balanced_subset(dataset.test_labels, config.test_subset, config.seed + 1)
@@ -126,16 +160,25 @@ def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
 
 
 def _check_resume(run: RunDir, config: TrainConfig, overrides: dict) -> TrainConfig:
-    stored = read_json(run.config)["train"]
+    stored = read_run_config(run.config)["train"]
+    if not isinstance(stored, dict):
+        raise LandscapeError(f"{run.path} holds the analysis of an external checkpoint, not a training run")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    stored_config = TrainConfig(**{k: v for k, v in stored.items() if k in known})
+    try:
+        stored_config = TrainConfig(**{k: v for k, v in stored.items() if k in known})
+    except TypeError as exc:
+        raise LandscapeError(f"{run.config} is not a complete training configuration ({exc})") from None
+    try:
+        stored_config.resolved()
+    except LandscapeError as exc:
+        raise LandscapeError(f"{run.config} holds a setting no run can continue with: {exc}") from None
     # Compare settings after resolving them the way the run did, so that repeating the original
     # command (e.g. --milestones 0.5 or --save-at 5, stored resolved as epochs) is accepted.
     given = {k: v for k, v in overrides.items() if v is not None and k in known}
     asked = dataclasses.replace(stored_config, **given).resolved()
     for key, value in given.items():
-        if getattr(asked, key) != stored[key]:
-            raise LandscapeError(f"{run.path} was trained with {key}={stored[key]!r}, not {value!r}; "
+        if getattr(asked, key) != stored.get(key):
+            raise LandscapeError(f"{run.path} was trained with {key}={stored.get(key)!r}, not {value!r}; "
                                  f"resume with the run's own settings")
     return stored_config
 
@@ -233,50 +276,146 @@ def deterministic_cudnn(device: torch.device | str):
 
 def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
           download: bool = False, device: str = "cpu", resume: bool = False,
-          overrides: dict | None = None, progress: bool = True, echo=print) -> RunDir:
-    """Train (or resume) a run in ``out``; returns the run directory."""
+          overrides: dict | None = None, progress: bool = True, echo=print, force: bool = False) -> RunDir:
+    """Train (or resume) a run in ``out``; returns the run directory.
+
+    ``out`` must be new, empty, or hold a landscape run (then ``resume`` continues it); a folder
+    holding anything else is refused unless ``force``. The folder is held by one writer at a time.
+    """
     with deterministic_cudnn(device):
         return _train(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
-                      device=device, resume=resume, overrides=overrides, progress=progress, echo=echo)
+                      device=device, resume=resume, overrides=overrides, progress=progress, echo=echo,
+                      force=force)
+
+
+def _check_folder(run: RunDir, config: TrainConfig, resume: bool, force: bool) -> bool:
+    """Whether ``run`` already holds a run; refuses folders a new or resumed run must not touch."""
+    if run.path.exists() and not run.path.is_dir():
+        raise LandscapeError(f"{run.path} is a file, not a folder")
+    exists = run.is_run()  # a foreign config.json raises here
+    if exists and not resume:
+        raise LandscapeError(f"{run.path} already holds a run; pass --resume to continue it, "
+                             f"or choose another --out")
+    if exists and not isinstance(read_run_config(run.config).get("train"), dict):
+        raise LandscapeError(f"{run.path} holds the analysis of an external checkpoint, not a training run; "
+                             f"choose another --out")
+    if resume and not exists and not (config.arch and config.dataset):
+        raise LandscapeError(f"{run.path} holds no run to resume; pass --arch and --dataset to start one")
+    if not exists and not force:
+        entries = user_entries(run.path)
+        if entries:
+            shown = ", ".join(p.name for p in entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise LandscapeError(f"{run.path} is not empty ({shown}) and holds no landscape run (no config.json); "
+                                 f"choose a new or empty folder, or pass --force to write into it")
+    return exists
+
+
+def _state_is_finite(state: dict, optimizer_state: dict | None = None) -> bool:
+    """Every floating tensor of a state_dict (and an optimizer's state) is finite."""
+    tensors = [t for t in state.values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    for per_param in ((optimizer_state or {}).get("state") or {}).values():
+        tensors += [t for t in per_param.values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo) -> tuple[Path, dict, nn.Module] | None:
+    """The newest intact checkpoint of ``run``: readable, finite, with its epoch; None if there is none.
+
+    last.pt normally; an epoch_N.pt newer than it (a stop between the two writes), or, when
+    last.pt is missing, damaged or not finite, the newest epoch_N.pt that is intact. A checkpoint
+    of another network is an error, not something to skip.
+    """
+    def load(path: Path):
+        try:
+            blob = read_checkpoint(path)
+        except LandscapeError as exc:
+            echo(f"skipping {path}: {exc}")
+            return None
+        if not isinstance(blob.get("epoch"), int) or not isinstance(blob.get("step"), int):
+            echo(f"skipping {path}: it records no epoch and step")
+            return None
+        if not _state_is_finite(blob["state_dict"], blob.get("optimizer")):
+            echo(f"skipping {path}: it holds non-finite weights")
+            return None
+        model, _ = model_from_checkpoint(blob, config.arch, num_classes, config.width, source=f"checkpoint {path}")
+        return path, blob, model
+
+    last = load(run.last_checkpoint) if run.last_checkpoint.is_file() else None
+    last_epoch = last[1]["epoch"] if last else -1
+    epochs = sorted(run.checkpoint_epochs(), reverse=True)
+    for epoch in [e for e in epochs if e > last_epoch] + [None] + [e for e in epochs if e < last_epoch]:
+        found = last if epoch is None else load(run.checkpoint(epoch))
+        if found is not None and epoch is not None and found[1]["epoch"] != epoch:
+            echo(f"skipping {found[0]}: it holds epoch {found[1]['epoch']}")
+            found = None
+        if found is not None:
+            return found
+    return None
 
 
 def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, download: bool,
-           device: str, resume: bool, overrides: dict | None, progress: bool, echo) -> RunDir:
-    from tqdm import tqdm
-
+           device: str, resume: bool, overrides: dict | None, progress: bool, echo, force: bool) -> RunDir:
     run = RunDir(out)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LandscapeError("--device cuda asked for, but no CUDA device is available")
-    if run.is_run() and not resume:
-        raise LandscapeError(f"{run.path} already holds a run; pass --resume to continue it, "
-                             f"or choose another --out")
-    if resume and not run.is_run() and not (config.arch and config.dataset):
-        raise LandscapeError(f"{run.path} holds no run to resume; pass --arch and --dataset to start one")
-    if resume and run.is_run():
+    exists = _check_folder(run, config, resume, force)  # everything is checked before anything is written
+    if exists:
         config = _check_resume(run, config, overrides or {})
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
     dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
     data = prepare_data(dataset, config)
     build_model(config.arch, data.num_classes, config.width)  # validates the name early
+    with run_lock(run.path, echo, "landscape train"):
+        if _check_folder(run, config, resume, force) != exists:
+            raise LandscapeError(f"{run.path} changed while this run was starting; run the command again")
+        _train_locked(run, config, data, device, exists, progress, echo)
+    return run
 
-    start_epoch, step, model, optimizer = 0, 0, None, None
-    if resume and run.last_checkpoint.is_file():
-        blob = read_checkpoint(run.last_checkpoint)
-        model, _ = model_from_checkpoint(blob, config.arch, data.num_classes, config.width,
-                                         source=f"checkpoint {run.last_checkpoint}")
+
+def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
+                  progress: bool, echo) -> None:
+    from tqdm import tqdm
+
+    if len(torch.unique(data.train_labels)) < 2:
+        echo(f"warning: every training label is the same class ({len(data.classes)} class(es) in "
+             f"{config.dataset}): the loss reaches 0 and the gradient vanishes, so the analysis has "
+             f"no gradient direction to measure")
+    found = _resume_checkpoint(run, config, data.num_classes, echo) if exists else None
+    if exists and found is None:
+        if run.checkpoint_epochs() or run.last_checkpoint.is_file() or read_jsonl(run.log):
+            raise LandscapeError(f"{run.path} holds no intact checkpoint to resume from (see above); "
+                                 f"start the run again in a new folder")
+        echo(f"{run.path} has no checkpoint yet: starting it from the beginning")
+    start_epoch, step, blob = 0, 0, None
+    if found is not None:
+        source, blob, model = found
         start_epoch, step = int(blob["epoch"]), int(blob["step"])
-        saved = torch.load(run.labels, weights_only=True)
+        saved = read_labels(run.labels)
         if not torch.equal(saved["labels"], data.train_labels):
             raise LandscapeError(f"{run.labels} does not match the labels this configuration gives")
+        # re-create what a stop between writes (or a deleted file) left missing at the resumed epoch
+        targets = [run.checkpoint(start_epoch)] if start_epoch in config.save_at else []
+        for target in targets + [run.last_checkpoint]:
+            if target != source and (target == run.last_checkpoint or not target.is_file()):
+                atomic_copy(source, target)
+                if target != run.last_checkpoint:
+                    echo(f"re-created {target} from {source}")
+        lost = [e for e in config.save_at if e < start_epoch and not run.checkpoint(e).is_file()]
+        if lost:
+            echo(f"warning: the checkpoint(s) of epoch(s) {lost} are missing and are not re-created "
+                 f"(that needs training again from before them)")
         # drop log lines of an epoch that was logged but not checkpointed
         for path, key, limit in ((run.log, "epoch", start_epoch), (run.track, "step", step)):
             rows = read_jsonl(path)
             if rows:
                 kept = [r for r in rows if r[key] <= limit]
                 path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-        echo(f"resuming {run.path} after epoch {start_epoch}")
+        echo(f"resuming {run.path} after epoch {start_epoch}"
+             + (f" (from {source.name})" if source != run.last_checkpoint else ""))
     else:
         torch.manual_seed(config.seed)
         model = build_model(config.arch, data.num_classes, config.width)
@@ -307,15 +446,23 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     track_idx = balanced_subset(data.train_labels, min(config.track_subset, n), config.seed + 2)
     meta = dict(arch=config.arch, num_classes=data.num_classes, width=config.width,
                 config=config.to_dict())
+    last_good = {"path": run.last_checkpoint, "epoch": start_epoch}
+
+    def require_finite(epoch: int):
+        if not _state_is_finite(model.state_dict(), optimizer.state_dict()):
+            raise TrainingDiverged(
+                f"the weights became non-finite in epoch {epoch} (the loss stayed finite); stopped, last good "
+                f"checkpoint: {last_good['path']} (epoch {last_good['epoch']})")
 
     def checkpoint(epoch: int, metrics: dict):
-        save_checkpoint(run.last_checkpoint, model, epoch=epoch, step=step, metrics=metrics,
-                        optimizer=optimizer, **meta)
-        if epoch in config.save_at:
-            save_checkpoint(run.checkpoint(epoch), model, epoch=epoch, step=step,
-                            metrics=metrics, optimizer=optimizer, **meta)
+        require_finite(epoch)
+        # the scheduled checkpoint first: a stop between the two writes leaves last.pt one epoch
+        # behind, and resume then starts from the newer epoch_N.pt
+        for path in ([run.checkpoint(epoch)] if epoch in config.save_at else []) + [run.last_checkpoint]:
+            save_checkpoint(path, model, epoch=epoch, step=step, metrics=metrics, optimizer=optimizer, **meta)
+        last_good.update(path=run.last_checkpoint, epoch=epoch)
 
-    if start_epoch == 0 and not run.last_checkpoint.is_file():
+    if found is None:
         calibrated = calibrate_batchnorm(model, data, device, config.seed)
         test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
         checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
@@ -354,7 +501,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
                     raise TrainingDiverged(
                         f"loss became {float(losses[first])} at epoch {epoch}, step {first + 1} "
                         f"(iteration {step - i + first}); stopped, last good checkpoint: "
-                        f"{run.last_checkpoint} (epoch {epoch - 1})")
+                        f"{last_good['path']} (epoch {last_good['epoch']})")
                 bar.set_postfix(loss=f"{float(window.mean()):.3f}", lr=f"{lr:g}")
                 checked = i + 1
             bar.update(len(idx))
@@ -365,6 +512,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row}, run.track)
         bar.close()
         seconds = time.perf_counter() - start
+        require_finite(epoch)  # before the epoch is logged or checkpointed
         test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
         metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": correct.item() / n,
                    "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": seconds,

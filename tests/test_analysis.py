@@ -322,3 +322,241 @@ def test_statistics_of_theta_ignore_the_checkpoints_and_repeats_use_disjoint_sub
     kept = read_json(spoiled / folder / "dominance.json")["result"]
     assert kept["bn_stats"] == "checkpoint" and kept["F"] == kept["F_checkpoint_stats"]
     assert kept["F_recomputed_stats"] == pytest.approx(read_json(clean / folder / "dominance.json")["result"]["F"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- kills, reruns, concurrent writers
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, cache_dir):
+    """resnet8 trained 1 epoch on 24 random 32x32 images of 3 classes; checkpoints at epochs 0 and 1."""
+    from conftest import write_image_folder
+    from landscape.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tinydata")
+    write_image_folder(root / "tiny", {c: 8 for c in "abc"}, {c: 4 for c in "abc"})
+    out = tmp_path_factory.mktemp("tinyrun") / "run"
+    train(TrainConfig(arch="resnet8", dataset="folder:tiny", epochs=1, batch_size=8, save_at=[0, 1]), out,
+          data_root=root, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    return out, root
+
+
+TINY_ARGS = ["--measure", "dominance,probes,random_surface,interpolation", "--subset", "12", "--test-subset", "6",
+             "--gaussian", "1", "--filter", "1", "--probe-steps", "2", "--grid", "3", "--interp-points", "5"]
+
+
+def _tiny_analyze(run, root, cache_dir, *args):
+    return CliRunner().invoke(main, ["analyze", str(run), *map(str, args), "--quiet", "--data-root", str(root),
+                                     "--cache-dir", str(cache_dir)])
+
+
+class _Killer:
+    """Objective.evaluate raising KeyboardInterrupt (Ctrl-C) on its ``at``-th call from now."""
+
+    def __init__(self, monkeypatch):
+        self.real, self.calls, self.at = Objective.evaluate, 0, None
+        killer = self
+
+        def evaluate(obj, *args, **kwargs):
+            killer.calls += 1
+            if killer.at is not None and killer.calls >= killer.at:
+                killer.at = None
+                raise KeyboardInterrupt
+            return killer.real(obj, *args, **kwargs)
+
+        monkeypatch.setattr(Objective, "evaluate", evaluate)
+
+    def arm(self, at: int | None):
+        self.calls, self.at = 0, at
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def _assert_same_results(a: Path, b: Path):
+    files_a = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b
+    assert not [f for f in files_a if "partial" in f or f.endswith(".tmp") or f.endswith(".lock")]
+    for name in files_a:
+        if name.endswith(".json"):
+            assert _without_timings(read_json(a / name)) == _without_timings(read_json(b / name)), name
+        else:
+            za, zb = read_npz(a / name), read_npz(b / name)
+            assert za.keys() == zb.keys(), name
+            for k in za:
+                assert za[k].dtype == zb[k].dtype and np.array_equal(za[k], zb[k], equal_nan=True), (name, k)
+
+
+def test_analyze_killed_at_random_points_then_rerun_equals_an_uninterrupted_run(tiny_run, tmp_path, cache_dir,
+                                                                                 monkeypatch):
+    run, root = tiny_run
+    reference = _copy_run(run, tmp_path / "ref")
+    killer = _Killer(monkeypatch)
+    assert _tiny_analyze(reference, root, cache_dir, *TINY_ARGS).exit_code == 0
+    total = killer.calls  # evaluations an uninterrupted analysis makes
+    assert total > 40
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        copy = _copy_run(run, tmp_path / f"killed{seed}")
+        for attempt in range(12):
+            killer.arm(int(rng.integers(1, total // 3)))
+            result = _tiny_analyze(copy, root, cache_dir, *TINY_ARGS)
+            if result.exit_code == 0:
+                break
+            assert result.exit_code == 130 and "interrupted" in result.output, result.output
+        else:
+            pytest.fail("the analysis never finished")
+        assert attempt >= 2  # it was really interrupted, more than once
+        _assert_same_results(reference / "analysis", copy / "analysis")
+        assert not (copy / ".landscape.lock").exists()
+
+
+def test_saved_points_of_other_settings_are_discarded(tiny_run, tmp_path, cache_dir, monkeypatch):
+    """`--grid 9 --measure random_surface --subset 128` killed, rerun with `--subset 64 --loss mse`."""
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    killer = _Killer(monkeypatch)
+    args = ["--measure", "random_surface", "--grid", "3", "--epochs", "1"]
+    killer.arm(6)
+    assert _tiny_analyze(copy, root, cache_dir, *args, "--subset", "12").exit_code == 130
+    partial = copy / "analysis" / "epoch_0001" / "random_surface.partial.npz"
+    assert read_npz(partial)["done"].sum() == 5
+    killer.arm(None)
+    result = _tiny_analyze(copy, root, cache_dir, *args, "--subset", "6", "--loss", "mse")
+    assert result.exit_code == 0, result.output
+    assert killer.calls == 9  # every point again
+    assert "discarding 5 saved point(s)" in result.output and "examples: 12 -> 6" in result.output
+    fresh = _copy_run(run, tmp_path / "b")
+    assert _tiny_analyze(fresh, root, cache_dir, *args, "--subset", "6", "--loss", "mse").exit_code == 0
+    _assert_same_results(fresh / "analysis", copy / "analysis")
+    assert read_json(copy / "analysis" / "epoch_0001" / "random_surface.json")["context"]["loss"] == "mse"
+
+
+def test_interpolation_keeps_the_finished_split_until_its_result_is_written(tiny_run, tmp_path, cache_dir,
+                                                                            monkeypatch):
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    killer = _Killer(monkeypatch)
+    args = ["--measure", "interpolation", "--interp-points", "5", "--subset", "12", "--test-subset", "6"]
+    killer.arm(8)  # the train split's 5 points, then the test split's 7th evaluation overall
+    assert _tiny_analyze(copy, root, cache_dir, *args).exit_code == 130
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *args).exit_code == 0
+    assert killer.calls == 3  # only the test split's remaining points
+    assert not list(copy.rglob("*.partial.npz"))
+
+
+def test_a_second_analysis_of_a_locked_run_is_refused(tiny_run, tmp_path, cache_dir):
+    import os
+    import socket
+
+    from landscape.results import run_lock
+
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    with run_lock(copy, print, "landscape analyze (the first)"):
+        result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and f"in use by pid {os.getpid()} on host {socket.gethostname()}" in line
+    assert not (copy / "analysis").exists()
+    # a lock its holder left behind (killed) is taken over, with a message
+    from test_results import _dead_pid
+
+    (copy / ".landscape.lock").write_text(f'{{"pid": {_dead_pid()}, "host": "{socket.gethostname()}"}}')
+    result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance", "--subset", "6", "--test-subset", "3")
+    assert result.exit_code == 0, result.output
+    assert "taking over the stale lock" in result.output and not (copy / ".landscape.lock").exists()
+
+
+# ----------------------------------------------------------------------------- results keyed by resolved settings
+SURFACE_ARGS = ["--measure", "curvature,surface", "--epochs", "1", "--subset", "6", "--grid", "3",
+                "--eig-max-matvecs", "4", "--eig-tol", "1e-1"]
+
+
+def test_a_surface_of_an_explicit_range_is_not_reused_for_the_rule_and_back(tiny_run, tmp_path, cache_dir,
+                                                                            monkeypatch):
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    path = copy / "analysis" / "epoch_0001" / "surface.json"
+    killer = _Killer(monkeypatch)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS, "--surface-range", "0.01").exit_code == 0
+    assert read_json(path)["result"]["half_width"] == 0.01
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0  # the documented rule
+    rule = read_json(path)
+    assert killer.calls >= 9 and rule["result"]["half_width"] == rule["result"]["extent_rule"]["half_width"] != 0.01
+    assert rule["settings"]["range"]["rule"] == "surface_extent"
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    assert killer.calls <= 1  # the same rule with the same inputs: kept
+    # a gradient probe appears, so the rule's input changes: computed again
+    assert _tiny_analyze(copy, root, cache_dir, "--measure", "probes", "--epochs", "1", "--subset", "6",
+                         "--gaussian", "0", "--filter", "0", "--probe-steps", "2",
+                         "--eig-max-matvecs", "4", "--eig-tol", "1e-1").exit_code == 0
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    assert killer.calls >= 9 and read_json(path)["result"]["extent_rule"]["rule"] == "3 x best gradient step"
+    # the probe is redone over other steps (no step in common): its best step, and the grid, change
+    before = read_json(path)["settings"]["range"]["best_gradient_step"]
+    assert _tiny_analyze(copy, root, cache_dir, "--measure", "probes", "--epochs", "1", "--subset", "6",
+                         "--gaussian", "0", "--filter", "0", "--probe-steps", "2", "--probe-range", "1e-4,0.01",
+                         "--eig-max-matvecs", "4", "--eig-tol", "1e-1").exit_code == 0
+    killer.arm(None)
+    assert _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS).exit_code == 0
+    after = read_json(path)
+    assert killer.calls >= 9 and after["settings"]["range"]["best_gradient_step"] != before
+    assert after["result"]["extent_rule"]["best_gradient_step"] == after["settings"]["range"]["best_gradient_step"]
+
+
+def test_a_stored_non_finite_best_step_is_not_used(tiny_run, tmp_path, cache_dir):
+    """An older version stored best_eta "inf" for --probe-range 1e-5,inf; a surface must not crash on it."""
+    run, root = tiny_run
+    copy = _copy_run(run, tmp_path / "a")
+    folder = copy / "analysis" / "epoch_0001"
+    folder.mkdir(parents=True)
+    (folder / "probe_neg_gradient.json").write_text('{"result": {"descent": {"best_eta": "inf"}}}')
+    result = _tiny_analyze(copy, root, cache_dir, *SURFACE_ARGS)
+    assert result.exit_code == 0, result.output
+    surface = read_json(folder / "surface.json")
+    assert surface["result"]["extent_rule"]["rule"] != "3 x best gradient step"
+    assert surface["settings"]["range"]["best_gradient_step"] is None
+    assert math.isfinite(surface["result"]["half_width"]) and surface["result"]["half_width"] > 0
+
+
+# ----------------------------------------------------------------------------- a zero gradient
+def test_a_zero_gradient_makes_the_gradient_direction_undefined_not_a_crash(tmp_path, make_image_folder, cache_dir):
+    """One class: the loss is 0 for every network, ∇F = 0 and the Hessian is 0."""
+    from landscape.plots import load_probes, load_surface
+    from landscape.results import RunDir
+    from landscape.train import TrainConfig, train
+
+    root = make_image_folder("one", classes=("only",), train_per_class=8, test_per_class=2)
+    out = tmp_path / "run"
+    train(TrainConfig(arch="resnet8", dataset="folder:one", epochs=1, batch_size=8, save_at=[1]), out,
+          data_root=root.parent, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    args = ["--measure", "dominance,curvature,probes,surface", "--subset", "4", "--test-subset", "2",
+            "--gaussian", "1", "--filter", "0", "--probe-steps", "2", "--grid", "3", "--eig-max-matvecs", "4"]
+    result = _tiny_analyze(out, root.parent, cache_dir, *args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "probe neg_gradient: undefined (the gradient direction is undefined" in result.output
+    folder = out / "analysis" / "epoch_0001"
+    assert read_json(folder / "dominance.json")["result"]["grad_sq"] == 0
+    curvature = read_json(folder / "curvature.json")["result"]
+    assert curvature["top"][0]["eigenvalue"] == 0 and curvature["most_negative"]["eigenvalue"] == 0
+    for name in ("probe_neg_gradient", "surface"):
+        stored = read_json(folder / f"{name}.json")
+        assert "gradient direction is undefined" in stored["result"]["undefined"]
+        assert not (folder / f"{name}.npz").exists()
+    # the other probes are measured; readers skip the undefined pieces; a rerun recomputes nothing
+    assert [p["name"] for p in load_probes(RunDir(out), 1)] == ["gaussian_0", "hessian_top", "hessian_most_negative"]
+    assert load_surface(RunDir(out), 1) is None
+    before = _snapshot(out / "analysis")
+    assert _tiny_analyze(out, root.parent, cache_dir, *args).exit_code == 0
+    assert _snapshot(out / "analysis") == before
+    report = CliRunner().invoke(main, ["report", str(out), "--figures", "keep"])
+    assert report.exit_code == 0, (report.output, report.exception)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -134,8 +135,15 @@ def test_truncated_checkpoint(tmp_path, tiny):
     run = _tiny_run(tmp_path / "a", tiny)
     raw = run.last_checkpoint.read_bytes()
     run.last_checkpoint.write_bytes(raw[: len(raw) // 2])
+    result = invoke("--out", run.path, "--resume", *tiny)  # the run's own epoch_0001.pt is intact
+    assert result.exit_code == 0, result.output
+    assert f"skipping {run.last_checkpoint}" in result.output and "corrupt or truncated" in result.output
+    assert "after epoch 1 (from epoch_0001.pt)" in result.output
+    assert run.last_checkpoint.read_bytes() == run.checkpoint(1).read_bytes()  # re-created
+    for path in run.checkpoints.glob("*.pt"):
+        path.write_bytes(path.read_bytes()[:1000])
     result = invoke("--out", run.path, "--resume", *tiny)
-    assert_clean_failure(result, str(run.last_checkpoint), "corrupt or truncated")
+    assert_clean_failure(result, str(run.path), "holds no intact checkpoint to resume from")
 
 
 def test_output_directory_holding_another_run(tmp_path, tiny):
@@ -223,3 +231,147 @@ def test_ctrl_c_then_the_same_command_with_resume_finishes_the_run(tmp_path, tin
     assert stored["milestones"] == [2, 3] and stored["save_at"] == [1, 2, 4] and stored["seed"] == 7
     result = invoke(*command, "--resume", "--seed", 8)
     assert_clean_failure(result, "was trained with seed=7, not 8")
+
+
+# ----------------------------------------------------------------------------- folders that are not (only) ours
+def test_a_non_empty_folder_that_is_not_a_run_is_refused_unless_forced(tmp_path, tiny):
+    out = tmp_path / "mine"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.pt").write_bytes(b"my own model")
+    (out / "log.jsonl").write_text('{"mine": 1}\n')
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, *tiny)
+    assert_clean_failure(result, str(out), "is not empty", "holds no landscape run", "--force")
+    assert (out / "checkpoints" / "last.pt").read_bytes() == b"my own model"
+    assert (out / "log.jsonl").read_text() == '{"mine": 1}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.jsonl"]
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, "--resume", *tiny)
+    assert_clean_failure(result, "is not empty")
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, "--force", *tiny)
+    assert result.exit_code == 0, result.output
+    assert RunDir(out).is_run()
+
+
+def test_an_empty_folder_or_one_holding_only_leftovers_is_fine(tmp_path, tiny):
+    out = tmp_path / "empty"
+    out.mkdir()
+    (out / ".config.json.a1b2c3.tmp").write_text("{")  # a kill inside the first write
+    run = _tiny_run(out, tiny)
+    assert not list(run.path.rglob("*.tmp")) and not (run.path / ".landscape.lock").exists()
+
+
+def test_a_foreign_config_json_is_one_line(tmp_path, tiny):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "config.json").write_text('{"model": "bert", "lr": 3e-5}')
+    for extra in ((), ("--resume",), ("--force",)):
+        result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, *extra, *tiny)
+        assert_clean_failure(result, str(out / "config.json"), "not the config.json of a landscape run")
+    assert (out / "config.json").read_text() == '{"model": "bert", "lr": 3e-5}'
+
+
+def test_a_folder_in_use_by_another_landscape_process_is_refused(tmp_path, tiny):
+    import os
+
+    from landscape.results import run_lock
+
+    out = tmp_path / "busy"
+    with run_lock(out, print, "landscape train"):
+        result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, *tiny)
+    assert_clean_failure(result, str(out), f"in use by pid {os.getpid()}")
+    assert [p.name for p in out.iterdir()] == []
+
+
+# ----------------------------------------------------------------------------- bad learning rates, non-finite weights
+@pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "inf"), ("--lr", "-1"), ("--lr", "0"),
+                                          ("--momentum", "-0.5"), ("--momentum", "nan"), ("--wd", "-1"),
+                                          ("--wd", "inf")])
+def test_a_bad_learning_rate_is_refused_before_anything_is_written(tmp_path, tiny, option, value):
+    out = tmp_path / "run"
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, option, value, *tiny)
+    assert_clean_failure(result, option)
+    assert not out.exists()
+    _tiny_run(out, tiny)  # the corrected command is not blocked by anything left behind
+
+
+def test_weights_that_turn_non_finite_under_a_finite_loss_are_never_checkpointed(tmp_path, tiny, monkeypatch):
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def step(model, *args, **kwargs):  # 3 steps per epoch: the last step of epoch 2 poisons a weight
+        calls["n"] += 1
+        loss, correct = real_step(model, *args, **kwargs)
+        if calls["n"] == 6:
+            with torch.no_grad():
+                model.fc.weight[0, 0] = math.inf
+        return loss, correct
+
+    monkeypatch.setattr(train_module, "train_step", step)
+    out = tmp_path / "poisoned"
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 3, "--save-at", "1,2", *tiny)
+    run = RunDir(out)
+    assert_clean_failure(result, "weights became non-finite in epoch 2", str(run.last_checkpoint), "(epoch 1)")
+    assert torch.load(run.last_checkpoint, weights_only=True)["epoch"] == 1
+    assert all(_finite_state(p) for p in run.checkpoints.glob("*.pt"))
+    assert run.checkpoint_epochs() == [1]  # --save-at 1,2: epoch 2's never written
+    assert [r["epoch"] for r in read_jsonl(run.log)] == [1]
+
+
+def test_resuming_a_run_whose_config_holds_a_nan_learning_rate_is_one_line(tmp_path, tiny):
+    run = _tiny_run(tmp_path / "a", tiny)
+    config = read_json(run.config)
+    config["train"]["lr"] = "nan"  # what an older version stored for --lr nan
+    run.config.write_text(json.dumps(config))
+    result = invoke("--out", run.path, "--resume", "--epochs", 2, *tiny)
+    assert_clean_failure(result, str(run.config), "--lr must be a finite number > 0, got 'nan'")
+
+
+def test_one_class_data_trains_with_a_warning(tmp_path, make_image_folder, cache_dir):
+    root = make_image_folder("one", classes=("only",), train_per_class=8, test_per_class=2)
+    result = invoke("--arch", "resnet8", "--dataset", "folder:one", "--data-root", root.parent, "--cache-dir",
+                    cache_dir, "--out", tmp_path / "run", "--epochs", 1, "--batch-size", 8, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "warning: every training label is the same class" in result.output and "gradient vanishes" in result.output
+    result = invoke("--arch", "resnet8", "--dataset", "folder:one", "--data-root", root.parent, "--cache-dir",
+                    cache_dir, "--out", tmp_path / "noisy", "--epochs", 1, "--label-noise", "0.5", "--quiet")
+    assert_clean_failure(result, "label noise needs at least two classes")
+
+
+# ----------------------------------------------------------------------------- damaged files, full disks
+def test_an_unsafe_or_truncated_labels_file_is_one_line(tmp_path, tiny):
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    run = _tiny_run(tmp_path / "a", tiny)
+    with open(run.labels, "wb") as fh:
+        pickle.dump({"indices": Evil(), "labels": torch.zeros(3)}, fh, protocol=2)
+    result = invoke("--out", run.path, "--resume", *tiny)
+    assert_clean_failure(result, str(run.labels), "refusing to unpickle")
+    assert "pwned" not in result.output
+    run.labels.write_bytes(b"PK\x03\x04 truncated")
+    result = invoke("--out", run.path, "--resume", *tiny)
+    assert_clean_failure(result, str(run.labels), "corrupt or truncated")
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_last_pt(tmp_path, tiny, monkeypatch):
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            f.write(b"some bytes")
+            raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 6784 vs 6672")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    out = tmp_path / "a"
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 2, *tiny)
+    run = RunDir(out)
+    assert_clean_failure(result, "could not write", str(run.checkpoint(2)), "unexpected pos")
+    assert torch.load(run.last_checkpoint, weights_only=True)["epoch"] == 1
+    assert not list(run.path.rglob("*.tmp")) and not (run.path / ".landscape.lock").exists()
+    monkeypatch.setattr(torch, "save", real_save)
+    result = invoke("--out", out, "--resume", *tiny)  # once there is room again
+    assert result.exit_code == 0 and run.checkpoint_epochs() == [0, 1, 2], result.output

@@ -200,3 +200,15 @@ def test_bad_arguments():
         extreme_eigenpairs(op, k=op.shape[0])
     with pytest.raises(LandscapeError):
         hutchinson_trace(op, samples=0)
+
+
+def test_a_zero_operator_gives_eigenvalue_zero_not_an_arpack_error():
+    """A one-class network's Hessian is 0: ARPACK stops with error -9 (the Krylov space collapses)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    from landscape.curvature import most_negative_eigenpair, top_eigenpairs
+
+    zero = LinearOperator((50, 50), matvec=lambda v: np.zeros_like(v), dtype=np.float64)
+    for pair in (top_eigenpairs(zero, 1, max_matvecs=10)[0], most_negative_eigenpair(zero, max_matvecs=10)):
+        assert pair.eigenvalue == 0 and pair.residual == 0
+        assert np.linalg.norm(pair.eigenvector) == pytest.approx(1.0)

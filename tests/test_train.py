@@ -44,7 +44,20 @@ def test_schedule_scales_with_epochs():
 @pytest.mark.parametrize("field,value,phrase", [
     ("epochs", 0, "--epochs must be at least 1"), ("batch_size", 0, "--batch-size must be at least 1"),
     ("label_noise", 1.0, "label noise must be in"), ("label_noise", -0.5, "label noise must be in"),
-    ("train_params", "first", "--train must be 'all' or 'hidden'")])
+    ("label_noise", math.nan, "label noise must be in"),
+    ("train_params", "first", "--train must be 'all' or 'hidden'"),
+    ("lr", math.nan, "--lr must be a finite number > 0"), ("lr", math.inf, "--lr must be a finite number > 0"),
+    ("lr", -1.0, "--lr must be a finite number > 0"), ("lr", 0.0, "--lr must be a finite number > 0"),
+    ("lr", "nan", "--lr must be a finite number > 0, got 'nan'"),  # as a stored config.json holds it
+    ("momentum", -0.1, "--momentum must be a finite number ≥ 0 and < 1"), ("momentum", 1.0, "--momentum"),
+    ("momentum", math.nan, "--momentum"), ("weight_decay", -1e-4, "--wd must be a finite number ≥ 0"),
+    ("weight_decay", math.inf, "--wd"), ("gamma", 0.0, "gamma must be a finite number > 0"),
+    ("width", 0, "--width must be at least 1"), ("seed", -1, "--seed must be at least 0"),
+    ("train_subset", 0, "--train-subset must be at least 1"), ("test_subset", -5, "--test-subset"),
+    ("track_every", -1, "--track-every must be at least 0"), ("track_subset", 0, "--track-subset"),
+    ("milestones", [0.5, math.nan], "--milestones must be a finite number > 0"),
+    ("milestones", [-3], "--milestones"), ("save_at", [-1, 2], "--save-at must be at least 0"),
+    ("epochs", 2.5, "a whole number")])
 def test_bad_configuration_is_refused(field, value, phrase):
     with pytest.raises(LandscapeError, match=phrase):
         TrainConfig(arch="resnet8", dataset="x", **{field: value}).resolved()
@@ -269,3 +282,100 @@ def test_training_on_cuda_keeps_cudnn_deterministic(monkeypatch, tmp_path):
         train(TrainConfig(arch="resnet8", dataset="x"), tmp_path / "r", device="cuda")
     assert seen["flags"] == (True, False)
     assert (cudnn.deterministic, cudnn.benchmark) == before
+
+
+# ----------------------------------------------------------------------------- kills between writes, lost files
+def test_a_stop_between_the_epoch_checkpoint_and_last_pt_resumes_from_the_newer(reference_run, tmp_path, data_root,
+                                                                                cache_dir, monkeypatch):
+    """epoch_N.pt is written before last.pt; a stop between the two resumes after epoch N."""
+    config, ref = reference_run
+    real_save = train_module.save_checkpoint
+    written = []
+
+    def crashing_save(path, model, **kwargs):
+        if kwargs["epoch"] == 2 and path.name == "last.pt":
+            raise KeyboardInterrupt
+        written.append(path.name)
+        return real_save(path, model, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", crashing_save)
+    out = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, out, data_root, cache_dir)
+    run = RunDir(out)
+    assert written[-3:] == ["epoch_0001.pt", "last.pt", "epoch_0002.pt"]  # epoch 2's last.pt never came
+    assert torch.load(run.last_checkpoint, weights_only=True)["epoch"] == 1
+    leftover = run.checkpoints / ".last.pt.k2j3h4g5.tmp"  # what a kill inside the write leaves
+    leftover.write_bytes(b"half a checkpoint")
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    messages = []
+    train(config, out, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append, resume=True)
+    assert any("resuming" in m and "after epoch 2 (from epoch_0002.pt)" in m for m in messages), messages
+    assert not leftover.exists()
+    _assert_same_run(ref, run)
+
+
+def _interrupted_after_epoch_2(config, out, data_root, cache_dir, monkeypatch):
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # epoch 3, first step
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", step)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, out, data_root, cache_dir)
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    return RunDir(out)
+
+
+def test_resume_after_last_pt_was_deleted_continues_from_the_newest_checkpoint(reference_run, tmp_path, data_root,
+                                                                               cache_dir, monkeypatch):
+    config, ref = reference_run
+    run = _interrupted_after_epoch_2(config, tmp_path / "run", data_root, cache_dir, monkeypatch)
+    run.last_checkpoint.unlink()
+    messages = []
+    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
+          resume=True)
+    assert any("after epoch 2 (from epoch_0002.pt)" in m for m in messages), messages
+    assert [r["epoch"] for r in read_jsonl(run.log)] == [1, 2, 3]  # no epoch trained twice
+    _assert_same_run(ref, run)
+
+
+def test_resume_re_creates_the_scheduled_checkpoint_of_the_resumed_epoch(reference_run, tmp_path, data_root,
+                                                                          cache_dir, monkeypatch):
+    """A run stopped by the old write order (last.pt of epoch 2 without epoch_0002.pt)."""
+    config, ref = reference_run
+    run = _interrupted_after_epoch_2(config, tmp_path / "run", data_root, cache_dir, monkeypatch)
+    run.checkpoint(2).unlink()
+    messages = []
+    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
+          resume=True)
+    assert any(f"re-created {run.checkpoint(2)}" in m for m in messages), messages
+    _assert_same_run(ref, run)
+
+
+def test_resume_skips_damaged_or_non_finite_checkpoints_and_refuses_when_none_is_left(
+        reference_run, tmp_path, data_root, cache_dir, monkeypatch):
+    config, ref = reference_run
+    run = _interrupted_after_epoch_2(config, tmp_path / "run", data_root, cache_dir, monkeypatch)
+    blob = torch.load(run.last_checkpoint, weights_only=True)
+    blob["state_dict"]["fc.weight"][0, 0] = math.inf
+    torch.save(blob, run.last_checkpoint)  # e.g. written by an older version after a divergence
+    raw = run.checkpoint(2).read_bytes()
+    run.checkpoint(2).write_bytes(raw[: len(raw) // 3])
+    messages = []
+    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
+          resume=True)
+    assert any("skipping" in m and "non-finite" in m for m in messages)
+    assert any("skipping" in m and "corrupt or truncated" in m for m in messages)
+    assert any("after epoch 1 (from epoch_0001.pt)" in m for m in messages), messages
+    _assert_same_run(ref, run)
+    for path in run.checkpoints.glob("*.pt"):
+        raw = path.read_bytes()
+        path.write_bytes(raw[:100])
+    with pytest.raises(LandscapeError, match="holds no intact checkpoint to resume from"):
+        _train(config, run.path, data_root, cache_dir, resume=True)
