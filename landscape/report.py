@@ -248,7 +248,8 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
     numbers = {"max_a_over_sqrt_F": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
                "direction": worst["name"], "repeat": worst["repeat"], "max_b": max_b["b"],
                "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"], "threshold": threshold_value,
-               "margin": value / threshold_value, "probes": len(probes), "good_fits": len(good),
+               "margin": value / threshold_value if threshold_value > 0 else float("nan"),
+               "probes": len(probes), "good_fits": len(good),
                "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in poor_over]}
     verdict = HOLDS if value <= threshold_value else FAILS
     summary = (f"max a/√F = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)} {fmt(threshold_value)}; "

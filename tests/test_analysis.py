@@ -127,8 +127,8 @@ def test_dominance_and_probes_on_real_images(probed_run, data_root, cache_dir, c
         idx = balanced_subset(saved["labels"], 128, 0)
         config = read_json(probed_run / "config.json")
         obj = Objective(model, cifar10.train_images[saved["indices"]][idx], saved["labels"][idx],
-                        mean=config["data"]["mean"], std=config["data"]["std"])
-        assert res["F"] == pytest.approx(obj.value(), rel=1e-5)
+                        mean=config["data"]["mean"], std=config["data"]["std"], bn="recompute")
+        assert res["F"] == pytest.approx(obj.value(), rel=1e-5)  # with the statistics of θ on those examples
     # training moved the weights: the checkpoints give different numbers
     fs = [read_json(analysis / f"epoch_{e:04d}" / "dominance.json")["result"]["F"] for e in (0, 2)]
     assert fs[0] != fs[1]
@@ -236,12 +236,15 @@ def test_external_bearpaw_checkpoint(tmp_path, data_root, cache_dir, cifar10):
     assert config["external_checkpoint"] == str(ckpt.resolve()) and config["model"]["arch"] == "resnet8"
     idx = balanced_subset(cifar10.train_labels, 64, 0)
     obj = Objective(model, cifar10.train_images[idx], cifar10.train_labels[idx], mean=cifar10.mean, std=cifar10.std)
-    assert dom["result"]["F"] == pytest.approx(obj.value(), rel=1e-5)
+    assert dom["result"]["F_checkpoint_stats"] == pytest.approx(obj.value(), rel=1e-5)  # its own statistics
+    stats_of_theta = Objective(model, cifar10.train_images[idx], cifar10.train_labels[idx], mean=cifar10.mean,
+                               std=cifar10.std, bn="recompute")
+    assert dom["result"]["F"] == pytest.approx(stats_of_theta.value(), rel=1e-5)
     assert dom["result"]["grad_sq"] > 0 and math.isfinite(dom["result"]["grad_sq"])
     test_idx = balanced_subset(cifar10.test_labels, 50, 1)
-    test_obj = Objective(model, cifar10.test_images[test_idx], cifar10.test_labels[test_idx],
-                         mean=cifar10.mean, std=cifar10.std)
-    assert dom["result"]["test_loss"] == pytest.approx(test_obj.value(), rel=1e-5)
+    test_obj = Objective(model, cifar10.test_images[test_idx], cifar10.test_labels[test_idx], mean=cifar10.mean,
+                         std=cifar10.std, bn="recompute", recompute_images=cifar10.train_images[idx])
+    assert dom["result"]["test_loss"] == pytest.approx(test_obj.value(), rel=1e-5)  # training statistics
     # the architecture can be read off the keys; a wrong one is a one-line error
     _analyze([ckpt, "--dataset", f"folder:{REAL_FOLDER}", "--out", tmp_path / "inferred",
               "--measure", "dominance", "--subset", "20", "--test-subset", "20"], data_root, cache_dir)

@@ -22,7 +22,7 @@ from landscape.results import RunDir
 from conftest import REAL_FOLDER
 
 ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
-               "smoothness", "interpolation", "training"]
+               "second_order", "smoothness", "interpolation", "training"]
 _BUILT: dict[str, Path] = {}
 
 
@@ -44,8 +44,8 @@ def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
                   curvature_tol=1e-1, curvature_max_matvecs=10, surface_points=5, interpolation_points=5)
     Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),
              data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
-    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "surface", "random_surface",
-                                                 "interpolation"], epochs=[0, 2], **common),
+    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "second_order", "surface",
+                                                 "random_surface", "interpolation"], epochs=[0, 2], **common),
              data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
     _BUILT["run"] = out
     return out
@@ -146,7 +146,7 @@ def test_absent_inputs_skip_their_figure(analyzed_run, tmp_path):
     assert set(result.skipped) == {"interpolation", "surface", "random_surface", "smoothness"}
     assert "interpolation" in result.skipped["interpolation"]
     assert any(line.startswith("interpolation: skipped") for line in lines)
-    assert set(result.written) == {"dominance", "training"}  # the checkpoints alone still make it
+    assert set(result.written) == {"dominance", "training", "second_order"}  # the checkpoints alone still make it
     for path in result.paths:
         (assert_png if path.suffix == ".png" else assert_pdf)(path)
 
@@ -218,7 +218,7 @@ def test_cli_figures(analyzed_run, tmp_path):
     result = CliRunner().invoke(main, ["figures", str(run), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert "surface: skipped" in result.output and "interpolation: skipped" in result.output
-    drawn = ["dominance", "smoothness", "training"]
+    drawn = ["dominance", "second_order", "smoothness", "training"]
     assert f"{2 * len(drawn)} files in {run / 'figures'}" in result.output
     assert sorted(p.name for p in (run / "figures").glob("*.p*")) == sorted(f"{n}.{e}" for n in drawn for e in ("pdf", "png"))
     help_text = CliRunner().invoke(main, ["figures", "--help"]).output
