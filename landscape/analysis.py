@@ -62,6 +62,7 @@ class AnalysisSettings:
     curvature_samples: int = 4
     curvature_tol: float = 1e-3
     curvature_max_matvecs: int = 200      # Hessian-vector products per eigensolve, at most
+    curvature_top_max_matvecs: int | None = None  # for the top eigensolve (None: the same); an outlier converges fast
     trace_samples: int = 0
     surface_points: int = 21
     surface_range: float | None = None       # None: the documented rule (see surface_extent)
@@ -371,13 +372,15 @@ class Analysis:
         key = {"context": context, "settings": {
             "top": s.curvature_top, "sigma": s.curvature_sigma,
             "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
-            "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs, "trace_samples": s.trace_samples,
+            "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs,
+            "top_max_matvecs": s.curvature_top_max_matvecs or s.curvature_max_matvecs, "trace_samples": s.trace_samples,
             "seed": seed, "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
         if not self._fresh(path, key):
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
                                  samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=seed)
             started = time.perf_counter()
-            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs,
+            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol,
+                                 max_matvecs=s.curvature_top_max_matvecs or s.curvature_max_matvecs,
                                  seed=seed)
             neg = most_negative_eigenpair(op, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs, seed=seed)
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),

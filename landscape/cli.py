@@ -246,6 +246,9 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
 @click.option("--eig-tol", "curvature_tol", type=NON_NEGATIVE, default=1e-3, show_default=True)
 @click.option("--eig-max-matvecs", "curvature_max_matvecs", type=COUNT, default=200, show_default=True,
               help="Most Hessian-vector products per eigensolve (the best pair so far is kept).")
+@click.option("--eig-top-max-matvecs", "curvature_top_max_matvecs", type=COUNT, default=None,
+              help="Products for the top eigensolve (default: --eig-max-matvecs); the top is an outlier that "
+                   "converges in few products.")
 @click.option("--trace-samples", type=COUNT0, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
 @click.option("--grid", "surface_points", type=click.IntRange(min=3), default=21, show_default=True, help="Surface points per axis.")
 @click.option("--surface-range", type=POSITIVE, default=None, help="Surface half-width (default: the documented rule).")

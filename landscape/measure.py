@@ -257,7 +257,7 @@ def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> dict:
 
 # ----------------------------------------------------------------------------- second-order test
 LINE_SEARCH_RTOL = 1e-3      # bracketing line searches locate the best step to this relative precision
-PLANE_MAX_EVALUATIONS = 60   # of the Nelder–Mead search in the plane
+PLANE_MAX_EVALUATIONS = 40   # of the Nelder–Mead search in the plane
 PLANE_FTOL = 1e-7            # relative change of F below which the plane search stops (fp32 rounding)
 
 

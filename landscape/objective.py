@@ -51,6 +51,69 @@ def _half_squared_error(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Te
 LOSSES: dict[str, Callable] = {"cross_entropy": _cross_entropy, "mse": _half_squared_error}
 
 
+def per_example_loss(loss) -> tuple[Callable, str]:
+    """(outputs, labels) -> one loss per example, and its name, from a name, a torch loss module or a callable.
+
+    A torch loss module (``nn.CrossEntropyLoss()``, ``nn.MSELoss()``, ...) is used with
+    ``reduction='none'`` whatever it was built with, so F, ∇F and Hv are never silently divided
+    by a batch size; MSE-type losses are averaged over each example's output dimensions.
+    A plain callable must already return one value per example.
+    """
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise LandscapeError(f"unknown loss {loss!r}: use one of {', '.join(LOSSES)}, a torch loss module "
+                                 f"or a per-example callable")
+        return LOSSES[loss], loss
+    if isinstance(loss, nn.Module):
+        if not hasattr(loss, "reduction"):
+            raise LandscapeError(f"cannot tell how {type(loss).__name__} reduces over a batch (no 'reduction'): "
+                                 f"pass a callable that returns one loss per example")
+        unreduced = copy.copy(loss)
+        unreduced.reduction = "none"
+        name = type(loss).__name__
+
+        def module_loss(outputs, labels):
+            out = unreduced(_at_least_fp32(outputs), labels)
+            return out.reshape(len(out), -1).mean(dim=1) if out.dim() > 1 else out
+        return _checked(module_loss, name), name
+    if callable(loss):
+        name = getattr(loss, "__name__", "custom")
+        return _checked(loss, name), name
+    raise LandscapeError(f"loss must be a name, a torch loss module or a callable, got {type(loss).__name__}")
+
+
+def _checked(fn: Callable, name: str) -> Callable:
+    def loss(outputs, labels):
+        out = fn(outputs, labels)
+        if not isinstance(out, torch.Tensor) or out.dim() != 1 or len(out) != len(outputs):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise LandscapeError(f"loss {name!r} returned {shape} for a batch of {len(outputs)}: it must return "
+                                 f"one value per example (use reduction='none')")
+        return out
+    return loss
+
+
+def materialize_batches(batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of an iterable of (inputs, labels) batches, such as a DataLoader, concatenated once.
+
+    The batches are read once, in order, so the DataLoader must not shuffle or augment if F is to
+    mean the same set next time; the Objective then owns a fixed copy.
+    """
+    xs, ys = [], []
+    for i, batch in enumerate(batches):
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise LandscapeError(f"batch {i} is a {type(batch).__name__}: expected (inputs, labels) pairs")
+        x, y = batch
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise LandscapeError(f"batch {i} holds {type(x).__name__} inputs and {type(y).__name__} labels: "
+                                 f"inputs and labels must be tensors (wrap a dict-of-tensors model so it takes one)")
+        xs.append(x.detach().cpu())
+        ys.append(y.detach().cpu())
+    if not xs:
+        raise LandscapeError("the data yielded no batch")
+    return torch.cat(xs), torch.cat(ys)
+
+
 def _fold_batchnorm(model: nn.Module):
     """Trace ``model`` and drop every BatchNorm2d that directly follows a Conv2d.
 
@@ -172,10 +235,16 @@ def exact_bn_statistics(model: nn.Module, images: torch.Tensor, max_batch: int =
 class Objective:
     """F(θ) = mean loss of ``model`` over fixed (images, labels), θ a flat parameter vector.
 
-    ``images`` are uint8 NCHW (standardized here with ``mean``/``std``) or already float.
+    ``images`` are uint8 NCHW (standardized here with ``mean``/``std``), any float inputs
+    (images, tabular rows, ...), or, with ``labels`` omitted, an iterable of (inputs, labels)
+    batches such as a DataLoader, read once. ``loss`` is a name ('cross_entropy', 'mse'), a
+    torch loss module (its reduction is ignored: F is always the mean over examples) or a
+    callable returning one loss per example. ``bn``: 'frozen' (the model's statistics),
+    'batch' or 'recompute' (see the module doc); ``params``: 'all', 'hidden' or a list of
+    names; ``precision``: 'fp32', 'fp64' or 'bf16' (values on CUDA only).
     """
 
-    def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+    def __init__(self, model: nn.Module, images, labels: torch.Tensor | None = None, *,
                  mean=None, std=None, loss: str | Callable = "cross_entropy",
                  bn: str = "frozen", params: str | list[str] = "all",
                  precision: str = "fp32", batch_size: int | None = None,
@@ -186,8 +255,11 @@ class Objective:
             raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
         if precision not in PRECISIONS:
             raise LandscapeError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        if isinstance(loss, str) and loss not in LOSSES:
-            raise LandscapeError(f"unknown loss {loss!r}: use one of {', '.join(LOSSES)}")
+        if labels is None:
+            if isinstance(images, torch.Tensor):
+                raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
+            images, labels = materialize_batches(images)
+        self._loss, self.loss_name = per_example_loss(loss)
         if len(images) != len(labels) or len(images) == 0:
             raise LandscapeError(f"need as many labels as images, got {len(images)} and {len(labels)}")
         self.device = torch.device(device) if device else next(model.parameters()).device
@@ -195,8 +267,6 @@ class Objective:
             raise LandscapeError("bf16 precision needs a CUDA device")
         self.dtype = torch.float64 if precision == "fp64" else torch.float32
         self.precision, self.bn = precision, bn
-        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
-        self._loss = LOSSES[loss] if isinstance(loss, str) else loss
         self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
         if channels_last is None:
             channels_last = images.dim() == 4
@@ -205,6 +275,7 @@ class Objective:
         self.images = self._prepare(images, mean, std)
         self.labels = labels.to(self.device)
         self.num_examples = len(labels)
+        self.classification = labels.dim() == 1 and not labels.is_floating_point()  # accuracy is defined
         self.recompute_images = (self._prepare(recompute_images, mean, std)
                                  if recompute_images is not None else None)
         if bn == "recompute" and self.recompute_images is None:
@@ -332,9 +403,10 @@ class Objective:
             for x, y in self._batches():
                 out = forward(x)
                 total += self._loss(out, y).to(torch.float64).sum()
-                correct += (out.argmax(dim=1) == y).sum()
+                if self.classification:
+                    correct += (out.argmax(dim=1) == y).sum()
         loss = total.item() / self.num_examples
-        return loss, correct.item() / self.num_examples
+        return loss, (correct.item() / self.num_examples if self.classification else float("nan"))
 
     def value(self, theta: torch.Tensor | None = None) -> float:
         return self.evaluate(theta)[0]

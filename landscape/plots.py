@@ -418,9 +418,11 @@ def context_caption(ctx: dict, *, split_word: bool = True) -> str:
         num = f" ({int(ctx['num_params']):,})" if isinstance(ctx.get("num_params"), (int, float)) else ""
         parts.append(f"params {ctx['param_subset']}{num}")
     if ctx.get("bn_policy"):
-        parts.append(f"BN {ctx['bn_policy']}")
+        parts.append(f"BN {ctx['bn_policy']}" + (f" ({ctx['bn_statistics']})" if ctx.get("bn_statistics") else ""))
     if ctx.get("precision"):
         parts.append(str(ctx["precision"]))
+    if (ctx.get("repeats") or 1) > 1:
+        parts.append(f"{ctx['repeats']} repeats ({ctx.get('repeat_mode', '?')})")
     if ctx.get("loss") and ctx["loss"] != "cross_entropy":
         parts.append(f"loss {ctx['loss']}")
     if ctx.get("label_noise"):
@@ -434,7 +436,8 @@ def _common_caption(contexts: list[dict]) -> str:
     """The caption of the first context, noting when the others differ."""
     if not contexts:
         return ""
-    strip = lambda c: {k: v for k, v in c.items() if k not in ("epoch", "checkpoint")}
+    per_piece = ("epoch", "checkpoint", "repeat", "direction_seed")  # vary by design
+    strip = lambda c: {k: v for k, v in c.items() if k not in per_piece}  # noqa: E731
     text = context_caption(contexts[0])
     if any(strip(c) != strip(contexts[0]) for c in contexts[1:]):
         text += "  [settings differ between checkpoints: see each result file's context]"

@@ -129,13 +129,13 @@ def spread_text(st: dict, digits: int = 3) -> str:
             f"max {fmt(st['max'], digits)}; {st['n']} repeats)")
 
 
-def margin_text(value: float, threshold: float, upper: bool) -> str:
-    """How far ``value`` is from ``threshold``: '115× the threshold' / '8.7× below the limit'."""
+def margin_text(value: float, threshold: float, upper: bool, shown: str | None = None) -> str:
+    """'115× the threshold 0.001' (value must reach it) or '0.08× the limit 0.1' (must stay below)."""
+    word = "limit" if upper else "threshold"
+    shown = fmt(threshold) if shown is None else shown
     if not (math.isfinite(value) and threshold > 0):
-        return "margin undefined"
-    if upper:  # value must stay at or below the threshold
-        return "no margin needed: 0" if value <= 0 else f"{fmt(value / threshold, 3)}× the limit"
-    return f"{fmt(value / threshold, 3)}× the threshold"
+        return f"margin to the {word} {shown} undefined"
+    return f"{fmt(value / threshold, 3)}× the {word} {shown}"
 
 
 def bn_lag(points: list[dict]) -> list[tuple[int, float, float, float]]:
@@ -201,10 +201,11 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> dict:
         verdict, summary = NOT_MEASURED, f"no checkpoint with F > {fmt(floor)} (every F is at or below the floor)"
     else:
         verdict = HOLDS if c >= DOMINANCE_MIN_C else FAILS
-        summary = (f"c = {fmt(c, 4)}, {margin_text(c, DOMINANCE_MIN_C, upper=False)} {fmt(DOMINANCE_MIN_C)}; "
-                   f"checkpoints, per repeat {spread_text(c_spread)}; dense track "
-                   f"{'' if track_judged else '(lagging statistics, not judged) '}c = {fmt(tr['c'], 4)}; "
-                   f"hidden layers c = {fmt(c_hidden, 4)}")
+        summary = (f"c = {fmt(c, 4)}, {margin_text(c, DOMINANCE_MIN_C, upper=False)}; "
+                   f"checkpoints, per repeat {spread_text(c_spread)}; "
+                   + (f"dense track {'' if track_judged else '(lagging statistics, not judged) '}"
+                      f"c = {fmt(tr['c'], 4)}; " if track else "")
+                   + f"hidden layers c = {fmt(c_hidden, 4)}")
         if lagging:
             verdict = INCONCLUSIVE
             e, lag, fc, fr = max(lagging, key=lambda x: x[1])
@@ -252,7 +253,7 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
                "probes": len(probes), "good_fits": len(good),
                "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in poor_over]}
     verdict = HOLDS if value <= threshold_value else FAILS
-    summary = (f"max a/√F = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)} {fmt(threshold_value)}; "
+    summary = (f"max a/√F = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)}; "
                f"epoch {worst['epoch']}, {worst['name']}); worst per repeat {spread_text(per_repeat)}; "
                f"max b = {fmt(max_b['b'], 4)} (epoch {max_b['epoch']}, {max_b['name']})")
     note = ""
@@ -296,7 +297,7 @@ def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_F
     verdict = HOLDS if value <= fraction else FAILS
     summary = (f"worst: epoch {worst['epoch']} (repeat {worst['repeat']}), the curvature direction adds "
                f"{fmt(100 * value, 3)}% of d_grad = {fmt(worst['d_grad'], 4)} "
-               f"({margin_text(value, fraction, upper=True)} {fmt(100 * fraction)}%)")
+               f"({margin_text(value, fraction, upper=True, shown=f'{fmt(100 * fraction)}%')})")
     note = ""
     if verdict == HOLDS and unresolved:
         verdict = INCONCLUSIVE
@@ -346,7 +347,7 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
     verdict = HOLDS if bump <= limit else FAILS
     numbers["margin"] = bump / limit if limit > 0 else float("nan")
     summary = (f"epoch {main['from']} → {main['to']}: {'monotone' if res['monotone'] else 'not monotone'}, "
-               f"largest bump {fmt(bump, 4)} ({margin_text(bump, limit, upper=True)} {fmt(limit, 4)} = "
+               f"largest bump {fmt(bump, 4)} ({margin_text(bump, limit, upper=True, shown=fmt(limit, 4))} = "
                f"{fmt(fraction)}·F(init), F(init) = {fmt(f_init, 4)})")
     rows = []
     for it in items:

@@ -75,7 +75,7 @@ def test_dominance_uses_the_worst_repeat_and_gives_its_margin_and_spread(tmp_pat
     sp = claim["numbers"]["c_spread"]
     assert (sp["min"], sp["max"], sp["n"]) == (pytest.approx(min(ratios)), pytest.approx(max(ratios)), 3)
     assert sp["std"] == pytest.approx(np.std(ratios, ddof=1))
-    assert f"{R.fmt(min(ratios) / R.DOMINANCE_MIN_C, 3)}× the threshold" in claim["summary"]
+    assert f"{R.fmt(min(ratios) / R.DOMINANCE_MIN_C, 3)}× the threshold {R.fmt(R.DOMINANCE_MIN_C)}" in claim["summary"]
 
 
 def test_lagging_checkpoint_statistics_make_dominance_inconclusive(tmp_path):
