@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,67 +25,7 @@ from .errors import LandscapeError
 from .models import parameter_groups
 from .objective import Objective, exact_bn_statistics
 from .results import Partial, RunDir, atomic_savez, atomic_write_json, read_json, read_labels, read_npz, run_lock
-
-MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation")
-DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation")
-REPEATED = ("dominance", "probes", "curvature", "second_order")  # measured once per repeat; the rest once
-REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
-BN_STATS = ("recompute", "checkpoint")
-
-
-@dataclass
-class AnalysisSettings:
-    """What to measure and on what; every field is written next to the numbers."""
-
-    measurements: list[str] = field(default_factory=lambda: list(DEFAULT_MEASUREMENTS))
-    epochs: list[int] | None = None          # None: every checkpoint of the run
-    subset: int | None = None                # training examples (None: the run's whole training set)
-    test_subset: int | None = None           # test examples (None: the whole test split)
-    seed: int = 0
-    repeats: int = 1                         # disjoint subsets (or direction seeds) measured independently
-    bn_stats: str = "recompute"              # recompute: statistics of θ on the analyzed set; checkpoint: stored
-    params: str = "all"                      # parameter subset for probes, curvature, surfaces
-    bn: str = "frozen"
-    loss: str = "cross_entropy"
-    precision: str = "fp32"                  # probes, curvature and gradients: fp32 or fp64
-    surface_precision: str | None = None     # None: same as precision; bf16 allowed on CUDA
-    batch_size: int | None = None
-    probe_gaussian: int = 2
-    probe_filter: int = 2
-    probe_steps: int = 10
-    probe_smallest: float = 1e-5
-    probe_largest: float = 0.05
-    curvature_top: int = 1
-    curvature_subset: int | None = None      # Hessian on a balanced subset of the training examples
-    curvature_sigma: float = 0.0
-    curvature_samples: int = 4
-    curvature_tol: float = 1e-3
-    curvature_max_matvecs: int = 200      # Hessian-vector products per eigensolve, at most
-    curvature_top_max_matvecs: int | None = None  # for the top eigensolve (None: the same); an outlier converges fast
-    trace_samples: int = 0
-    surface_points: int = 21
-    surface_range: float | None = None       # None: the documented rule (see surface_extent)
-    random_surface_range: float = 1.0
-    interpolation_points: int = 41
-    interpolation_bn: str = "recompute"      # recompute | interpolate | batch
-    interpolation_pairs: str = "init-final,consecutive"
-
-    def validate(self) -> "AnalysisSettings":
-        unknown = [m for m in self.measurements if m not in MEASUREMENTS]
-        if unknown:
-            raise LandscapeError(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
-        if self.precision not in ("fp32", "fp64"):
-            raise LandscapeError(f"--precision must be fp32 or fp64 (residuals are never bf16), got {self.precision}")
-        if self.interpolation_bn not in ("recompute", "interpolate", "batch"):
-            raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
-        if self.bn_stats not in BN_STATS:
-            raise LandscapeError(f"--bn-stats must be recompute or checkpoint, got {self.bn_stats}")
-        if self.repeats < 1:
-            raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
-        if self.surface_points < 3 or self.interpolation_points < 3:
-            raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
-        return self
-
+from .settings import REPEAT_SEED_STRIDE, REPEATED, AnalysisSettings
 
 def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, theta_norm: float,
                    best_gradient_step: float | None = None) -> dict:
@@ -117,6 +56,7 @@ class Analysis:
     def __init__(self, run_dir, settings: AnalysisSettings, *, data_root=None, cache_dir=None,
                  download=False, device="cpu", progress=True, echo=print,
                  checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None):
+        """Load the run's data (or the external checkpoint's dataset) and fix the analyzed subsets."""
         self.run = RunDir(run_dir)
         self.settings = settings.validate()
         self.device = torch.device(device)
@@ -147,6 +87,7 @@ class Analysis:
 
     # ------------------------------------------------------------------ inputs
     def _init_run(self, data_root, cache_dir, download):
+        """Data, labels, checkpoints and architecture of a run made by `landscape train`."""
         if not self.run.is_run():
             raise LandscapeError(f"{self.run.path} is not a run directory (no config.json); "
                                  f"train one with `landscape train`, or give a checkpoint file")
@@ -165,6 +106,7 @@ class Analysis:
         self.arch = self.train_config.get("arch")
 
     def _init_external(self, path: Path, arch, dataset_name, data_root, cache_dir, download):
+        """Data and the one checkpoint of an external (ours or bearpaw) checkpoint file."""
         if dataset_name is None:
             raise LandscapeError("analyzing a checkpoint file needs --dataset")
         model, info, _ = load_model(path, arch)
@@ -303,6 +245,7 @@ class Analysis:
         return model.eval(), stored, recomputed
 
     def _analyze_repeat(self, epoch: int, repeat: int) -> None:
+        """One repeat of one checkpoint: statistics of θ, then each requested piece that is not fresh."""
         s = self.settings
         if repeat > 0 and not set(s.measurements) & set(REPEATED):
             return
@@ -365,6 +308,7 @@ class Analysis:
 
     # ------------------------------------------------------------------ pieces
     def _curvature(self, epoch, obj: Objective, out: Path, context: dict, seed: int, repeat: int) -> dict:
+        """Top and most negative Hessian eigenpairs (and the trace) on ``obj``; reads them back when fresh."""
         from .curvature import HessianOperator, hutchinson_trace, most_negative_eigenpair, top_eigenpairs
 
         s = self.settings
@@ -409,6 +353,7 @@ class Analysis:
         return specs
 
     def _probe_direction(self, spec: dict, obj: Objective, theta, gradient, curvature) -> Direction:
+        """The unit direction a probe spec names, built at θ."""
         kind = spec["kind"]
         if kind == "neg_gradient":
             return gradient_direction(gradient(), obj, negative=True)
@@ -424,6 +369,7 @@ class Analysis:
 
     def _probes(self, epoch, obj: Objective, theta, gradient, curvature, out: Path, context: dict,
                 seed: int, repeat: int) -> None:
+        """A semi-smoothness probe along every direction of ``_probe_specs``."""
         s = self.settings
         for spec in self._probe_specs(curvature, seed):
             path = out / f"probe_{spec['name']}.json"
@@ -498,6 +444,7 @@ class Analysis:
         return self._objective(model, precision=s.surface_precision)
 
     def _paper_surface(self, epoch, model, obj: Objective, theta, gradient, curvature, out: Path) -> None:
+        """The paper's Figure 1 grid over (∇F, most negative curvature), half-width by ``surface_extent``."""
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
@@ -534,6 +481,7 @@ class Analysis:
                   f"anywhere {summary['anywhere']['decrease']:.4g}")
 
     def _random_surface(self, epoch, model, obj: Objective, theta, out: Path) -> None:
+        """Li et al.'s grid over two filter-normalized random directions."""
         s = self.settings
         sobj = self._surface_objective(model, obj)
         path = out / "random_surface.json"
@@ -551,6 +499,7 @@ class Analysis:
 
     # ------------------------------------------------------------------ interpolation
     def interpolation_pairs(self) -> list[tuple[int, int]]:
+        """(from, to) checkpoint epochs named by --interp-pairs: init-final, consecutive, A-B."""
         epochs = sorted(self.checkpoints)
         pairs = []
         for kind in self.settings.interpolation_pairs.split(","):
@@ -569,6 +518,7 @@ class Analysis:
         return list(dict.fromkeys(pairs))
 
     def interpolations(self) -> None:
+        """Train and test loss along θ(α) for every pair, with the chosen batch-norm policy."""
         s = self.settings
         alphas = np.linspace(-0.5, 1.5, s.interpolation_points)
         for a, b in self.interpolation_pairs():

@@ -8,7 +8,6 @@ Ours is a plain dict of tensors and JSON-like values, loadable with
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from torch import nn
 
 from .errors import LandscapeError
 from .models import build_model
-from .results import atomic_torch_save
+from .results import atomic_torch_save, safe_torch_load
 
 FORMAT = "landscape-checkpoint"
 VERSION = 1
@@ -34,25 +33,9 @@ def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int
     }, path)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
 def read_checkpoint(path: str | Path) -> dict:
     """Load any checkpoint file safely; a bare state_dict comes back as {'state_dict': ...}."""
-    path = Path(path)
-    if not path.is_file():
-        raise LandscapeError(f"checkpoint {path} does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower():
-            raise LandscapeError(f"checkpoint {path} holds Python objects besides tensors and plain "
-                                 f"values; refusing to unpickle it (torch.load weights_only)") from None
-        raise LandscapeError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
-    except Exception as exc:  # a damaged or foreign file fails in many ways (KeyError, struct.error, ...)
-        raise LandscapeError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
+    blob = safe_torch_load(Path(path), "checkpoint")
     if not isinstance(blob, dict):
         raise LandscapeError(f"checkpoint {path} holds a {type(blob).__name__}, not a state_dict")
     if "state_dict" not in blob:

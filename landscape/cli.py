@@ -9,6 +9,10 @@ import click
 
 from . import __version__
 from .errors import LandscapeError
+from .recipe import FIGURE_EPOCHS_TEXT, MILESTONES_TEXT, PAPER_EPOCHS, PAPER_LR, PAPER_MOMENTUM, SAVE_AT_TEXT
+from .settings import DEFAULT_MEASUREMENTS, AnalysisSettings
+
+_A = AnalysisSettings  # the analysis defaults, read from their one definition
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -26,6 +30,7 @@ class _Group(click.Group):
     """
 
     def invoke(self, ctx):
+        """Run the command; library errors, OSErrors and Ctrl-C become one line and an exit code."""
         import pickle
 
         try:
@@ -70,6 +75,7 @@ class _Number(click.ParamType):
         self.low, self.strict, self.below = low, strict, below
 
     def convert(self, value, param, ctx):
+        """The number, or a one-line usage error naming the option and the allowed range."""
         if isinstance(value, float):
             number = value
         else:
@@ -125,13 +131,13 @@ def main():
 @click.option("--dataset", default=None, help="cifar10, cifar100 or folder:PATH.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--width", type=COUNT, default=None, help="Channel multiplier (over-parameterization).")
-@click.option("--epochs", type=COUNT, default=None, help="Epochs (paper: 164).")
-@click.option("--lr", type=POSITIVE, default=None, help="Initial learning rate (paper: 0.1).")
+@click.option("--epochs", type=COUNT, default=None, help=f"Epochs (paper: {PAPER_EPOCHS}).")
+@click.option("--lr", type=POSITIVE, default=None, help=f"Initial learning rate (paper: {PAPER_LR}).")
 @click.option("--milestones", default=None,
               help="Epochs where lr is x0.1, comma-separated; values < 1 are fractions of --epochs "
-                   "(default: 81,122 scaled to --epochs).")
+                   f"(default: {MILESTONES_TEXT} scaled to --epochs).")
 @click.option("--wd", type=NON_NEGATIVE, default=None, help="Weight decay (default 1e-4 ResNet, 5e-4 VGG).")
-@click.option("--momentum", type=_Number(0.0, below=1.0), default=None, help="SGD momentum (paper: 0.9).")
+@click.option("--momentum", type=_Number(0.0, below=1.0), default=None, help=f"SGD momentum (paper: {PAPER_MOMENTUM}).")
 @click.option("--batch-size", type=COUNT, default=None, help="Batch size (paper: 128).")
 @click.option("--seed", type=SEED, default=None, help="Seed for init, subsets, noise, batches (default 0).")
 @click.option("--train-subset", type=COUNT, default=None, help="Train on a balanced subset of N images.")
@@ -141,7 +147,7 @@ def main():
               help="The recipe's pad-4 crop + flip (default on); off lets a small subset be fitted exactly.")
 @click.option("--train", "train_params", type=click.Choice(["all", "hidden"]), default=None,
               help="Train all parameters or only hidden layers (the theorem's setting).")
-@click.option("--save-at", default=None, help="Checkpoint epochs (default 0,5,40,90,120,130,160 scaled to --epochs; the last is always saved).")
+@click.option("--save-at", default=None, help=f"Checkpoint epochs (default {SAVE_AT_TEXT} scaled to --epochs; the last is always saved).")
 @click.option("--track-every", type=COUNT0, default=None, help="Record F and ||grad F||^2 every K iterations.")
 @click.option("--track-subset", type=COUNT, default=None, help="Examples used by --track-every (default 512).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
@@ -216,46 +222,46 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
 @click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
 @click.option("--subset", type=COUNT, default=None, help="Balanced subset of N training examples (default: all).")
 @click.option("--test-subset", type=COUNT, default=None, help="Balanced subset of N test examples (default: all).")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for subsets and random directions.")
-@click.option("--repeats", type=COUNT, default=1, show_default=True,
+@click.option("--seed", type=SEED, default=_A.seed, show_default=True, help="Seed for subsets and random directions.")
+@click.option("--repeats", type=COUNT, default=_A.repeats, show_default=True,
               help="Measure dominance, probes, curvature and the second-order test on K disjoint subsets "
                    "of --subset examples (or K direction seeds when the set is too small to split).")
-@click.option("--bn-stats", type=click.Choice(["recompute", "checkpoint"]), default="recompute", show_default=True,
+@click.option("--bn-stats", type=click.Choice(["recompute", "checkpoint"]), default=_A.bn_stats, show_default=True,
               help="Batch-norm statistics at each checkpoint: exact statistics of θ on the analyzed examples "
                    "(recompute), or the checkpoint's running averages.")
-@click.option("--params", type=click.Choice(["all", "hidden"]), default="all", show_default=True,
+@click.option("--params", type=click.Choice(["all", "hidden"]), default=_A.params, show_default=True,
               help="Parameter subset moved by probes, curvature and surfaces.")
-@click.option("--bn", type=click.Choice(["frozen", "batch"]), default="frozen", show_default=True,
+@click.option("--bn", type=click.Choice(["frozen", "batch"]), default=_A.bn, show_default=True,
               help="Batch norm: fixed statistics (frozen, see --bn-stats) or each batch's statistics.")
-@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp64"]), default="fp32", show_default=True)
+@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default=_A.loss, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp64"]), default=_A.precision, show_default=True)
 @click.option("--surface-precision", type=click.Choice(["fp32", "fp64", "bf16"]), default=None,
               help="Precision of surface grids (bf16 on CUDA only; default: --precision).")
 @click.option("--batch-size", type=COUNT, default=None, help="Evaluation batch size (default 128 CPU, 1024 CUDA).")
-@click.option("--gaussian", "probe_gaussian", type=COUNT0, default=2, show_default=True, help="Gaussian probe directions.")
-@click.option("--filter", "probe_filter", type=COUNT0, default=2, show_default=True, help="Filter-normalized probe directions.")
-@click.option("--probe-steps", type=COUNT, default=10, show_default=True, help="Step magnitudes per sign.")
-@click.option("--probe-range", default="1e-5,0.05", show_default=True,
+@click.option("--gaussian", "probe_gaussian", type=COUNT0, default=_A.probe_gaussian, show_default=True, help="Gaussian probe directions.")
+@click.option("--filter", "probe_filter", type=COUNT0, default=_A.probe_filter, show_default=True, help="Filter-normalized probe directions.")
+@click.option("--probe-steps", type=COUNT, default=_A.probe_steps, show_default=True, help="Step magnitudes per sign.")
+@click.option("--probe-range", default=f"{_A.probe_smallest:g},{_A.probe_largest:g}", show_default=True,
               help="Smallest,largest step as fractions of ||theta||.")
-@click.option("--top", "curvature_top", type=COUNT, default=1, show_default=True, help="Largest Hessian eigenpairs.")
+@click.option("--top", "curvature_top", type=COUNT, default=_A.curvature_top, show_default=True, help="Largest Hessian eigenpairs.")
 @click.option("--curvature-subset", type=COUNT, default=None,
               help="Hessian over a balanced subset of N of the analyzed examples (default: all of them).")
-@click.option("--sigma", "curvature_sigma", type=NON_NEGATIVE, default=0.0, show_default=True,
+@click.option("--sigma", "curvature_sigma", type=NON_NEGATIVE, default=_A.curvature_sigma, show_default=True,
               help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
-@click.option("--smoothing-samples", "curvature_samples", type=COUNT, default=4, show_default=True)
-@click.option("--eig-tol", "curvature_tol", type=NON_NEGATIVE, default=1e-3, show_default=True)
-@click.option("--eig-max-matvecs", "curvature_max_matvecs", type=COUNT, default=200, show_default=True,
+@click.option("--smoothing-samples", "curvature_samples", type=COUNT, default=_A.curvature_samples, show_default=True)
+@click.option("--eig-tol", "curvature_tol", type=NON_NEGATIVE, default=_A.curvature_tol, show_default=True)
+@click.option("--eig-max-matvecs", "curvature_max_matvecs", type=COUNT, default=_A.curvature_max_matvecs, show_default=True,
               help="Most Hessian-vector products per eigensolve (the best pair so far is kept).")
 @click.option("--eig-top-max-matvecs", "curvature_top_max_matvecs", type=COUNT, default=None,
               help="Products for the top eigensolve (default: --eig-max-matvecs); the top is an outlier that "
                    "converges in few products.")
-@click.option("--trace-samples", type=COUNT0, default=0, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
-@click.option("--grid", "surface_points", type=click.IntRange(min=3), default=21, show_default=True, help="Surface points per axis.")
+@click.option("--trace-samples", type=COUNT0, default=_A.trace_samples, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
+@click.option("--grid", "surface_points", type=click.IntRange(min=3), default=_A.surface_points, show_default=True, help="Surface points per axis.")
 @click.option("--surface-range", type=POSITIVE, default=None, help="Surface half-width (default: the documented rule).")
-@click.option("--interp-points", "interpolation_points", type=click.IntRange(min=3), default=41, show_default=True)
+@click.option("--interp-points", "interpolation_points", type=click.IntRange(min=3), default=_A.interpolation_points, show_default=True)
 @click.option("--interp-bn", "interpolation_bn", type=click.Choice(["recompute", "interpolate", "batch"]),
-              default="recompute", show_default=True, help="Batch-norm statistics along interpolations.")
-@click.option("--interp-pairs", "interpolation_pairs", default="init-final,consecutive", show_default=True,
+              default=_A.interpolation_bn, show_default=True, help="Batch-norm statistics along interpolations.")
+@click.option("--interp-pairs", "interpolation_pairs", default=_A.interpolation_pairs, show_default=True,
               help="init-final, consecutive, or A-B epoch pairs, comma-separated.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
@@ -269,7 +275,7 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
     """
     from pathlib import Path
 
-    from .analysis import AnalysisSettings, Analysis, DEFAULT_MEASUREMENTS
+    from .analysis import Analysis
 
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
     if smallest is None or largest is None or not 0 < smallest < largest < math.inf:
@@ -296,7 +302,7 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
               help="Folder for the figures (default: RUN_DIR/figures).")
 @click.option("--epochs", default=None,
               help="Checkpoint epochs for the per-checkpoint figures (surfaces, probes), comma-separated "
-                   "(default: those of the paper's Figure 1, 5,40,90,120,130,160, present in a full-length "
+                   f"(default: those of the paper's Figure 1, {FIGURE_EPOCHS_TEXT}, present in a full-length "
                    "run; otherwise every analyzed epoch).")
 @click.option("--floor", type=NON_NEGATIVE, default=None,
               help="Points with F at or below this do not set the envelope constant c (default 0.01).")
@@ -308,10 +314,11 @@ def figures(run_dir, out, epochs, floor):
     interpolations and the training curves with the extreme Hessian eigenvalues. Nothing is
     recomputed; a figure whose results are absent is skipped and said so.
     """
-    from .plots import DEFAULT_F_FLOOR, make_figures
+    from .plots import make_figures
+    from .verdicts import DOMINANCE_F_FLOOR
 
     result = make_figures(run_dir, out, _int_list(epochs),
-                          floor=DEFAULT_F_FLOOR if floor is None else floor, echo=click.echo)
+                          floor=DOMINANCE_F_FLOOR if floor is None else floor, echo=click.echo)
     if not result.paths:
         raise click.ClickException(f"{run_dir} holds no results to draw: run `landscape train` and "
                                    f"`landscape analyze` first")
@@ -338,7 +345,8 @@ def report(run_dirs, out, figure_mode, epochs, floor):
     (holds / fails / not measured), the numbers, the threshold and what they were computed on.
     Writes report.md, a self-contained report.html (figures embedded) and report.json.
     """
-    from .report import DOMINANCE_F_FLOOR, write_report
+    from .report import write_report
+    from .verdicts import DOMINANCE_F_FLOOR
 
     written = write_report(list(run_dirs), out, figures={"auto": "auto", "redraw": True, "keep": False}[figure_mode],
                            epochs=_int_list(epochs), floor=DOMINANCE_F_FLOOR if floor is None else floor)

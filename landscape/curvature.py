@@ -38,6 +38,7 @@ class HessianOperator(LinearOperator):
 
     def __init__(self, objective, theta: torch.Tensor | None = None, sigma: float = 0.0,
                  samples: int = 0, seed: int = 0):
+        """H at ``theta`` (default: the objective's θ₀), averaged over ``samples`` seeded θ+ξ when ``sigma`` > 0."""
         if sigma < 0:
             raise LandscapeError(f"sigma must be non-negative, got {sigma}")
         if sigma > 0 and samples < 1:
@@ -76,6 +77,7 @@ class HessianOperator(LinearOperator):
         return out
 
     def _matvec(self, x):
+        """H·x for a NumPy vector (SciPy's LinearOperator protocol)."""
         x = np.asarray(x, dtype=np.float64)
         v = torch.from_numpy(np.ascontiguousarray(x.reshape(-1)))
         return self.matvec_torch(v).cpu().numpy().reshape(x.shape)
@@ -84,10 +86,6 @@ class HessianOperator(LinearOperator):
 
     def _adjoint(self):
         return self
-
-    def describe(self) -> dict:
-        return {**self.objective.describe(), "hessian_sigma": self.sigma,
-                "hessian_samples": self.samples, "hessian_seed": self.seed}
 
 
 def as_operator(op_or_objective) -> LinearOperator:
@@ -151,6 +149,7 @@ class _Tracked(LinearOperator):
     """
 
     def __init__(self, op: LinearOperator, k: int, which: str, window: int, budget: int | None):
+        """Wrap ``op`` for ``k`` pairs at end ``which``, compressing every ``window`` products, at most ``budget``."""
         super().__init__(np.float64, op.shape)
         self.op, self.k, self.which, self.window, self.budget = op, k, which, window, budget
         self.count = 0
@@ -159,6 +158,7 @@ class _Tracked(LinearOperator):
         self.basis, self.images, self.values = np.zeros((n, 0)), np.zeros((n, 0)), np.zeros(0)
 
     def _matvec(self, x):
+        """One product through the tracked operator; stops the eigensolver when the budget is spent."""
         if self.budget is not None and self.count >= self.budget:
             raise _BudgetExhausted
         x = np.asarray(x, dtype=np.float64).reshape(-1)

@@ -82,6 +82,7 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 
 def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
+    """CIFAR-10/100 from torchvision's official files (downloaded only when asked)."""
     from torchvision import datasets
 
     cls, folder, label = {
@@ -109,6 +110,7 @@ def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
 
 
 def _list_image_folder(path: Path) -> dict[str, list[tuple[str, list[Path]]]]:
+    """{'train', 'test'}: [(class name, sorted image files)] in sorted class order; one-line errors."""
     if not path.is_dir():
         raise LandscapeError(f"image folder {path} does not exist (expected {path}/train/<class>/...)")
     splits = {}
@@ -150,6 +152,7 @@ def _fingerprint(splits: dict) -> str:
 
 
 def _decode(path: Path) -> np.ndarray:
+    """One image file as a 32×32×3 uint8 array, or a one-line error naming it."""
     from PIL import Image
 
     try:
@@ -163,6 +166,7 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _decode_split(entries, progress: bool, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 N×3×32×32 images, labels) of a split, decoded on a thread pool with a progress bar."""
     from tqdm import tqdm
 
     paths = [f for _, files in entries for f in files]
@@ -178,6 +182,7 @@ def _decode_split(entries, progress: bool, desc: str) -> tuple[torch.Tensor, tor
 
 
 def _load_image_folder(name: str, path: Path, cache: Path, progress: bool) -> Dataset:
+    """An image-folder dataset, decoded once and cached by its files' fingerprint."""
     splits = _list_image_folder(path)
     key = _fingerprint(splits)
     cache_file = cache / f"imagefolder-{path.name}-{key}.pt"
@@ -228,6 +233,7 @@ def disjoint_balanced_subsets(labels: torch.Tensor, size: int | None, count: int
 
 
 def _balanced_blocks(labels: torch.Tensor, size: int, count: int, seed: int) -> list[torch.Tensor]:
+    """``count`` disjoint balanced blocks of ``size`` indices, drawn from one seeded generator."""
     n = len(labels)
     if size <= 0 or size > n:
         raise LandscapeError(f"subset size {size} is outside 1..{n}")

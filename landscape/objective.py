@@ -251,6 +251,7 @@ class Objective:
                  device: str | torch.device | None = None, fold_bn: bool = True,
                  channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
                  buffers: dict[str, torch.Tensor] | None = None):
+        """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
         if bn not in BN_POLICIES:
             raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
         if precision not in PRECISIONS:
@@ -304,6 +305,7 @@ class Objective:
 
     # ----------------------------------------------------------------- set-up helpers
     def _prepare(self, images: torch.Tensor, mean, std) -> torch.Tensor:
+        """Inputs on the device in the objective's dtype: uint8 images standardized, channels_last if 4-D."""
         x = images.to(self.device)
         if x.dtype == torch.uint8:
             if mean is None or std is None:
@@ -371,6 +373,7 @@ class Objective:
 
     # ----------------------------------------------------------------- values
     def _folded_state(self, theta: torch.Tensor, buffers) -> dict[str, torch.Tensor]:
+        """Weights of the batch-norm-folded model at θ: each conv scaled and shifted by its BN."""
         p = {**self.fixed, **self.unflatten(theta)}
         state = {**p, **buffers}
         state = {n: state[n] for n in self._folded_names if n in state}

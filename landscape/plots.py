@@ -1,6 +1,7 @@
 """Figures of a run directory, drawn only from its result files (nothing is computed here).
 
-Every figure is written as PNG and PDF in one style; every figure says what its numbers were
+Results are read through ``readers`` and the numbers a figure marks (the envelope constant,
+thresholds) come from ``verdicts``; this module only draws. Every figure is written as PNG and PDF in one style; every figure says what its numbers were
 computed on (dataset, subset size, parameter subset, batch-norm policy, precision, seed, epoch),
 read from the ``context`` the analysis stored next to them.
 
@@ -9,6 +10,7 @@ read from the ``context`` the analysis stored next to them.
                            ``kind="random"`` draws the filter-normalized plane instead;
 * ``plot_dominance``       ‖∇F‖² against F (log-log): dense track and checkpoints, with the
                            envelope ‖∇F‖² ≥ c·F; all parameters and hidden ones;
+* ``plot_second_order``    the grid-free second-order test per checkpoint, with its spread;
 * ``plot_smoothness``      f(t) − f(0) along the probe directions and |r(t)| against |t| with
                            the a·|t| + b·t² fit and the noise floor;
 * ``plot_interpolation``   train/test loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B;
@@ -26,16 +28,17 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from .errors import LandscapeError
-from .results import RunDir, read_json, read_npz
-
-from .train import PAPER_FIGURE_EPOCHS as PAPER_EPOCHS  # noqa: E402  (the checkpoints of Figure 1)
-DEFAULT_F_FLOOR = 0.01                        # points with F at or below it do not set c
-SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10        # 'little help' when d_plane − d_grad ≤ this · d_grad
+from .readers import (_num, _undefined, analyzed_epochs, as_run, load_curvature, load_dominance,
+                      load_interpolations, load_log, load_probes, load_second_order, load_surface, load_track,
+                      read_config, track_uses_statistics_of_theta)
+from .text import common_caption, context_caption, fmt, run_title
+from .recipe import PAPER_FIGURE_EPOCHS
+from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
 FORMATS = ("png", "pdf")
 FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "training")
 
@@ -64,397 +67,6 @@ def _pyplot():
 
     style = dict(_STYLE, **{"axes.prop_cycle": cycler(color=_COLORS)})
     return plt, style
-
-
-# ============================================================================ reading results
-def _damaged(path: Path, why: str) -> LandscapeError:
-    return LandscapeError(f"damaged result file {path}: {why}")
-
-
-def _get(obj: Any, dotted: str, path: Path) -> Any:
-    """``obj['a']['b']`` for 'a.b', or a LandscapeError naming the file and the key."""
-    cur = obj
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise _damaged(path, f"no key '{dotted}'")
-        cur = cur[part]
-    return cur
-
-
-def _num(value: Any, path: Path, what: str) -> float:
-    """A stored number (non-finite ones are stored as the strings 'nan', 'inf')."""
-    if isinstance(value, bool):
-        raise _damaged(path, f"'{what}' is not a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise _damaged(path, f"'{what}' is not a number: {value!r}") from None
-
-
-def load_json(path: Path, required: Iterable[str] = ()) -> dict:
-    """A result JSON whose ``required`` dotted keys all exist."""
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise _damaged(path, "not a JSON object")
-    for key in required:
-        _get(data, key, path)
-    return data
-
-
-def load_npz(path: Path, required: Iterable[str] = ()) -> dict[str, np.ndarray]:
-    path = Path(path)
-    arrays = read_npz(path)
-    missing = [k for k in required if k not in arrays]
-    if missing:
-        raise _damaged(path, f"no array(s) {', '.join(missing)}")
-    return arrays
-
-
-def read_rows(path: Path, required: Iterable[str] = ()) -> list[dict]:
-    """A JSON-lines file: a torn last line (a crash while appending) is dropped, any other
-    unreadable line or a row lacking a ``required`` key is damage. Missing file: []."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _damaged(path, str(exc)) from None
-    rows = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines) - 1 and i > 0:
-                break  # torn last line
-            raise _damaged(path, f"line {i + 1}: {exc}") from None
-        if not isinstance(row, dict):
-            raise _damaged(path, f"line {i + 1} is not a JSON object")
-        for key in required:
-            if key not in row:
-                raise _damaged(path, f"line {i + 1} has no key '{key}'")
-        rows.append(row)
-    return rows
-
-
-LOG_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
-TRACK_KEYS = ("step", "epoch", "F", "grad_sq", "grad_sq_hidden")
-
-
-def analyzed_epochs(run: RunDir) -> list[int]:
-    """Checkpoint epochs that have an ``analysis/epoch_XXXX`` folder."""
-    if not run.analysis.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in run.analysis.iterdir()
-                  if p.is_dir() and (m := _EPOCH_DIR.match(p.name)))
-
-
-def as_run(run_dir) -> RunDir:
-    """A RunDir for a path or a RunDir."""
-    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-
-
-def read_config(run: RunDir) -> dict:
-    if not run.path.is_dir():
-        raise LandscapeError(f"{run.path} is not a directory")
-    if not run.is_run():
-        raise LandscapeError(f"{run.path} is not a run directory (no config.json)")
-    return load_json(run.config, ["data.dataset"])
-
-
-_REPEAT_DIR = re.compile(r"^repeat_(\d+)$")
-
-
-def repeat_folders(run: RunDir, epoch: int, repeats: bool = True) -> list[tuple[int, Path]]:
-    """(repeat, folder) of one checkpoint: repeat 0 is the epoch folder, repeat R its ``repeat_R/``."""
-    base = run.analysis_dir(epoch)
-    if not base.is_dir():
-        return []
-    out = [(0, base)]
-    if repeats:
-        out += sorted((int(m.group(1)), p) for p in base.iterdir() if p.is_dir() and (m := _REPEAT_DIR.match(p.name)))
-    return out
-
-
-def _result_files(run: RunDir, epochs: Iterable[int] | None, name: str, repeats: bool):
-    """(epoch, repeat, path) of every existing result file ``name`` of the given checkpoints."""
-    for epoch in (analyzed_epochs(run) if epochs is None else epochs):
-        for repeat, folder in repeat_folders(run, epoch, repeats):
-            if (folder / name).is_file():
-                yield epoch, repeat, folder / name
-
-
-def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
-    """One record per analyzed checkpoint with a dominance.json (and per repeat with ``repeats``)."""
-    out = []
-    for epoch, repeat, path in _result_files(run, epochs, "dominance.json", repeats):
-        d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",
-                             "result.ratio", "result.ratio_hidden"])
-        r = d["result"]
-        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
-               "settings": d.get("settings", {}), "bn_stats": r.get("bn_stats", "checkpoint")}
-        for k in ("F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden"):
-            rec[k] = _num(r[k], path, f"result.{k}")
-        for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm", "F_checkpoint_stats",
-                  "F_recomputed_stats"):
-            if k in r:
-                rec[k] = _num(r[k], path, f"result.{k}")
-        out.append(rec)
-    return out
-
-
-def _numeric_rows(path, keys) -> list[dict]:
-    rows = read_rows(path, keys)
-    for i, row in enumerate(rows):
-        for k in keys:
-            row[k] = _num(row[k], path, f"line {i + 1}: {k}")
-    return rows
-
-
-def load_track(run: RunDir) -> list[dict]:
-    return _numeric_rows(run.track, TRACK_KEYS)
-
-
-def load_log(run: RunDir) -> list[dict]:
-    return _numeric_rows(run.log, LOG_KEYS)
-
-
-def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
-    """The semi-smoothness probes of one checkpoint (of every repeat with ``repeats``), the gradient first."""
-    out = []
-    for repeat, folder in repeat_folders(run, epoch, repeats):
-        out += _load_probe_folder(folder, epoch, repeat)
-    order = list(_DIRECTION_COLORS)
-    out.sort(key=lambda p: (p["repeat"], order.index(p["kind"]) if p["kind"] in order else len(order), p["name"]))
-    return out
-
-
-def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
-    out = []
-    for path in sorted(folder.glob("probe_*.json")):
-        if _undefined(path):
-            continue
-        d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
-                             "result.direction.kind", "result.a_over_sqrt_F"])
-        arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
-        r = d["result"]
-        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": path.stem[len("probe_"):],
-               "context": d["context"],
-               "kind": str(r["direction"]["kind"]), "direction": r["direction"],
-               "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
-               "a": _num(r["fit"]["a"], path, "result.fit.a"), "b": _num(r["fit"]["b"], path, "result.fit.b"),
-               "a_over_sqrt_F": _num(r["a_over_sqrt_F"], path, "result.a_over_sqrt_F"),
-               "rel_rms": _num(r["fit"].get("rel_rms", "nan"), path, "result.fit.rel_rms"),
-               "envelope": _num(r["fit"].get("envelope", "nan"), path, "result.fit.envelope"),
-               "points": r["fit"].get("points"), "descent": r.get("descent"),
-               "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
-               "r": np.asarray(arrays["r"], float)}
-        if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
-            raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
-        out.append(rec)
-    return out
-
-
-def _undefined(path: Path) -> bool:
-    """A piece the analysis recorded as undefined (its direction does not exist, e.g. ∇F = 0)."""
-    result = load_json(path).get("result")
-    return isinstance(result, dict) and "undefined" in result
-
-
-def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
-    path = run.analysis_dir(epoch) / f"{name}.json"
-    if not path.is_file() or _undefined(path):
-        return None
-    required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
-    if name == "surface":
-        required += ["result.along_x.decrease", "result.along_x.at", "result.along_y.decrease", "result.along_y.at"]
-    d = load_json(path, required)
-    arrays = load_npz(path.with_suffix(".npz"), ["xs", "ys", "loss"])
-    xs, ys, loss = (np.asarray(arrays[k], float) for k in ("xs", "ys", "loss"))
-    if loss.shape != (len(ys), len(xs)):
-        raise _damaged(path.with_suffix(".npz"), f"loss has shape {loss.shape}, expected {(len(ys), len(xs))}")
-    res, settings = d["result"], d["settings"]
-
-    def direction(axis: str) -> dict:
-        """The axis' direction description: result.<axis> (current layout) or settings.<axis>."""
-        for where in (res, settings):
-            if isinstance(where.get(axis), dict):
-                return where[axis]
-        return {"kind": str(settings.get(axis, "?"))}
-
-    half = res.get("half_width", settings.get("half_width"))
-    return {"epoch": epoch, "path": path, "context": d["context"], "settings": settings, "result": res,
-            "x": direction("x"), "y": direction("y"), "sigma": settings.get("sigma"),
-            "half_width": _num(half, path, "result.half_width") if half is not None else float(np.abs(xs).max()),
-            "xs": xs, "ys": ys, "loss": loss, "acc": arrays.get("acc")}
-
-
-def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
-    """The extreme eigenvalues of each analyzed checkpoint (and repeat, with ``repeats``)."""
-    out = []
-    for epoch, repeat, path in _result_files(run, epochs, "curvature.json", repeats):
-        d = load_json(path, ["context", "result.top", "result.most_negative.eigenvalue"])
-        top = d["result"]["top"]
-        if not isinstance(top, list) or not top or not isinstance(top[0], dict) or "eigenvalue" not in top[0]:
-            raise _damaged(path, "'result.top' holds no eigenpair")
-        neg = d["result"]["most_negative"]
-        out.append({"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
-                    "settings": d.get("settings", {}),
-                    "top": _num(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
-                    "top_converged": bool(top[0].get("converged", True)),
-                    "most_negative_converged": bool(neg.get("converged", True)),
-                    "top_residual": _num(top[0].get("residual", "nan"), path, "result.top[0].residual"),
-                    "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
-                    "most_negative_residual": _num(neg.get("residual", "nan"), path,
-                                                   "result.most_negative.residual"),
-                    "trace": d["result"].get("trace")})
-    return out
-
-
-SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fraction")
-
-
-def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
-    """The grid-free second-order test of each analyzed checkpoint and repeat."""
-    out = []
-    for epoch, repeat, path in _result_files(run, epochs, "second_order.json", repeats):
-        if _undefined(path):
-            continue
-        d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
-        r = d["result"]
-        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
-        rec.update({k: _num(r[k], path, f"result.{k}") for k in SECOND_ORDER_KEYS})
-        rec["lambda_min"] = _num(r.get("lambda_min", "nan"), path, "result.lambda_min")
-        rec["lambda_min_converged"] = bool(r.get("lambda_min_converged", True))
-        rec["bracketed"] = bool(r.get("bracketed", True))
-        rec["evaluations"] = int(r.get("evaluations", 0))
-        out.append(rec)
-    return out
-
-
-_INTERP = re.compile(r"^epoch_(\d+)_to_(\d+)\.json$")
-
-
-def load_interpolations(run: RunDir) -> list[dict]:
-    """Every interpolation: init → final (the widest span) first, then by start epoch."""
-    folder = run.analysis / "interpolation"
-    if not folder.is_dir():
-        return []
-    out = []
-    for path in folder.glob("epoch_*_to_*.json"):
-        m = _INTERP.match(path.name)
-        if not m:
-            continue
-        d = load_json(path, ["context", "settings", "result.train.monotone", "result.train.largest_bump"])
-        arrays = load_npz(path.with_suffix(".npz"), ["alpha", "train_loss", "train_acc", "test_loss", "test_acc"])
-        alpha = np.asarray(arrays["alpha"], float)
-        for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
-            if len(arrays[k]) != len(alpha):
-                raise _damaged(path.with_suffix(".npz"), f"'{k}' and 'alpha' differ in length")
-        a, b = int(m.group(1)), int(m.group(2))
-        s = d["settings"]
-        out.append({"from": a, "to": b, "path": path, "context": d["context"], "settings": s,
-                    "result": d["result"], "bn": s.get("bn_interpolation", "?"), "alpha": alpha,
-                    **{k: np.asarray(arrays[k], float) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}})
-    if out:
-        lo, hi = min(r["from"] for r in out), max(r["to"] for r in out)
-        out.sort(key=lambda r: (not (r["from"] == lo and r["to"] == hi), r["from"], r["to"]))
-    return out
-
-
-# ============================================================================ envelope constant
-def envelope_constant(F: Iterable[float], grad_sq: Iterable[float], floor: float = DEFAULT_F_FLOOR) -> dict:
-    """c = min ‖∇F‖²/F over the points with F > floor (‖∇F‖² ≥ c·F holds on all of them).
-
-    Returns c (nan when no point is above the floor), the number of points used and the
-    F at which the minimum is attained.
-    """
-    F = np.asarray(list(F), float)
-    g = np.asarray(list(grad_sq), float)
-    use = np.isfinite(F) & np.isfinite(g) & (F > floor)
-    if not use.any():
-        return {"c": float("nan"), "points": 0, "total": int(len(F)), "at_F": float("nan"), "floor": floor}
-    ratio = g[use] / F[use]
-    i = int(np.argmin(ratio))
-    return {"c": float(ratio[i]), "points": int(use.sum()), "total": int(len(F)),
-            "at_F": float(F[use][i]), "floor": floor}
-
-
-# ============================================================================ text helpers
-def fmt(x: Any, digits: int = 3) -> str:
-    """A number in short scientific/fixed notation ('nan' and 'inf' as such)."""
-    if x is None:
-        return "—"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return str(v)
-    if v == 0:
-        return "0"
-    if 1e-3 <= abs(v) < 1e4:
-        return f"{v:.{digits}g}"
-    return f"{v:.{max(digits - 1, 1)}e}"
-
-
-def context_caption(ctx: dict, *, split_word: bool = True) -> str:
-    """'resnet8, folder:cifar10-jpeg, train subset n=128 (seed 0), params all (78,042), BN frozen, fp32'."""
-    if not ctx:
-        return ""
-    parts = []
-    if ctx.get("arch"):
-        parts.append(str(ctx["arch"]))
-    if ctx.get("dataset"):
-        parts.append(str(ctx["dataset"]))
-    if "examples" in ctx:
-        seed = f" (subset seed {ctx['subset_seed']})" if ctx.get("subset_seed") is not None else ""
-        split = f"{ctx.get('split', 'train')} " if split_word else ""
-        parts.append(f"{split}subset n={ctx['examples']}{seed}")
-    if ctx.get("param_subset"):
-        num = f" ({int(ctx['num_params']):,})" if isinstance(ctx.get("num_params"), (int, float)) else ""
-        parts.append(f"params {ctx['param_subset']}{num}")
-    if ctx.get("bn_policy"):
-        parts.append(f"BN {ctx['bn_policy']}" + (f" ({ctx['bn_statistics']})" if ctx.get("bn_statistics") else ""))
-    if ctx.get("precision"):
-        parts.append(str(ctx["precision"]))
-    if (ctx.get("repeats") or 1) > 1:
-        parts.append(f"{ctx['repeats']} repeats ({ctx.get('repeat_mode', '?')})")
-    if ctx.get("loss") and ctx["loss"] != "cross_entropy":
-        parts.append(f"loss {ctx['loss']}")
-    if ctx.get("label_noise"):
-        parts.append(f"label noise {ctx['label_noise']}")
-    if ctx.get("train_seed") is not None:
-        parts.append(f"training seed {ctx['train_seed']}")
-    return ", ".join(parts)
-
-
-def _common_caption(contexts: list[dict]) -> str:
-    """The caption of the first context, noting when the others differ."""
-    if not contexts:
-        return ""
-    per_piece = ("epoch", "checkpoint", "repeat", "direction_seed")  # vary by design
-    strip = lambda c: {k: v for k, v in c.items() if k not in per_piece}  # noqa: E731
-    text = context_caption(contexts[0])
-    if any(strip(c) != strip(contexts[0]) for c in contexts[1:]):
-        text += "  [settings differ between checkpoints: see each result file's context]"
-    return text
-
-
-def run_title(run: RunDir, config: dict) -> str:
-    train = config.get("train") or {}
-    bits = [run.path.name]
-    if train:
-        bits.append(f"{train.get('arch', '?')} trained {train.get('epochs', '?')} epochs "
-                    f"(lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')}, seed {train.get('seed', '?')}"
-                    + (f", {train['train_subset']} training images" if train.get("train_subset") else "")
-                    + (f", label noise {train['label_noise']}" if train.get("label_noise") else "") + ")")
-    elif config.get("external_checkpoint"):
-        bits.append(f"external checkpoint {Path(config['external_checkpoint']).name}")
-    return " — ".join(bits)
 
 
 def _wrap(text: str, width_in: float, fontsize: float = 8.5) -> str:
@@ -490,6 +102,7 @@ def _log_ticks(ax, axis: str = "both") -> None:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write ``fig`` as PNG and PDF atomically; returns the paths."""
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -507,7 +120,7 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
 
 def select_epochs(available: list[int], epochs: Iterable[int] | None, config: dict, what: str = "results") -> list[int]:
     """The checkpoint epochs a per-checkpoint figure shows: the requested ones (all must be
-    ``available``), else those of the paper's Figure 1 (5, 40, 90, 120, 130, 160) present in a
+    ``available``), else those of the paper's Figure 1 (recipe.PAPER_FIGURE_EPOCHS) present in a
     full-length run (trained ≥ 160 epochs), else every available one."""
     if epochs is not None:
         epochs = sorted(set(int(e) for e in epochs))
@@ -516,8 +129,8 @@ def select_epochs(available: list[int], epochs: Iterable[int] | None, config: di
             raise LandscapeError(f"no {what} for epoch(s) {missing}; available: {available or 'none'}")
         return epochs
     train_epochs = (config.get("train") or {}).get("epochs") or 0
-    paper = [e for e in PAPER_EPOCHS if e in available]
-    if train_epochs >= max(PAPER_EPOCHS) and paper:
+    paper = [e for e in PAPER_FIGURE_EPOCHS if e in available]
+    if train_epochs >= max(PAPER_FIGURE_EPOCHS) and paper:
         return paper
     return available
 
@@ -575,7 +188,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         ylabel = f"{ylabel} (σ={fmt(sigma) if sigma is not None else '?'})"
     unit_x = _axis_unit(first["x"]); unit_y = _axis_unit(first["y"])
     caption = (f"{run_title(run, config)}\n"
-               f"F = training loss on {_common_caption([s['context'] for s in surfaces])}; "
+               f"F = training loss on {common_caption([s['context'] for s in surfaces])}; "
                f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; axes in {unit_x}"
                + (" (unit directions; y orthogonalized to x)" if kind == "paper" else ""))
     written = []
@@ -687,7 +300,7 @@ def _surface_title(s: dict, kind: str) -> str:
 
 
 # ============================================================================ (b) gradient dominance
-def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> list[Path]:
+def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> list[Path]:
     """‖∇F‖² against F (log-log): the dense track coloured by epoch, checkpoints marked, and
     the envelope ‖∇F‖² = c·F (c = min ratio over the points with F > floor). Two panels:
     all parameters and hidden ones. Returns [] when neither track nor dominance results exist."""
@@ -755,7 +368,7 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DEFAULT_F_FLOOR) -> lis
         cb.set_label("epoch")
         caption = run_title(run, config)
         if points:
-            caption += f"\ncheckpoints: {_common_caption([p['context'] for p in points])}"
+            caption += f"\ncheckpoints: {common_caption([p['context'] for p in points])}"
         if track:
             caption += (f"\ntrack: every {train.get('track_every', '?')} iterations during training, on "
                         f"{track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, all parameters)")
@@ -825,7 +438,7 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
             ax_r.set_title(f"epoch {epoch}: residual and fit a·|t| + b·t²  (o: t>0, x: t<0)")
             ax_r.legend(loc="upper left", fontsize=6.5)
         caption = (f"{run_title(run, config)}\nsemi-smoothness probes on "
-                   f"{_common_caption([p['context'] for _, ps in per_epoch for p in ps])}; faint dots: below the noise floor")
+                   f"{common_caption([p['context'] for _, ps in per_epoch for p in ps])}; faint dots: below the noise floor")
         fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
         return _save(fig, out_dir, "smoothness")
 
@@ -960,7 +573,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
         caption += (f"\ntraining on {data.get('train_examples', '?')} images of {data.get('dataset', '?')}, "
                     f"test on {data.get('test_examples', '?')}; dotted lines: analyzed checkpoints")
         if curv:
-            caption += f"\neigenvalues: {_common_caption([c['context'] for c in curv])}"
+            caption += f"\neigenvalues: {common_caption([c['context'] for c in curv])}"
         fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
         return _save(fig, out_dir, "training")
 
@@ -971,11 +584,6 @@ def epoch_spread(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray,
     vals = [np.array([r[key] for r in records if r["epoch"] == e], float) for e in epochs]
     return (np.array(epochs), np.array([v.mean() for v in vals]), np.array([v.min() for v in vals]),
             np.array([v.max() for v in vals]))
-
-
-def track_uses_statistics_of_theta(track: list[dict]) -> bool:
-    """Tracks written since the statistics of θ are recomputed at every point say so in bn_policy."""
-    return bool(track) and all("statistics of θ" in str(r.get("bn_policy", "")) for r in track)
 
 
 def _track_bn_words(track: list[dict]) -> str:
@@ -1019,7 +627,7 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
         ax_x.set_xlabel("epoch"); ax_x.set_ylabel("extra decrease from the curvature direction (%)")
         ax_x.set_title("what second-order information adds")
         ax_x.legend(fontsize=7)
-        caption = run_title(run, config) + f"\n{_common_caption([t['context'] for t in tests])}; " \
+        caption = run_title(run, config) + f"\n{common_caption([t['context'] for t in tests])}; " \
             f"line searches to {fmt(tests[0]['result'].get('line_search_rtol', float('nan')))} relative in the step, " \
             f"Nelder–Mead in the plane; no grid"
         fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
@@ -1099,7 +707,7 @@ _SKIP_REASONS = {
 }
 
 
-def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DEFAULT_F_FLOOR,
+def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE_F_FLOOR,
                  echo=None) -> FigureSet:
     """Draw every figure whose inputs exist into ``out_dir`` (default RUN/figures).
 

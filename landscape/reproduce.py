@@ -20,15 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis import Analysis, AnalysisSettings
+from .analysis import Analysis
+from .settings import AnalysisSettings
 from .errors import LandscapeError
 from .results import RunDir, atomic_write_json, read_json
-from .train import PAPER_EPOCHS, PAPER_FIGURE_EPOCHS, TrainConfig, train
-
-
-def scaled_epochs(epochs, total: int) -> list[int]:
-    """The paper's epochs moved to the same fractions of a ``total``-epoch schedule."""
-    return sorted({max(1, round(e * total / PAPER_EPOCHS)) for e in epochs})
+from .recipe import PAPER_EPOCHS, PAPER_FIGURE_EPOCHS, PAPER_SAVE_AT, scaled_figure_epochs
+from .train import TrainConfig, train
 
 
 @dataclass
@@ -61,7 +58,7 @@ def _paper() -> Preset:
              for d, n in (("cifar10", 0.0), ("cifar100", 0.0), ("cifar10", 0.2))]
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
-        epochs=[0, 5, 40, 90, 120, 130, 160, 164], subset=None, test_subset=None, repeats=3,
+        epochs=sorted({*PAPER_SAVE_AT, PAPER_EPOCHS}), subset=None, test_subset=None, repeats=3,
         probe_gaussian=2, probe_filter=2, probe_steps=12, curvature_top=2, curvature_sigma=1e-3,
         curvature_samples=8, surface_points=21, interpolation_points=41, trace_samples=32)
     return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
@@ -81,7 +78,7 @@ def _quick() -> Preset:
     negative one) keep the whole preset
     under 20 minutes on 2 CPU cores, where one Hessian-vector product costs ~14 forward passes.
     """
-    figure_epochs = scaled_epochs(PAPER_FIGURE_EPOCHS, QUICK_EPOCHS)
+    figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
         epochs=figure_epochs, subset=64, test_subset=256, repeats=3, probe_gaussian=1, probe_filter=1,

@@ -34,6 +34,7 @@ os.umask(_UMASK)
 
 
 def _atomic(path: Path, write) -> None:
+    """Write through a temporary file in the same folder and rename: readers see old or new, never half."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,7 @@ def _copy_stream(src, dst) -> None:
 
 
 def _jsonable(obj: Any) -> Any:
+    """``obj`` with numpy/torch scalars, arrays, paths and non-finite floats made JSON-safe."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -91,6 +93,11 @@ def _jsonable(obj: Any) -> Any:
 def atomic_write_json(obj: Any, path: Path) -> None:
     data = json.dumps(_jsonable(obj), indent=2, sort_keys=True).encode()
     _atomic(path, lambda fh: fh.write(data + b"\n"))
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    _atomic(Path(path), lambda fh: fh.write(text.encode("utf-8")))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -131,16 +138,28 @@ def append_jsonl(obj: Any, path: Path) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Read a JSON-lines file, ignoring a torn last line left by a crash."""
-    if not Path(path).is_file():
+    """The rows of a JSON-lines file ([] if absent). A torn last line (a crash while appending) is
+    dropped; any other unreadable line, or a line that is not an object, is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
         return []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LandscapeError(f"damaged result file {path}: {exc}") from None
     rows = []
-    with open(path) as fh:
-        for line in fh:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1 and i > 0:
+                break  # torn last line
+            raise LandscapeError(f"damaged result file {path}: line {i + 1}: {exc}") from None
+        if not isinstance(row, dict):
+            raise LandscapeError(f"damaged result file {path}: line {i + 1} is not a JSON object")
+        rows.append(row)
     return rows
 
 
@@ -193,22 +212,30 @@ def read_run_config(path: Path) -> dict:
     return config
 
 
-def read_labels(path: Path) -> dict[str, torch.Tensor]:
-    """A run's labels.pt ({'indices', 'labels'}), loaded without unpickling code; one line if damaged."""
+def safe_torch_load(path: Path, what: str):
+    """torch.load(weights_only=True) of ``path``; one line naming ``what`` and the file when it fails."""
     import pickle
 
     path = Path(path)
     if not path.is_file():
-        raise LandscapeError(f"missing {path}: the run's training labels")
+        raise LandscapeError(f"{what} {path} does not exist")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only load failed" in str(exc).lower():
-            raise LandscapeError(f"{path} holds Python objects besides tensors; refusing to unpickle it "
-                                 f"(torch.load weights_only)") from None
-        raise LandscapeError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
-    except Exception as exc:  # truncated zip, wrong format, ...
-        raise LandscapeError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
+            raise LandscapeError(f"{what} {path} holds Python objects besides tensors and plain values; "
+                                 f"refusing to unpickle it (torch.load weights_only)") from None
+        raise LandscapeError(f"{what} {path} is corrupt or truncated ({_first_line(exc)})") from None
+    except Exception as exc:  # a damaged or foreign file fails in many ways (KeyError, struct.error, ...)
+        raise LandscapeError(f"{what} {path} is corrupt or truncated ({_first_line(exc)})") from None
+
+
+def read_labels(path: Path) -> dict[str, torch.Tensor]:
+    """A run's labels.pt ({'indices', 'labels'}), loaded without unpickling code; one line if damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise LandscapeError(f"missing {path}: the run's training labels")
+    blob = safe_torch_load(path, "labels file")
     ok = (isinstance(blob, dict) and all(isinstance(blob.get(k), torch.Tensor) for k in ("indices", "labels"))
           and blob["labels"].dim() == 1 and blob["indices"].shape == blob["labels"].shape
           and not blob["labels"].is_floating_point() and not blob["indices"].is_floating_point())

@@ -14,7 +14,7 @@ import json
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,10 +29,8 @@ from .objective import Objective, exact_bn_statistics
 from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atomic_write_json, read_jsonl,
                       read_labels, read_run_config, run_lock, user_entries)
 
-PAPER_EPOCHS = 164
-PAPER_MILESTONES = (81, 122)
-PAPER_SAVE_AT = (0, 5, 40, 90, 120, 130, 160)
-PAPER_FIGURE_EPOCHS = (5, 40, 90, 120, 130, 160)  # the checkpoints of the paper's Figure 1
+from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPER_MILESTONES, PAPER_MOMENTUM,
+                     PAPER_SAVE_AT, paper_weight_decay, scaled_epoch)
 
 
 class TrainingDiverged(LandscapeError):
@@ -47,12 +45,12 @@ class TrainConfig:
     dataset: str
     width: int = 1
     epochs: int = PAPER_EPOCHS
-    lr: float = 0.1
-    momentum: float = 0.9
+    lr: float = PAPER_LR
+    momentum: float = PAPER_MOMENTUM
     milestones: list[float] | None = None  # epochs, or fractions of `epochs` if all < 1
-    gamma: float = 0.1
-    weight_decay: float | None = None  # None: 1e-4 for ResNets, 5e-4 for VGG
-    batch_size: int = 128
+    gamma: float = PAPER_GAMMA
+    weight_decay: float | None = None  # None: recipe.paper_weight_decay (1e-4 ResNets, 5e-4 VGG)
+    batch_size: int = PAPER_BATCH_SIZE
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
@@ -63,7 +61,6 @@ class TrainConfig:
     track_every: int = 0
     track_subset: int = 512
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
-    extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
         """A copy with every default filled in and checked."""
@@ -91,8 +88,7 @@ class TrainConfig:
         if c.train_params not in ("all", "hidden"):
             raise LandscapeError(f"--train must be 'all' or 'hidden', got {c.train_params!r}")
         if c.weight_decay is None:
-            c.weight_decay = 5e-4 if c.arch.startswith("vgg") else 1e-4
-        scale = c.epochs / PAPER_EPOCHS
+            c.weight_decay = paper_weight_decay(c.arch)
         if c.milestones is None:
             c.milestones = [m / PAPER_EPOCHS for m in PAPER_MILESTONES] if c.epochs != PAPER_EPOCHS \
                 else list(PAPER_MILESTONES)
@@ -100,7 +96,7 @@ class TrainConfig:
             c.milestones = [max(1, round(m * c.epochs)) for m in c.milestones]
         c.milestones = sorted(int(m) for m in c.milestones)
         if c.save_at is None:
-            c.save_at = sorted({round(e * scale) for e in PAPER_SAVE_AT})
+            c.save_at = sorted({scaled_epoch(e, c.epochs) for e in PAPER_SAVE_AT})
         c.save_at = sorted({int(e) for e in c.save_at if 0 <= e <= c.epochs} | {c.epochs})
         return c
 
@@ -160,6 +156,7 @@ def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
 
 
 def _check_resume(run: RunDir, config: TrainConfig, overrides: dict) -> TrainConfig:
+    """The stored config of the run, after checking the given options agree with it."""
     stored = read_run_config(run.config)["train"]
     if not isinstance(stored, dict):
         raise LandscapeError(f"{run.path} holds the analysis of an external checkpoint, not a training run")
@@ -328,6 +325,7 @@ def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo)
     of another network is an error, not something to skip.
     """
     def load(path: Path):
+        """(path, blob, model) of a checkpoint if it is intact and finite, else None with a message."""
         try:
             blob = read_checkpoint(path)
         except LandscapeError as exc:
@@ -357,6 +355,7 @@ def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo)
 
 def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, download: bool,
            device: str, resume: bool, overrides: dict | None, progress: bool, echo, force: bool) -> RunDir:
+    """Validate, lock the run folder, then train (see ``train``)."""
     run = RunDir(out)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -378,6 +377,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
 
 def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
                   progress: bool, echo) -> None:
+    """The training run proper: resume point, data, model, optimizer, epochs, checkpoints."""
     from tqdm import tqdm
 
     if len(torch.unique(data.train_labels)) < 2:
@@ -426,8 +426,7 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
             "mean": data.mean, "std": data.std}}, run.config)
         atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
 
-    channels_last = True
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model = model.to(device, memory_format=torch.channels_last)
     trainable = set(select_parameters(model, config.train_params))
     for name, p in model.named_parameters():
         p.requires_grad_(name in trainable)

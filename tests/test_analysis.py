@@ -21,6 +21,8 @@ from landscape.results import read_json, read_npz
 
 from conftest import REAL_FOLDER
 
+pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, data_root, cache_dir):
@@ -181,8 +183,6 @@ CURVATURE_ARGS = ["--measure", "curvature,surface,interpolation", "--subset", "1
                   "--interp-points", "5", "--interp-pairs", "init-final"]
 
 
-@pytest.mark.skipif(not (Path(__file__).parents[1] / "landscape" / "curvature.py").is_file(),
-                    reason="landscape/curvature.py not written yet")
 def test_curvature_surface_and_interpolation_on_real_images(trained_run, tmp_path, data_root, cache_dir, monkeypatch):
     run = _copy_run(trained_run, tmp_path)
     _analyze([run, *CURVATURE_ARGS], data_root, cache_dir)
@@ -534,7 +534,7 @@ def test_a_stored_non_finite_best_step_is_not_used(tiny_run, tmp_path, cache_dir
 # ----------------------------------------------------------------------------- a zero gradient
 def test_a_zero_gradient_makes_the_gradient_direction_undefined_not_a_crash(tmp_path, make_image_folder, cache_dir):
     """One class: the loss is 0 for every network, ∇F = 0 and the Hessian is 0."""
-    from landscape.plots import load_probes, load_surface
+    from landscape.readers import load_probes, load_surface
     from landscape.results import RunDir
     from landscape.train import TrainConfig, train
 

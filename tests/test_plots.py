@@ -15,11 +15,13 @@ from PIL import Image
 
 from landscape.cli import main
 from landscape.errors import LandscapeError
-from landscape.plots import (FIGURES, analyzed_epochs, input_fingerprint, make_figures, read_manifest,
-                             select_epochs)
+from landscape.plots import FIGURES, input_fingerprint, make_figures, read_manifest, select_epochs
+from landscape.readers import analyzed_epochs
 from landscape.results import RunDir
 
 from conftest import REAL_FOLDER
+
+pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
                "second_order", "smoothness", "interpolation", "training"]
@@ -203,7 +205,7 @@ def test_damaged_input_is_a_one_line_error(analyzed_run, tmp_path, case):
 
 
 def test_torn_last_log_line_is_tolerated(analyzed_run, tmp_path):
-    from landscape.plots import load_log
+    from landscape.readers import load_log
 
     run = copy_run(analyzed_run, tmp_path / "run")
     whole = load_log(RunDir(run))
@@ -227,7 +229,8 @@ def test_cli_figures(analyzed_run, tmp_path):
 
 def test_figure_numbers_come_from_the_files(analyzed_run):
     """The envelope constant drawn is the smallest ratio over the stored points above the floor."""
-    from landscape.plots import envelope_constant, load_dominance, load_track
+    from landscape.readers import load_dominance, load_track
+    from landscape.verdicts import envelope_constant
 
     run = RunDir(analyzed_run)
     points, track = load_dominance(run), load_track(run)

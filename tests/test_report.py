@@ -18,10 +18,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from landscape import report as R
+from landscape import verdicts as V
 from landscape.cli import main
 from landscape.errors import LandscapeError
 
 from test_plots import build_analyzed_run, build_figured_run, copy_run
+
+pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +54,16 @@ def _claims(data: dict) -> dict:
 
 def test_verdict_numbers_equal_the_result_files(analyzed_run):
     run = analyzed_run
-    data = R.run_verdicts(run)
+    data = V.run_verdicts(run)
     claims = _claims(data)
-    assert list(claims) == list(R.CLAIMS)
+    assert list(claims) == list(V.CLAIMS)
     epochs = [0, 1, 2]
     analysis = run / "analysis"
 
     # gradient dominance: c = min ratio over checkpoints and track points with F above the floor
     dom = {e: _json(analysis / f"epoch_{e:04d}" / "dominance.json") for e in epochs}
     track = [json.loads(line) for line in (run / "track.jsonl").read_text().splitlines()]
-    floor = R.DOMINANCE_F_FLOOR
+    floor = V.DOMINANCE_F_FLOOR
     c_ck = min(d["result"]["ratio"] for d in dom.values() if d["result"]["F"] > floor)
     c_tr = min(r["grad_sq"] / r["F"] for r in track if r["F"] > floor)
     c_hid = min([d["result"]["ratio_hidden"] for d in dom.values() if d["result"]["F"] > floor]
@@ -72,7 +75,7 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     assert g["numbers"]["c"] == pytest.approx(min(c_ck, c_tr), rel=1e-12)
     assert g["numbers"]["c_hidden"] == pytest.approx(c_hid, rel=1e-12)
     assert g["numbers"]["floor"] == floor
-    assert g["verdict"] == (R.HOLDS if 0 < g["numbers"]["c"] < math.inf else R.FAILS)
+    assert g["verdict"] == (V.HOLDS if 0 < g["numbers"]["c"] < math.inf else V.FAILS)
     ctx = dom[0]["context"]
     for key in ("dataset", "examples", "param_subset", "bn_policy", "precision", "subset_seed", "train_seed"):
         assert g["settings"][key] == ctx[key], key
@@ -82,14 +85,14 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     probes = [_json(p) for p in sorted(analysis.glob("epoch_*/probe_*.json"))]
     assert len(probes) == 3 * 3 + 2 * 2  # 3 directions everywhere, Hessian ones where curvature ran
     s = claims["semi_smoothness"]
-    good = [p for p in probes if p["result"]["fit"]["points"] >= 3 and p["result"]["fit"]["rel_rms"] <= R.FIT_MAX_REL_RMS]
+    good = [p for p in probes if p["result"]["fit"]["points"] >= 3 and p["result"]["fit"]["rel_rms"] <= V.FIT_MAX_REL_RMS]
     worst = max(good, key=lambda p: p["result"]["a_over_sqrt_F"])
     assert s["numbers"]["max_a_over_sqrt_F"] == pytest.approx(worst["result"]["a_over_sqrt_F"], rel=1e-12)
     assert s["numbers"]["max_b"] == pytest.approx(max(p["result"]["fit"]["b"] for p in good), rel=1e-12)
     assert s["numbers"]["probes"] == len(probes) and s["numbers"]["good_fits"] == len(good)
-    poor_over = [p for p in probes if p not in good and p["result"]["a_over_sqrt_F"] > R.SMOOTHNESS_MAX_A_OVER_SQRT_F]
-    holds = s["numbers"]["max_a_over_sqrt_F"] <= R.SMOOTHNESS_MAX_A_OVER_SQRT_F
-    assert s["verdict"] == (R.FAILS if not holds else R.INCONCLUSIVE if poor_over else R.HOLDS)
+    poor_over = [p for p in probes if p not in good and p["result"]["a_over_sqrt_F"] > V.SMOOTHNESS_MAX_A_OVER_SQRT_F]
+    holds = s["numbers"]["max_a_over_sqrt_F"] <= V.SMOOTHNESS_MAX_A_OVER_SQRT_F
+    assert s["verdict"] == (V.FAILS if not holds else V.INCONCLUSIVE if poor_over else V.HOLDS)
     assert sorted((row[0], row[4], row[5]) for row in s["rows"]) == sorted(
         (p["context"]["epoch"], p["result"]["fit"]["a"], p["result"]["fit"]["b"]) for p in probes)
 
@@ -103,9 +106,9 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
         t = tests[row[0]]
         assert row[7] == pytest.approx(t["extra_fraction"], rel=1e-12)
         assert t["d_plane"] >= max(t["d_grad"], t["d_curv"])
-        assert row[-1] == ("yes" if t["extra_fraction"] <= R.SECOND_ORDER_MAX_EXTRA_FRACTION else "no")
-    holds = worst["extra_fraction"] <= R.SECOND_ORDER_MAX_EXTRA_FRACTION
-    assert o["verdict"] in ((R.HOLDS, R.INCONCLUSIVE) if holds else (R.FAILS,))
+        assert row[-1] == ("yes" if t["extra_fraction"] <= V.SECOND_ORDER_MAX_EXTRA_FRACTION else "no")
+    holds = worst["extra_fraction"] <= V.SECOND_ORDER_MAX_EXTRA_FRACTION
+    assert o["verdict"] in ((V.HOLDS, V.INCONCLUSIVE) if holds else (V.FAILS,))
 
     # interpolation init → final: largest bump and F(init) from the stored files
     i = claims["interpolation"]
@@ -116,30 +119,30 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     assert i["numbers"]["largest_bump"] == stored["result"]["train"]["largest_bump"]
     assert i["numbers"]["monotone"] == stored["result"]["train"]["monotone"]
     assert i["numbers"]["F_init"] == f_init
-    assert i["numbers"]["limit"] == pytest.approx(R.INTERPOLATION_MAX_BUMP_FRACTION * f_init)
-    assert i["verdict"] == (R.HOLDS if i["numbers"]["largest_bump"] <= i["numbers"]["limit"] else R.FAILS)
+    assert i["numbers"]["limit"] == pytest.approx(V.INTERPOLATION_MAX_BUMP_FRACTION * f_init)
+    assert i["verdict"] == (V.HOLDS if i["numbers"]["largest_bump"] <= i["numbers"]["limit"] else V.FAILS)
     assert i["settings"]["interpolation_bn"] == stored["settings"]["bn_interpolation"]
     assert len(i["rows"]) == 3
 
     # accuracy: the last line of log.jsonl
     a = claims["accuracy"]
     last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
-    assert a["verdict"] == R.MEASURED
+    assert a["verdict"] == V.MEASURED
     assert (a["numbers"]["train_acc"], a["numbers"]["test_acc"], a["numbers"]["epoch"]) == \
         (last["train_acc"], last["test_acc"], last["epoch"])
     assert a["numbers"]["checkpoint_train_acc"] == dom[2]["result"]["train_acc"]
 
 
 def test_failing_claims_are_reported_with_their_numbers(analyzed_run):
-    run = R.as_run(analyzed_run)
-    s = R.smoothness_verdict(run, threshold_value=0.0)
-    assert s["verdict"] == R.FAILS and s["numbers"]["max_a_over_sqrt_F"] > 0
-    i = R.interpolation_verdict(run, fraction=-1.0)
-    assert i["verdict"] == R.FAILS and "largest bump" in i["summary"]
-    o = R.second_order_verdict(run, fraction=-1.0)
-    assert o["verdict"] == R.FAILS and o["numbers"]["failing_epochs"] == [0, 2]  # extra ≥ 0 > −1·d_grad
-    g = R.dominance_verdict(run, floor=1e9)
-    assert g["verdict"] == R.NOT_MEASURED and "floor" in g["summary"]
+    run = V.as_run(analyzed_run)
+    s = V.smoothness_verdict(run, threshold_value=0.0)
+    assert s["verdict"] == V.FAILS and s["numbers"]["max_a_over_sqrt_F"] > 0
+    i = V.interpolation_verdict(run, fraction=-1.0)
+    assert i["verdict"] == V.FAILS and "largest bump" in i["summary"]
+    o = V.second_order_verdict(run, fraction=-1.0)
+    assert o["verdict"] == V.FAILS and o["numbers"]["failing_epochs"] == [0, 2]  # extra ≥ 0 > −1·d_grad
+    g = V.dominance_verdict(run, floor=1e9)
+    assert g["verdict"] == V.NOT_MEASURED and "floor" in g["summary"]
 
 
 def _verdict_table(md: str) -> dict[str, list[str]]:
@@ -157,7 +160,7 @@ def test_report_files(reported):
     run, written = reported
     assert written["markdown"] == run / "report.md" and written["html"] == run / "report.html"
     md = written["markdown"].read_text()
-    data = R.run_verdicts(run)
+    data = V.run_verdicts(run)
     table = _verdict_table(md)
     assert list(table) == [c["title"] for c in data["claims"]]
     for c in data["claims"]:
@@ -165,7 +168,7 @@ def test_report_files(reported):
         assert verdict.lower() == c["verdict"]
         assert numbers == c["summary"] and threshold == c["threshold"]
     g = _claims(data)["gradient_dominance"]
-    assert f"c = {R.fmt(g['numbers']['c'], 4)}" in table[g["title"]][1]
+    assert f"c = {V.fmt(g['numbers']['c'], 4)}" in table[g["title"]][1]
     assert "n=16 (subset seed 0)" in table[g["title"]][3] and "BN frozen" in table[g["title"]][3]
     assert "fp32" in table[g["title"]][3] and "params all" in table[g["title"]][3]
     for name in ("SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1", "SECOND_ORDER_MAX_EXTRA_FRACTION = 0.1",
@@ -185,7 +188,7 @@ def test_html_is_self_contained(reported):
     with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
         assert im.format == "PNG"
     assert "href=" not in page
-    for c in R.run_verdicts(run)["claims"]:
+    for c in V.run_verdicts(run)["claims"]:
         assert R._inline(c["summary"]) in page
 
 
@@ -193,8 +196,8 @@ def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     run = copy_run(analyzed_run, tmp_path / "run")
     shutil.rmtree(run / "analysis")
     (run / "track.jsonl").unlink()
-    claims = _claims(R.run_verdicts(run))
-    assert [claims[c]["verdict"] for c in R.CLAIMS] == [R.NOT_MEASURED] * 4 + [R.MEASURED]
+    claims = _claims(V.run_verdicts(run))
+    assert [claims[c]["verdict"] for c in V.CLAIMS] == [V.NOT_MEASURED] * 4 + [V.MEASURED]
     written = R.write_report(run)
     assert {p.stem for p in (run / "figures").glob("*.png")} == {"training"}
     table = _verdict_table(written["markdown"].read_text())

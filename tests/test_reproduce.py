@@ -13,6 +13,8 @@ from landscape.errors import LandscapeError
 
 from conftest import REAL_FOLDER
 
+pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, data_root, cache_dir):

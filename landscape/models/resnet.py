@@ -21,6 +21,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and an identity or projection shortcut."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        """``downsample`` (a projection), when given, replaces the identity shortcut."""
         super().__init__()
         self.conv1 = _conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -40,6 +41,7 @@ class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 inputs: three stages of n blocks at 16k, 32k, 64k channels."""
 
     def __init__(self, depth: int, num_classes: int = 10, width: int = 1):
+        """ResNet-(6n+2) for CIFAR as in bearpaw/pytorch-classification, channels ×``width``."""
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"ResNet depth must be 6n+2 with n >= 1, got {depth}")
@@ -62,6 +64,7 @@ class CifarResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        """One stage of ``blocks`` basic blocks; the first may downsample."""
         downsample = None
         if stride != 1 or self.inplanes != planes:
             downsample = nn.Sequential(

@@ -19,6 +19,7 @@ class VGG(nn.Module):
     """VGG with batch norm; ``width`` scales every convolution's channels."""
 
     def __init__(self, layout: list, num_classes: int = 10, width: int = 1):
+        """VGG with batch norm from a layout list ('M' = max-pool), channels ×``width``."""
         super().__init__()
         layers: list[nn.Module] = []
         in_channels = 3

@@ -1,0 +1,309 @@
+"""Typed records of a run's stored results: what the figures, the verdicts and the report read.
+
+Files are read through ``results`` (the only module that touches them); here each result file
+becomes a plain record with its numbers checked. A missing file is absent from the records; a
+damaged one (unreadable, truncated, lacking a key, a number that is not one) raises
+``LandscapeError`` naming the file. Loaders that take ``repeats`` return every repeat of a
+checkpoint (repeat 0 in ``analysis/epoch_XXXX/``, repeat r in ``repeat_r/`` below it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import LandscapeError
+from .results import RunDir, read_json, read_jsonl, read_npz
+
+_EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+DIRECTION_ORDER = ("neg_gradient", "gaussian", "filter_normalized", "hessian_top", "hessian_most_negative")
+
+
+def _damaged(path: Path, why: str) -> LandscapeError:
+    return LandscapeError(f"damaged result file {path}: {why}")
+
+
+def _get(obj: Any, dotted: str, path: Path) -> Any:
+    """``obj['a']['b']`` for 'a.b', or a LandscapeError naming the file and the key."""
+    cur = obj
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise _damaged(path, f"no key '{dotted}'")
+        cur = cur[part]
+    return cur
+
+
+def _num(value: Any, path: Path, what: str) -> float:
+    """A stored number (non-finite ones are stored as the strings 'nan', 'inf')."""
+    if isinstance(value, bool):
+        raise _damaged(path, f"'{what}' is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _damaged(path, f"'{what}' is not a number: {value!r}") from None
+
+
+def load_json(path: Path, required: Iterable[str] = ()) -> dict:
+    """A result JSON whose ``required`` dotted keys all exist."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise _damaged(path, "not a JSON object")
+    for key in required:
+        _get(data, key, path)
+    return data
+
+
+def load_npz(path: Path, required: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    path = Path(path)
+    arrays = read_npz(path)
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise _damaged(path, f"no array(s) {', '.join(missing)}")
+    return arrays
+
+
+def read_rows(path: Path, required: Iterable[str] = ()) -> list[dict]:
+    """The rows of a JSON-lines file (``results.read_jsonl``), each holding the ``required`` keys."""
+    path = Path(path)
+    rows = read_jsonl(path)
+    for i, row in enumerate(rows):
+        for key in required:
+            if key not in row:
+                raise _damaged(path, f"line {i + 1} has no key '{key}'")
+    return rows
+
+
+LOG_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+TRACK_KEYS = ("step", "epoch", "F", "grad_sq", "grad_sq_hidden")
+
+
+def analyzed_epochs(run: RunDir) -> list[int]:
+    """Checkpoint epochs that have an ``analysis/epoch_XXXX`` folder."""
+    if not run.analysis.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in run.analysis.iterdir()
+                  if p.is_dir() and (m := _EPOCH_DIR.match(p.name)))
+
+
+def as_run(run_dir) -> RunDir:
+    """A RunDir for a path or a RunDir."""
+    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+
+
+def read_config(run: RunDir) -> dict:
+    if not run.path.is_dir():
+        raise LandscapeError(f"{run.path} is not a directory")
+    if not run.is_run():
+        raise LandscapeError(f"{run.path} is not a run directory (no config.json)")
+    return load_json(run.config, ["data.dataset"])
+
+
+_REPEAT_DIR = re.compile(r"^repeat_(\d+)$")
+
+
+def repeat_folders(run: RunDir, epoch: int, repeats: bool = True) -> list[tuple[int, Path]]:
+    """(repeat, folder) of one checkpoint: repeat 0 is the epoch folder, repeat R its ``repeat_R/``."""
+    base = run.analysis_dir(epoch)
+    if not base.is_dir():
+        return []
+    out = [(0, base)]
+    if repeats:
+        out += sorted((int(m.group(1)), p) for p in base.iterdir() if p.is_dir() and (m := _REPEAT_DIR.match(p.name)))
+    return out
+
+
+def _result_files(run: RunDir, epochs: Iterable[int] | None, name: str, repeats: bool):
+    """(epoch, repeat, path) of every existing result file ``name`` of the given checkpoints."""
+    for epoch in (analyzed_epochs(run) if epochs is None else epochs):
+        for repeat, folder in repeat_folders(run, epoch, repeats):
+            if (folder / name).is_file():
+                yield epoch, repeat, folder / name
+
+
+def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
+    """One record per analyzed checkpoint with a dominance.json (and per repeat with ``repeats``)."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "dominance.json", repeats):
+        d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",
+                             "result.ratio", "result.ratio_hidden"])
+        r = d["result"]
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
+               "settings": d.get("settings", {}), "bn_stats": r.get("bn_stats", "checkpoint")}
+        for k in ("F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden"):
+            rec[k] = _num(r[k], path, f"result.{k}")
+        for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm", "F_checkpoint_stats",
+                  "F_recomputed_stats"):
+            if k in r:
+                rec[k] = _num(r[k], path, f"result.{k}")
+        out.append(rec)
+    return out
+
+
+def _numeric_rows(path, keys) -> list[dict]:
+    rows = read_rows(path, keys)
+    for i, row in enumerate(rows):
+        for k in keys:
+            row[k] = _num(row[k], path, f"line {i + 1}: {k}")
+    return rows
+
+
+def load_track(run: RunDir) -> list[dict]:
+    return _numeric_rows(run.track, TRACK_KEYS)
+
+
+def load_log(run: RunDir) -> list[dict]:
+    return _numeric_rows(run.log, LOG_KEYS)
+
+
+def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
+    """The semi-smoothness probes of one checkpoint (of every repeat with ``repeats``), the gradient first."""
+    out = []
+    for repeat, folder in repeat_folders(run, epoch, repeats):
+        out += _load_probe_folder(folder, epoch, repeat)
+    order = list(DIRECTION_ORDER)
+    out.sort(key=lambda p: (p["repeat"], order.index(p["kind"]) if p["kind"] in order else len(order), p["name"]))
+    return out
+
+
+def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
+    """The probe records of one repeat folder."""
+    out = []
+    for path in sorted(folder.glob("probe_*.json")):
+        if _undefined(path):
+            continue
+        d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
+                             "result.direction.kind", "result.a_over_sqrt_F"])
+        arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
+        r = d["result"]
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": path.stem[len("probe_"):],
+               "context": d["context"],
+               "kind": str(r["direction"]["kind"]), "direction": r["direction"],
+               "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
+               "a": _num(r["fit"]["a"], path, "result.fit.a"), "b": _num(r["fit"]["b"], path, "result.fit.b"),
+               "a_over_sqrt_F": _num(r["a_over_sqrt_F"], path, "result.a_over_sqrt_F"),
+               "rel_rms": _num(r["fit"].get("rel_rms", "nan"), path, "result.fit.rel_rms"),
+               "envelope": _num(r["fit"].get("envelope", "nan"), path, "result.fit.envelope"),
+               "points": r["fit"].get("points"), "descent": r.get("descent"),
+               "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
+               "r": np.asarray(arrays["r"], float)}
+        if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
+            raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
+        out.append(rec)
+    return out
+
+
+def _undefined(path: Path) -> bool:
+    """A piece the analysis recorded as undefined (its direction does not exist, e.g. ∇F = 0)."""
+    result = load_json(path).get("result")
+    return isinstance(result, dict) and "undefined" in result
+
+
+def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
+    """The surface (paper plane, or ``name='random_surface'``) of one checkpoint, or None."""
+    path = run.analysis_dir(epoch) / f"{name}.json"
+    if not path.is_file() or _undefined(path):
+        return None
+    required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
+    if name == "surface":
+        required += ["result.along_x.decrease", "result.along_x.at", "result.along_y.decrease", "result.along_y.at"]
+    d = load_json(path, required)
+    arrays = load_npz(path.with_suffix(".npz"), ["xs", "ys", "loss"])
+    xs, ys, loss = (np.asarray(arrays[k], float) for k in ("xs", "ys", "loss"))
+    if loss.shape != (len(ys), len(xs)):
+        raise _damaged(path.with_suffix(".npz"), f"loss has shape {loss.shape}, expected {(len(ys), len(xs))}")
+    res, settings = d["result"], d["settings"]
+
+    def direction(axis: str) -> dict:
+        """The axis' direction description: result.<axis> (current layout) or settings.<axis>."""
+        for where in (res, settings):
+            if isinstance(where.get(axis), dict):
+                return where[axis]
+        return {"kind": str(settings.get(axis, "?"))}
+
+    half = res.get("half_width", settings.get("half_width"))
+    return {"epoch": epoch, "path": path, "context": d["context"], "settings": settings, "result": res,
+            "x": direction("x"), "y": direction("y"), "sigma": settings.get("sigma"),
+            "half_width": _num(half, path, "result.half_width") if half is not None else float(np.abs(xs).max()),
+            "xs": xs, "ys": ys, "loss": loss, "acc": arrays.get("acc")}
+
+
+def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
+    """The extreme eigenvalues of each analyzed checkpoint (and repeat, with ``repeats``)."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "curvature.json", repeats):
+        d = load_json(path, ["context", "result.top", "result.most_negative.eigenvalue"])
+        top = d["result"]["top"]
+        if not isinstance(top, list) or not top or not isinstance(top[0], dict) or "eigenvalue" not in top[0]:
+            raise _damaged(path, "'result.top' holds no eigenpair")
+        neg = d["result"]["most_negative"]
+        out.append({"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
+                    "settings": d.get("settings", {}),
+                    "top": _num(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
+                    "top_converged": bool(top[0].get("converged", True)),
+                    "most_negative_converged": bool(neg.get("converged", True)),
+                    "top_residual": _num(top[0].get("residual", "nan"), path, "result.top[0].residual"),
+                    "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
+                    "most_negative_residual": _num(neg.get("residual", "nan"), path,
+                                                   "result.most_negative.residual"),
+                    "trace": d["result"].get("trace")})
+    return out
+
+
+SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fraction")
+
+
+def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
+    """The grid-free second-order test of each analyzed checkpoint and repeat."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "second_order.json", repeats):
+        if _undefined(path):
+            continue
+        d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
+        r = d["result"]
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
+        rec.update({k: _num(r[k], path, f"result.{k}") for k in SECOND_ORDER_KEYS})
+        rec["lambda_min"] = _num(r.get("lambda_min", "nan"), path, "result.lambda_min")
+        rec["lambda_min_converged"] = bool(r.get("lambda_min_converged", True))
+        rec["bracketed"] = bool(r.get("bracketed", True))
+        rec["evaluations"] = int(r.get("evaluations", 0))
+        out.append(rec)
+    return out
+
+
+_INTERP = re.compile(r"^epoch_(\d+)_to_(\d+)\.json$")
+
+
+def load_interpolations(run: RunDir) -> list[dict]:
+    """Every interpolation: init → final (the widest span) first, then by start epoch."""
+    folder = run.analysis / "interpolation"
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in folder.glob("epoch_*_to_*.json"):
+        m = _INTERP.match(path.name)
+        if not m:
+            continue
+        d = load_json(path, ["context", "settings", "result.train.monotone", "result.train.largest_bump"])
+        arrays = load_npz(path.with_suffix(".npz"), ["alpha", "train_loss", "train_acc", "test_loss", "test_acc"])
+        alpha = np.asarray(arrays["alpha"], float)
+        for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            if len(arrays[k]) != len(alpha):
+                raise _damaged(path.with_suffix(".npz"), f"'{k}' and 'alpha' differ in length")
+        a, b = int(m.group(1)), int(m.group(2))
+        s = d["settings"]
+        out.append({"from": a, "to": b, "path": path, "context": d["context"], "settings": s,
+                    "result": d["result"], "bn": s.get("bn_interpolation", "?"), "alpha": alpha,
+                    **{k: np.asarray(arrays[k], float) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}})
+    if out:
+        lo, hi = min(r["from"] for r in out), max(r["to"] for r in out)
+        out.sort(key=lambda r: (not (r["from"] == lo and r["to"] == hi), r["from"], r["to"]))
+    return out
+
+
+def track_uses_statistics_of_theta(track: list[dict]) -> bool:
+    """Tracks written since the statistics of θ are recomputed at every point say so in bn_policy."""
+    return bool(track) and all("statistics of θ" in str(r.get("bn_policy", "")) for r in track)

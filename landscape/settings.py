@@ -1,0 +1,72 @@
+"""What an analysis measures and on what: the settings and their defaults, defined once.
+
+The CLI reads its defaults from here; every field is written into the result files' keys.
+Kept free of torch so that the command line starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import LandscapeError
+
+MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation")
+DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation")
+REPEATED = ("dominance", "probes", "curvature", "second_order")  # measured once per repeat; the rest once
+REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
+BN_STATS = ("recompute", "checkpoint")
+
+
+@dataclass
+class AnalysisSettings:
+    """What to measure and on what; every field is written next to the numbers."""
+
+    measurements: list[str] = field(default_factory=lambda: list(DEFAULT_MEASUREMENTS))
+    epochs: list[int] | None = None          # None: every checkpoint of the run
+    subset: int | None = None                # training examples (None: the run's whole training set)
+    test_subset: int | None = None           # test examples (None: the whole test split)
+    seed: int = 0
+    repeats: int = 1                         # disjoint subsets (or direction seeds) measured independently
+    bn_stats: str = "recompute"              # recompute: statistics of θ on the analyzed set; checkpoint: stored
+    params: str = "all"                      # parameter subset for probes, curvature, surfaces
+    bn: str = "frozen"
+    loss: str = "cross_entropy"
+    precision: str = "fp32"                  # probes, curvature and gradients: fp32 or fp64
+    surface_precision: str | None = None     # None: same as precision; bf16 allowed on CUDA
+    batch_size: int | None = None
+    probe_gaussian: int = 2
+    probe_filter: int = 2
+    probe_steps: int = 10
+    probe_smallest: float = 1e-5
+    probe_largest: float = 0.05
+    curvature_top: int = 1
+    curvature_subset: int | None = None      # Hessian on a balanced subset of the training examples
+    curvature_sigma: float = 0.0
+    curvature_samples: int = 4
+    curvature_tol: float = 1e-3
+    curvature_max_matvecs: int = 200      # Hessian-vector products per eigensolve, at most
+    curvature_top_max_matvecs: int | None = None  # for the top eigensolve (None: the same); an outlier converges fast
+    trace_samples: int = 0
+    surface_points: int = 21
+    surface_range: float | None = None       # None: the documented rule (see surface_extent)
+    random_surface_range: float = 1.0
+    interpolation_points: int = 41
+    interpolation_bn: str = "recompute"      # recompute | interpolate | batch
+    interpolation_pairs: str = "init-final,consecutive"
+
+    def validate(self) -> "AnalysisSettings":
+        """The settings, or a one-line error for the first one out of range."""
+        unknown = [m for m in self.measurements if m not in MEASUREMENTS]
+        if unknown:
+            raise LandscapeError(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
+        if self.precision not in ("fp32", "fp64"):
+            raise LandscapeError(f"--precision must be fp32 or fp64 (residuals are never bf16), got {self.precision}")
+        if self.interpolation_bn not in ("recompute", "interpolate", "batch"):
+            raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
+        if self.bn_stats not in BN_STATS:
+            raise LandscapeError(f"--bn-stats must be recompute or checkpoint, got {self.bn_stats}")
+        if self.repeats < 1:
+            raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.surface_points < 3 or self.interpolation_points < 3:
+            raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
+        return self
