@@ -140,6 +140,8 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
         run_dir = out / cell.folder
         folders.append(run_dir)
         t = timings.setdefault(cell.name, {})
+        this_run: dict = {}
+        t.setdefault("invocations", []).append(this_run)  # each command's stage times; top level: totals
         echo(f"== {cell.name}: {preset.description}")
 
         started = time.perf_counter()
@@ -150,7 +152,7 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
         if not (resume and _finished(run, config)):
             train(config, run_dir, data_root=data_root, cache_dir=cache_dir, download=download,
                   device=device, resume=resume, progress=progress, echo=echo)
-            t["train_s"] = time.perf_counter() - started
+            this_run["train_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
         settings = dataclasses.replace(preset.analysis, seed=seed)
@@ -159,12 +161,14 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
             settings.epochs = [e for e in settings.epochs if e in have]
         Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
                  device=device, progress=progress, echo=echo).run_all()
-        t["analysis_s"] = time.perf_counter() - started
+        this_run["analysis_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
         make_figures(run_dir, epochs=preset.figure_epochs)
         write_report(run_dir)
-        t["figures_report_s"] = time.perf_counter() - started
+        this_run["figures_report_s"] = time.perf_counter() - started
+        for stage in ("train_s", "analysis_s", "figures_report_s"):  # totals over every invocation
+            t[stage] = sum(run_times.get(stage, 0.0) for run_times in t["invocations"])
         atomic_write_json(timings, timings_path)
     write_combined_report(out, [out / c.folder for c in preset.cells if (out / c.folder).is_dir()])
     return folders
