@@ -187,6 +187,26 @@ class Analysis:
         for partial in [path.with_suffix(".partial.npz"), *path.parent.glob(f"{path.stem}.*.partial.npz")]:
             partial.unlink(missing_ok=True)
 
+    def _piece(self, path: Path, key: dict, what: str, compute) -> bool:
+        """One resumable piece of the analysis: key → fresh? → compute → save → say.
+
+        Nothing happens when ``path`` holds a result made with exactly ``key``; otherwise
+        ``compute()`` returns (summary, arrays or None, a line to print), stored atomically. A
+        direction that does not exist (``UndefinedDirection``, e.g. ∇F = 0) is stored as undefined.
+        Returns True when something was computed.
+        """
+        if self._fresh(path, key):
+            return False
+        try:
+            summary, arrays, message = compute()
+        except UndefinedDirection as exc:
+            self._undefined(path, key, what, exc)
+            return True
+        self._save(path, key, summary, arrays)
+        if message:
+            self.echo(message)
+        return True
+
     def _undefined(self, path: Path, key: dict, what: str, exc: Exception) -> None:
         """Store a piece whose direction does not exist (∇F = 0, ...) as undefined, with the reason."""
         self._save(path, key, {"undefined": str(exc)})
@@ -269,7 +289,8 @@ class Analysis:
         if "dominance" in s.measurements:
             path = out / "dominance.json"
             key = {"context": ctx(full), "settings": {"test_examples": len(self.test_idx)}}
-            if not self._fresh(path, key):
+
+            def dominance():
                 test = self._objective(model, split="test", params="all")
                 result, full_grad = measure.gradient_dominance(full, None, parameter_groups(full.model)["hidden"], test)
                 self._check_finite(result["F"], epoch)
@@ -278,12 +299,13 @@ class Analysis:
                     full.with_buffers(other).value()
                 result["F_checkpoint_stats" if s.bn_stats == "checkpoint" else "F_recomputed_stats"] = result["F"]
                 result["bn_stats"] = s.bn_stats
-                self._save(path, key, result)
-                self.echo(f"epoch {epoch}{_tag(repeat)}: F={result['F']:.4g} (BN statistics of the checkpoint: "
-                          f"{result['F_checkpoint_stats']:.4g}, of θ: {result['F_recomputed_stats']:.4g}) ||grad F||^2="
-                          f"{result['grad_sq']:.4g} ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
                 if obj is full:
                     cache["grad"] = full_grad
+                return result, None, (
+                    f"epoch {epoch}{_tag(repeat)}: F={result['F']:.4g} (BN statistics of the checkpoint: "
+                    f"{result['F_checkpoint_stats']:.4g}, of θ: {result['F_recomputed_stats']:.4g}) ||grad F||^2="
+                    f"{result['grad_sq']:.4g} ratio={result['ratio']:.4g} train acc={result['train_acc']:.3f}")
+            self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: dominance", dominance)
 
         curvature = None
         needs_curvature = {"curvature", "second_order"} | ({"surface"} if repeat == 0 else set())
@@ -319,7 +341,8 @@ class Analysis:
             "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs,
             "top_max_matvecs": s.curvature_top_max_matvecs or s.curvature_max_matvecs, "trace_samples": s.trace_samples,
             "seed": seed, "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
-        if not self._fresh(path, key):
+
+        def eigenpairs():
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
                                  samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=seed)
             started = time.perf_counter()
@@ -333,10 +356,10 @@ class Analysis:
                 summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=seed))
             arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),
                       "most_negative_vector": np.asarray(neg.eigenvector, dtype=np.float32)}
-            self._save(path, key, summary, arrays)
-            self.echo(f"epoch {epoch}{_tag(repeat)}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
-                      f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
-                      f"({summary['seconds']:.0f} s)")
+            return summary, arrays, (f"epoch {epoch}{_tag(repeat)}: lambda_max={summary['top'][0]['eigenvalue']:.4g} "
+                                     f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
+                                     f"({summary['seconds']:.0f} s)")
+        self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: curvature", eigenpairs)
         return {**read_json(path)["result"], "vectors": read_npz(path.with_suffix(".npz"))}
 
     def _probe_specs(self, curvature, seed: int) -> list[dict]:
@@ -376,21 +399,17 @@ class Analysis:
             key = {"context": context, "settings": {
                 "direction": spec, "steps_per_sign": s.probe_steps,
                 "smallest": s.probe_smallest, "largest": s.probe_largest}}
-            if self._fresh(path, key):
-                continue
-            try:
+
+            def probe(spec=spec, path=path, key=key):
                 direction = self._probe_direction(spec, obj, theta, gradient, curvature)
-            except UndefinedDirection as exc:  # e.g. ∇F = 0: recorded as undefined, not a crash
-                self._undefined(path, key, f"epoch {epoch}: probe {spec['name']}", exc)
-                continue
-            steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
-            with self._bar(len(steps), f"epoch {epoch}{_tag(repeat)} probe {direction.name}") as bar:
-                summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
-                                                                self._partial(path, key), bar)
-            self._save(path, key, summary, arrays)
-            fit = summary["fit"]
-            self.echo(f"epoch {epoch}{_tag(repeat)}: probe {direction.name}: a={fit['a']:.3g} b={fit['b']:.3g} "
-                      f"(rel. rms {fit['rel_rms']:.2g})")
+                steps = measure.default_steps(float(theta.norm()), s.probe_steps, s.probe_smallest, s.probe_largest)
+                with self._bar(len(steps), f"epoch {epoch}{_tag(repeat)} probe {direction.name}") as bar:
+                    summary, arrays = measure.semi_smoothness_probe(obj, theta, gradient(), direction, steps,
+                                                                    self._partial(path, key), bar)
+                fit = summary["fit"]
+                return summary, arrays, (f"epoch {epoch}{_tag(repeat)}: probe {direction.name}: a={fit['a']:.3g} "
+                                         f"b={fit['b']:.3g} (rel. rms {fit['rel_rms']:.2g})")
+            self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: probe {spec['name']}", probe)
 
     def _second_order(self, epoch, obj: Objective, theta, gradient, curvature, out: Path, context: dict,
                       repeat: int) -> None:
@@ -404,30 +423,26 @@ class Analysis:
             "plane_ftol": measure.PLANE_FTOL, "x": "-gradient (unit)",
             "y": "hessian_most_negative, orthogonalized against x",
             "first_step": best_step if best_step is not None else "1e-3 x ||theta||"}}
-        if self._fresh(path, key):
-            return
-        try:
+
+        def test():
             x = gradient_direction(gradient(), obj, negative=True)
             neg = curvature["most_negative"]
             y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
                                                     neg["eigenvalue"], obj, "most_negative"), x)
-        except UndefinedDirection as exc:  # ∇F = 0 or no curvature direction left: recorded, not a crash
-            self._undefined(path, key, f"epoch {epoch}{_tag(repeat)}: second-order test", exc)
-            return
-        start = best_step if best_step is not None else 1e-3 * float(theta.norm())
-        from tqdm import tqdm
+            start = best_step if best_step is not None else 1e-3 * float(theta.norm())
+            from tqdm import tqdm
 
-        with tqdm(desc=f"epoch {epoch}{_tag(repeat)} second-order test", unit="pt", disable=not self.progress,
-                  leave=False, dynamic_ncols=True) as bar:
-            started = time.perf_counter()
-            result = measure.second_order_test(measure.plane_function(obj, theta, x, y, bar), start)
-        result.update({"x": x.describe(), "y": y.describe(), "lambda_min": neg["eigenvalue"],
-                       "lambda_min_residual": neg.get("residual"), "lambda_min_converged": neg.get("converged"),
-                       "first_step": start, "seconds": time.perf_counter() - started})
-        self._save(path, key, result)
-        self.echo(f"epoch {epoch}{_tag(repeat)}: second order: d_grad={result['d_grad']:.4g} "
-                  f"d_curv={result['d_curv']:.4g} d_plane={result['d_plane']:.4g} "
-                  f"(extra {100 * result['extra_fraction']:.2g}% of d_grad, {result['evaluations']} evaluations)")
+            with tqdm(desc=f"epoch {epoch}{_tag(repeat)} second-order test", unit="pt", disable=not self.progress,
+                      leave=False, dynamic_ncols=True) as bar:
+                started = time.perf_counter()
+                result = measure.second_order_test(measure.plane_function(obj, theta, x, y, bar), start)
+            result.update({"x": x.describe(), "y": y.describe(), "lambda_min": neg["eigenvalue"],
+                           "lambda_min_residual": neg.get("residual"), "lambda_min_converged": neg.get("converged"),
+                           "first_step": start, "seconds": time.perf_counter() - started})
+            return result, None, (f"epoch {epoch}{_tag(repeat)}: second order: d_grad={result['d_grad']:.4g} "
+                                  f"d_curv={result['d_curv']:.4g} d_plane={result['d_plane']:.4g} (extra "
+                                  f"{100 * result['extra_fraction']:.2g}% of d_grad, {result['evaluations']} evaluations)")
+        self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: second-order test", test)
 
     def _lr_at(self, epoch: int) -> float:
         from .train import TrainConfig
@@ -457,28 +472,24 @@ class Analysis:
             {"rule": "surface_extent", "best_gradient_step": best_step, "lambda_min": neg["eigenvalue"]},
             "sigma": s.curvature_sigma, "uses_gradient_probe": best_step is not None,
             "x": "gradient", "y": "hessian_most_negative, orthogonalized against x"}}
-        if self._fresh(path, key):
-            return
-        grad = gradient()
-        try:
+
+        def grid():
+            grad = gradient()
             x = gradient_direction(grad, obj)
             y = orthogonalize(eigenvector_direction(curvature["vectors"]["most_negative_vector"],
                                                     neg["eigenvalue"], obj, "most_negative"), x)
-        except UndefinedDirection as exc:
-            self._undefined(path, key, f"epoch {epoch}: surface", exc)
-            return
-        extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
-                                neg["eigenvalue"], float(theta.norm()), best_step)
-        half = s.surface_range if s.surface_range is not None else extent["half_width"]
-        coords = np.linspace(-half, half, s.surface_points)
-        with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
-        summary = {**measure.surface_summary(grid), "half_width": half, "extent_rule": extent,
-                   "x": x.describe(), "y": y.describe()}
-        self._save(path, key, summary, grid)
-        self.echo(f"epoch {epoch}: surface: best decrease along gradient {summary['along_x']['decrease']:.4g}, "
-                  f"along negative curvature {summary['along_y']['decrease']:.4g}, "
-                  f"anywhere {summary['anywhere']['decrease']:.4g}")
+            extent = surface_extent(self._lr_at(epoch), float(grad.norm()), obj.value(theta),
+                                    neg["eigenvalue"], float(theta.norm()), best_step)
+            half = s.surface_range if s.surface_range is not None else extent["half_width"]
+            coords = np.linspace(-half, half, s.surface_points)
+            with self._bar(len(coords) ** 2, f"epoch {epoch} surface") as bar:
+                values = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
+            summary = {**measure.surface_summary(values), "half_width": half, "extent_rule": extent,
+                       "x": x.describe(), "y": y.describe()}
+            return summary, values, (f"epoch {epoch}: surface: best decrease along gradient "
+                                     f"{summary['along_x']['decrease']:.4g}, along negative curvature "
+                                     f"{summary['along_y']['decrease']:.4g}, anywhere {summary['anywhere']['decrease']:.4g}")
+        self._piece(path, key, f"epoch {epoch}: surface", grid)
 
     def _random_surface(self, epoch, model, obj: Objective, theta, out: Path) -> None:
         """Li et al.'s grid over two filter-normalized random directions."""
@@ -488,14 +499,15 @@ class Analysis:
         key = {"context": self.context(epoch, sobj, repeat=0), "settings": {
             "points": s.surface_points, "half_width": s.random_surface_range,
             "x": {"kind": "filter_normalized", "seed": s.seed}, "y": {"kind": "filter_normalized", "seed": s.seed + 1}}}
-        if self._fresh(path, key):
-            return
-        x = filter_normalized_direction(obj, theta, s.seed)
-        y = filter_normalized_direction(obj, theta, s.seed + 1)
-        coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
-        with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
-            grid = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
-        self._save(path, key, {**measure.surface_summary(grid), "x": x.describe(), "y": y.describe()}, grid)
+
+        def grid():
+            x = filter_normalized_direction(obj, theta, s.seed)
+            y = filter_normalized_direction(obj, theta, s.seed + 1)
+            coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
+            with self._bar(len(coords) ** 2, f"epoch {epoch} random surface") as bar:
+                values = measure.surface(sobj, theta, x, y, coords, coords, self._partial(path, key), bar)
+            return {**measure.surface_summary(values), "x": x.describe(), "y": y.describe()}, values, None
+        self._piece(path, key, f"epoch {epoch}: random surface", grid)
 
     # ------------------------------------------------------------------ interpolation
     def interpolation_pairs(self) -> list[tuple[int, int]]:
@@ -532,23 +544,23 @@ class Analysis:
                     for split in ("train", "test")}
             key = {"context": {split: self.context(f"{a}->{b}", o, split) for split, o in objs.items()},
                    "settings": {"alphas": alphas.tolist(), "bn_interpolation": policy, "from_epoch": a, "to_epoch": b}}
-            if self._fresh(path, key):
-                continue
-            theta_a = objs["train"].theta0
-            theta_b = objs["train"].flatten(dict(model_b.named_parameters())).detach()
-            bufs = ({n: t.detach() for n, t in model_a.named_buffers()},
-                    {n: t.detach() for n, t in model_b.named_buffers()}) if policy == "interpolate" else (None, None)
-            arrays = {"alpha": alphas}
-            summary = {}
-            for split, o in objs.items():
-                partial = self._partial(path, key, f".{split}")
-                with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
-                    res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
-                arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
-                summary[split] = measure.monotonicity(alphas, res["loss"])
-            self._save(path, key, summary, arrays)
-            self.echo(f"interpolation {a}->{b}: train loss monotone on [0,1]: {summary['train']['monotone']} "
-                      f"(largest bump {summary['train']['largest_bump']:.3g})")
+
+            def segment(a=a, b=b, model_b=model_b, path=path, key=key, objs=objs):
+                theta_a = objs["train"].theta0
+                theta_b = objs["train"].flatten(dict(model_b.named_parameters())).detach()
+                bufs = ({n: t.detach() for n, t in model_a.named_buffers()},
+                        {n: t.detach() for n, t in model_b.named_buffers()}) if policy == "interpolate" else (None, None)
+                arrays, summary = {"alpha": alphas}, {}
+                for split, o in objs.items():
+                    partial = self._partial(path, key, f".{split}")
+                    with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
+                        res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
+                    arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
+                    summary[split] = measure.monotonicity(alphas, res["loss"])
+                return summary, arrays, (f"interpolation {a}->{b}: train loss monotone on [0,1]: "
+                                         f"{summary['train']['monotone']} (largest bump "
+                                         f"{summary['train']['largest_bump']:.3g})")
+            self._piece(path, key, f"interpolation {a}->{b}", segment)
 
 
 def _tag(repeat: int) -> str:

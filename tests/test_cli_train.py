@@ -47,6 +47,7 @@ def tiny(make_image_folder, tmp_path, cache_dir):
 
 
 # ----------------------------------------------------------------------------- a real run
+@pytest.mark.slow
 def test_train_on_real_images_through_the_cli(tmp_path, data_root, cache_dir):
     out = tmp_path / "run"
     result = invoke("--arch", "resnet8", "--dataset", f"folder:{REAL_FOLDER}", "--data-root", data_root,

@@ -19,6 +19,7 @@ from conftest import CIFAR10_CLASSES, REAL_FOLDER, write_image_folder
 
 
 # ----------------------------------------------------------------------------- the real data
+@pytest.mark.slow
 def test_real_cifar10_jpeg_is_decoded_in_label_order(cifar10, data_root):
     assert cifar10.classes == CIFAR10_CLASSES
     assert cifar10.train_images.shape == (50_000, 3, 32, 32)
@@ -40,12 +41,14 @@ def test_real_cifar10_jpeg_is_decoded_in_label_order(cifar10, data_root):
         cifar10.split("validation")
 
 
+@pytest.mark.slow
 def test_real_channel_statistics_match_the_documented_means(cifar10):
     # shared/data/README.md: train means (0-255) 125.27, 122.93, 113.86
     assert cifar10.mean == pytest.approx([125.27 / 255, 122.93 / 255, 113.86 / 255], abs=2e-4)
     assert all(0.2 < s < 0.3 for s in cifar10.std)
 
 
+@pytest.mark.slow
 def test_normalization_centres_and_scales_every_channel_of_the_training_set(cifar10):
     means, variances = [], []
     for chunk in cifar10.train_images.split(10_000):  # equal chunks: moments combine simply
@@ -298,6 +301,7 @@ def test_missing_or_corrupt_official_cifar_is_a_clear_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------- subsets
+@pytest.mark.slow
 def test_balanced_subset_is_balanced_repeatable_and_seeded(cifar10):
     labels = cifar10.train_labels
     idx = balanced_subset(labels, 1003, seed=3)
@@ -322,6 +326,7 @@ def test_balanced_subset_refuses_when_a_class_is_too_small():
 
 
 # ----------------------------------------------------------------------------- label noise
+@pytest.mark.slow
 @pytest.mark.parametrize("n,p", [(1000, 0.1), (1000, 0.37), (999, 0.25), (1003, 0.8), (1000, 0.0)])
 def test_label_noise_changes_exactly_round_pn_labels_to_other_classes(cifar10, n, p):
     labels = cifar10.train_labels[balanced_subset(cifar10.train_labels, n, 0)]

@@ -87,6 +87,7 @@ def _batch_stat_loss(model, images, labels, mean, std) -> float:
         return float(torch.nn.functional.cross_entropy(m(normalize(images, mean, std)), labels))
 
 
+@pytest.mark.slow
 def test_a_few_epochs_on_real_images_lower_the_training_loss(tmp_path, data_root, cache_dir):
     config, out = _run(tmp_path, data_root, cache_dir, "learn", train_subset=256, batch_size=32,
                        epochs=3, lr=0.05, milestones=[], save_at=[0])
