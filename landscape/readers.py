@@ -306,4 +306,6 @@ def load_interpolations(run: RunDir) -> list[dict]:
 
 def track_uses_statistics_of_theta(track: list[dict]) -> bool:
     """Tracks written since the statistics of θ are recomputed at every point say so in bn_policy."""
-    return bool(track) and all("statistics of θ" in str(r.get("bn_policy", "")) for r in track)
+    from .train import TRACK_BN_POLICY
+
+    return bool(track) and all(r.get("bn_policy") == TRACK_BN_POLICY for r in track)

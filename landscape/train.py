@@ -205,6 +205,9 @@ def _evaluate(model: nn.Module, images, labels, data: TrainingData, device) -> t
     return objective.evaluate()
 
 
+TRACK_BN_POLICY = "frozen (statistics of θ on the tracked examples)"  # what track rows say; readers match it
+
+
 def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> dict:
     """F and ‖∇F‖² on the tracked examples, with the batch-norm statistics of θ on them.
 
@@ -507,7 +510,7 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
             if config.track_every and step % config.track_every == 0:
                 row = _track(model, data, track_idx, hidden, device)
                 append_jsonl({"step": step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
-                              "examples": len(track_idx), "bn_policy": "frozen (statistics of θ on the tracked examples)",
+                              "examples": len(track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row}, run.track)
         bar.close()
         seconds = time.perf_counter() - start
