@@ -6,14 +6,14 @@
 * descent check along −∇F: actual decrease against the first-order prediction η·‖∇F‖;
 * 2D surfaces on a plane and 1D interpolation between two points.
 
-Every many-point evaluation goes through ``evaluate_points``, which saves each finished point
-so an interrupted measurement resumes without recomputing any of them.
+Every many-point evaluation goes through ``evaluate_points``, which hands finished points to a
+store (``results.Partial``) so an interrupted measurement resumes without recomputing them;
+this module itself reads and writes no files.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,7 +23,6 @@ from scipy.optimize import nnls
 from .directions import Direction
 from .errors import LandscapeError
 from .objective import Objective
-from .results import Partial, atomic_savez
 
 
 # ----------------------------------------------------------------------------- points
@@ -31,39 +30,21 @@ SAVE_EVERY_S = 2.0  # finished points reach disk at least this often (and on any
 
 def evaluate_points(objective: Objective, coords: np.ndarray,
                     make_point: Callable[[np.ndarray], tuple[torch.Tensor, dict | None]],
-                    partial: Path | Partial | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """F and accuracy at each row of ``coords``; finished points are kept in ``partial``.
+                    store=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """F and accuracy at each row of ``coords``; finished points are handed to ``store``.
 
-    ``make_point(row)`` returns (θ, batch-norm buffers or None). Finished points are saved every
-    ``SAVE_EVERY_S`` seconds and when the loop is interrupted; a rerun reloads ``partial`` and
-    evaluates only the points not yet done. Saved points are reused only if the coordinates
-    match and, when ``partial`` is a ``results.Partial``, its key (all the settings the points
-    depend on) equals the stored one; otherwise they are discarded, with a message.
+    ``make_point(row)`` returns (θ, batch-norm buffers or None). ``store`` (e.g. a
+    ``results.Partial``) has ``load(coords)`` → (loss, acc, done) or None and
+    ``save(coords, loss, acc, done)``: points it already holds are not recomputed, and finished
+    points are handed to it every ``SAVE_EVERY_S`` seconds and when the loop is interrupted.
     """
     coords = np.asarray(coords, dtype=np.float64)
     n = len(coords)
-    loss = np.full(n, np.nan)
-    acc = np.full(n, np.nan)
-    done = np.zeros(n, dtype=bool)
-    key = partial.key if isinstance(partial, Partial) else None
-    if partial is not None and Path(partial).is_file():
-        try:
-            with np.load(partial, allow_pickle=False) as z:
-                stored = str(z["key"][()]) if "key" in z.files else None
-                if stored != key:
-                    if isinstance(partial, Partial):
-                        partial.discarded(stored, int(z["done"].sum()))
-                elif z["coords"].shape == coords.shape and np.array_equal(z["coords"], coords):
-                    loss, acc, done = z["loss"].copy(), z["acc"].copy(), z["done"].copy()
-        except Exception:
-            pass  # a damaged partial file only costs its points
+    saved = store.load(coords) if store is not None else None
+    loss, acc, done = saved if saved is not None else (np.full(n, np.nan), np.full(n, np.nan),
+                                                       np.zeros(n, dtype=bool))
     if progress is not None:
         progress.update(int(done.sum()))
-
-    def save():
-        keyed = {"key": np.array(key)} if key is not None else {}
-        atomic_savez(Path(partial), coords=coords, loss=loss, acc=acc, done=done, **keyed)
-
     last_save, unsaved = time.perf_counter(), 0
     try:
         for i in np.flatnonzero(~done):
@@ -71,14 +52,14 @@ def evaluate_points(objective: Objective, coords: np.ndarray,
             loss[i], acc[i] = objective.evaluate(theta, buffers)
             done[i] = True
             unsaved += 1
-            if partial is not None and time.perf_counter() - last_save > SAVE_EVERY_S:
-                save()
+            if store is not None and time.perf_counter() - last_save > SAVE_EVERY_S:
+                store.save(coords, loss, acc, done)
                 last_save, unsaved = time.perf_counter(), 0
             if progress is not None:
                 progress.update(1)
     finally:  # an interruption (Ctrl-C, an error) keeps every finished point
-        if partial is not None and unsaved:
-            save()
+        if store is not None and unsaved:
+            store.save(coords, loss, acc, done)
     return loss, acc
 
 
@@ -153,13 +134,13 @@ def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: floa
 
 
 def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor,
-                          direction: Direction, steps: np.ndarray, partial: Path | None = None,
+                          direction: Direction, steps: np.ndarray, store=None,
                           progress=None) -> tuple[dict, dict[str, np.ndarray]]:
     """f(t), r(t) and the envelope fit along a unit direction; arrays and a summary."""
     steps = np.asarray(steps, dtype=np.float64)
     if not np.any(steps == 0):
         raise LandscapeError("the step grid must contain t = 0")
-    f, acc = evaluate_points(objective, steps[:, None], along(theta, direction), partial, progress)
+    f, acc = evaluate_points(objective, steps[:, None], along(theta, direction), store, progress)
     f0 = float(f[steps == 0][0])
     slope = float(grad.to(torch.float64) @ direction.vector.to(torch.float64))
     r = f - f0 - steps * slope
@@ -188,11 +169,11 @@ def descent_check(steps: np.ndarray, f: np.ndarray, grad_norm: float) -> dict:
 
 # ----------------------------------------------------------------------------- surfaces
 def surface(objective: Objective, theta: torch.Tensor, x: Direction, y: Direction,
-            xs: np.ndarray, ys: np.ndarray, partial: Path | None = None,
+            xs: np.ndarray, ys: np.ndarray, store=None,
             progress=None) -> dict[str, np.ndarray]:
     """F and accuracy on the grid θ + a·x + b·y, a ∈ xs, b ∈ ys (arrays shaped len(ys)×len(xs))."""
     grid = np.array([(a, b) for b in ys for a in xs], dtype=np.float64)
-    loss, acc = evaluate_points(objective, grid, along(theta, x, y), partial, progress)
+    loss, acc = evaluate_points(objective, grid, along(theta, x, y), store, progress)
     shape = (len(ys), len(xs))
     return {"xs": np.asarray(xs, float), "ys": np.asarray(ys, float),
             "loss": loss.reshape(shape), "acc": acc.reshape(shape)}
@@ -223,7 +204,7 @@ def interpolate_buffers(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], 
 
 def interpolation(objective: Objective, theta_a: torch.Tensor, theta_b: torch.Tensor,
                   alphas: np.ndarray, buffers_a: dict | None = None, buffers_b: dict | None = None,
-                  partial: Path | None = None, progress=None) -> dict[str, np.ndarray]:
+                  store=None, progress=None) -> dict[str, np.ndarray]:
     """F and accuracy at θ(α) = (1−α)·θ_a + α·θ_b.
 
     Batch norm follows the objective's policy; with ``buffers_a``/``buffers_b`` given (and a
@@ -240,7 +221,7 @@ def interpolation(objective: Objective, theta_a: torch.Tensor, theta_b: torch.Te
         bufs = interpolate_buffers(buffers_a, buffers_b, alpha) if buffers_a is not None else None
         return point, bufs
 
-    loss, acc = evaluate_points(objective, np.asarray(alphas, float)[:, None], make_point, partial, progress)
+    loss, acc = evaluate_points(objective, np.asarray(alphas, float)[:, None], make_point, store, progress)
     return {"alpha": np.asarray(alphas, float), "loss": loss, "acc": acc}
 
 

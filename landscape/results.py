@@ -378,14 +378,16 @@ def run_lock(folder: str | os.PathLike, echo=print, command: str = ""):
 class Partial:
     """Where a many-point measurement keeps its finished points, and the key they belong to.
 
-    ``key`` is a string naming everything the points depend on (settings, data, checkpoint);
-    ``measure.evaluate_points`` stores it with the points and reuses saved points only under
-    the same key, calling ``discarded`` (which reports it) otherwise. Usable as a path.
+    ``key`` names everything the points depend on (settings, data, checkpoint: a string, or
+    data made into canonical JSON); ``load`` returns saved points only under the same key and
+    the same coordinates, reporting through ``echo`` when it discards points computed with other
+    settings. ``measure.evaluate_points`` uses it through ``load``/``save`` and never touches files.
     """
 
-    def __init__(self, path: str | os.PathLike, key: Any, echo=print):
+    def __init__(self, path: str | os.PathLike, key: Any = None, echo=print):
+        """Points at ``path`` (an .npz), valid under ``key`` (None: a file written without a key)."""
         self.path = Path(path)
-        self.key = key if isinstance(key, str) else json.dumps(_jsonable(key), sort_keys=True)
+        self.key = key if key is None or isinstance(key, str) else json.dumps(_jsonable(key), sort_keys=True)
         self.echo = echo
 
     def __fspath__(self) -> str:
@@ -394,7 +396,29 @@ class Partial:
     def __repr__(self) -> str:
         return f"Partial({str(self.path)!r})"
 
+    def load(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(loss, acc, done) saved for exactly ``coords`` under this key, or None."""
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                stored = str(z["key"][()]) if "key" in z.files else None
+                if stored != self.key:
+                    self.discarded(stored, int(z["done"].sum()))
+                    return None
+                if z["coords"].shape == coords.shape and np.array_equal(z["coords"], coords):
+                    return z["loss"].copy(), z["acc"].copy(), z["done"].copy()
+        except Exception:
+            pass  # a damaged partial file only costs its points
+        return None
+
+    def save(self, coords: np.ndarray, loss: np.ndarray, acc: np.ndarray, done: np.ndarray) -> None:
+        """Write the points atomically, with the key."""
+        keyed = {"key": np.array(self.key)} if self.key is not None else {}
+        atomic_savez(self.path, coords=coords, loss=loss, acc=acc, done=done, **keyed)
+
     def discarded(self, stored_key: str | None, points: int) -> None:
+        """Say that ``points`` saved points were dropped because their key differs."""
         self.echo(f"discarding {points} saved point(s) in {self.path}: they were computed with other settings"
                   f"{_key_difference(stored_key, self.key)}")
 

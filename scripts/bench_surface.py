@@ -39,6 +39,7 @@ from bench_objective import ReferenceLoop, add_common_arguments, setup, sync  # 
 from landscape import measure  # noqa: E402
 from landscape.directions import filter_normalized_direction  # noqa: E402
 from landscape.objective import Objective  # noqa: E402
+from landscape.results import Partial  # noqa: E402
 
 
 def grid_coords(points: int, half: float) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +50,7 @@ def grid_coords(points: int, half: float) -> tuple[np.ndarray, np.ndarray]:
 def time_ours(obj: Objective, theta, x, y, coords, grid, k: int, device) -> tuple[float, float, np.ndarray]:
     """(wall s, CPU s, F) for the first k grid points through measure.surface (evaluate_points for k < all)."""
     with tempfile.TemporaryDirectory() as tmp:
-        partial = Path(tmp) / "surface.partial.npz"
+        partial = Partial(Path(tmp) / "surface.partial.npz")
         sync(device)
         start, cpu = time.perf_counter(), time.process_time()
         if k == len(grid):

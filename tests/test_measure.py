@@ -12,6 +12,7 @@ from landscape.directions import gaussian_direction, gradient_direction
 from landscape.errors import LandscapeError
 from landscape.models import build_model
 from landscape.objective import Objective
+from landscape.results import Partial
 
 from test_objective import closed_form, least_squares
 
@@ -176,12 +177,12 @@ def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninte
     xs = np.linspace(-1, 1, 5)
     ys = np.linspace(-0.5, 1.0, 4)
     reference = measure.surface(obj, obj.theta0, x, y, xs, ys)
-    partial = tmp_path / "surface.partial.npz"
+    partial = Partial(tmp_path / "surface.partial.npz")
 
     calls = _counting(obj, raise_after=7)
     with pytest.raises(KeyboardInterrupt):
         measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
-    assert len(calls) == 7 and partial.is_file()
+    assert len(calls) == 7 and partial.path.is_file()
     with np.load(partial) as z:
         assert int(z["done"].sum()) == 7
 
@@ -202,7 +203,7 @@ def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninte
     measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
     assert len(calls) == 15
     # nor is a damaged one
-    partial.write_bytes(b"not an npz file")
+    partial.path.write_bytes(b"not an npz file")
     calls = _counting(obj)
     measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
     assert len(calls) == 15

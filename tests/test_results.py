@@ -208,7 +208,7 @@ def test_a_partial_file_without_a_key_is_not_trusted_by_a_keyed_caller(tmp_path)
     coords = np.arange(4, dtype=float)[:, None]
     path = tmp_path / "p.partial.npz"
     with pytest.raises(KeyboardInterrupt):
-        _points(_Counting(), coords, path, stop_after=2)  # an old-style file: coordinates only
+        _points(_Counting(), coords, Partial(path), stop_after=2)  # an old-style file: no key
     messages = []
     obj = _Counting()
     _points(obj, coords, Partial(path, "k", messages.append))
