@@ -50,31 +50,93 @@ def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, 
             "best_gradient_step": best_gradient_step, "curvature_scale": curvature, "cap": cap}
 
 
+@dataclasses.dataclass
+class Source:
+    """What an analysis reads: the training and test examples, the checkpoints and how they were made."""
+
+    dataset_name: str
+    images: torch.Tensor          # the run's training examples (uint8), in the run's order
+    labels: torch.Tensor          # their labels as trained on (noisy labels included)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple
+    std: tuple
+    checkpoints: dict[int, Path]  # epoch → checkpoint file
+    arch: str | None
+    train_config: dict            # the run's training settings ({} for an external checkpoint)
+
+
+class RunSource(Source):
+    """A run directory made by `landscape train`: its data subset, labels and checkpoints."""
+
+    @classmethod
+    def load(cls, run: RunDir, data_root=None, cache_dir=None, download=False, progress=True) -> "RunSource":
+        """Read config.json, labels.pt and the checkpoint list; load the run's dataset."""
+        if not run.is_run():
+            raise LandscapeError(f"{run.path} is not a run directory (no config.json); "
+                                 f"train one with `landscape train`, or give a checkpoint file")
+        config = read_json(run.config)
+        name = config["data"]["dataset"]
+        dataset = load_dataset(name, data_root, cache_dir, download, progress)
+        saved = read_labels(run.labels)
+        checkpoints = {e: run.checkpoint(e) for e in run.checkpoint_epochs()}
+        if not checkpoints:
+            raise LandscapeError(f"{run.checkpoints} holds no checkpoints")
+        train_config = config.get("train") or {}
+        return cls(name, dataset.train_images[saved["indices"]], saved["labels"], dataset.test_images,
+                   dataset.test_labels, tuple(config["data"]["mean"]), tuple(config["data"]["std"]),
+                   checkpoints, train_config.get("arch"), train_config)
+
+
+class CheckpointSource(Source):
+    """One checkpoint file (ours or bearpaw's) on a named dataset; its results go to ``run``."""
+
+    @classmethod
+    def load(cls, path: Path, arch: str | None, dataset_name: str | None, run: RunDir,
+             data_root=None, cache_dir=None, download=False, progress=True) -> "CheckpointSource":
+        """Load the checkpoint's metadata and the dataset; write ``run``'s config.json once."""
+        if dataset_name is None:
+            raise LandscapeError("analyzing a checkpoint file needs --dataset")
+        _, info, _ = load_model(path, arch)
+        dataset = load_dataset(dataset_name, data_root, cache_dir, download, progress)
+        if info["num_classes"] != dataset.num_classes:
+            raise LandscapeError(f"checkpoint {path} has {info['num_classes']} classes, "
+                                 f"but {dataset_name} has {dataset.num_classes}")
+        if not run.config.is_file():
+            atomic_write_json({"train": None, "external_checkpoint": str(path.resolve()), "data": {
+                "dataset": dataset_name, "classes": dataset.classes, "num_classes": dataset.num_classes,
+                "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
+                "mean": dataset.mean, "std": dataset.std}, "model": info}, run.config)
+        epoch = info["epoch"] if info["epoch"] is not None else 0
+        return cls(dataset_name, dataset.train_images, dataset.train_labels, dataset.test_images,
+                   dataset.test_labels, dataset.mean, dataset.std, {epoch: path}, info["arch"], {})
+
+
 class Analysis:
     """The measurements of one run directory (ours, or one made for an external checkpoint)."""
 
     def __init__(self, run_dir, settings: AnalysisSettings, *, data_root=None, cache_dir=None,
                  download=False, device="cpu", progress=True, echo=print,
                  checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None):
-        """Load the run's data (or the external checkpoint's dataset) and fix the analyzed subsets."""
+        """Read the source (the run, or ``checkpoint`` on ``dataset``) and fix the analyzed subsets."""
         self.run = RunDir(run_dir)
         self.settings = settings.validate()
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LandscapeError("--device cuda asked for, but no CUDA device is available")
         self.progress, self.echo = progress, echo
-        self.external = checkpoint
         if checkpoint is not None:
-            self._init_external(Path(checkpoint), arch, dataset, data_root, cache_dir, download)
+            self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, data_root, cache_dir,
+                                                download, progress)
         else:
-            self._init_run(data_root, cache_dir, download)
-        s = self.settings
-        self.repeat_sets = (disjoint_balanced_subsets(self.labels, s.subset, s.repeats, s.seed)
+            self.source = RunSource.load(self.run, data_root, cache_dir, download, progress)
+        src, s = self.source, self.settings
+        self.repeat_sets = (disjoint_balanced_subsets(src.labels, s.subset, s.repeats, s.seed)
                             if s.repeats > 1 else None)
         self.repeat_mode = ("single" if s.repeats == 1 else
                             "disjoint subsets" if self.repeat_sets else "direction seeds (set too small to split)")
-        self.train_idx = self.repeat_sets[0] if self.repeat_sets else balanced_subset(self.labels, s.subset, s.seed)
-        self.test_idx = balanced_subset(self.test_labels, s.test_subset, s.seed + 1)
+        self.train_idx = self.repeat_sets[0] if self.repeat_sets else balanced_subset(src.labels, s.subset, s.seed)
+        self.test_idx = balanced_subset(src.test_labels, s.test_subset, s.seed + 1)
 
     def repeat_indices(self, repeat: int) -> torch.Tensor:
         """The analyzed training examples of repeat ``repeat`` (indices into the run's training set)."""
@@ -86,64 +148,22 @@ class Analysis:
         return out if repeat == 0 else out / f"repeat_{repeat}"
 
     # ------------------------------------------------------------------ inputs
-    def _init_run(self, data_root, cache_dir, download):
-        """Data, labels, checkpoints and architecture of a run made by `landscape train`."""
-        if not self.run.is_run():
-            raise LandscapeError(f"{self.run.path} is not a run directory (no config.json); "
-                                 f"train one with `landscape train`, or give a checkpoint file")
-        config = read_json(self.run.config)
-        self.train_config = config.get("train") or {}
-        self.dataset_name = config["data"]["dataset"]
-        dataset = load_dataset(self.dataset_name, data_root, cache_dir, download, self.progress)
-        saved = read_labels(self.run.labels)
-        self.images = dataset.train_images[saved["indices"]]
-        self.labels = saved["labels"]
-        self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
-        self.mean, self.std = tuple(config["data"]["mean"]), tuple(config["data"]["std"])
-        self.checkpoints = {e: self.run.checkpoint(e) for e in self.run.checkpoint_epochs()}
-        if not self.checkpoints:
-            raise LandscapeError(f"{self.run.checkpoints} holds no checkpoints")
-        self.arch = self.train_config.get("arch")
-
-    def _init_external(self, path: Path, arch, dataset_name, data_root, cache_dir, download):
-        """Data and the one checkpoint of an external (ours or bearpaw) checkpoint file."""
-        if dataset_name is None:
-            raise LandscapeError("analyzing a checkpoint file needs --dataset")
-        model, info, _ = load_model(path, arch)
-        dataset = load_dataset(dataset_name, data_root, cache_dir, download, self.progress)
-        if info["num_classes"] != dataset.num_classes:
-            raise LandscapeError(f"checkpoint {path} has {info['num_classes']} classes, "
-                                 f"but {dataset_name} has {dataset.num_classes}")
-        self.train_config = {}
-        self.dataset_name = dataset_name
-        self.images, self.labels = dataset.train_images, dataset.train_labels
-        self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
-        self.mean, self.std = dataset.mean, dataset.std
-        epoch = info["epoch"] if info["epoch"] is not None else 0
-        self.checkpoints = {epoch: path}
-        self.arch = info["arch"]
-        if not self.run.config.is_file():
-            atomic_write_json({"train": None, "external_checkpoint": str(path.resolve()), "data": {
-                "dataset": dataset_name, "classes": dataset.classes, "num_classes": dataset.num_classes,
-                "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
-                "mean": dataset.mean, "std": dataset.std}, "model": info}, self.run.config)
-
     def _objective(self, model, split="train", params=None, bn=None, precision=None, indices=None,
                    **kw) -> Objective:
         s = self.settings
-        idx, images, labels = ((self.train_idx, self.images, self.labels) if split == "train"
-                               else (self.test_idx, self.test_images, self.test_labels))
+        idx, images, labels = ((self.train_idx, self.source.images, self.source.labels) if split == "train"
+                               else (self.test_idx, self.source.test_images, self.source.test_labels))
         idx = idx if indices is None else indices
-        return Objective(model, images[idx], labels[idx], mean=self.mean, std=self.std, loss=s.loss,
+        return Objective(model, images[idx], labels[idx], mean=self.source.mean, std=self.source.std, loss=s.loss,
                          bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
                          batch_size=s.batch_size, device=self.device, **kw)
 
     def context(self, epoch, objective: Objective, split="train", repeat: int | None = None) -> dict:
         """What the numbers were computed on."""
-        ctx = {"dataset": self.dataset_name, "split": split, "arch": self.arch, "epoch": epoch,
+        ctx = {"dataset": self.source.dataset_name, "split": split, "arch": self.source.arch, "epoch": epoch,
                "checkpoint": self._checkpoint_name(epoch), "subset_seed": self.settings.seed,
-               "label_noise": self.train_config.get("label_noise", 0.0),
-               "train_seed": self.train_config.get("seed"), **objective.describe()}
+               "label_noise": self.source.train_config.get("label_noise", 0.0),
+               "train_seed": self.source.train_config.get("seed"), **objective.describe()}
         if repeat is not None:
             n = len(self.repeat_indices(repeat))
             ctx.update({"repeat": repeat, "repeats": self.settings.repeats, "repeat_mode": self.repeat_mode,
@@ -155,7 +175,7 @@ class Analysis:
 
     def _checkpoint_name(self, epoch) -> str:
         """The checkpoint relative to the run (so a moved run keeps its results), else absolute."""
-        path = self.checkpoints.get(epoch)
+        path = self.source.checkpoints.get(epoch)
         if path is None:
             return ""
         try:
@@ -221,10 +241,10 @@ class Analysis:
     def selected_epochs(self) -> list[int]:
         wanted = self.settings.epochs
         if wanted is None:
-            return sorted(self.checkpoints)
-        missing = [e for e in wanted if e not in self.checkpoints]
+            return sorted(self.source.checkpoints)
+        missing = [e for e in wanted if e not in self.source.checkpoints]
         if missing:
-            raise LandscapeError(f"no checkpoint for epoch(s) {missing}; the run has {sorted(self.checkpoints)}")
+            raise LandscapeError(f"no checkpoint for epoch(s) {missing}; the run has {sorted(self.source.checkpoints)}")
         return sorted(wanted)
 
     def run_all(self) -> None:
@@ -237,7 +257,7 @@ class Analysis:
             started = time.perf_counter()
             self.analyze_epoch(epoch)
             self.echo(f"epoch {epoch}: analysis done in {time.perf_counter() - started:.1f} s")
-        if "interpolation" in s.measurements and len(self.checkpoints) >= 2:
+        if "interpolation" in s.measurements and len(self.source.checkpoints) >= 2:
             self.interpolations()
 
     def analyze_epoch(self, epoch: int) -> None:
@@ -253,10 +273,10 @@ class Analysis:
         ``bn_stats='recompute'`` the model holds them, so F is the loss of the network at θ and
         not of a lagging running average.
         """
-        model, _, _ = load_model(self.checkpoints[epoch], self.arch)
+        model, _, _ = load_model(self.source.checkpoints[epoch], self.source.arch)
         stored = {n: b.detach().clone() for n, b in model.named_buffers()}
         model = model.to(self.device)
-        x = normalize(self.images[indices].to(self.device), self.mean, self.std, torch.float32)
+        x = normalize(self.source.images[indices].to(self.device), self.source.mean, self.source.std, torch.float32)
         exact_bn_statistics(model, x)
         recomputed = {n: b.detach().cpu().clone() for n, b in model.named_buffers()}
         model = model.cpu()
@@ -312,7 +332,7 @@ class Analysis:
         if needs_curvature & set(s.measurements):
             cobj = obj
             if s.curvature_subset is not None and s.curvature_subset < len(indices):
-                within = balanced_subset(self.labels[indices], s.curvature_subset, seed + 2)
+                within = balanced_subset(self.source.labels[indices], s.curvature_subset, seed + 2)
                 cobj = self._objective(model, indices=indices[within])
             curvature = self._curvature(epoch, cobj, out, ctx(cobj), seed, repeat)
         if "probes" in s.measurements:
@@ -447,7 +467,7 @@ class Analysis:
     def _lr_at(self, epoch: int) -> float:
         from .train import TrainConfig
 
-        cfg = self.train_config or {"arch": self.arch or "", "dataset": self.dataset_name}
+        cfg = self.source.train_config or {"arch": self.source.arch or "", "dataset": self.source.dataset_name}
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in cfg.items() if k in known}).resolved()
         return config.lr_at(epoch + 1)
@@ -512,7 +532,7 @@ class Analysis:
     # ------------------------------------------------------------------ interpolation
     def interpolation_pairs(self) -> list[tuple[int, int]]:
         """(from, to) checkpoint epochs named by --interp-pairs: init-final, consecutive, A-B."""
-        epochs = sorted(self.checkpoints)
+        epochs = sorted(self.source.checkpoints)
         pairs = []
         for kind in self.settings.interpolation_pairs.split(","):
             kind = kind.strip()
@@ -522,7 +542,7 @@ class Analysis:
                 pairs += list(zip(epochs[:-1], epochs[1:]))
             elif "-" in kind and all(p.isdigit() for p in kind.split("-")):
                 a, b = (int(p) for p in kind.split("-"))
-                if a not in self.checkpoints or b not in self.checkpoints:
+                if a not in self.source.checkpoints or b not in self.source.checkpoints:
                     raise LandscapeError(f"interpolation pair {kind}: no checkpoint for one of its epochs")
                 pairs.append((a, b))
             elif kind:
@@ -534,13 +554,13 @@ class Analysis:
         s = self.settings
         alphas = np.linspace(-0.5, 1.5, s.interpolation_points)
         for a, b in self.interpolation_pairs():
-            model_a, _, _ = load_model(self.checkpoints[a], self.arch)
-            model_b, _, _ = load_model(self.checkpoints[b], self.arch)
+            model_a, _, _ = load_model(self.source.checkpoints[a], self.source.arch)
+            model_b, _, _ = load_model(self.source.checkpoints[b], self.source.arch)
             path = self.run.analysis / "interpolation" / f"epoch_{a:04d}_to_{b:04d}.json"
             policy = s.interpolation_bn
             bn = {"recompute": "recompute", "interpolate": "frozen", "batch": "batch"}[policy]
             objs = {split: self._objective(model_a, split, params="all", bn=bn,
-                                           recompute_images=(self.images[self.train_idx] if bn == "recompute" else None))
+                                           recompute_images=(self.source.images[self.train_idx] if bn == "recompute" else None))
                     for split in ("train", "test")}
             key = {"context": {split: self.context(f"{a}->{b}", o, split) for split, o in objs.items()},
                    "settings": {"alphas": alphas.tolist(), "bn_interpolation": policy, "from_epoch": a, "to_epoch": b}}
@@ -554,7 +574,7 @@ class Analysis:
                 for split, o in objs.items():
                     partial = self._partial(path, key, f".{split}")
                     with self._bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
-                        res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, partial=partial, progress=bar)
+                        res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs, store=partial, progress=bar)
                     arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
                     summary[split] = measure.monotonicity(alphas, res["loss"])
                 return summary, arrays, (f"interpolation {a}->{b}: train loss monotone on [0,1]: "
