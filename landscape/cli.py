@@ -350,9 +350,9 @@ def report(run_dirs, out, figure_mode, epochs, floor):
 
     written = write_report(list(run_dirs), out, figures={"auto": "auto", "redraw": True, "keep": False}[figure_mode],
                            epochs=_int_list(epochs), floor=DOMINANCE_F_FLOOR if floor is None else floor)
-    data = written["verdicts"]
-    for cell in data.get("cells", [data]):
-        prefix = f"{cell.get('cell', cell['name'])}: " if "cells" in data else ""
-        for claim in cell["claims"]:
-            click.echo(f"{prefix}{claim['title']}: {claim['verdict']} ({claim['summary']})")
+    cells = written["cells"]
+    for name, verdicts in cells:
+        prefix = f"{name}: " if len(cells) > 1 else ""
+        for claim in verdicts.claims:
+            click.echo(f"{prefix}{claim.title}: {claim.verdict} ({claim.summary})")
     click.echo(f"report in {written['markdown']} and {written['html']}")

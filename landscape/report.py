@@ -24,7 +24,7 @@ from .plots import input_fingerprint, make_figures, read_manifest, readable
 from .readers import as_run
 from .results import atomic_write_json, atomic_write_text
 from .text import fmt, settings_text
-from .verdicts import DOMINANCE_F_FLOOR, FAILS, HOLDS, run_verdicts
+from .verdicts import DOMINANCE_F_FLOOR, FAILS, HOLDS, RunVerdicts, run_verdicts
 
 # ============================================================================ document blocks
 _FIGURE_CAPTIONS = {
@@ -60,12 +60,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _run_blocks(data: dict, figures: list[Path], level: int, base: Path) -> list[tuple]:
+def _run_blocks(data: RunVerdicts, figures: list[Path], level: int, base: Path) -> list[tuple]:
     """The document of one run as blocks: ('h', level, text), ('p', text), ('table', head, rows),
     ('img', path, caption, relpath)."""
-    blocks: list[tuple] = [("p", data["title"]), ("p", f"Result files: `{data['run']}`")]
-    train = data.get("train") or {}
-    d = data.get("data") or {}
+    blocks: list[tuple] = [("p", data.title), ("p", f"Result files: `{data.run}`")]
+    train, d = data.train, data.data
     facts = [["dataset", d.get("dataset")], ["training examples", d.get("train_examples")],
              ["test examples", d.get("test_examples")]]
     if train:
@@ -74,26 +73,26 @@ def _run_blocks(data: dict, figures: list[Path], level: int, base: Path) -> list
                   ["batch size", train.get("batch_size")], ["weight decay", train.get("weight_decay")],
                   ["training seed", train.get("seed")], ["label noise", train.get("label_noise")],
                   ["trained parameters", train.get("train_params")], ["training precision", train.get("precision")]]
-    facts.append(["analyzed checkpoints", ", ".join(str(e) for e in data["analyzed_epochs"]) or "none"])
+    facts.append(["analyzed checkpoints", ", ".join(str(e) for e in data.analyzed_epochs) or "none"])
     blocks.append(("h", level + 1, "Run"))
     blocks.append(("table", ["setting", "value"], [[k, _cell(v)] for k, v in facts]))
     blocks.append(("h", level + 1, "Verdicts"))
     blocks.append(("table", ["claim", "verdict", "numbers", "threshold", "computed on"],
-                   [[c["title"], c["verdict"].upper() if c["verdict"] in (HOLDS, FAILS) else c["verdict"],
-                     c["summary"], c["threshold"], settings_text(c["settings"]) or "—"] for c in data["claims"]]))
-    blocks.append(("p", "Thresholds: " + ", ".join(f"{k} = {fmt(v)}" for k, v in data["thresholds"].items())
+                   [[c.title, c.verdict.upper() if c.verdict in (HOLDS, FAILS) else c.verdict,
+                     c.summary, c.threshold, settings_text(c.settings) or "—"] for c in data.claims]))
+    blocks.append(("p", "Thresholds: " + ", ".join(f"{k} = {fmt(v)}" for k, v in data.thresholds.items())
                    + ". A claim whose result files are absent is 'not measured'; one that misses its threshold "
                      "'fails', with its numbers."))
     blocks.append(("h", level + 1, "Details"))
-    for c in data["claims"]:
-        blocks.append(("h", level + 2, f"{c['title']}: {c['verdict']}"))
-        blocks.append(("p", c["summary"] + (f" — {c['note']}" if c["note"] else "")))
-        if c["settings"]:
-            blocks.append(("p", f"Computed on: {settings_text(c['settings'])}."))
-        if c["rows"]:
-            blocks.append(("table", c["columns"], [[_cell(v) for v in row] for row in c["rows"]]))
-        if c["sources"]:
-            shown = [os.path.relpath(s, data["run"]) for s in c["sources"]]
+    for c in data.claims:
+        blocks.append(("h", level + 2, f"{c.title}: {c.verdict}"))
+        blocks.append(("p", c.summary + (f" — {c.note}" if c.note else "")))
+        if c.settings:
+            blocks.append(("p", f"Computed on: {settings_text(c.settings)}."))
+        if c.rows:
+            blocks.append(("table", c.columns, [[_cell(row[k]) for k in c.columns] for row in c.rows]))
+        if c.sources:
+            shown = [os.path.relpath(s, data.run) for s in c.sources]
             blocks.append(("p", "From: " + ", ".join(f"`{s}`" for s in shown[:12])
                            + (f" and {len(shown) - 12} more" if len(shown) > 12 else "")))
     if figures:
@@ -209,7 +208,7 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
     ``write_combined_report``). ``figures``: True redraws them, False embeds those already
     there, 'auto' (default) redraws only when they were not drawn from the current result files.
     ``epochs`` selects the per-checkpoint figures when they are drawn.
-    Returns {"markdown", "html", "json": paths, "verdicts": the plain data}.
+    Returns {"markdown", "html", "json": paths, "cells": [(name, RunVerdicts), ...]}.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
@@ -223,8 +222,8 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
     out = Path(out_dir) if out_dir else run.path
     fig_dir = run.figures if out_dir is None else out / "figures"
     figs = _figures_for(run.path, fig_dir, figures, epochs, floor)
-    blocks = _header(f"Loss-landscape report: {data['name']}") + _run_blocks(data, figs, 1, out)
-    return _write_all(out, blocks, f"landscape report: {data['name']}", data)
+    blocks = _header(f"Loss-landscape report: {data.name}") + _run_blocks(data, figs, 1, out)
+    return _write_all(out, blocks, f"landscape report: {data.name}", data.to_json(), [(data.name, data)])
 
 
 def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
@@ -242,26 +241,26 @@ def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
     names: set[str] = set()
     for r in run_dirs:
         data = run_verdicts(r, floor=floor)
-        name = data["name"]
+        name = data.name
         k = 2
         while name in names:
-            name, k = f"{data['name']}_{k}", k + 1
+            name, k = f"{data.name}_{k}", k + 1
         names.add(name)
         cells.append((name, r, data))
     blocks = _header("Loss-landscape report: " + ", ".join(n for n, _, _ in cells))
     blocks.append(("h", 2, "Summary"))
-    titles = [c["title"] for c in cells[0][2]["claims"]]
+    titles = [c.title for c in cells[0][2].claims]
     blocks.append(("table", ["cell"] + titles,
-                   [[name] + [f"{c['verdict']}: {c['summary']}" for c in data["claims"]] for name, _, data in cells]))
+                   [[name] + [f"{c.verdict}: {c.summary}" for c in data.claims] for name, _, data in cells]))
     for name, r, data in cells:
         figs = _figures_for(r, as_run(r).figures, figures, epochs, floor)
         blocks.append(("h", 2, f"Cell {name}"))
         blocks += _run_blocks(data, figs, 2, out)
-    combined = {"cells": [{"cell": name, **data} for name, _, data in cells]}
-    return _write_all(out, blocks, "landscape combined report", combined)
+    combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells]}
+    return _write_all(out, blocks, "landscape combined report", combined, [(name, data) for name, _, data in cells])
 
 
-def _write_all(out: Path, blocks: list[tuple], title: str, data: dict) -> dict:
+def _write_all(out: Path, blocks: list[tuple], title: str, data: dict, cells: list) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     md, page, js = out / "report.md", out / "report.html", out / "report.json"
     atomic_write_text(render_markdown(blocks), md)
@@ -269,4 +268,4 @@ def _write_all(out: Path, blocks: list[tuple], title: str, data: dict) -> dict:
     atomic_write_json(data, js)
     for path in (md, page, js):
         readable(path)
-    return {"markdown": md, "html": page, "json": js, "verdicts": data}
+    return {"markdown": md, "html": page, "json": js, "cells": cells}

@@ -20,6 +20,7 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -90,16 +91,63 @@ def bn_lag(points: list[dict]) -> list[tuple[int, float, float, float]]:
     return out
 
 
-def _claim(cid: str, title: str, verdict: str, summary: str, threshold: str, numbers: dict,
-           settings: dict, columns: list[str] | None = None, rows: list[list] | None = None,
-           sources: list | None = None, note: str = "") -> dict:
-    return {"id": cid, "title": title, "verdict": verdict, "summary": summary, "threshold": threshold,
-            "numbers": numbers, "settings": settings, "columns": columns or [], "rows": rows or [],
-            "sources": [str(s) for s in (sources or [])], "note": note}
+@dataclass
+class Claim:
+    """One claim judged on one run: its verdict, the numbers behind it and where they come from.
+
+    ``rows`` is the detail table, one dict per row keyed by column name (the columns are the
+    first row's keys, in order); ``sources`` are the result files it was read from.
+    """
+
+    id: str
+    title: str
+    verdict: str
+    summary: str
+    threshold: str
+    numbers: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def __post_init__(self):
+        self.sources = [str(s) for s in self.sources]
+
+    @property
+    def columns(self) -> list[str]:
+        """The detail table's column names."""
+        return list(self.rows[0]) if self.rows else []
+
+    def to_json(self) -> dict:
+        """Plain data (report.json), with the columns spelled out."""
+        return {**asdict(self), "columns": self.columns}
+
+
+@dataclass
+class RunVerdicts:
+    """Every claim on one run, with what the run is and the thresholds they were judged by."""
+
+    run: str
+    name: str
+    title: str
+    train: dict
+    data: dict
+    analyzed_epochs: list[int]
+    thresholds: dict
+    claims: list[Claim]
+
+    def claim(self, claim_id: str) -> Claim:
+        """The claim with id ``claim_id`` (one of CLAIMS)."""
+        return next(c for c in self.claims if c.id == claim_id)
+
+    def to_json(self) -> dict:
+        """Plain data (report.json)."""
+        return {**{k: v for k, v in asdict(self).items() if k != "claims"},
+                "claims": [c.to_json() for c in self.claims]}
 
 
 # ============================================================================ the claims
-def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> dict:
+def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> Claim:
     """‖∇F‖² ≥ c·F: c over every repeat's checkpoints and the dense track, margin to DOMINANCE_MIN_C."""
     title = "Gradient dominance: ‖∇F‖² ≥ c·F"
     threshold = (f"holds when c ≥ {fmt(DOMINANCE_MIN_C)}; c = min ‖∇F‖²/F over the checkpoints of every repeat "
@@ -107,7 +155,7 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> dict:
     points = load_dominance(run, repeats=True)
     track = load_track(run)
     if not points and not track:
-        return _claim("gradient_dominance", title, NOT_MEASURED, "no dominance.json and no track.jsonl",
+        return Claim("gradient_dominance", title, NOT_MEASURED, "no dominance.json and no track.jsonl",
                       threshold, {}, {})
     repeats = sorted({p["repeat"] for p in points})
     per = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
@@ -151,36 +199,37 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> dict:
             note = (f"the checkpoint's batch-norm statistics lag its weights at epoch(s) "
                     f"{', '.join(str(x[0]) for x in lagging)} (epoch {e}: F = {fmt(fc, 4)} with them, {fmt(fr, 4)} "
                     f"with the statistics of θ): rerun the analysis with --bn-stats recompute")
-    rows = [[p["epoch"], p["repeat"], p["F"], p.get("F_checkpoint_stats"), p["grad_sq"], p["ratio"],
-             p["grad_sq_hidden"], p["ratio_hidden"], "yes" if p["F"] > floor else "no (below floor)"] for p in points]
-    return _claim("gradient_dominance", title, verdict, summary, threshold, numbers, settings,
-                  ["epoch", "repeat", "F", "F (checkpoint BN statistics)", "‖∇F‖²", "‖∇F‖²/F", "‖∇F‖² hidden",
-                   "ratio hidden", "sets c"], rows,
-                  [p["path"] for p in points] + ([run.track] if track else []), note)
+    rows = [{"epoch": p["epoch"], "repeat": p["repeat"], "F": p["F"],
+             "F (checkpoint BN statistics)": p.get("F_checkpoint_stats"), "‖∇F‖²": p["grad_sq"],
+             "‖∇F‖²/F": p["ratio"], "‖∇F‖² hidden": p["grad_sq_hidden"], "ratio hidden": p["ratio_hidden"],
+             "sets c": "yes" if p["F"] > floor else "no (below floor)"} for p in points]
+    return Claim("gradient_dominance", title, verdict, summary, threshold, numbers, settings, rows,
+                 [p["path"] for p in points] + ([run.track] if track else []), note)
 
 
 def _good_fit(p: dict) -> bool:
     return (p.get("points") or 0) >= 3 and math.isfinite(p["rel_rms"]) and p["rel_rms"] <= FIT_MAX_REL_RMS
 
 
-def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_SQRT_F) -> dict:
+def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_SQRT_F) -> Claim:
     """Semi-smoothness: the largest a/√F over well-fitted probes, worst repeat, margin to the limit."""
     title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to √F"
     threshold = (f"holds when max a/√F ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, "
                  f"on fits with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}")
     probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
-        return _claim("semi_smoothness", title, NOT_MEASURED, "no probe_*.json", threshold, {}, {})
-    rows = [[p["epoch"], p["repeat"], p["name"], p["F"], p["a"], p["b"], p["a_over_sqrt_F"], p["rel_rms"],
-             p["envelope"], p["noise_floor"], float(np.abs(p["t"]).max())] for p in probes]
+        return Claim("semi_smoothness", title, NOT_MEASURED, "no probe_*.json", threshold, {}, {})
+    rows = [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "a": p["a"],
+             "b": p["b"], "a/√F": p["a_over_sqrt_F"], "fit rel. RMS": p["rel_rms"], "envelope κ": p["envelope"],
+             "noise floor": p["noise_floor"], "max |t|": float(np.abs(p["t"]).max())} for p in probes]
     settings = settings_of([p["context"] for p in probes], [p["epoch"] for p in probes])
     good = [p for p in probes if _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])]
     poor_over = [p for p in probes if not _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])
                  and p["a_over_sqrt_F"] > threshold_value]
     if not good:
         verdict = INCONCLUSIVE if probes else NOT_MEASURED
-        return _claim("semi_smoothness", title, verdict, "no probe has a good fit (or F = 0 everywhere)",
-                      threshold, {}, settings, [], [], [p["path"] for p in probes])
+        return Claim("semi_smoothness", title, verdict, "no probe has a good fit (or F = 0 everywhere)",
+                      threshold, {}, settings, [], [p["path"] for p in probes])
     repeats = sorted({p["repeat"] for p in good})
     per_repeat = spread(max(p["a_over_sqrt_F"] for p in good if p["repeat"] == r) for r in repeats)
     worst = max(good, key=lambda p: p["a_over_sqrt_F"])
@@ -203,35 +252,36 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
         note = (f"{len(poor_over)} probe(s) with a poor fit (relative RMS > {fmt(FIT_MAX_REL_RMS)}) exceed the "
                 f"threshold, e.g. epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/√F = "
                 f"{fmt(p['a_over_sqrt_F'], 4)}, fit error {fmt(p['rel_rms'], 3)}")
-    return _claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings,
-                  ["epoch", "repeat", "direction", "F", "a", "b", "a/√F", "fit rel. RMS", "envelope κ", "noise floor",
-                   "max |t|"], rows, [p["path"] for p in probes], note)
+    return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows,
+                 [p["path"] for p in probes], note)
 
 
-def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> dict:
+def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> Claim:
     """Little help from second order: the worst (d_plane − d_grad)/d_grad over checkpoints and repeats."""
     title = "Second-order information gives little help (negative curvature vs gradient)"
     threshold = (f"holds when, at every checkpoint and in every repeat, d_plane − d_grad ≤ {fmt(fraction)} × d_grad "
                  f"(second_order.json: line searches and a local search in the plane, no grid)")
     tests = load_second_order(run)
     if not tests:
-        return _claim("second_order", title, NOT_MEASURED, "no second_order.json", threshold, {}, {})
+        return Claim("second_order", title, NOT_MEASURED, "no second_order.json", threshold, {}, {})
     epochs = sorted({t["epoch"] for t in tests})
     rows, per_epoch = [], {}
     for e in epochs:
         here = [t for t in tests if t["epoch"] == e]
         per_epoch[e] = {k: spread(t[k] for t in here) for k in ("d_grad", "d_curv", "d_plane", "extra_fraction")}
         st = per_epoch[e]
-        rows.append([e, len(here), spread(t["F"] for t in here)["mean"], spread_text(st["d_grad"]),
-                     spread_text(st["d_curv"]), spread_text(st["d_plane"]), spread_text(st["extra_fraction"]),
-                     st["extra_fraction"]["max"], spread_text(spread(t["lambda_min"] for t in here)),
-                     "yes" if st["extra_fraction"]["max"] <= fraction else "no"])
+        rows.append({"epoch": e, "repeats": len(here), "F": spread(t["F"] for t in here)["mean"],
+                     "d_grad (along −∇F)": spread_text(st["d_grad"]), "d_curv (along y)": spread_text(st["d_curv"]),
+                     "d_plane": spread_text(st["d_plane"]), "extra / d_grad": spread_text(st["extra_fraction"]),
+                     "worst extra / d_grad": st["extra_fraction"]["max"],
+                     "λ_min": spread_text(spread(t["lambda_min"] for t in here)),
+                     "little help": "yes" if st["extra_fraction"]["max"] <= fraction else "no"})
     worst = max(tests, key=lambda t: t["extra_fraction"])
     value = worst["extra_fraction"]
     unresolved = [t for t in tests if not _eigen_resolved(t)]
     numbers = {"worst_extra_fraction": value, "worst_epoch": worst["epoch"], "worst_repeat": worst["repeat"],
                "fraction": fraction, "margin": value / fraction if fraction > 0 else float("nan"),
-               "checkpoints": len(epochs), "failing_epochs": [r[0] for r in rows if r[-1] == "no"],
+               "checkpoints": len(epochs), "failing_epochs": [r["epoch"] for r in rows if r["little help"] == "no"],
                "per_epoch": {str(e): v for e, v in per_epoch.items()},
                "evaluations": spread(t["evaluations"] for t in tests),
                "unresolved_eigenpairs": [[t["epoch"], t["repeat"]] for t in unresolved]}
@@ -250,13 +300,11 @@ def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_F
         verdict = INCONCLUSIVE
         note = "a gradient line search ran out of evaluations before bracketing its best step"
     surfaces = [s for e in analyzed_epochs(run) if (s := load_surface(run, e)) is not None]
-    return _claim("second_order", title, verdict, summary, threshold, numbers,
+    return Claim("second_order", title, verdict, summary, threshold, numbers,
                   settings_of([t["context"] for t in tests], [t["epoch"] for t in tests],
                             grid_pictures=(f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} (figures only)"
                                            if surfaces else None)),
-                  ["epoch", "repeats", "F", "d_grad (along −∇F)", "d_curv (along y)", "d_plane", "extra / d_grad",
-                   "worst extra / d_grad", "λ_min", "little help"],
-                  rows, [t["path"] for t in tests], note)
+                 rows, [t["path"] for t in tests], note)
 
 
 def _eigen_resolved(test: dict) -> bool:
@@ -268,13 +316,13 @@ def _eigen_resolved(test: dict) -> bool:
     return residual is not None and math.isfinite(lam) and float(residual) <= EIGEN_MAX_RELATIVE_RESIDUAL * abs(lam)
 
 
-def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_FRACTION) -> dict:
+def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_FRACTION) -> Claim:
     """Monotone interpolation init → final: the largest bump against a fraction of F(init)."""
     title = "Monotone interpolation from initialization to the solution (train loss)"
     threshold = f"holds when the largest bump on α ∈ [0, 1] ≤ {fmt(fraction)} × F(init)"
     items = load_interpolations(run)
     if not items:
-        return _claim("interpolation", title, NOT_MEASURED, "no analysis/interpolation/*.json", threshold, {}, {})
+        return Claim("interpolation", title, NOT_MEASURED, "no analysis/interpolation/*.json", threshold, {}, {})
     main = items[0]  # the widest span: init → final
     alpha = main["alpha"]
     i0, i1 = int(np.argmin(np.abs(alpha))), int(np.argmin(np.abs(alpha - 1)))
@@ -295,19 +343,19 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
     rows = []
     for it in items:
         tr, te = it["result"]["train"], it["result"].get("test", {})
-        rows.append([f"{it['from']} → {it['to']}", "yes" if tr["monotone"] else "no", float(tr["largest_bump"]),
-                     float(tr.get("bump_at", float("nan"))), "yes" if te.get("monotone") else "no",
-                     float(te.get("largest_bump", float("nan"))), it["bn"]])
+        rows.append({"pair (epochs)": f"{it['from']} → {it['to']}", "train monotone": "yes" if tr["monotone"] else "no",
+                     "train largest bump": float(tr["largest_bump"]), "bump at α": float(tr.get("bump_at", float("nan"))),
+                     "test monotone": "yes" if te.get("monotone") else "no",
+                     "test largest bump": float(te.get("largest_bump", float("nan"))), "BN": it["bn"]})
     ctx = main["context"].get("train", {}) if isinstance(main["context"], dict) else {}
     test_n = main["context"].get("test", {}).get("examples") if isinstance(main["context"], dict) else None
-    return _claim("interpolation", title, verdict, summary, threshold, numbers,
+    return Claim("interpolation", title, verdict, summary, threshold, numbers,
                   settings_of([ctx], [main["from"], main["to"]], interpolation_bn=main["bn"], test_examples=test_n,
                             points=len(alpha)),
-                  ["pair (epochs)", "train monotone", "train largest bump", "bump at α", "test monotone",
-                   "test largest bump", "BN"], rows, [it["path"] for it in items])
+                 rows, [it["path"] for it in items])
 
 
-def accuracy_verdict(run: RunDir, config: dict) -> dict:
+def accuracy_verdict(run: RunDir, config: dict) -> Claim:
     """The final training and test accuracies (reported, not judged)."""
     title = "Accuracy reached"
     threshold = "no threshold (reported)"
@@ -318,19 +366,21 @@ def accuracy_verdict(run: RunDir, config: dict) -> dict:
         last = log[-1]
         numbers.update({"epoch": int(last["epoch"]), "train_acc": last["train_acc"], "test_acc": last["test_acc"],
                         "train_loss": last["train_loss"], "test_loss": last["test_loss"]})
-        rows.append([f"log.jsonl, epoch {int(last['epoch'])}", "training set (running mean, augmented)",
-                     last["train_loss"], last["train_acc"], last["test_loss"], last["test_acc"]])
+        rows.append({"source": f"log.jsonl, epoch {int(last['epoch'])}", "on": "training set (running mean, augmented)",
+                     "train loss": last["train_loss"], "train acc": last["train_acc"],
+                     "test loss": last["test_loss"], "test acc": last["test_acc"]})
         sources.append(run.log)
     final = next((p for p in reversed(points) if "train_acc" in p), None)
     if final is not None:
         numbers.update({"checkpoint_epoch": final["epoch"], "checkpoint_train_acc": final["train_acc"],
                         "checkpoint_test_acc": final.get("test_acc"), "checkpoint_F": final["F"]})
-        rows.append([f"dominance.json, epoch {final['epoch']}",
-                     f"analysis subset n={final['context'].get('examples', '?')}", final["F"], final["train_acc"],
-                     final.get("test_loss"), final.get("test_acc")])
+        rows.append({"source": f"dominance.json, epoch {final['epoch']}",
+                     "on": f"analysis subset n={final['context'].get('examples', '?')}", "train loss": final["F"],
+                     "train acc": final["train_acc"], "test loss": final.get("test_loss"),
+                     "test acc": final.get("test_acc")})
         sources.append(final["path"])
     if not numbers:
-        return _claim("accuracy", title, NOT_MEASURED, "no log.jsonl and no dominance.json", threshold, {}, {})
+        return Claim("accuracy", title, NOT_MEASURED, "no log.jsonl and no dominance.json", threshold, {}, {})
     data = config.get("data", {})
     if log:
         summary = (f"epoch {numbers['epoch']}: train {numbers['train_acc']:.4f}, test {numbers['test_acc']:.4f}")
@@ -344,28 +394,23 @@ def accuracy_verdict(run: RunDir, config: dict) -> dict:
     settings = {k: v for k, v in settings.items() if v is not None}
     if log:
         settings["epochs"] = [int(log[-1]["epoch"])]
-    return _claim("accuracy", title, MEASURED, summary, threshold, numbers, settings,
-                  ["source", "on", "train loss", "train acc", "test loss", "test acc"], rows, sources)
+    return Claim("accuracy", title, MEASURED, summary, threshold, numbers, settings, rows, sources)
 
 
-def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> dict:
-    """The verdict on each claim for one run directory, as plain data (see the module doc)."""
+def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> RunVerdicts:
+    """The verdict on each claim for one run directory (see the module doc)."""
     run = as_run(run_dir)
     config = read_config(run)
-    train = config.get("train") or {}
     claims = [dominance_verdict(run, floor), smoothness_verdict(run), second_order_verdict(run),
               interpolation_verdict(run), accuracy_verdict(run, config)]
-    return {"run": str(run.path), "name": run.path.name, "title": run_title(run, config),
-            "train": train, "data": {k: v for k, v in config.get("data", {}).items() if k != "classes"},
-            "analyzed_epochs": analyzed_epochs(run),
-            "thresholds": {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
-                           "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
-                           "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
-                           "BN_LAG_MAX": BN_LAG_MAX,
-                           "SECOND_ORDER_MAX_EXTRA_FRACTION": SECOND_ORDER_MAX_EXTRA_FRACTION,
-                           "INTERPOLATION_MAX_BUMP_FRACTION": INTERPOLATION_MAX_BUMP_FRACTION},
-            "claims": claims}
-
+    thresholds = {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
+                  "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
+                  "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
+                  "BN_LAG_MAX": BN_LAG_MAX, "SECOND_ORDER_MAX_EXTRA_FRACTION": SECOND_ORDER_MAX_EXTRA_FRACTION,
+                  "INTERPOLATION_MAX_BUMP_FRACTION": INTERPOLATION_MAX_BUMP_FRACTION}
+    return RunVerdicts(str(run.path), run.path.name, run_title(run, config), config.get("train") or {},
+                       {k: v for k, v in config.get("data", {}).items() if k != "classes"},
+                       analyzed_epochs(run), thresholds, claims)
 
 
 def envelope_constant(F: Iterable[float], grad_sq: Iterable[float], floor: float = DOMINANCE_F_FLOOR) -> dict:

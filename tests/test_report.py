@@ -48,8 +48,8 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _claims(data: dict) -> dict:
-    return {c["id"]: c for c in data["claims"]}
+def _claims(data) -> dict:
+    return {c.id: c for c in data.claims}
 
 
 def test_verdict_numbers_equal_the_result_files(analyzed_run):
@@ -69,17 +69,17 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     c_hid = min([d["result"]["ratio_hidden"] for d in dom.values() if d["result"]["F"] > floor]
                 + [r["grad_sq_hidden"] / r["F"] for r in track if r["F"] > floor])
     g = claims["gradient_dominance"]
-    assert g["numbers"]["c_spread"]["min"] == pytest.approx(c_ck, rel=1e-12)  # one repeat
+    assert g.numbers["c_spread"]["min"] == pytest.approx(c_ck, rel=1e-12)  # one repeat
     assert all(r["bn_policy"] == "frozen (statistics of θ on the tracked examples)" for r in track)  # judged
-    assert g["numbers"]["c_track"] == pytest.approx(c_tr, rel=1e-12)
-    assert g["numbers"]["c"] == pytest.approx(min(c_ck, c_tr), rel=1e-12)
-    assert g["numbers"]["c_hidden"] == pytest.approx(c_hid, rel=1e-12)
-    assert g["numbers"]["floor"] == floor
-    assert g["verdict"] == (V.HOLDS if 0 < g["numbers"]["c"] < math.inf else V.FAILS)
+    assert g.numbers["c_track"] == pytest.approx(c_tr, rel=1e-12)
+    assert g.numbers["c"] == pytest.approx(min(c_ck, c_tr), rel=1e-12)
+    assert g.numbers["c_hidden"] == pytest.approx(c_hid, rel=1e-12)
+    assert g.numbers["floor"] == floor
+    assert g.verdict == (V.HOLDS if 0 < g.numbers["c"] < math.inf else V.FAILS)
     ctx = dom[0]["context"]
     for key in ("dataset", "examples", "param_subset", "bn_policy", "precision", "subset_seed", "train_seed"):
-        assert g["settings"][key] == ctx[key], key
-    assert g["settings"]["epochs"] == epochs
+        assert g.settings[key] == ctx[key], key
+    assert g.settings["epochs"] == epochs
 
     # semi-smoothness: the largest a/√F over every stored probe
     probes = [_json(p) for p in sorted(analysis.glob("epoch_*/probe_*.json"))]
@@ -87,62 +87,62 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     s = claims["semi_smoothness"]
     good = [p for p in probes if p["result"]["fit"]["points"] >= 3 and p["result"]["fit"]["rel_rms"] <= V.FIT_MAX_REL_RMS]
     worst = max(good, key=lambda p: p["result"]["a_over_sqrt_F"])
-    assert s["numbers"]["max_a_over_sqrt_F"] == pytest.approx(worst["result"]["a_over_sqrt_F"], rel=1e-12)
-    assert s["numbers"]["max_b"] == pytest.approx(max(p["result"]["fit"]["b"] for p in good), rel=1e-12)
-    assert s["numbers"]["probes"] == len(probes) and s["numbers"]["good_fits"] == len(good)
+    assert s.numbers["max_a_over_sqrt_F"] == pytest.approx(worst["result"]["a_over_sqrt_F"], rel=1e-12)
+    assert s.numbers["max_b"] == pytest.approx(max(p["result"]["fit"]["b"] for p in good), rel=1e-12)
+    assert s.numbers["probes"] == len(probes) and s.numbers["good_fits"] == len(good)
     poor_over = [p for p in probes if p not in good and p["result"]["a_over_sqrt_F"] > V.SMOOTHNESS_MAX_A_OVER_SQRT_F]
-    holds = s["numbers"]["max_a_over_sqrt_F"] <= V.SMOOTHNESS_MAX_A_OVER_SQRT_F
-    assert s["verdict"] == (V.FAILS if not holds else V.INCONCLUSIVE if poor_over else V.HOLDS)
-    assert sorted((row[0], row[4], row[5]) for row in s["rows"]) == sorted(
+    holds = s.numbers["max_a_over_sqrt_F"] <= V.SMOOTHNESS_MAX_A_OVER_SQRT_F
+    assert s.verdict == (V.FAILS if not holds else V.INCONCLUSIVE if poor_over else V.HOLDS)
+    assert sorted((row["epoch"], row["a"], row["b"]) for row in s.rows) == sorted(
         (p["context"]["epoch"], p["result"]["fit"]["a"], p["result"]["fit"]["b"]) for p in probes)
 
     # second-order help: the grid-free test of second_order.json, worst over checkpoints and repeats
     o = claims["second_order"]
     tests = {e: _json(analysis / f"epoch_{e:04d}" / "second_order.json")["result"] for e in (0, 2)}
-    assert [row[0] for row in o["rows"]] == [0, 2]
+    assert [row["epoch"] for row in o.rows] == [0, 2]
     worst = max(tests.values(), key=lambda t: t["extra_fraction"])
-    assert o["numbers"]["worst_extra_fraction"] == pytest.approx(worst["extra_fraction"], rel=1e-12)
-    for row in o["rows"]:
-        t = tests[row[0]]
-        assert row[7] == pytest.approx(t["extra_fraction"], rel=1e-12)
+    assert o.numbers["worst_extra_fraction"] == pytest.approx(worst["extra_fraction"], rel=1e-12)
+    for row in o.rows:
+        t = tests[row["epoch"]]
+        assert row["worst extra / d_grad"] == pytest.approx(t["extra_fraction"], rel=1e-12)
         assert t["d_plane"] >= max(t["d_grad"], t["d_curv"])
-        assert row[-1] == ("yes" if t["extra_fraction"] <= V.SECOND_ORDER_MAX_EXTRA_FRACTION else "no")
+        assert row["little help"] == ("yes" if t["extra_fraction"] <= V.SECOND_ORDER_MAX_EXTRA_FRACTION else "no")
     holds = worst["extra_fraction"] <= V.SECOND_ORDER_MAX_EXTRA_FRACTION
-    assert o["verdict"] in ((V.HOLDS, V.INCONCLUSIVE) if holds else (V.FAILS,))
+    assert o.verdict in ((V.HOLDS, V.INCONCLUSIVE) if holds else (V.FAILS,))
 
     # interpolation init → final: largest bump and F(init) from the stored files
     i = claims["interpolation"]
     stored = _json(analysis / "interpolation" / "epoch_0000_to_0002.json")
     arrays = np.load(analysis / "interpolation" / "epoch_0000_to_0002.npz")
     f_init = float(arrays["train_loss"][np.argmin(np.abs(arrays["alpha"]))])
-    assert (i["numbers"]["from_epoch"], i["numbers"]["to_epoch"]) == (0, 2)
-    assert i["numbers"]["largest_bump"] == stored["result"]["train"]["largest_bump"]
-    assert i["numbers"]["monotone"] == stored["result"]["train"]["monotone"]
-    assert i["numbers"]["F_init"] == f_init
-    assert i["numbers"]["limit"] == pytest.approx(V.INTERPOLATION_MAX_BUMP_FRACTION * f_init)
-    assert i["verdict"] == (V.HOLDS if i["numbers"]["largest_bump"] <= i["numbers"]["limit"] else V.FAILS)
-    assert i["settings"]["interpolation_bn"] == stored["settings"]["bn_interpolation"]
-    assert len(i["rows"]) == 3
+    assert (i.numbers["from_epoch"], i.numbers["to_epoch"]) == (0, 2)
+    assert i.numbers["largest_bump"] == stored["result"]["train"]["largest_bump"]
+    assert i.numbers["monotone"] == stored["result"]["train"]["monotone"]
+    assert i.numbers["F_init"] == f_init
+    assert i.numbers["limit"] == pytest.approx(V.INTERPOLATION_MAX_BUMP_FRACTION * f_init)
+    assert i.verdict == (V.HOLDS if i.numbers["largest_bump"] <= i.numbers["limit"] else V.FAILS)
+    assert i.settings["interpolation_bn"] == stored["settings"]["bn_interpolation"]
+    assert len(i.rows) == 3
 
     # accuracy: the last line of log.jsonl
     a = claims["accuracy"]
     last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
-    assert a["verdict"] == V.MEASURED
-    assert (a["numbers"]["train_acc"], a["numbers"]["test_acc"], a["numbers"]["epoch"]) == \
+    assert a.verdict == V.MEASURED
+    assert (a.numbers["train_acc"], a.numbers["test_acc"], a.numbers["epoch"]) == \
         (last["train_acc"], last["test_acc"], last["epoch"])
-    assert a["numbers"]["checkpoint_train_acc"] == dom[2]["result"]["train_acc"]
+    assert a.numbers["checkpoint_train_acc"] == dom[2]["result"]["train_acc"]
 
 
 def test_failing_claims_are_reported_with_their_numbers(analyzed_run):
     run = V.as_run(analyzed_run)
     s = V.smoothness_verdict(run, threshold_value=0.0)
-    assert s["verdict"] == V.FAILS and s["numbers"]["max_a_over_sqrt_F"] > 0
+    assert s.verdict == V.FAILS and s.numbers["max_a_over_sqrt_F"] > 0
     i = V.interpolation_verdict(run, fraction=-1.0)
-    assert i["verdict"] == V.FAILS and "largest bump" in i["summary"]
+    assert i.verdict == V.FAILS and "largest bump" in i.summary
     o = V.second_order_verdict(run, fraction=-1.0)
-    assert o["verdict"] == V.FAILS and o["numbers"]["failing_epochs"] == [0, 2]  # extra ≥ 0 > −1·d_grad
+    assert o.verdict == V.FAILS and o.numbers["failing_epochs"] == [0, 2]  # extra ≥ 0 > −1·d_grad
     g = V.dominance_verdict(run, floor=1e9)
-    assert g["verdict"] == V.NOT_MEASURED and "floor" in g["summary"]
+    assert g.verdict == V.NOT_MEASURED and "floor" in g.summary
 
 
 def _verdict_table(md: str) -> dict[str, list[str]]:
@@ -162,21 +162,21 @@ def test_report_files(reported):
     md = written["markdown"].read_text()
     data = V.run_verdicts(run)
     table = _verdict_table(md)
-    assert list(table) == [c["title"] for c in data["claims"]]
-    for c in data["claims"]:
-        verdict, numbers, threshold, computed_on = table[c["title"]]
-        assert verdict.lower() == c["verdict"]
-        assert numbers == c["summary"] and threshold == c["threshold"]
+    assert list(table) == [c.title for c in data.claims]
+    for c in data.claims:
+        verdict, numbers, threshold, computed_on = table[c.title]
+        assert verdict.lower() == c.verdict
+        assert numbers == c.summary and threshold == c.threshold
     g = _claims(data)["gradient_dominance"]
-    assert f"c = {V.fmt(g['numbers']['c'], 4)}" in table[g["title"]][1]
-    assert "n=16 (subset seed 0)" in table[g["title"]][3] and "BN frozen" in table[g["title"]][3]
-    assert "fp32" in table[g["title"]][3] and "params all" in table[g["title"]][3]
+    assert f"c = {V.fmt(g.numbers['c'], 4)}" in table[g.title][1]
+    assert "n=16 (subset seed 0)" in table[g.title][3] and "BN frozen" in table[g.title][3]
+    assert "fp32" in table[g.title][3] and "params all" in table[g.title][3]
     for name in ("SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1", "SECOND_ORDER_MAX_EXTRA_FRACTION = 0.1",
                  "INTERPOLATION_MAX_BUMP_FRACTION = 0.001", "DOMINANCE_F_FLOOR = 0.01"):
         assert name in md
     assert "](figures/surface_3d.png)" in md
     # report.json holds the same plain data
-    assert _json(run / "report.json")["claims"][0]["numbers"]["c"] == pytest.approx(g["numbers"]["c"])
+    assert _json(run / "report.json")["claims"][0]["numbers"]["c"] == pytest.approx(g.numbers["c"])
 
 
 def test_html_is_self_contained(reported):
@@ -188,8 +188,8 @@ def test_html_is_self_contained(reported):
     with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
         assert im.format == "PNG"
     assert "href=" not in page
-    for c in V.run_verdicts(run)["claims"]:
-        assert R._inline(c["summary"]) in page
+    for c in V.run_verdicts(run).claims:
+        assert R._inline(c.summary) in page
 
 
 def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
@@ -197,7 +197,7 @@ def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     shutil.rmtree(run / "analysis")
     (run / "track.jsonl").unlink()
     claims = _claims(V.run_verdicts(run))
-    assert [claims[c]["verdict"] for c in V.CLAIMS] == [V.NOT_MEASURED] * 4 + [V.MEASURED]
+    assert [claims[c].verdict for c in V.CLAIMS] == [V.NOT_MEASURED] * 4 + [V.MEASURED]
     written = R.write_report(run)
     assert {p.stem for p in (run / "figures").glob("*.png")} == {"training"}
     table = _verdict_table(written["markdown"].read_text())

@@ -68,23 +68,23 @@ def test_dominance_uses_the_worst_repeat_and_gives_its_margin_and_spread(tmp_pat
     for r, ratio in enumerate(ratios):
         _dominance(run, 1, r, F=1.0, grad_sq=ratio)
         _dominance(run, 2, r, F=0.5, grad_sq=0.5 * ratio * 4)
-    claim = {c["id"]: c for c in V.run_verdicts(run)["claims"]}["gradient_dominance"]
-    assert claim["verdict"] == verdict
-    assert claim["numbers"]["c"] == pytest.approx(min(ratios))
-    assert claim["numbers"]["margin"] == pytest.approx(min(ratios) / V.DOMINANCE_MIN_C)
-    sp = claim["numbers"]["c_spread"]
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["gradient_dominance"]
+    assert claim.verdict == verdict
+    assert claim.numbers["c"] == pytest.approx(min(ratios))
+    assert claim.numbers["margin"] == pytest.approx(min(ratios) / V.DOMINANCE_MIN_C)
+    sp = claim.numbers["c_spread"]
     assert (sp["min"], sp["max"], sp["n"]) == (pytest.approx(min(ratios)), pytest.approx(max(ratios)), 3)
     assert sp["std"] == pytest.approx(np.std(ratios, ddof=1))
-    assert f"{V.fmt(min(ratios) / V.DOMINANCE_MIN_C, 3)}× the threshold {V.fmt(V.DOMINANCE_MIN_C)}" in claim["summary"]
+    assert f"{V.fmt(min(ratios) / V.DOMINANCE_MIN_C, 3)}× the threshold {V.fmt(V.DOMINANCE_MIN_C)}" in claim.summary
 
 
 def test_lagging_checkpoint_statistics_make_dominance_inconclusive(tmp_path):
     run = _run(tmp_path)
     _dominance(run, 1, 0, F=21.8, grad_sq=30.0, bn_stats="checkpoint", F_other=2.3)
     _dominance(run, 2, 0, F=0.5, grad_sq=1.0, bn_stats="checkpoint", F_other=0.5)
-    claim = {c["id"]: c for c in V.run_verdicts(run)["claims"]}["gradient_dominance"]
-    assert claim["verdict"] == V.INCONCLUSIVE and "epoch 1" in claim["note"] and "--bn-stats recompute" in claim["note"]
-    assert claim["numbers"]["bn_lag_epochs"] == [1]
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["gradient_dominance"]
+    assert claim.verdict == V.INCONCLUSIVE and "epoch 1" in claim.note and "--bn-stats recompute" in claim.note
+    assert claim.numbers["bn_lag_epochs"] == [1]
 
 
 @pytest.mark.parametrize("extras, converged, verdict", [
@@ -99,18 +99,18 @@ def test_second_order_verdict_worst_repeat_margin_and_unresolved_eigenpairs(tmp_
         _second_order(run, 3, r, d_grad=0.2, d_plane=0.2 * (1 + extra), converged=converged,
                       residual=0.5 if not converged else 0.0)
         _second_order(run, 5, r, d_grad=0.1, d_plane=0.1)
-    claim = {c["id"]: c for c in V.run_verdicts(run)["claims"]}["second_order"]
-    assert claim["verdict"] == verdict
-    assert claim["numbers"]["worst_extra_fraction"] == pytest.approx(max(extras))
-    assert claim["numbers"]["margin"] == pytest.approx(max(extras) / V.SECOND_ORDER_MAX_EXTRA_FRACTION)
-    assert claim["numbers"]["worst_epoch"] == 3 and claim["numbers"]["worst_repeat"] == extras.index(max(extras))
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["second_order"]
+    assert claim.verdict == verdict
+    assert claim.numbers["worst_extra_fraction"] == pytest.approx(max(extras))
+    assert claim.numbers["margin"] == pytest.approx(max(extras) / V.SECOND_ORDER_MAX_EXTRA_FRACTION)
+    assert claim.numbers["worst_epoch"] == 3 and claim.numbers["worst_repeat"] == extras.index(max(extras))
 
 
 def test_a_small_residual_resolves_an_eigenpair_that_ran_out_of_products(tmp_path):
     run = _run(tmp_path)
     _second_order(run, 3, 0, d_grad=0.2, d_plane=0.201, converged=False, residual=0.05, lam=-1.0)
-    claim = {c["id"]: c for c in V.run_verdicts(run)["claims"]}["second_order"]
-    assert claim["verdict"] == V.HOLDS
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["second_order"]
+    assert claim.verdict == V.HOLDS
 
 
 @pytest.mark.parametrize("a, rel_rms, verdict", [
@@ -121,8 +121,8 @@ def test_smoothness_verdict_and_poor_fits(tmp_path, a, rel_rms, verdict):
     run = _run(tmp_path)
     _probe(run, 1, 0, 0.02)
     _probe(run, 1, 1, a, rel_rms=rel_rms)
-    claim = {c["id"]: c for c in V.run_verdicts(run)["claims"]}["semi_smoothness"]
-    assert claim["verdict"] == verdict
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["semi_smoothness"]
+    assert claim.verdict == verdict
     if verdict == V.HOLDS:
-        assert claim["numbers"]["max_a_over_sqrt_F"] == pytest.approx(a)
-        assert claim["numbers"]["per_repeat"]["n"] == 2
+        assert claim.numbers["max_a_over_sqrt_F"] == pytest.approx(a)
+        assert claim.numbers["per_repeat"]["n"] == 2
