@@ -93,13 +93,8 @@ def _checked(fn: Callable, name: str) -> Callable:
     return loss
 
 
-def materialize_batches(batches) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, labels) of an iterable of (inputs, labels) batches, such as a DataLoader, concatenated once.
-
-    The batches are read once, in order, so the DataLoader must not shuffle or augment if F is to
-    mean the same set next time; the Objective then owns a fixed copy.
-    """
-    xs, ys = [], []
+def checked_batches(batches):
+    """Iterate (inputs, labels) tensor pairs, with a one-line error for anything else."""
     for i, batch in enumerate(batches):
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise LandscapeError(f"batch {i} is a {type(batch).__name__}: expected (inputs, labels) pairs")
@@ -107,11 +102,42 @@ def materialize_batches(batches) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise LandscapeError(f"batch {i} holds {type(x).__name__} inputs and {type(y).__name__} labels: "
                                  f"inputs and labels must be tensors (wrap a dict-of-tensors model so it takes one)")
-        xs.append(x.detach().cpu())
-        ys.append(y.detach().cpu())
+        if len(x) != len(y):
+            raise LandscapeError(f"batch {i} has {len(x)} inputs and {len(y)} labels")
+        yield x.detach(), y.detach()
+
+
+def materialize_batches(batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of an iterable of (inputs, labels) batches, such as a DataLoader, concatenated once.
+
+    The batches are read once, in order, so the DataLoader must not shuffle or augment if F is to
+    mean the same set next time; the Objective then owns a fixed copy.
+    """
+    xs, ys = [], []
+    for x, y in checked_batches(batches):
+        xs.append(x.cpu())
+        ys.append(y.cpu())
     if not xs:
         raise LandscapeError("the data yielded no batch")
     return torch.cat(xs), torch.cat(ys)
+
+
+def scan_stream(batches) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(first inputs, first labels, example count) of a re-iterable source of batches, read once.
+
+    A streamed Objective re-reads its batches at every evaluation, so they must come from a
+    re-iterable object (a DataLoader, a list), not a one-shot iterator or generator.
+    """
+    if iter(batches) is batches:
+        raise LandscapeError("streaming needs re-iterable data (a DataLoader or a list of batches), "
+                             "not a one-shot iterator or generator")
+    first, count = None, 0
+    for x, y in checked_batches(batches):
+        first = first or (x[:1], y[:1])
+        count += len(y)
+    if first is None:
+        raise LandscapeError("the data yielded no batch")
+    return first[0], first[1], count
 
 
 def _fold_batchnorm(model: nn.Module):
@@ -237,7 +263,8 @@ class Objective:
 
     ``images`` are uint8 NCHW (standardized here with ``mean``/``std``), any float inputs
     (images, tabular rows, ...), or, with ``labels`` omitted, an iterable of (inputs, labels)
-    batches such as a DataLoader, read once. ``loss`` is a name ('cross_entropy', 'mse'), a
+    batches such as a DataLoader: read once into memory, or, with ``stream=True``, re-read at
+    every evaluation (for data that does not fit; the batches must be the same at every pass). ``loss`` is a name ('cross_entropy', 'mse'), a
     torch loss module (its reduction is ignored: F is always the mean over examples) or a
     callable returning one loss per example. ``bn``: 'frozen' (the model's statistics),
     'batch' or 'recompute' (see the module doc); ``params``: 'all', 'hidden' or a list of
@@ -250,16 +277,25 @@ class Objective:
                  precision: str = "fp32", batch_size: int | None = None,
                  device: str | torch.device | None = None, fold_bn: bool = True,
                  channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
-                 buffers: dict[str, torch.Tensor] | None = None):
+                 buffers: dict[str, torch.Tensor] | None = None, stream: bool = False):
         """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
         if bn not in BN_POLICIES:
             raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
         if precision not in PRECISIONS:
             raise LandscapeError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self._stream, count = None, None
         if labels is None:
             if isinstance(images, torch.Tensor):
                 raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
-            images, labels = materialize_batches(images)
+            if stream:
+                self._stream = images
+                images, labels, count = scan_stream(images)
+            else:
+                images, labels = materialize_batches(images)
+        elif stream:
+            raise LandscapeError("stream=True streams an iterable of (inputs, labels) batches; tensors are already in memory")
+        if stream and bn == "recompute" and recompute_images is None:
+            raise LandscapeError("bn='recompute' on streamed data needs recompute_images (a tensor of inputs)")
         self._loss, self.loss_name = per_example_loss(loss)
         if len(images) != len(labels) or len(images) == 0:
             raise LandscapeError(f"need as many labels as images, got {len(images)} and {len(labels)}")
@@ -273,9 +309,10 @@ class Objective:
             channels_last = images.dim() == 4
         self.channels_last = channels_last
         self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 128)
-        self.images = self._prepare(images, mean, std)
+        self.mean, self.std = mean, std
+        self.images = self._prepare(images, mean, std)  # streamed: the first example only
         self.labels = labels.to(self.device)
-        self.num_examples = len(labels)
+        self.num_examples = count if stream else len(labels)
         self.classification = labels.dim() == 1 and not labels.is_floating_point()  # accuracy is defined
         self.recompute_images = (self._prepare(recompute_images, mean, std)
                                  if recompute_images is not None else None)
@@ -340,9 +377,23 @@ class Objective:
         return theta.to(self.device, self.dtype)
 
     def _batches(self, images: torch.Tensor | None = None):
+        """The fixed examples in batches, on the device and standardized."""
+        if images is None and self._stream is not None:
+            yield from self._streamed_batches()
+            return
         images = self.images if images is None else images
         for i in range(0, len(images), self.batch_size):
             yield images[i:i + self.batch_size], self.labels[i:i + self.batch_size]
+
+    def _streamed_batches(self):
+        """Re-read the streamed batches; a pass that yields another number of examples is an error."""
+        count = 0
+        for x, y in checked_batches(self._stream):
+            count += len(y)
+            yield self._prepare(x, self.mean, self.std), y.to(self.device)
+        if count != self.num_examples:
+            raise LandscapeError(f"the data yielded {count} examples, {self.num_examples} before: "
+                                 f"a streamed objective needs the same examples at every pass")
 
     def _autocast(self):
         if self.precision == "bf16":

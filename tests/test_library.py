@@ -85,3 +85,30 @@ def test_losses_and_batches_it_cannot_interpret_are_clear_errors():
         Objective(model, [x])
     with pytest.raises(LandscapeError, match="labels are missing"):
         Objective(model, x)
+
+
+def test_a_streamed_objective_equals_the_materialized_one():
+    model, loader, x, y = _mlp_and_loader()
+    plain = Objective(model, x, y, precision="fp64")
+    streamed = Objective(model, loader, stream=True, precision="fp64")
+    assert streamed.num_examples == 48 and len(streamed.images) == 1  # only one example held
+    v0, g0 = plain.value_and_grad()
+    v1, g1 = streamed.value_and_grad()
+    assert v1 == pytest.approx(v0, rel=1e-12)
+    torch.testing.assert_close(g1, g0, rtol=1e-10, atol=1e-14)
+    v = torch.randn(plain.dim, dtype=torch.float64)
+    torch.testing.assert_close(streamed.hvp(None, v), plain.hvp(None, v), rtol=1e-10, atol=1e-12)
+    assert streamed.evaluate() == pytest.approx(plain.evaluate(), rel=1e-12)
+
+
+def test_streaming_needs_fixed_reiterable_data():
+    model, loader, x, y = _mlp_and_loader()
+    with pytest.raises(LandscapeError, match="re-iterable"):
+        Objective(model, ((a, b) for a, b in loader), stream=True)
+    with pytest.raises(LandscapeError, match="recompute_images"):
+        Objective(model, loader, stream=True, bn="recompute")
+    batches = [(x[:20], y[:20]), (x[20:], y[20:])]
+    F = Objective(model, batches, stream=True)
+    batches.pop()  # the data changes under the objective
+    with pytest.raises(LandscapeError, match="20 examples, 48 before"):
+        F.value()
