@@ -1,9 +1,11 @@
 """Figures of a run directory, drawn only from its result files (nothing is computed here).
 
-Results are read through ``readers`` and the numbers a figure marks (the envelope constant,
-thresholds) come from ``verdicts``; this module only draws. Every figure is written as PNG and PDF in one style; every figure says what its numbers were
-computed on (dataset, subset size, parameter subset, batch-norm policy, precision, seed, epoch),
-read from the ``context`` the analysis stored next to them.
+Two layers: ``draw_*`` functions draw arrays on a matplotlib Axes and know nothing of files
+(use them for figures of your own); ``plot_*`` functions read a run through ``readers``, lay
+out the panels, call the ``draw_*`` functions and caption the figure. The numbers a figure marks
+(the envelope constant, thresholds) come from ``verdicts``. Every figure is written as PNG and
+PDF in one style and says what its numbers were computed on (dataset, subset size, parameter
+subset, batch-norm policy, precision, seed, epoch), read from the ``context`` stored with them.
 
 * ``plot_surfaces``        the paper's Figure 1: F over the plane (gradient, most negative
                            curvature), 3D and contour, one panel per checkpoint epoch;
@@ -167,8 +169,6 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     (orthogonalized to x); ``kind="random"``: two filter-normalized directions (Li et al.).
     Writes <name>_3d and <name>_contour; returns the paths ([] when no surface exists).
     """
-    from matplotlib.ticker import MaxNLocator
-
     run = as_run(run_dir)
     config = read_config(run)
     name, xlabel, ylabel = _SURFACES[kind]
@@ -200,20 +200,12 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         fig = plt.figure(figsize=(width, 4.0 * rows + 0.8), layout="constrained")
         for i, s in enumerate(surfaces):
             ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
-            X, Y = np.meshgrid(s["xs"], s["ys"])
             Z, zlabel, f0 = _surface_values(s, log)
-            ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0.2, edgecolor="k", alpha=0.9,
-                            antialiased=True, rstride=1, cstride=1)
-            ax.computed_zorder = False
-            ax.scatter([0], [0], [f0], color="#D55E00", s=30, depthshade=False, zorder=10)
+            draw_surface_3d(ax, s["xs"], s["ys"], Z, f0)
             ax.set_xlabel(f"{xlabel}\n[{unit_x}]", fontsize=7.5, labelpad=4)
             ax.set_ylabel(f"{_short(ylabel)}\n[{unit_y}]", fontsize=7.5, labelpad=4)
             ax.set_zlabel(zlabel, fontsize=7.5, labelpad=2)
-            ax.tick_params(labelsize=6.5, pad=0)
-            ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
             ax.set_title(_surface_title(s, kind), fontsize=8.5)
-            ax.view_init(elev=28, azim=-55)
-            ax.set_box_aspect(None, zoom=0.88)
         fig.suptitle(_wrap(caption + "; red dot: the checkpoint", width), fontsize=8.5)
         written += _save(fig, out_dir, f"{name}_3d")
         # ---- contour
@@ -224,46 +216,74 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
             ax.set_visible(False)
         for ax, s in zip(axes.flat, surfaces):
             Z, zlabel, _ = _surface_values(s, log)
-            Z = np.ma.masked_invalid(Z)
-            if Z.count() == 0:
-                ax.text(0.5, 0.5, "no finite F on this grid", ha="center", va="center", transform=ax.transAxes)
-                ax.set_title(_surface_title(s, kind))
-                continue
-            lo, hi = float(Z.min()), float(Z.max())
-            levels = np.linspace(lo, hi if hi > lo else lo + 1e-12, 16)
-            cs = ax.contourf(s["xs"], s["ys"], Z, levels=levels, cmap="viridis")
-            ax.contour(s["xs"], s["ys"], Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
-            cb = fig.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
-            if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
-                from matplotlib.ticker import FuncFormatter
-
-                cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(10 ** v, 3)))
-                zlabel = "F (train loss, log scale)"
-            cb.set_label(zlabel, fontsize=7.5)
-            cb.ax.tick_params(labelsize=6.5)
-            res = s["result"]
-            ax.plot(0, 0, "o", color="#D55E00", clip_on=False, zorder=5, ms=7, mec="w", label=f"checkpoint, F = {fmt(res['F'])}")
-            if kind == "paper":
-                ax.plot(res["along_x"]["at"], 0, "s", color="w", mec="k", clip_on=False, zorder=5, ms=5,
-                        label=f"lowest on x-axis: F − {fmt(res['along_x']['decrease'])}")
-                ax.plot(0, res["along_y"]["at"], "^", color="w", mec="k", clip_on=False, zorder=5, ms=5,
-                        label=f"lowest on y-axis: F − {fmt(res['along_y']['decrease'])}")
-            at = res["anywhere"]["at"]
-            ax.plot(at[0], at[1], "*", color="#E69F00", mec="k", clip_on=False, zorder=5, ms=10,
-                    label=f"lowest on grid: F − {fmt(res['anywhere']['decrease'])}"
-                         + (" (the checkpoint)" if res["anywhere"]["decrease"] <= 0 else ""))
-            ax.axhline(0, color="w", lw=0.6, alpha=0.7)
-            ax.axvline(0, color="w", lw=0.6, alpha=0.7)
-            ax.set_xlabel(f"{xlabel} [{unit_x}]")
-            ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
             ax.set_title(_surface_title(s, kind))
-            ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
-            ax.grid(False)
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
-                      handletextpad=0.3, columnspacing=0.8)
+            if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, _surface_marks(s["result"], kind)):
+                ax.set_xlabel(f"{xlabel} [{unit_x}]")
+                ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
         fig.suptitle(_wrap(caption, width), fontsize=8.5)
         written += _save(fig, out_dir, f"{name}_contour")
     return written
+
+
+def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float) -> None:
+    """Z[j, i] = F at (xs[i], ys[j]) as a 3-D surface on ``ax`` (a 3-D Axes), the point (0, 0, f0) in red."""
+    from matplotlib.ticker import MaxNLocator
+
+    X, Y = np.meshgrid(xs, ys)
+    ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0.2, edgecolor="k", alpha=0.9,
+                    antialiased=True, rstride=1, cstride=1)
+    ax.computed_zorder = False
+    ax.scatter([0], [0], [f0], color="#D55E00", s=30, depthshade=False, zorder=10)
+    ax.tick_params(labelsize=6.5, pad=0)
+    ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.view_init(elev=28, azim=-55)
+    ax.set_box_aspect(None, zoom=0.88)
+
+
+def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlabel: str,
+                         marks: list[tuple[float, float, dict]]) -> bool:
+    """Filled contours of Z[j, i] (F, or log10 F when ``zlabel`` says so) with a colour bar, and
+    ``marks``: (x, y, matplotlib style incl. label). False when Z has no finite value."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    Z = np.ma.masked_invalid(Z)
+    if Z.count() == 0:
+        ax.text(0.5, 0.5, "no finite F on this grid", ha="center", va="center", transform=ax.transAxes)
+        return False
+    lo, hi = float(Z.min()), float(Z.max())
+    levels = np.linspace(lo, hi if hi > lo else lo + 1e-12, 16)
+    cs = ax.contourf(xs, ys, Z, levels=levels, cmap="viridis")
+    ax.contour(xs, ys, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+    cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
+    if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(10 ** v, 3)))
+        zlabel = "F (train loss, log scale)"
+    cb.set_label(zlabel, fontsize=7.5)
+    cb.ax.tick_params(labelsize=6.5)
+    for x, y, style in marks:
+        ax.plot(x, y, clip_on=False, zorder=5, **style)
+    ax.axhline(0, color="w", lw=0.6, alpha=0.7)
+    ax.axvline(0, color="w", lw=0.6, alpha=0.7)
+    ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.grid(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
+              handletextpad=0.3, columnspacing=0.8)
+    return True
+
+
+def _surface_marks(res: dict, kind: str) -> list[tuple[float, float, dict]]:
+    """The checkpoint and the lowest points found (on each axis for the paper's plane, on the grid)."""
+    marks = [(0, 0, dict(marker="o", color="#D55E00", ms=7, mec="w", label=f"checkpoint, F = {fmt(res['F'])}"))]
+    if kind == "paper":
+        marks += [(res["along_x"]["at"], 0, dict(marker="s", color="w", mec="k", ms=5,
+                                                 label=f"lowest on x-axis: F − {fmt(res['along_x']['decrease'])}")),
+                  (0, res["along_y"]["at"], dict(marker="^", color="w", mec="k", ms=5,
+                                                 label=f"lowest on y-axis: F − {fmt(res['along_y']['decrease'])}"))]
+    at = res["anywhere"]["at"]
+    marks.append((at[0], at[1], dict(marker="*", color="#E69F00", mec="k", ms=10,
+                                     label=f"lowest on grid: F − {fmt(res['anywhere']['decrease'])}"
+                                           + (" (the checkpoint)" if res["anywhere"]["decrease"] <= 0 else ""))))
+    return marks
 
 
 def _short(label: str) -> str:
@@ -321,44 +341,13 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
     cmap = plt.get_cmap("viridis")
     with plt.rc_context(style):
         fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), squeeze=False, layout="constrained")
+        track_label = f"dense track during training ({len(track)} points)"
+        points_label = (f"checkpoints ({len({p['epoch'] for p in points})} epochs" +
+                        (f" × {repeats} repeats: the spread over subsets)" if repeats > 1 else ")"))
         for ax, (key, label) in zip(axes[0], (("grad_sq", "all parameters"), ("grad_sq_hidden", "hidden layers"))):
-            Fs, Gs = [], []
-            if track:
-                F = np.array([r["F"] for r in track]); G = np.array([r[key] for r in track])
-                E = np.array([r["epoch"] for r in track])
-                ok = (F > 0) & (G > 0)
-                ax.plot(F[ok], G[ok], "-", color="0.75", lw=0.6, zorder=1)
-                ax.scatter(F[ok], G[ok], c=E[ok], cmap=cmap, norm=norm, s=10, zorder=2,
-                           label=f"dense track during training ({len(track)} points)")
-                Fs += list(F); Gs += list(G)
-            if points:
-                F = np.array([p["F"] for p in points]); G = np.array([p[key] for p in points])
-                ok = (F > 0) & (G > 0)
-                ax.scatter(F[ok], G[ok], c=[cmap(norm(p["epoch"])) for p, o in zip(points, ok) if o], marker="D",
-                           s=45, edgecolors="k", linewidths=0.9, zorder=3,
-                           label=f"checkpoints ({len({p['epoch'] for p in points})} epochs" +
-                                 (f" × {repeats} repeats: the spread over subsets)" if repeats > 1 else ")"))
-                for p, f, g, o in zip(points, F, G, ok):
-                    if o and p["repeat"] == 0:
-                        ax.annotate(f"ep {p['epoch']}", (f, g), textcoords="offset points", xytext=(6, -3),
-                                    fontsize=7)
-                Fs += list(F); Gs += list(G)
-            env = envelope_constant(Fs, Gs, floor)
-            Fa, Ga = np.array(Fs), np.array(Gs)
-            pos = (Fa > 0) & (Ga > 0)
-            if pos.any():
-                ax.set_xscale("log"); ax.set_yscale("log")
-                lo, hi = Fa[pos].min(), Fa[pos].max()
-                span = np.geomspace(lo / 1.3, hi * 1.3, 50)
-                if np.isfinite(env["c"]) and env["c"] > 0:
-                    ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
-                            label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
-                                  f"(min ratio over the {env['points']} points with F > {fmt(floor)})")
-                else:
-                    ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
-                if lo < floor * 3:
-                    ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F floor {fmt(floor)}: points left of it do not set c")
-                _log_ticks(ax)
+            draw_dominance(ax, *(_columns(track, "F", key, "epoch") if track else (None, None, None)),
+                           *(_columns(points, "F", key, "epoch", "repeat") if points else (None,) * 4),
+                           floor=floor, cmap=cmap, norm=norm, track_label=track_label, points_label=points_label)
             ax.set_xlabel("F (training loss)")
             ax.set_ylabel(f"‖∇F‖² ({label})")
             ax.set_title(f"gradient dominance: {label}")
@@ -374,6 +363,49 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
                         f"{track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, all parameters)")
         fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
         return _save(fig, out_dir, "dominance")
+
+
+def _columns(records: list[dict], *keys: str) -> list[np.ndarray]:
+    """One float array per key over the records."""
+    return [np.array([r[k] for r in records], float) for k in keys]
+
+
+def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, floor: float, cmap, norm,
+                   track_label: str = "track", points_label: str = "checkpoints") -> dict:
+    """‖∇F‖² (G) against F on log-log axes: the track (a line coloured by epoch, or None), the
+    checkpoints (diamonds, repeat 0 labelled; or None), and the envelope G = c·F of
+    ``envelope_constant`` over all of them. Returns that envelope."""
+    Fs, Gs = [], []
+    if track_F is not None:
+        ok = (track_F > 0) & (track_G > 0)
+        ax.plot(track_F[ok], track_G[ok], "-", color="0.75", lw=0.6, zorder=1)
+        ax.scatter(track_F[ok], track_G[ok], c=track_epoch[ok], cmap=cmap, norm=norm, s=10, zorder=2, label=track_label)
+        Fs += list(track_F); Gs += list(track_G)
+    if F is not None:
+        ok = (F > 0) & (G > 0)
+        ax.scatter(F[ok], G[ok], c=[cmap(norm(e)) for e in epoch[ok]], marker="D", s=45, edgecolors="k",
+                   linewidths=0.9, zorder=3, label=points_label)
+        for f, g, e, r, o in zip(F, G, epoch, repeat, ok):
+            if o and r == 0:
+                ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=(6, -3), fontsize=7)
+        Fs += list(F); Gs += list(G)
+    env = envelope_constant(Fs, Gs, floor)
+    Fa, Ga = np.array(Fs), np.array(Gs)
+    pos = (Fa > 0) & (Ga > 0)
+    if pos.any():
+        ax.set_xscale("log"); ax.set_yscale("log")
+        lo, hi = Fa[pos].min(), Fa[pos].max()
+        span = np.geomspace(lo / 1.3, hi * 1.3, 50)
+        if np.isfinite(env["c"]) and env["c"] > 0:
+            ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
+                    label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
+                          f"(min ratio over the {env['points']} points with F > {fmt(floor)})")
+        else:
+            ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
+        if lo < floor * 3:
+            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F floor {fmt(floor)}: points left of it do not set c")
+        _log_ticks(ax)
+    return env
 
 
 # ============================================================================ (c) semi-smoothness
@@ -400,20 +432,9 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
         for (epoch, probes), (ax_f, ax_r) in zip(per_epoch, axes):
             all_t = np.concatenate([p["t"] for p in probes])
             for p in probes:
-                color = _DIRECTION_COLORS.get(p["kind"], "0.3")
-                order = np.argsort(p["t"])
-                t, f, r = p["t"][order], p["f"][order], p["r"][order]
-                f0 = float(f[t == 0][0]) if np.any(t == 0) else p["F"]
-                ax_f.plot(t, f - f0, "o-", color=color, ms=3, lw=1, label=_direction_label(p))
-                nz = t != 0
-                at, ar = np.abs(t[nz]), np.abs(r[nz])
-                above = ar > p["noise_floor"]
-                ax_r.plot(at[(t[nz] > 0) & above], ar[(t[nz] > 0) & above], "o", color=color, ms=4)
-                ax_r.plot(at[(t[nz] < 0) & above], ar[(t[nz] < 0) & above], "x", color=color, ms=4)
-                ax_r.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
-                grid = np.geomspace(max(at.min(), 1e-300), at.max(), 60) if len(at) else np.array([])
-                ax_r.plot(grid, p["a"] * grid + p["b"] * grid ** 2, "-", color=color, lw=1.1, alpha=0.85,
-                          label=f"{p['name']}: a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)}")
+                draw_probe(ax_f, ax_r, p["t"], p["f"], p["r"], p["F"], p["a"], p["b"], p["noise_floor"],
+                           color=_DIRECTION_COLORS.get(p["kind"], "0.3"), label=_direction_label(p),
+                           fit_label=f"{p['name']}: a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)}")
             floor = max(p["noise_floor"] for p in probes)
             ax_r.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
             lin_t = _symlog_thresh(all_t, 1e-6)
@@ -443,6 +464,24 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
         return _save(fig, out_dir, "smoothness")
 
 
+def draw_probe(ax_f, ax_r, t: np.ndarray, f: np.ndarray, r: np.ndarray, F: float, a: float, b: float,
+               noise_floor: float, *, color="0.3", label: str = "", fit_label: str = "") -> None:
+    """One probe direction: f(t) − f(0) on ``ax_f``; |r(t)| against |t| (o: t > 0, x: t < 0, faint
+    below ``noise_floor``) and the fit a·|t| + b·t² on ``ax_r``."""
+    order = np.argsort(t)
+    t, f, r = t[order], f[order], r[order]
+    f0 = float(f[t == 0][0]) if np.any(t == 0) else F
+    ax_f.plot(t, f - f0, "o-", color=color, ms=3, lw=1, label=label)
+    nz = t != 0
+    at, ar = np.abs(t[nz]), np.abs(r[nz])
+    above = ar > noise_floor
+    ax_r.plot(at[(t[nz] > 0) & above], ar[(t[nz] > 0) & above], "o", color=color, ms=4)
+    ax_r.plot(at[(t[nz] < 0) & above], ar[(t[nz] < 0) & above], "x", color=color, ms=4)
+    ax_r.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
+    grid = np.geomspace(max(at.min(), 1e-300), at.max(), 60) if len(at) else np.array([])
+    ax_r.plot(grid, a * grid + b * grid ** 2, "-", color=color, lw=1.1, alpha=0.85, label=fit_label)
+
+
 def _direction_label(p: dict) -> str:
     d = p["direction"]
     extra = ""
@@ -459,6 +498,15 @@ _BN_WORDS = {"recompute": "BN statistics recomputed on the training subset at ev
              "batch": "BN with batch statistics"}
 
 
+def draw_interpolation(ax, alpha: np.ndarray, train: np.ndarray, test: np.ndarray, epoch_a, epoch_b) -> None:
+    """Train and test values along θ(α), the ends α = 0 and 1 marked with their epochs."""
+    ax.plot(alpha, train, "o-", ms=3, color=TRAIN_COLOR, label="train")
+    ax.plot(alpha, test, "s--", ms=3, color=TEST_COLOR, label="test")
+    for x0, lab in ((0, f"α=0\nepoch {epoch_a}"), (1, f"α=1\nepoch {epoch_b}")):
+        ax.axvline(x0, color="0.3", ls=":", lw=1)
+        ax.text(x0, 1.0, lab, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6.5)
+
+
 def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
     """Loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B: init → final first, then
     consecutive checkpoints. [] when the run has no interpolation."""
@@ -473,13 +521,8 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
         rows = len(items)
         fig, axes = plt.subplots(rows, 2, figsize=(10, 2.9 * rows + 1.0), squeeze=False, layout="constrained")
         for it, (ax_l, ax_a) in zip(items, axes):
-            a = it["alpha"]
             for ax, key, ylabel in ((ax_l, "loss", "loss"), (ax_a, "acc", "accuracy")):
-                ax.plot(a, it[f"train_{key}"], "o-", ms=3, color=TRAIN_COLOR, label="train")
-                ax.plot(a, it[f"test_{key}"], "s--", ms=3, color=TEST_COLOR, label="test")
-                for x0, lab in ((0, f"α=0\nepoch {it['from']}"), (1, f"α=1\nepoch {it['to']}")):
-                    ax.axvline(x0, color="0.3", ls=":", lw=1)
-                    ax.text(x0, 1.0, lab, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6.5)
+                draw_interpolation(ax, it["alpha"], it[f"train_{key}"], it[f"test_{key}"], it["from"], it["to"])
                 ax.set_ylabel(ylabel)
                 ax.set_xlabel("α   (θ = (1−α)·θ_A + α·θ_B)")
             res = it["result"]["train"]
@@ -552,9 +595,8 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             repeats = len({c["repeat"] for c in curv})
             for key, marker, color, label in (("top", "o-", "#CC79A7", "λ_max (top)"),
                                               ("most_negative", "v-", "#E69F00", "λ_min (most negative)")):
-                ce, mid, lo, hi = epoch_spread(curv, key)
-                ax_eig.errorbar(ce, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3,
-                                label=label + (f", mean and min–max over {repeats} repeats" if repeats > 1 else ""))
+                draw_spread(ax_eig, *epoch_spread(curv, key), marker=marker, color=color,
+                            label=label + (f", mean and min–max over {repeats} repeats" if repeats > 1 else ""))
             vals = np.abs([c["top"] for c in curv] + [c["most_negative"] for c in curv])
             vals = vals[np.isfinite(vals) & (vals > 0)]
             if len(vals) and vals.max() / max(vals.min(), 1e-300) > 30:
@@ -586,6 +628,12 @@ def epoch_spread(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray,
             np.array([v.max() for v in vals]))
 
 
+def draw_spread(ax, x: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, marker="o",
+                color="k", label: str = "") -> None:
+    """Points at ``mid`` with bars from ``lo`` to ``hi`` (the spread over repeats)."""
+    ax.errorbar(x, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3, label=label)
+
+
 def _track_bn_words(track: list[dict]) -> str:
     return ("BN statistics of θ on those examples" if track_uses_statistics_of_theta(track)
             else "the running BN statistics of the moment, which lag the weights")
@@ -611,7 +659,7 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
                 ("d_plane", "s", "#0072B2", "d_plane: best decrease in the plane (local search)"))):
             e, mid, lo, hi = epoch_spread(tests, key)
             shift = (k - 1) * 0.012 * max(1, e.max() - e.min())
-            ax.errorbar(e + shift, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3, label=label)
+            draw_spread(ax, e + shift, mid, lo, hi, marker=marker, color=color, label=label)
         vals = np.array([t[k] for t in tests for k in ("d_grad", "d_curv", "d_plane")])
         if _log_scale(vals[vals > 0]) and (vals > 0).all():
             ax.set_yscale("log")
@@ -619,9 +667,9 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
         ax.set_title("decrease available from θ")
         ax.legend(fontsize=7)
         e, mid, lo, hi = epoch_spread(tests, "extra_fraction")
-        ax_x.errorbar(e, 100 * mid, yerr=[100 * (mid - lo), 100 * (hi - mid)], fmt="D", color="k", capsize=3,
-                      label="(d_plane − d_grad) / d_grad" + (f", mean and min–max over {repeats} repeats"
-                                                             if repeats > 1 else ""))
+        draw_spread(ax_x, e, 100 * mid, 100 * lo, 100 * hi, marker="D", color="k",
+                    label="(d_plane − d_grad) / d_grad" + (f", mean and min–max over {repeats} repeats"
+                                                           if repeats > 1 else ""))
         ax_x.axhline(100 * limit, color="#D55E00", ls="--", lw=1.2,
                      label=f"'little help' limit: {fmt(100 * limit)}% of d_grad")
         ax_x.set_xlabel("epoch"); ax_x.set_ylabel("extra decrease from the curvature direction (%)")
