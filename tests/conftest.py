@@ -10,18 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+
+import cases
+from cases import REAL_FOLDER, write_image_folder
 
 # Tiny models on a small, possibly shared machine: one intra-op thread is as fast as two when the
 # cores are free and many times faster when other processes hold them (OpenMP spin-waits).
 torch.set_num_threads(int(os.environ.get("LANDSCAPE_TEST_THREADS", "1")))
-
-REAL_FOLDER = "cifar10-jpeg"
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
-
 
 def real_data_root() -> Path:
     env = os.environ.get("LANDSCAPE_DATA_ROOT")
@@ -63,26 +60,6 @@ def cifar10(data_root, cache_dir):
     return load_dataset(f"folder:{REAL_FOLDER}", data_root, cache_dir, progress=False)
 
 
-def write_image_folder(root: Path, train: dict[str, int], test: dict[str, int], seed: int = 0,
-                       suffix: str = ".png") -> dict[str, dict[str, list[np.ndarray]]]:
-    """Write ``root/{train,test}/<class>/<i>.png`` random 32x32 RGB images; returns the pixels."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    pixels: dict[str, dict[str, list[np.ndarray]]] = {}
-    for split, counts in (("train", train), ("test", test)):
-        pixels[split] = {}
-        for cls, count in counts.items():
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            pixels[split][cls] = []
-            for i in range(count):
-                arr = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
-                Image.fromarray(arr).save(folder / f"{i:04d}{suffix}")
-                pixels[split][cls].append(arr)
-    return pixels
-
-
 @pytest.fixture
 def make_image_folder(tmp_path):
     """Factory: ``make_image_folder(name, classes, train_per_class, test_per_class)`` -> Path."""
@@ -95,3 +72,12 @@ def make_image_folder(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
+    return cases.build_analyzed_run(tmp_path_factory, data_root, cache_dir)
+
+@pytest.fixture(scope="session")
+def figured_run(tmp_path_factory, data_root, cache_dir):
+    return cases.build_figured_run(tmp_path_factory, data_root, cache_dir)

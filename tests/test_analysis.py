@@ -19,7 +19,7 @@ from landscape.models import build_model
 from landscape.objective import Objective
 from landscape.results import read_json, read_npz
 
-from conftest import REAL_FOLDER
+from cases import REAL_FOLDER
 
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
@@ -331,7 +331,7 @@ def test_statistics_of_theta_ignore_the_checkpoints_and_repeats_use_disjoint_sub
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, cache_dir):
     """resnet8 trained 1 epoch on 24 random 32x32 images of 3 classes; checkpoints at epochs 0 and 1."""
-    from conftest import write_image_folder
+    from cases import write_image_folder
     from landscape.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tinydata")
@@ -468,9 +468,9 @@ def test_a_second_analysis_of_a_locked_run_is_refused(tiny_run, tmp_path, cache_
     assert line.startswith("Error: ") and f"in use by pid {os.getpid()} on host {socket.gethostname()}" in line
     assert not (copy / "analysis").exists()
     # a lock its holder left behind (killed) is taken over, with a message
-    from test_results import _dead_pid
+    from cases import dead_pid
 
-    (copy / ".landscape.lock").write_text(f'{{"pid": {_dead_pid()}, "host": "{socket.gethostname()}"}}')
+    (copy / ".landscape.lock").write_text(f'{{"pid": {dead_pid()}, "host": "{socket.gethostname()}"}}')
     result = _tiny_analyze(copy, root, cache_dir, "--measure", "dominance", "--subset", "6", "--test-subset", "3")
     assert result.exit_code == 0, result.output
     assert "taking over the stale lock" in result.output and not (copy / ".landscape.lock").exists()

@@ -15,7 +15,7 @@ from landscape.checkpoint import load_model
 from landscape.cli import main
 from landscape.results import RunDir, read_json, read_jsonl
 
-from conftest import REAL_FOLDER
+from cases import REAL_FOLDER
 
 
 def invoke(*args):

@@ -15,7 +15,7 @@ from landscape import data
 from landscape.data import (add_label_noise, augment, balanced_subset, load_dataset, normalize)
 from landscape.errors import LandscapeError
 
-from conftest import CIFAR10_CLASSES, REAL_FOLDER, write_image_folder
+from cases import CIFAR10_CLASSES, REAL_FOLDER, write_image_folder
 
 
 # ----------------------------------------------------------------------------- the real data

@@ -14,7 +14,7 @@ from landscape.models import build_model
 from landscape.objective import Objective
 from landscape.results import Partial
 
-from test_objective import closed_form, least_squares
+from cases import closed_form, least_squares
 
 EPS = np.finfo(np.float64).eps
 

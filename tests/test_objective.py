@@ -14,41 +14,10 @@ from landscape.errors import LandscapeError
 from landscape.models import build_model
 from landscape.objective import Objective
 
+from cases import closed_form, least_squares
+
 
 # ----------------------------------------------------------------------------- least squares
-def least_squares(n=40, d=5, classes=3, seed=0):
-    """nn.Linear(d, C) in float64 on N x d features: F = mean ½‖Wx + b − onehot(y)‖²."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, classes, (n,), generator=gen)
-    model = nn.Linear(d, classes).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.randn(classes, d, generator=gen, dtype=torch.float64))
-        model.bias.copy_(torch.randn(classes, generator=gen, dtype=torch.float64))
-    obj = Objective(model, x, y, loss="mse", precision="fp64", channels_last=False, batch_size=16)
-    return obj, model, x, y
-
-
-def closed_form(model, x, y):
-    """F, ∇F (θ = [vec W row-major, b]) and the Hessian matrix, in numpy float64."""
-    W = model.weight.detach().numpy()
-    b = model.bias.detach().numpy()
-    X = x.numpy()
-    Y = np.eye(W.shape[0])[y.numpy()]
-    n, d = X.shape
-    C = W.shape[0]
-    R = X @ W.T + b - Y                               # residuals, N x C
-    F = 0.5 * np.mean(np.sum(R ** 2, axis=1))
-    grad = np.concatenate([(R.T @ X / n).reshape(-1), R.mean(axis=0)])
-    Z = np.hstack([X, np.ones((n, 1))])
-    M = Z.T @ Z / n                                   # (d+1) x (d+1)
-    H = np.zeros((C * d + C, C * d + C))
-    for c in range(C):
-        idx = [c * d + k for k in range(d)] + [C * d + c]
-        H[np.ix_(idx, idx)] = M                       # (1/N) Σ [x;1][x;1]ᵀ ⊗ I, in θ's order
-    return F, grad, H
-
-
 def test_least_squares_value_gradient_and_hessian_match_the_closed_form():
     obj, model, x, y = least_squares()
     F, grad, H = closed_form(model, x, y)

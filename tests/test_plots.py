@@ -19,64 +19,12 @@ from landscape.plots import FIGURES, input_fingerprint, make_figures, read_manif
 from landscape.readers import analyzed_epochs
 from landscape.results import RunDir
 
-from conftest import REAL_FOLDER
+from cases import copy_run
 
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
                "second_order", "smoothness", "interpolation", "training"]
-_BUILT: dict[str, Path] = {}
-
-
-def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
-    """resnet8 trained 2 epochs on 40 real images (checkpoints 0, 1, 2; dense track every step),
-    analyzed on 16 images: every measurement at epochs 0 and 2, dominance and probes at epoch 1,
-    interpolations 0→2, 0→1, 1→2. Built once per session (test_report.py reuses it)."""
-    if "run" in _BUILT:
-        return _BUILT["run"]
-    from landscape.analysis import Analysis, AnalysisSettings
-    from landscape.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("figrun") / "resnet8_cifar10"
-    quiet = dict(progress=False, echo=lambda *a: None)
-    config = TrainConfig(arch="resnet8", dataset=f"folder:{REAL_FOLDER}", epochs=2, train_subset=40,
-                         test_subset=20, batch_size=20, seed=0, save_at=[0, 1, 2], track_every=1, track_subset=40)
-    train(config, out, data_root=data_root, cache_dir=cache_dir, **quiet)
-    common = dict(subset=16, test_subset=16, probe_gaussian=1, probe_filter=1, probe_steps=3,
-                  curvature_tol=1e-1, curvature_max_matvecs=10, surface_points=5, interpolation_points=5)
-    Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),
-             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
-    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "second_order", "surface",
-                                                 "random_surface", "interpolation"], epochs=[0, 2], **common),
-             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
-    _BUILT["run"] = out
-    return out
-
-
-@pytest.fixture(scope="session")
-def analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
-    return build_analyzed_run(tmp_path_factory, data_root, cache_dir)
-
-
-def build_figured_run(tmp_path_factory, data_root, cache_dir):
-    """A copy of the analyzed run with its figures drawn into RUN/figures (once per session):
-    (run folder, make_figures' result)."""
-    if "figured" not in _BUILT:
-        run = copy_run(build_analyzed_run(tmp_path_factory, data_root, cache_dir),
-                       tmp_path_factory.mktemp("figured") / "resnet8_cifar10")
-        _BUILT["figured"] = (run, make_figures(run))
-    return _BUILT["figured"]
-
-
-@pytest.fixture(scope="session")
-def figured_run(tmp_path_factory, data_root, cache_dir):
-    return build_figured_run(tmp_path_factory, data_root, cache_dir)
-
-
-def copy_run(run: Path, dest: Path) -> Path:
-    """A copy of the run's result files (no checkpoints) that a test may damage."""
-    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "labels.pt"))
-    return dest
 
 
 def assert_png(path: Path) -> None:

@@ -22,7 +22,7 @@ from landscape import verdicts as V
 from landscape.cli import main
 from landscape.errors import LandscapeError
 
-from test_plots import build_analyzed_run, build_figured_run, copy_run
+from cases import build_analyzed_run, build_figured_run, copy_run
 
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 

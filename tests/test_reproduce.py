@@ -11,7 +11,7 @@ from landscape.cli import main
 from landscape.reproduce import get_preset, select_cells
 from landscape.errors import LandscapeError
 
-from conftest import REAL_FOLDER
+from cases import REAL_FOLDER
 
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 

@@ -20,11 +20,7 @@ from landscape.errors import LandscapeError
 from landscape.results import (LOCK_NAME, Partial, RunDir, atomic_torch_save, atomic_write_json, read_labels,
                                read_run_config, remove_temporaries, run_lock, user_entries)
 
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+from cases import dead_pid
 
 
 # ----------------------------------------------------------------------------- the lock
@@ -46,7 +42,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
 
 
 def test_a_stale_lock_is_taken_over_with_a_message(tmp_path):
-    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
     messages = []
     with run_lock(tmp_path, messages.append):
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()

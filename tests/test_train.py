@@ -15,7 +15,7 @@ from landscape.errors import LandscapeError
 from landscape.results import RunDir, read_json, read_jsonl
 from landscape.train import TrainConfig, train
 
-from conftest import REAL_FOLDER
+from cases import REAL_FOLDER
 
 DATASET = f"folder:{REAL_FOLDER}"
 
