@@ -379,101 +379,148 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
 
 
 def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
-                  progress: bool, echo) -> None:
-    """The training run proper: resume point, data, model, optimizer, epochs, checkpoints."""
-    from tqdm import tqdm
-
+                  progress: bool, echo) -> RunDir:
+    """The training run proper, in named steps: resume or start, set up, epochs, checkpoints."""
     if len(torch.unique(data.train_labels)) < 2:
         echo(f"warning: every training label is the same class ({len(data.classes)} class(es) in "
              f"{config.dataset}): the loss reaches 0 and the gradient vanishes, so the analysis has "
              f"no gradient direction to measure")
-    found = _resume_checkpoint(run, config, data.num_classes, echo) if exists else None
-    if exists and found is None:
+    resumed = _resume(run, config, data, echo) if exists else None
+    model = resumed.model if resumed else _start(run, config, data)
+    training = _Training(run, config, data, device, model, resumed, progress, echo)
+    if resumed is None:
+        training.initial_checkpoint()
+    for epoch in range(training.epoch + 1, config.epochs + 1):
+        training.one_epoch(epoch)
+    return run
+
+
+@dataclass
+class _Resumed:
+    """Where an interrupted run picks up: the epoch and step reached, the model and its checkpoint."""
+
+    epoch: int
+    step: int
+    model: nn.Module
+    blob: dict
+
+
+def _resume(run: RunDir, config: TrainConfig, data: TrainingData, echo) -> _Resumed | None:
+    """The newest intact checkpoint of an existing run, with the files a stop left behind repaired;
+    None when the folder holds nothing to resume (then the run starts from the beginning)."""
+    found = _resume_checkpoint(run, config, data.num_classes, echo)
+    if found is None:
         if run.checkpoint_epochs() or run.last_checkpoint.is_file() or read_jsonl(run.log):
             raise LandscapeError(f"{run.path} holds no intact checkpoint to resume from (see above); "
                                  f"start the run again in a new folder")
         echo(f"{run.path} has no checkpoint yet: starting it from the beginning")
-    start_epoch, step, blob = 0, 0, None
-    if found is not None:
-        source, blob, model = found
-        start_epoch, step = int(blob["epoch"]), int(blob["step"])
-        saved = read_labels(run.labels)
-        if not torch.equal(saved["labels"], data.train_labels):
-            raise LandscapeError(f"{run.labels} does not match the labels this configuration gives")
-        # re-create what a stop between writes (or a deleted file) left missing at the resumed epoch
-        targets = [run.checkpoint(start_epoch)] if start_epoch in config.save_at else []
-        for target in targets + [run.last_checkpoint]:
-            if target != source and (target == run.last_checkpoint or not target.is_file()):
-                atomic_copy(source, target)
-                if target != run.last_checkpoint:
-                    echo(f"re-created {target} from {source}")
-        lost = [e for e in config.save_at if e < start_epoch and not run.checkpoint(e).is_file()]
-        if lost:
-            echo(f"warning: the checkpoint(s) of epoch(s) {lost} are missing and are not re-created "
-                 f"(that needs training again from before them)")
-        # drop log lines of an epoch that was logged but not checkpointed
-        for path, key, limit in ((run.log, "epoch", start_epoch), (run.track, "step", step)):
-            rows = read_jsonl(path)
-            if rows:
-                kept = [r for r in rows if r[key] <= limit]
-                path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-        echo(f"resuming {run.path} after epoch {start_epoch}"
-             + (f" (from {source.name})" if source != run.last_checkpoint else ""))
-    else:
-        torch.manual_seed(config.seed)
-        model = build_model(config.arch, data.num_classes, config.width)
-        run.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json({"train": config.to_dict(), "data": {
-            "dataset": config.dataset, "classes": data.classes, "num_classes": data.num_classes,
-            "train_examples": len(data.train_labels), "test_examples": len(data.test_labels),
-            "mean": data.mean, "std": data.std}}, run.config)
-        atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
+        return None
+    source, blob, model = found
+    epoch, step = int(blob["epoch"]), int(blob["step"])
+    saved = read_labels(run.labels)
+    if not torch.equal(saved["labels"], data.train_labels):
+        raise LandscapeError(f"{run.labels} does not match the labels this configuration gives")
+    # re-create what a stop between writes (or a deleted file) left missing at the resumed epoch
+    targets = [run.checkpoint(epoch)] if epoch in config.save_at else []
+    for target in targets + [run.last_checkpoint]:
+        if target != source and (target == run.last_checkpoint or not target.is_file()):
+            atomic_copy(source, target)
+            if target != run.last_checkpoint:
+                echo(f"re-created {target} from {source}")
+    lost = [e for e in config.save_at if e < epoch and not run.checkpoint(e).is_file()]
+    if lost:
+        echo(f"warning: the checkpoint(s) of epoch(s) {lost} are missing and are not re-created "
+             f"(that needs training again from before them)")
+    # drop log lines of an epoch that was logged but not checkpointed
+    for path, key, limit in ((run.log, "epoch", epoch), (run.track, "step", step)):
+        rows = read_jsonl(path)
+        if rows:
+            kept = [r for r in rows if r[key] <= limit]
+            path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    echo(f"resuming {run.path} after epoch {epoch}"
+         + (f" (from {source.name})" if source != run.last_checkpoint else ""))
+    return _Resumed(epoch, step, model, blob)
 
-    model = model.to(device, memory_format=torch.channels_last)
-    trainable = set(select_parameters(model, config.train_params))
-    for name, p in model.named_parameters():
-        p.requires_grad_(name in trainable)
-    optimizer = torch.optim.SGD([p for n, p in model.named_parameters() if n in trainable],
-                                lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if start_epoch > 0 and blob.get("optimizer"):
-        optimizer.load_state_dict(blob["optimizer"])
-    autocast = training_autocast(device, config.precision)
 
-    train_x = data.train_images.to(device)
-    mean = torch.tensor(data.mean, device=device)
-    std = torch.tensor(data.std, device=device)
-    train_y = data.train_labels.to(device)
-    n = len(train_y)
-    hidden = parameter_groups(model)["hidden"]
-    track_idx = balanced_subset(data.train_labels, min(config.track_subset, n), config.seed + 2)
-    meta = dict(arch=config.arch, num_classes=data.num_classes, width=config.width,
-                config=config.to_dict())
-    last_good = {"path": run.last_checkpoint, "epoch": start_epoch}
+def _start(run: RunDir, config: TrainConfig, data: TrainingData) -> nn.Module:
+    """A new run: the seeded initial model, and config.json and labels.pt written."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, data.num_classes, config.width)
+    run.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json({"train": config.to_dict(), "data": {
+        "dataset": config.dataset, "classes": data.classes, "num_classes": data.num_classes,
+        "train_examples": len(data.train_labels), "test_examples": len(data.test_labels),
+        "mean": data.mean, "std": data.std}}, run.config)
+    atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
+    return model
 
-    def require_finite(epoch: int):
-        if not _state_is_finite(model.state_dict(), optimizer.state_dict()):
-            raise TrainingDiverged(
-                f"the weights became non-finite in epoch {epoch} (the loss stayed finite); stopped, last good "
-                f"checkpoint: {last_good['path']} (epoch {last_good['epoch']})")
 
-    def checkpoint(epoch: int, metrics: dict):
-        require_finite(epoch)
-        # the scheduled checkpoint first: a stop between the two writes leaves last.pt one epoch
-        # behind, and resume then starts from the newer epoch_N.pt
-        for path in ([run.checkpoint(epoch)] if epoch in config.save_at else []) + [run.last_checkpoint]:
-            save_checkpoint(path, model, epoch=epoch, step=step, metrics=metrics, optimizer=optimizer, **meta)
-        last_good.update(path=run.last_checkpoint, epoch=epoch)
+class _Training:
+    """One run's training state on the device: model, optimizer, data, step; epochs and checkpoints."""
 
-    if found is None:
-        calibrated = calibrate_batchnorm(model, data, device, config.seed)
-        test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
-        checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
-                       "bn_statistics": f"estimated at initialization over {calibrated} training images"})
+    def __init__(self, run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device,
+                 model: nn.Module, resumed: _Resumed | None, progress: bool, echo):
+        """Put the model and data on ``device`` and build the optimizer (restored when resuming)."""
+        self.run, self.config, self.data, self.device = run, config, data, device
+        self.progress, self.echo = progress, echo
+        self.epoch, self.step = (resumed.epoch, resumed.step) if resumed else (0, 0)
+        self.model = model.to(device, memory_format=torch.channels_last)
+        trainable = set(select_parameters(self.model, config.train_params))
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name in trainable)
+        self.optimizer = torch.optim.SGD([p for n, p in self.model.named_parameters() if n in trainable],
+                                         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        if resumed is not None and resumed.epoch > 0 and resumed.blob.get("optimizer"):
+            self.optimizer.load_state_dict(resumed.blob["optimizer"])
+        self.autocast = training_autocast(device, config.precision)
+        self.train_x, self.train_y = data.train_images.to(device), data.train_labels.to(device)
+        self.mean = torch.tensor(data.mean, device=device)
+        self.std = torch.tensor(data.std, device=device)
+        self.hidden = parameter_groups(self.model)["hidden"]
+        self.track_idx = balanced_subset(data.train_labels, min(config.track_subset, len(self.train_y)),
+                                         config.seed + 2)
+        self.meta = dict(arch=config.arch, num_classes=data.num_classes, width=config.width,
+                         config=config.to_dict())
+        self.last_good = (run.last_checkpoint, self.epoch)
 
-    sync_every = 1 if device.type == "cpu" else 25
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    def _stopped(self, what: str) -> TrainingDiverged:
+        path, epoch = self.last_good
+        return TrainingDiverged(f"{what}; stopped, last good checkpoint: {path} (epoch {epoch})")
+
+    def require_finite(self, epoch: int) -> None:
+        """Refuse to log or save weights (or optimizer state) that became non-finite."""
+        if not _state_is_finite(self.model.state_dict(), self.optimizer.state_dict()):
+            raise self._stopped(f"the weights became non-finite in epoch {epoch} (the loss stayed finite)")
+
+    def checkpoint(self, epoch: int, metrics: dict) -> None:
+        """Save epoch_N.pt (when scheduled) and then last.pt.
+
+        The scheduled checkpoint first: a stop between the two writes leaves last.pt one epoch
+        behind, and resume then starts from the newer epoch_N.pt.
+        """
+        self.require_finite(epoch)
+        run = self.run
+        for path in ([run.checkpoint(epoch)] if epoch in self.config.save_at else []) + [run.last_checkpoint]:
+            save_checkpoint(path, self.model, epoch=epoch, step=self.step, metrics=metrics,
+                            optimizer=self.optimizer, **self.meta)
+        self.last_good = (run.last_checkpoint, epoch)
+
+    def initial_checkpoint(self) -> None:
+        """Epoch 0: batch-norm statistics estimated at initialization, test metrics, checkpoint."""
+        calibrated = calibrate_batchnorm(self.model, self.data, self.device, self.config.seed)
+        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data,
+                                        self.device)
+        self.checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
+                            "bn_statistics": f"estimated at initialization over {calibrated} training images"})
+
+    def one_epoch(self, epoch: int) -> dict:
+        """One pass of SGD over the training set (seeded order and augmentation), the dense track
+        every ``track_every`` steps, then the log line and the checkpoint. Returns the metrics."""
+        from tqdm import tqdm
+
+        config, device, n = self.config, self.device, len(self.train_y)
         lr = config.lr_at(epoch)
-        for group in optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
         gen = _epoch_generator(config.seed, epoch)
         order = torch.randperm(n, generator=gen).to(device)
@@ -481,17 +528,18 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
         steps = math.ceil(n / config.batch_size)
         losses = torch.zeros(steps, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        model.train()
+        sync_every = 1 if device.type == "cpu" else 25
+        self.model.train()
         start, checked = time.perf_counter(), 0
-        bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
+        bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         for i in range(steps):
             batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
             idx = order[batch]
-            loss, batch_correct = train_step(model, optimizer, train_x[idx], train_y[idx],
+            loss, batch_correct = train_step(self.model, self.optimizer, self.train_x[idx], self.train_y[idx],
                                              [t[batch] for t in draws] if draws else None,
-                                             mean, std, autocast)
-            step += 1
+                                             self.mean, self.std, self.autocast)
+            self.step += 1
             losses[i] = loss
             correct += batch_correct
             if (i + 1) % sync_every == 0 or i + 1 == steps:
@@ -500,28 +548,28 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
                 if len(bad):
                     bar.close()
                     first = checked + int(bad[0])
-                    raise TrainingDiverged(
-                        f"loss became {float(losses[first])} at epoch {epoch}, step {first + 1} "
-                        f"(iteration {step - i + first}); stopped, last good checkpoint: "
-                        f"{last_good['path']} (epoch {last_good['epoch']})")
+                    raise self._stopped(f"loss became {float(losses[first])} at epoch {epoch}, step {first + 1} "
+                                        f"(iteration {self.step - i + first})")
                 bar.set_postfix(loss=f"{float(window.mean()):.3f}", lr=f"{lr:g}")
                 checked = i + 1
             bar.update(len(idx))
-            if config.track_every and step % config.track_every == 0:
-                row = _track(model, data, track_idx, hidden, device)
-                append_jsonl({"step": step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
-                              "examples": len(track_idx), "bn_policy": TRACK_BN_POLICY,
-                              "precision": "fp32", "param_subset": "all (hidden reported too)", **row}, run.track)
+            if config.track_every and self.step % config.track_every == 0:
+                row = _track(self.model, self.data, self.track_idx, self.hidden, device)
+                append_jsonl({"step": self.step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
+                              "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
+                              "precision": "fp32", "param_subset": "all (hidden reported too)", **row},
+                             self.run.track)
         bar.close()
         seconds = time.perf_counter() - start
-        require_finite(epoch)  # before the epoch is logged or checkpointed
-        test_loss, test_acc = _evaluate(model, data.test_images, data.test_labels, data, device)
+        self.require_finite(epoch)  # before the epoch is logged or checkpointed
+        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data, device)
         metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": correct.item() / n,
                    "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": seconds,
-                   "img_per_s": n / seconds, "step": step}
-        append_jsonl(metrics, run.log)
-        checkpoint(epoch, metrics)
-        echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
-             f"acc {metrics['train_acc']:.3f}  test loss {test_loss:.4f} acc {test_acc:.3f}  "
-             f"lr {lr:g}  {n / seconds:.0f} img/s")
-    return run
+                   "img_per_s": n / seconds, "step": self.step}
+        append_jsonl(metrics, self.run.log)
+        self.checkpoint(epoch, metrics)
+        self.epoch = epoch
+        self.echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
+                  f"acc {metrics['train_acc']:.3f}  test loss {test_loss:.4f} acc {test_acc:.3f}  "
+                  f"lr {lr:g}  {n / seconds:.0f} img/s")
+        return metrics
