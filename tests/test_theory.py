@@ -121,3 +121,13 @@ def test_objective_over_mlp_on_separated_data_end_to_end(targets):
     top = top_eigenpairs(HessianOperator(objective), k=1, tol=1e-8)[0]
     assert top.eigenvalue > 0 and top.residual < 1e-5 * top.eigenvalue
     assert torch.isfinite(grad).all() and float(grad.norm()) > 0
+
+
+def test_new_names_are_exported_lazily():
+    import landscape
+
+    names = {"ntk", "ntk_drift", "jacobian", "depth_scaling_fit", "dominance_against_lemma", "star_convexity",
+             "pl_star", "gradient_alignment", "SharpnessTracker", "lanczos_top", "load_synthetic",
+             "min_pairwise_distance", "separation_bound", "separated_points"}
+    assert names <= set(landscape.__all__)
+    assert all(callable(getattr(landscape, n)) for n in names)
