@@ -1,9 +1,11 @@
 """Datasets as uint8 image tensors plus int64 labels; subsets, label noise, augmentation.
 
-Every dataset is decoded once into ``N x 3 x 32 x 32`` uint8 tensors (the form the
+Every image dataset is decoded once into ``N x 3 x 32 x 32`` uint8 tensors (the form the
 training loop and the objective keep resident on the device) and, for image folders,
 cached outside the data folder under a key derived from every file's path, size and
-modification time, so that a changed source is never served stale.
+modification time, so that a changed source is never served stale. ``synthetic:...`` datasets
+(the theorem's separated unit vectors, ``landscape.synthetic``) hold float inputs instead, which
+``normalize`` passes through unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,11 @@ CACHE_FORMAT = 1
 
 @dataclass
 class Dataset:
-    """A whole dataset in memory: uint8 images, int64 labels, per-channel mean/std in [0, 1]."""
+    """A whole dataset in memory: uint8 images, int64 labels, per-channel mean/std in [0, 1].
+
+    Synthetic datasets hold float inputs (mean 0, std 1: the identity normalization), int64
+    labels or float regression targets, and in ``provenance`` how they were made and checked.
+    """
 
     name: str
     train_images: torch.Tensor
@@ -33,8 +39,9 @@ class Dataset:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    provenance: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -61,7 +68,11 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
 def load_dataset(name: str, data_root: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, download: bool = False,
                  progress: bool = True) -> Dataset:
-    """Load ``cifar10``, ``cifar100`` or ``folder:PATH`` (PATH relative to the data root)."""
+    """Load ``cifar10``, ``cifar100``, ``folder:PATH`` (PATH relative to the data root) or ``synthetic:...``."""
+    if name.startswith("synthetic:"):
+        from .synthetic import load_synthetic
+
+        return load_synthetic(name)
     root = resolve_data_root(data_root)
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     if name in ("cifar10", "cifar100"):
@@ -71,7 +82,8 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None,
         if not path.is_absolute():
             path = root / path
         return _load_image_folder(name, path, cache, progress)
-    raise LandscapeError(f"unknown dataset {name!r}: use cifar10, cifar100 or folder:PATH")
+    raise LandscapeError(f"unknown dataset {name!r}: use cifar10, cifar100, folder:PATH or "
+                         f"synthetic:separated?n=..&d=..&delta=..")
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -270,11 +282,14 @@ def add_label_noise(labels: torch.Tensor, fraction: float, num_classes: int, see
 
 
 def normalize(images: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
-    """uint8 NCHW -> float, scaled to [0, 1] and standardized per channel.
+    """uint8 NCHW -> float, scaled to [0, 1] and standardized per channel; float inputs pass unchanged.
 
-    ``mean``/``std`` may be sequences or tensors already on the device (the training loop passes
+    Float inputs (synthetic data) are already what the model reads: they are only cast to
+    ``dtype`` (the identity normalization), whatever ``mean``/``std`` say. ``mean``/``std`` may be sequences or tensors already on the device (the training loop passes
     tensors, so no step copies them from the host).
     """
+    if images.is_floating_point():
+        return images.to(dtype)
     m = torch.as_tensor(mean, dtype=dtype, device=images.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=dtype, device=images.device).view(1, -1, 1, 1)
     return (images.to(dtype) / 255.0 - m) / s

@@ -42,9 +42,12 @@ def _cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _half_squared_error(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """½‖f(x) − onehot(y)‖² per example: the theorem's ℓ2 loss."""
+    """½‖f(x) − y‖² per example, y = onehot(label) or a float target row: the theorem's ℓ2 loss."""
     out = _at_least_fp32(outputs)
-    target = nn.functional.one_hot(labels, out.shape[1]).to(out.dtype)
+    if labels.is_floating_point():
+        target = labels.reshape(out.shape).to(out.dtype)
+    else:
+        target = nn.functional.one_hot(labels, out.shape[1]).to(out.dtype)
     return 0.5 * (out - target).pow(2).sum(dim=1)
 
 

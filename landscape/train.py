@@ -216,14 +216,28 @@ def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> d
     """
     images = data.train_images[track_idx]
     at_theta = copy.deepcopy(model)
-    exact_bn_statistics(at_theta, normalize(images.to(device), data.mean, data.std).contiguous(
-        memory_format=torch.channels_last))
+    exact_bn_statistics(at_theta, _channels_last(normalize(images.to(device), data.mean, data.std)))
     objective = Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
                           device=device)
     loss, grad = objective.value_and_grad()
     norms = objective.layer_norms(grad)
     return {"F": loss, "grad_sq": float(grad.pow(2).sum()),
             "grad_sq_hidden": sum(norms[n] ** 2 for n in hidden)}
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Image batches (N×C×H×W) in channels_last; other inputs (synthetic vectors) as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def check_trainable(dataset: Dataset, config: TrainConfig) -> None:
+    """The loop fits class labels with cross-entropy and augments 32×32 images only: refuse the rest."""
+    if dataset.train_labels.is_floating_point():
+        raise LandscapeError(f"{config.dataset} has regression targets; training fits class labels "
+                             f"(cross-entropy): use targets=classes, or the library's Objective(loss='mse')")
+    if config.augment and dataset.train_images.dim() != 4:
+        raise LandscapeError(f"{config.dataset} holds vectors, not images: pass --no-augment "
+                             f"(the recipe's crop and flip are for images)")
 
 
 def training_autocast(device: torch.device | str, precision: str = "auto") -> torch.autocast:
@@ -244,8 +258,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     channels_last under ``autocast``, takes the optimizer step. Returns (loss, number of
     correct predictions) as device tensors, without synchronizing.
     """
-    x = normalize(augment(images, augmentation) if augmentation is not None else images, mean, std)
-    x = x.contiguous(memory_format=torch.channels_last)
+    x = _channels_last(normalize(augment(images, augmentation) if augmentation is not None else images, mean, std))
     with autocast:
         out = model(x)
         loss = nn.functional.cross_entropy(out.float(), labels)
@@ -369,6 +382,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
     dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
+    check_trainable(dataset, config)
     data = prepare_data(dataset, config)
     build_model(config.arch, data.num_classes, config.width)  # validates the name early
     with run_lock(run.path, echo, "landscape train"):

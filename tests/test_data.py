@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import struct
@@ -423,3 +424,64 @@ def test_disjoint_balanced_subsets_are_disjoint_balanced_and_start_with_balanced
     assert len(disjoint_balanced_subsets(labels, 100, 3, seed=5)) == 3    # 10 per class x 3 = 30 fit
     assert disjoint_balanced_subsets(labels, 110, 3, seed=5) is None       # 11 per class x 3 > 30
     assert disjoint_balanced_subsets(labels, None, 3, seed=5) is None
+
+
+# ----------------------------------------------------------------------------- synthetic: the theorem's data
+from landscape.synthetic import min_pairwise_distance, parse_synthetic_name, separation_bound  # noqa: E402
+
+
+def _exact_min_distance(x: torch.Tensor) -> float:
+    """Independent check: every pair, by a plain loop over rows, in float64."""
+    x = x.double()
+    return min(float((x[i] - x[j]).norm()) for i in range(len(x)) for j in range(i + 1, len(x)))
+
+
+def test_separated_inputs_are_unit_norm_and_delta_apart_on_the_stored_data():
+    ds = load_dataset("synthetic:separated?n=40&d=6&delta=0.7&classes=3&seed=1")
+    x = ds.train_images
+    assert x.dtype == torch.float32 and x.shape == (40, 6)
+    assert torch.allclose(x.double().norm(dim=1), torch.ones(40, dtype=torch.float64), atol=1e-6)
+    measured = _exact_min_distance(x)
+    assert measured >= 0.7
+    assert ds.provenance["min_distance_train"] == pytest.approx(measured, rel=1e-12)
+    assert ds.provenance["min_distance_test"] == pytest.approx(_exact_min_distance(ds.test_images), rel=1e-12)
+    assert ds.provenance["delta"] == 0.7 and ds.provenance["n"] == 40 and ds.provenance["d"] == 6
+    assert ds.train_labels.dtype == torch.int64 and ds.num_classes == 3
+    assert sorted(torch.bincount(ds.train_labels).tolist()) == [13, 13, 14]  # balanced
+    assert ds.name == "synthetic:separated?n=40&d=6&delta=0.7&test=40&seed=1&targets=classes&classes=3"
+    again = load_dataset(ds.name)  # the canonical name rebuilds the same data
+    assert torch.equal(again.train_images, x) and torch.equal(again.train_labels, ds.train_labels)
+    assert not torch.equal(ds.test_images, x)  # the test split has its own seed stream
+    other = load_dataset("synthetic:separated?n=40&d=6&delta=0.7&classes=3&seed=2")
+    assert not torch.equal(other.train_images, x)
+
+
+def test_separated_regression_targets_and_identity_normalization():
+    ds = load_dataset("synthetic:separated?n=16&d=4&delta=0.3&targets=regression&outputs=2&test=8")
+    assert ds.train_labels.dtype == torch.float32 and ds.train_labels.shape == (16, 2)
+    assert ds.test_images.shape == (8, 4) and ds.num_classes == 2
+    assert (ds.mean, ds.std) == ((0.0,), (1.0,))
+    assert torch.equal(normalize(ds.train_images, ds.mean, ds.std), ds.train_images)  # float inputs pass unchanged
+
+
+def test_infeasible_or_malformed_separation_is_a_clear_error():
+    assert separation_bound(2, 5) == pytest.approx(2.0) and separation_bound(3, 1) == 0.0
+    with pytest.raises(LandscapeError, match="infeasible.*at most 1.49"):  # √(2·10/9) ≈ 1.49
+        load_dataset("synthetic:separated?n=10&d=3&delta=1.5")
+    with pytest.raises(LandscapeError, match="infeasible"):
+        load_dataset("synthetic:separated?n=3&d=1&delta=0.1")
+    with pytest.raises(LandscapeError, match="could not place 200 unit vectors"):  # below the bound, too crowded for S^1
+        load_dataset("synthetic:separated?n=200&d=2&delta=0.5")
+    for name, phrase in [("synthetic:separated?n=4&width=3", "bad option 'width=3'"),
+                         ("synthetic:separated?n=four", "not a whole number"),
+                         ("synthetic:separated?delta=-1", "delta must be"),
+                         ("synthetic:separated?targets=regression&classes=3", "'classes' does not apply"),
+                         ("synthetic:spiral", "unknown synthetic dataset 'spiral'")]:
+        with pytest.raises(LandscapeError, match=phrase):
+            load_dataset(name)
+    assert parse_synthetic_name("synthetic:separated")[1]["test"] == 64
+
+
+def test_min_pairwise_distance_of_known_points():
+    square = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    assert min_pairwise_distance(square) == pytest.approx(math.sqrt(2), rel=1e-15)

@@ -93,3 +93,49 @@ def test_parameter_groups_vgg():
     assert groups["first"] == ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias"]
     assert groups["last"] == ["classifier.weight", "classifier.bias"]
     assert len(groups["hidden"]) == 15 * 4  # 15 more conv + bn pairs, weight and bias each
+
+
+# ----------------------------------------------------------------------------- the theorem's mlp
+def test_mlp_names_depth_input_and_width():
+    from landscape.models import MLP_BASE_WIDTH, MLP_DEFAULT_INPUT, check_architecture
+
+    assert check_architecture("mlp3") == ("mlp", {"depth": 3, "in_features": MLP_DEFAULT_INPUT})
+    assert check_architecture("mlp2_d16") == ("mlp", {"depth": 2, "in_features": 16})
+    model = build_model("mlp2_d16", num_classes=5, width=2)
+    m = 2 * MLP_BASE_WIDTH
+    assert [tuple(p.shape) for _, p in model.named_parameters()] == [(m, 16), (m, m), (m, m), (5, m)]
+    assert all(mod.bias is None for mod in model.modules() if isinstance(mod, nn.Linear))  # no biases, as in the paper
+    with torch.no_grad():
+        assert build_model("mlp1", 10)(torch.randn(3, 3, 32, 32)).shape == (3, 10)  # flattened images
+    for bad in ("mlp0", "mlp", "mlp2_d0", "mlp2_d", "mlp2d16"):
+        with pytest.raises(LandscapeError, match=f"unknown architecture '{bad}'"):
+            build_model(bad)
+
+
+def test_mlp_parameter_groups_are_input_hidden_output():
+    model = build_model("mlp3_d8", 2)
+    groups = parameter_groups(model)
+    assert groups == {"first": ["input.weight"], "hidden": [f"hidden.{i}.weight" for i in range(3)],
+                      "last": ["output.weight"]}
+    assert select_parameters(model, "hidden") == groups["hidden"]
+
+
+def _assert_gaussian(w: torch.Tensor, var: float, z: float = 5.0):
+    """Entries look N(0, var): sample mean and variance within z standard errors for their count."""
+    x = w.detach().double().flatten()
+    n = len(x)
+    assert abs(float(x.mean())) <= z * math.sqrt(var / n)
+    assert abs(float(x.var()) / var - 1) <= z * math.sqrt(2 / (n - 1))  # sd of s²/σ² is √(2/(n−1))
+
+
+def test_mlp_initialization_has_the_papers_variances():
+    torch.manual_seed(0)
+    model = build_model("mlp2_d16", num_classes=10, width=4)
+    m = model.input.weight.shape[0]
+    _assert_gaussian(model.input.weight, 2 / m)  # A ~ N(0, 2/m)
+    for layer in model.hidden:
+        _assert_gaussian(layer.weight, 2 / m)  # W_l ~ N(0, 2/m)
+    _assert_gaussian(model.output.weight, 1 / 10)  # B ~ N(0, 1/d_out)
+    default = nn.Linear(m, m, bias=False).weight  # PyTorch's own init would fail the test
+    with pytest.raises(AssertionError):
+        _assert_gaussian(default, 2 / m)

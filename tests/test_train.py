@@ -380,3 +380,32 @@ def test_resume_skips_damaged_or_non_finite_checkpoints_and_refuses_when_none_is
         path.write_bytes(raw[:100])
     with pytest.raises(LandscapeError, match="holds no intact checkpoint to resume from"):
         _train(config, run.path, data_root, cache_dir, resume=True)
+
+
+# ----------------------------------------------------------------------------- the theorem's setting
+SEPARATED = "synthetic:separated?n=48&d=8&delta=0.5&classes=2&test=16"
+
+
+def test_mlp_trains_its_hidden_layers_on_separated_vectors(tmp_path):
+    config = TrainConfig(arch="mlp2_d8", dataset=SEPARATED, epochs=3, batch_size=16, lr=0.05, milestones=[],
+                         save_at=[0], augment=False, train_params="hidden", track_every=3, track_subset=16)
+    run = _train(config, tmp_path / "mlp", None, None)
+    log = read_jsonl(run.log)
+    assert [row["epoch"] for row in log] == [1, 2, 3]
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert [row["step"] for row in read_jsonl(run.track)] == [3, 6, 9]
+    start = torch.load(run.checkpoint(0), weights_only=True)["state_dict"]
+    end = torch.load(run.last_checkpoint, weights_only=True)["state_dict"]
+    assert torch.equal(start["input.weight"], end["input.weight"])
+    assert torch.equal(start["output.weight"], end["output.weight"])
+    assert not torch.equal(start["hidden.0.weight"], end["hidden.0.weight"])
+    model, info, _ = load_model(run.last_checkpoint)
+    assert info["arch"] == "mlp2_d8" and model.input.weight.shape == (64, 8)
+
+
+def test_training_refuses_augmentation_of_vectors_and_regression_targets(tmp_path):
+    with pytest.raises(LandscapeError, match="--no-augment"):
+        _train(TrainConfig(arch="mlp1_d8", dataset=SEPARATED, epochs=1), tmp_path / "a", None, None)
+    regression = "synthetic:separated?n=16&d=8&targets=regression"
+    with pytest.raises(LandscapeError, match="regression targets"):
+        _train(TrainConfig(arch="mlp1_d8", dataset=regression, epochs=1, augment=False), tmp_path / "b", None, None)

@@ -1,0 +1,242 @@
+"""Convexity along a training trajectory θ_0, θ_1, …, θ_T: the one-point conditions SGD actually needs.
+
+The theorem does not need F to be convex, only that, along the path, the gradient points toward
+the solution and is large wherever F is. Measured here, for any object with
+``value_and_grad(θ)`` (an ``Objective``, or a test function):
+
+* star-convexity toward θ_T: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T);
+* PL*: ‖∇F(θ_t)‖² ≥ μ·(F(θ_t) − F*);
+* gradient–curvature alignment: how much of ‖∇F‖² lies in the top-k Hessian eigenspace;
+* edge of stability: the sharpness λ_max(H) along the path against 2/η, the step size's
+  stability limit for gradient descent on a quadratic.
+
+Pure functions; no file I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import LandscapeError
+
+
+def _points(function, thetas) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """(F(θ_t), ∇F(θ_t) in float64) at every point."""
+    values, grads = [], []
+    for theta in thetas:
+        value, grad = function.value_and_grad(theta)
+        values.append(float(value))
+        grads.append(grad.detach().to(torch.float64))
+    if not values:
+        raise LandscapeError("the trajectory holds no point")
+    return np.asarray(values), grads
+
+
+@dataclass
+class StarConvexity:
+    """Star-convexity of F toward θ_T at each point θ_t of a trajectory (θ_T itself excluded).
+
+    ``inner`` = ⟨∇F(θ_t), θ_t − θ_T⟩, ``gap`` = F(θ_t) − F(θ_T); the condition holds at t when
+    inner ≥ gap (up to ``rtol``·(|inner| + |gap|) for rounding). ``ratio`` = inner/gap where
+    gap > 0 (NaN elsewhere): a convex F gives ratio ≥ 1, a quadratic with minimum at θ_T exactly 2.
+    """
+
+    inner: np.ndarray
+    gap: np.ndarray
+    ratio: np.ndarray
+    holds: np.ndarray
+    target_value: float
+    indices: np.ndarray
+
+    @property
+    def holds_fraction(self) -> float:
+        return float(np.mean(self.holds)) if len(self.holds) else float("nan")
+
+
+def star_convexity(function, thetas, target: torch.Tensor | None = None, rtol: float = 1e-9) -> StarConvexity:
+    """Check ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) along ``thetas``; θ_T = ``target`` or the last point.
+
+    Points equal to θ_T are skipped (both sides are 0 there).
+    """
+    thetas = list(thetas)
+    target = thetas[-1] if target is None else target
+    target64 = target.detach().to(torch.float64)
+    f_target, _ = function.value_and_grad(target)
+    kept = [i for i, t in enumerate(thetas) if not torch.equal(t.detach().to(torch.float64), target64)]
+    values, grads = _points(function, [thetas[i] for i in kept]) if kept else (np.zeros(0), [])
+    inner = np.array([float(g @ (thetas[i].detach().to(g) - target64.to(g))) for i, g in zip(kept, grads)])
+    gap = values - float(f_target)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(gap > 0, inner / np.where(gap > 0, gap, 1.0), np.nan)
+    holds = inner >= gap - rtol * (np.abs(inner) + np.abs(gap))
+    return StarConvexity(inner, gap, ratio, holds, float(f_target), np.asarray(kept, dtype=np.int64))
+
+
+@dataclass
+class PLStar:
+    """The Polyak–Łojasiewicz ratio ‖∇F‖²/(F − F*) at each point, and its minimum μ.
+
+    ``f_star`` is the F* used and ``f_star_rule`` how it was chosen; points with F − F* ≤ 0 get
+    NaN and are left out of ``mu``.
+    """
+
+    ratio: np.ndarray
+    grad_sq: np.ndarray
+    excess: np.ndarray
+    f_star: float
+    f_star_rule: str
+
+    @property
+    def mu(self) -> float:
+        finite = self.ratio[np.isfinite(self.ratio)]
+        return float(finite.min()) if len(finite) else float("nan")
+
+
+def pl_star(function, thetas, f_star: float | str = "zero") -> PLStar:
+    """‖∇F(θ_t)‖²/(F(θ_t) − F*) along ``thetas``.
+
+    F*: 'zero' (default) takes F* = 0, a lower bound on the minimum of any nonnegative loss, so
+    the ratio reported is a lower bound on the true one (conservative); it is exactly the PL*
+    condition of Liu, Zhu & Belkin for models that interpolate (the theorem's regime).
+    'min' takes the lowest F seen along the trajectory, an upper bound on inf F (optimistic; the
+    minimizing point itself then drops out). A number is used as given.
+    """
+    values, grads = _points(function, thetas)
+    if f_star == "zero":
+        star, rule = 0.0, "zero (lower bound of a nonnegative loss)"
+    elif f_star == "min":
+        star, rule = float(values.min()), "min (lowest F on the trajectory)"
+    elif isinstance(f_star, (int, float)) and not isinstance(f_star, bool) and np.isfinite(f_star):
+        star, rule = float(f_star), "given"
+    else:
+        raise LandscapeError(f"f_star must be 'zero', 'min' or a finite number, got {f_star!r}")
+    grad_sq = np.array([float(g @ g) for g in grads])
+    excess = values - star
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(excess > 0, grad_sq / np.where(excess > 0, excess, 1.0), np.nan)
+    return PLStar(ratio, grad_sq, excess, star, rule)
+
+
+@dataclass
+class GradientAlignment:
+    """The share of ‖∇F‖² inside the span of the top-k Hessian eigenvectors at one point.
+
+    ``fraction`` = ‖Vᵀg‖²/‖g‖² with V the k top eigenvectors (orthonormal, from Lanczos);
+    ``eigenvalues`` the k top eigenvalues, ``residuals`` their ‖Hv − λv‖, ``converged`` ARPACK's flag.
+    """
+
+    fraction: float
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    converged: bool
+    k: int
+
+
+def gradient_alignment(function, theta: torch.Tensor | None = None, k: int = 10, **eig_kwargs) -> GradientAlignment:
+    """How much of ∇F(θ) lies in the top-k eigenspace of H(θ) (Gur-Ari et al.: most of it, in training).
+
+    ``eig_kwargs`` go to ``landscape.curvature.top_eigenpairs`` (tol, max_matvecs, seed, ...).
+    """
+    from .curvature import HessianOperator, top_eigenpairs
+
+    theta = function.theta0 if theta is None else theta
+    _, grad = function.value_and_grad(theta)
+    g = grad.detach().to(torch.float64).cpu().numpy()
+    norm_sq = float(g @ g)
+    if norm_sq == 0:
+        raise LandscapeError("∇F(θ) = 0: its alignment with the Hessian is undefined")
+    pairs = top_eigenpairs(HessianOperator(function, theta), k, **eig_kwargs)
+    basis = np.column_stack([p.eigenvector for p in pairs])
+    q, _ = np.linalg.qr(basis)  # guard against eigenvectors that are not quite orthogonal
+    inside = q.T @ g
+    return GradientAlignment(float(inside @ inside) / norm_sq, np.array([p.eigenvalue for p in pairs]),
+                             np.array([p.residual for p in pairs]), all(p.converged for p in pairs), k)
+
+
+def lanczos_top(matvec, v0: np.ndarray, steps: int) -> tuple[float, np.ndarray, float]:
+    """(λ, v, ‖Hv − λv‖) of the top Ritz pair after ``steps`` Lanczos products from ``v0``.
+
+    Full reorthogonalization; stops early when the Krylov space is invariant (then λ is exact).
+    One extra product measures the residual.
+    """
+    q = np.asarray(v0, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(q)) or np.linalg.norm(q) == 0:
+        raise LandscapeError("the Lanczos start vector must be finite and nonzero")
+    Q = [q / np.linalg.norm(q)]
+    alphas, betas = [], []
+    for _ in range(max(1, steps)):
+        w = np.asarray(matvec(Q[-1]), dtype=np.float64).reshape(-1)
+        alphas.append(float(Q[-1] @ w))
+        basis = np.column_stack(Q)
+        w = w - basis @ (basis.T @ w)
+        w = w - basis @ (basis.T @ w)
+        beta = float(np.linalg.norm(w))
+        if len(Q) == len(q) or beta <= 1e-12 * max(abs(a) for a in alphas + [1e-300]):
+            break
+        betas.append(beta)
+        Q.append(w / beta)
+    m = len(alphas)
+    T = np.diag(alphas) + np.diag(betas[:m - 1], 1) + np.diag(betas[:m - 1], -1)
+    w_T, S = np.linalg.eigh(T)
+    v = np.column_stack(Q[:m]) @ S[:, -1]
+    v /= np.linalg.norm(v)
+    lam = float(w_T[-1])
+    residual = float(np.linalg.norm(np.asarray(matvec(v), dtype=np.float64).reshape(-1) - lam * v))
+    return lam, v, residual
+
+
+@dataclass
+class SharpnessRecord:
+    """λ_max(H(θ)) estimated at one step, beside the gradient-descent stability limit 2/η."""
+
+    step: int
+    sharpness: float
+    residual: float
+    threshold: float
+    matvecs: int
+
+    @property
+    def ratio(self) -> float:
+        """λ_max/(2/η): above 1, gradient descent with step η is unstable along the top direction."""
+        return self.sharpness / self.threshold
+
+    @property
+    def above(self) -> bool:
+        return self.sharpness > self.threshold
+
+
+@dataclass
+class SharpnessTracker:
+    """Follow λ_max along training cheaply: a few Lanczos steps, each run started from the last eigenvector.
+
+    The top eigenvector moves little between nearby steps, so ``steps`` products (default 8)
+    usually suffice once warm; the first call starts from a Gaussian vector drawn from ``seed``.
+    Each record carries the residual ‖Hv − λv‖, so a poor estimate shows. ``lr`` is the step size
+    η; Cohen et al.'s edge of stability is λ_max hovering at 2/η.
+    """
+
+    lr: float
+    steps: int = 8
+    seed: int = 0
+    history: list[SharpnessRecord] = field(default_factory=list)
+    vector: np.ndarray | None = None
+
+    def __post_init__(self):
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise LandscapeError(f"the step size must be a finite number > 0, got {self.lr}")
+
+    def update(self, function, theta: torch.Tensor | None = None, step: int | None = None) -> SharpnessRecord:
+        """Estimate λ_max(H(θ)), remember its eigenvector for the next call, and record it."""
+        from .curvature import HessianOperator
+
+        op = HessianOperator(function, theta)
+        v0 = self.vector if self.vector is not None else np.random.default_rng(self.seed).standard_normal(op.shape[0])
+        lam, v, residual = lanczos_top(op.matvec, v0, self.steps)
+        self.vector = v
+        record = SharpnessRecord(len(self.history) if step is None else step, lam, residual, 2.0 / self.lr,
+                                 op.matvecs)
+        self.history.append(record)
+        return record
