@@ -131,6 +131,7 @@ class Analysis:
         else:
             self.source = RunSource.load(self.run, data_root, cache_dir, download, progress)
         src, s = self.source, self.settings
+        self.loss = s.loss or src.train_config.get("loss") or "cross_entropy"  # the run's own loss by default
         self.repeat_sets = (disjoint_balanced_subsets(src.labels, s.subset, s.repeats, s.seed)
                             if s.repeats > 1 else None)
         self.repeat_mode = ("single" if s.repeats == 1 else
@@ -154,7 +155,7 @@ class Analysis:
         idx, images, labels = ((self.train_idx, self.source.images, self.source.labels) if split == "train"
                                else (self.test_idx, self.source.test_images, self.source.test_labels))
         idx = idx if indices is None else indices
-        return Objective(model, images[idx], labels[idx], mean=self.source.mean, std=self.source.std, loss=s.loss,
+        return Objective(model, images[idx], labels[idx], mean=self.source.mean, std=self.source.std, loss=self.loss,
                          bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
                          batch_size=s.batch_size, device=self.device, **kw)
 
@@ -259,6 +260,9 @@ class Analysis:
             self.echo(f"epoch {epoch}: analysis done in {time.perf_counter() - started:.1f} s")
         if "interpolation" in s.measurements and len(self.source.checkpoints) >= 2:
             self.interpolations()
+        if "trajectory" in s.measurements and len(self.source.checkpoints) >= 2:
+            for repeat in range(s.repeats):
+                self.trajectory(repeat)
 
     def analyze_epoch(self, epoch: int) -> None:
         """Every requested measurement at one checkpoint, once per repeat (pictures on repeat 0 only)."""
@@ -540,13 +544,15 @@ class Analysis:
                 pairs.append((epochs[0], epochs[-1]))
             elif kind == "consecutive":
                 pairs += list(zip(epochs[:-1], epochs[1:]))
+            elif kind == "to-final":
+                pairs += [(e, epochs[-1]) for e in epochs[:-1]]
             elif "-" in kind and all(p.isdigit() for p in kind.split("-")):
                 a, b = (int(p) for p in kind.split("-"))
                 if a not in self.source.checkpoints or b not in self.source.checkpoints:
                     raise LandscapeError(f"interpolation pair {kind}: no checkpoint for one of its epochs")
                 pairs.append((a, b))
             elif kind:
-                raise LandscapeError(f"unknown interpolation pair {kind!r}: use init-final, consecutive or A-B")
+                raise LandscapeError(f"unknown interpolation pair {kind!r}: use init-final, consecutive, to-final or A-B")
         return list(dict.fromkeys(pairs))
 
     def interpolations(self) -> None:
@@ -581,6 +587,94 @@ class Analysis:
                                          f"{summary['train']['monotone']} (largest bump "
                                          f"{summary['train']['largest_bump']:.3g})")
             self._piece(path, key, f"interpolation {a}->{b}", segment)
+
+
+    # ------------------------------------------------------------------ the trajectory
+    def trajectory(self, repeat: int = 0) -> None:
+        """Convexity along the path SGD took, toward the final checkpoint θ_T, on one repeat's examples.
+
+        At every analyzed checkpoint θ_t (each with the batch-norm statistics of its own θ):
+        F, ‖∇F‖², ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) (star-convexity), the PL* ratios
+        ‖∇F‖²/(F − F*) for F* = 0 and F* = the lowest F seen, the distance travelled
+        ‖θ_t − θ_0‖/‖θ_0‖, and, with ``ntk_examples``, the drift of the empirical NTK from epoch 0.
+        """
+        from .trajectory import pl_star_of, star_convexity_of
+
+        s = self.settings
+        epochs = sorted(set(self.selected_epochs()) | {min(self.source.checkpoints), max(self.source.checkpoints)})
+        final, first = epochs[-1], epochs[0]
+        indices = self.repeat_indices(repeat)
+        path = self.run.analysis / "trajectory" / f"repeat_{repeat}.json"
+        model0, _, _ = self.model_at(first, indices)
+        obj0 = self._objective(model0, params="all", indices=indices)
+        key = {"context": self.context(f"{first}..{final}", obj0, "train", repeat),
+               "settings": {"epochs": epochs, "target_epoch": final, "ntk_examples": s.ntk_examples,
+                            "seed": s.seed + REPEAT_SEED_STRIDE * repeat,
+                            "checkpoints": [self._checkpoint_name(e) for e in epochs]}}
+
+        def compute():
+            with self._bar(len(epochs) + 1, f"trajectory{_tag(repeat)}") as bar:
+                states = {}
+                for e in [final] + [e for e in epochs if e != final]:
+                    model = self.model_at(e, indices)[0] if e != first else model0
+                    obj = self._objective(model, params="all", indices=indices)
+                    value, grad = obj.value_and_grad()
+                    states[e] = (obj, obj.theta0.to(torch.float64), float(value), grad)
+                    bar.update(1)
+                theta_T, f_T = states[final][1], states[final][2]
+                theta_0 = states[first][1]
+                rows = [e for e in epochs if e != final]
+                values = np.array([states[e][2] for e in epochs])
+                grad_sq = np.array([float(states[e][3] @ states[e][3]) for e in epochs])
+                inner = np.array([float(states[e][3] @ (states[e][1] - theta_T)) for e in rows])
+                star = star_convexity_of(inner, [states[e][2] for e in rows], f_T)
+                pl_zero, pl_min = pl_star_of(values, grad_sq, "zero"), pl_star_of(values, grad_sq, "min")
+                travelled = np.array([float((states[e][1] - theta_0).norm() / theta_0.norm()) for e in epochs])
+                to_final = np.array([float((states[e][1] - theta_T).norm()) for e in epochs])
+                arrays = {"epoch": np.array(epochs, float), "F": values, "grad_sq": grad_sq,
+                          "star_epoch": np.array(rows, float), "star_inner": star.inner, "star_gap": star.gap,
+                          "star_ratio": star.ratio, "star_holds": star.holds.astype(float),
+                          "pl_zero": pl_zero.ratio, "pl_min": pl_min.ratio,
+                          "travelled": travelled, "distance_to_final": to_final}
+                summary = {"target_epoch": final, "F_target": f_T, "star_holds_fraction": star.holds_fraction,
+                           "star_failing_epochs": [e for e, h in zip(rows, star.holds) if not h],
+                           "star_min_ratio": float(np.nanmin(star.ratio)) if np.isfinite(star.ratio).any() else None,
+                           "pl_zero_min": pl_zero.mu, "pl_min_min": pl_min.mu, "pl_min_f_star": pl_min.f_star,
+                           "travelled_final": float(travelled[-1])}
+                if s.ntk_examples:
+                    drift, layout = self._ntk_drift(states, epochs, first, s.ntk_examples, key["settings"]["seed"])
+                    arrays["ntk_drift"] = drift
+                    summary.update(ntk_drift_final=float(drift[-1]), ntk_layout=layout)
+                bar.update(1)
+            return summary, arrays, (f"trajectory{_tag(repeat)}: star-convex toward epoch {final} at "
+                                     f"{star.holds_fraction:.0%} of {len(rows)} checkpoints, PL* min "
+                                     f"{pl_zero.mu:.3g}, travelled ‖θ_T − θ_0‖/‖θ_0‖ = {travelled[-1]:.3g}")
+        self._piece(path, key, f"trajectory{_tag(repeat)}", compute)
+
+    def _ntk_drift(self, states: dict, epochs: list[int], first: int, examples: int, seed: int):
+        """‖K_t − K_0‖_F/‖K_0‖_F at every epoch, K the empirical NTK on the first ``examples`` examples.
+
+        Every output's Jacobian when it fits in NTK_MAX_ENTRIES numbers, otherwise that of one
+        seeded random unit direction of the outputs (said in the returned layout).
+        """
+        from .theory import ntk, ntk_drift
+
+        obj0 = states[first][0]
+        n = min(examples, obj0.num_examples)
+        outputs = int(obj0._forward(obj0.theta0, obj0.images[:1]).reshape(-1).numel())
+        projection = None
+        if n * outputs * obj0.dim > NTK_MAX_ENTRIES:
+            gen = torch.Generator().manual_seed(seed)
+            projection = torch.randn(outputs, generator=gen, dtype=torch.float64)
+            projection /= projection.norm()
+        layout = {"examples": n, "outputs": outputs if projection is None else 1,
+                  "rows": "every output" if projection is None else "one random unit direction of the outputs",
+                  "parameters": obj0.dim}
+        kernels = {e: ntk(states[e][0], chunk=8, projection=projection, examples=n) for e in epochs}
+        return np.array([ntk_drift(kernels[e], kernels[first]) for e in epochs]), layout
+
+
+NTK_MAX_ENTRIES = 50_000_000  # n·k·P numbers of a full-output Jacobian (400 MB in float64)
 
 
 def _tag(repeat: int) -> str:

@@ -127,8 +127,8 @@ def main():
 
 
 @main.command()
-@click.option("--arch", default=None, help="vgg19_bn, resnet32, resnet110, resnetD (D = 6n+2).")
-@click.option("--dataset", default=None, help="cifar10, cifar100 or folder:PATH.")
+@click.option("--arch", default=None, help="vgg19_bn, resnet32, resnet110, resnetD (D = 6n+2), mlpL[_dD].")
+@click.option("--dataset", default=None, help="cifar10, cifar100, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--width", type=COUNT, default=None, help="Channel multiplier (over-parameterization).")
 @click.option("--epochs", type=COUNT, default=None, help=f"Epochs (paper: {PAPER_EPOCHS}).")
@@ -152,6 +152,12 @@ def main():
 @click.option("--track-subset", type=COUNT, default=None, help="Examples used by --track-every (default 512).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="Training precision (auto: bf16 autocast on CUDA, fp32 on CPU).")
+@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default=None,
+              help="Training loss (default cross_entropy; mse = ½‖f(x) − y‖², the theorem's ℓ2 loss).")
+@click.option("--stop-at-loss", type=NON_NEGATIVE, default=None,
+              help="Stop after the first epoch whose training loss is at most this (the sweep's common target).")
+@click.option("--track-sharpness-every", type=COUNT0, default=None,
+              help="Record λ_max on the tracked examples every K iterations, beside 2/lr (edge of stability).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True,
               help="Start the run in --out even though it holds files that are not a landscape run.")
@@ -160,7 +166,8 @@ def main():
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
           train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
-          precision, resume, force, quiet, data_root, cache_dir, download, device):
+          precision, loss, stop_at_loss, track_sharpness_every, resume, force, quiet, data_root, cache_dir,
+          download, device):
     """Train a network with the paper's recipe, saving checkpoints for the analysis."""
     from .train import TrainConfig, train as run_training
 
@@ -173,7 +180,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
                  train_params=train_params,
                  save_at=_checked_list(save_at, _int_list, "--save-at needs epochs ≥ 0", lambda e: e >= 0),
                  track_every=track_every, track_subset=track_subset,
-                 precision=precision)
+                 precision=precision, loss=loss, stop_at_loss=stop_at_loss,
+                 track_sharpness_every=track_sharpness_every)
     if not resume and (arch is None or dataset is None):
         raise click.UsageError("--arch and --dataset are required (unless --resume)")
     config = TrainConfig(arch=arch or "", dataset=dataset or "",
@@ -233,7 +241,8 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
               help="Parameter subset moved by probes, curvature and surfaces.")
 @click.option("--bn", type=click.Choice(["frozen", "batch"]), default=_A.bn, show_default=True,
               help="Batch norm: fixed statistics (frozen, see --bn-stats) or each batch's statistics.")
-@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default=_A.loss, show_default=True)
+@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default=_A.loss,
+              help="Loss F is the mean of (default: the run's training loss).")
 @click.option("--precision", type=click.Choice(["fp32", "fp64"]), default=_A.precision, show_default=True)
 @click.option("--surface-precision", type=click.Choice(["fp32", "fp64", "bf16"]), default=None,
               help="Precision of surface grids (bf16 on CUDA only; default: --precision).")
@@ -262,7 +271,9 @@ def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cach
 @click.option("--interp-bn", "interpolation_bn", type=click.Choice(["recompute", "interpolate", "batch"]),
               default=_A.interpolation_bn, show_default=True, help="Batch-norm statistics along interpolations.")
 @click.option("--interp-pairs", "interpolation_pairs", default=_A.interpolation_pairs, show_default=True,
-              help="init-final, consecutive, or A-B epoch pairs, comma-separated.")
+              help="init-final, consecutive, to-final (every checkpoint to the last) or A-B epoch pairs, comma-separated.")
+@click.option("--ntk-examples", type=COUNT0, default=_A.ntk_examples, show_default=True,
+              help="trajectory: drift of the empirical NTK from the first checkpoint on N examples (0: skip).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option

@@ -16,7 +16,10 @@ subset, batch-norm policy, precision, seed, epoch), read from the ``context`` st
 * ``plot_smoothness``      f(t) − f(0) along the probe directions and |r(t)| against |t| with
                            the a·|t| + b·t² fit and the noise floor;
 * ``plot_interpolation``   train/test loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B;
-* ``plot_training``        training curves and the extreme Hessian eigenvalues against epoch.
+* ``plot_trajectory``      star-convexity toward the final point, PL* ratios, distance travelled
+                           and NTK drift along the checkpoints;
+* ``plot_training``        training curves, the extreme Hessian eigenvalues against epoch and,
+                           when tracked, the sharpness beside the stability limit 2/η.
 
 ``make_figures`` draws all of those whose inputs exist. A missing input means the figure is
 skipped (and said so); a damaged one (unreadable, truncated, lacking a key) raises
@@ -36,13 +39,14 @@ import numpy as np
 
 from .errors import LandscapeError
 from .readers import (_num, _undefined, analyzed_epochs, as_run, load_curvature, load_dominance,
-                      load_interpolations, load_log, load_probes, load_second_order, load_surface, load_track,
-                      read_config, track_uses_statistics_of_theta)
+                      load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_surface,
+                      load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .text import common_caption, context_caption, fmt, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
 FORMATS = ("png", "pdf")
-FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "training")
+FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "trajectory",
+           "training")
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 _STYLE = {
@@ -543,6 +547,78 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
         return _save(fig, out_dir, "interpolation")
 
 
+# ============================================================================ trajectory
+def draw_star_convexity(ax, gap: np.ndarray, inner: np.ndarray, epoch: np.ndarray, *, cmap, norm,
+                        label: str = "checkpoints") -> None:
+    """⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) (symlog axes), with the boundary y = x:
+    star-convexity holds on and above it."""
+    ax.scatter(gap, inner, c=[cmap(norm(e)) for e in epoch], s=30, edgecolors="k", linewidths=0.6, zorder=3,
+               label=label)
+    values = np.concatenate([np.abs(gap), np.abs(inner)])
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values):
+        lo, hi = float(values.min()), float(values.max())
+        line = np.concatenate([-np.geomspace(hi * 1.5, lo, 30), [0.0], np.geomspace(lo, hi * 1.5, 30)])
+        ax.plot(line, line, "--", color="#D55E00", lw=1.2, zorder=1, label="y = x: star-convex on and above")
+        ax.set_xscale("symlog", linthresh=lo); ax.set_yscale("symlog", linthresh=lo)
+    ax.axhline(0, color="0.5", lw=0.6); ax.axvline(0, color="0.5", lw=0.6)
+
+
+def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
+    """Convexity along the path: star-convexity toward θ_T (left), PL* ratios against epoch
+    (middle), distance travelled and NTK drift (right); spread over repeats. [] without trajectory/."""
+    from matplotlib import colors as mcolors
+
+    run = as_run(run_dir)
+    config = read_config(run)
+    items = load_trajectory(run)
+    if not items:
+        return []
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    repeats = len(items)
+    norm = mcolors.Normalize(0, max(float(t["epoch"].max()) for t in items))
+    cmap = plt.get_cmap("viridis")
+    records = [{"epoch": float(e), "repeat": t["repeat"], **{k: float(t[k][i]) for k in ("pl_zero", "pl_min", "travelled")
+                                                              + (("ntk_drift",) if "ntk_drift" in t else ())}}
+               for t in items for i, e in enumerate(t["epoch"])]
+    with plt.rc_context(style):
+        fig, (ax_s, ax_p, ax_d) = plt.subplots(1, 3, figsize=(14, 4.6), layout="constrained")
+        for t in items:
+            draw_star_convexity(ax_s, t["star_gap"], t["star_inner"], t["star_epoch"], cmap=cmap, norm=norm,
+                                label=f"checkpoints (repeat {t['repeat']})" if repeats > 1 else "checkpoints")
+        target = items[0]["result"]["target_epoch"]
+        ax_s.set_xlabel(f"F(θ_t) − F(θ_T)   (θ_T: epoch {target})")
+        ax_s.set_ylabel("⟨∇F(θ_t), θ_t − θ_T⟩")
+        ax_s.set_title("star-convexity toward the final point")
+        handles, labels = ax_s.get_legend_handles_labels()
+        ax_s.legend(handles[-2:], labels[-2:], fontsize=7)
+        ok = [r for r in records if np.isfinite(r["pl_zero"])]
+        if ok:
+            draw_spread(ax_p, *epoch_spread(ok, "pl_zero"), marker="o", color="#0072B2",
+                        label="‖∇F‖²/F  (F* = 0: the paper's ratio)")
+        ok = [r for r in records if np.isfinite(r["pl_min"])]
+        if ok:
+            draw_spread(ax_p, *epoch_spread(ok, "pl_min"), marker="s", color="#D55E00",
+                        label="‖∇F‖²/(F − F*)  (F* = lowest F seen)")
+        ax_p.set_yscale("log")
+        ax_p.set_xlabel("epoch"); ax_p.set_ylabel("PL* ratio")
+        ax_p.set_title("Polyak–Łojasiewicz ratio along training")
+        ax_p.legend(fontsize=7)
+        draw_spread(ax_d, *epoch_spread(records, "travelled"), marker="o", color="k",
+                    label="‖θ_t − θ_0‖/‖θ_0‖")
+        if "ntk_drift" in records[0]:
+            draw_spread(ax_d, *epoch_spread(records, "ntk_drift"), marker="D", color="#009E73",
+                        label=f"NTK drift ‖K_t − K_0‖_F/‖K_0‖_F ({items[0]['result']['ntk_layout']['rows']})")
+        ax_d.set_xlabel("epoch"); ax_d.set_ylabel("relative change")
+        ax_d.set_title("distance from the initialization")
+        ax_d.legend(fontsize=7)
+        caption = (f"{run_title(run, config)}\n{common_caption([t['context'] for t in items])}"
+                   + (f"; mean and min–max over {repeats} repeats" if repeats > 1 else ""))
+        fig.suptitle(_wrap(caption, 14, 8), fontsize=8)
+        return _save(fig, out_dir, "trajectory")
+
+
 # ============================================================================ (e) training curves
 def plot_training(run_dir, out_dir=None) -> list[Path]:
     """Train/test loss and accuracy and the learning rate per epoch (log.jsonl), and the top
@@ -552,6 +628,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
     config = read_config(run)
     log = load_log(run)
     curv = load_curvature(run, repeats=True)
+    sharp = load_sharpness(run)
     if not log and not curv:
         return []
     augmented = "augmented" if (config.get("train") or {}).get("augment", True) else "no augmentation"
@@ -590,7 +667,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
                 ax.axvline(c, color="0.6", lw=0.6, ls=":")
         ax_loss.set_title("loss")
         ax_lr.set_xlabel("epoch"); ax_eig.set_xlabel("epoch")
-        ax_loss.set_ylabel("cross-entropy"); ax_acc.set_ylabel("accuracy"); ax_lr.set_ylabel("lr")
+        ax_loss.set_ylabel({"mse": "½‖f(x) − y‖²"}.get((config.get("train") or {}).get("loss"), "cross-entropy")); ax_acc.set_ylabel("accuracy"); ax_lr.set_ylabel("lr")
         if curv:
             repeats = len({c["repeat"] for c in curv})
             for key, marker, color, label in (("top", "o-", "#CC79A7", "λ_max (top)"),
@@ -602,7 +679,9 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             if len(vals) and vals.max() / max(vals.min(), 1e-300) > 30:
                 ax_eig.set_yscale("symlog", linthresh=float(vals.min()))
             ax_eig.axhline(0, color="0.5", lw=0.6)
-            ax_eig.legend()
+            if sharp:
+                draw_sharpness(ax_eig, *_columns(sharp, "epoch", "lambda_max", "limit_gd", "limit_momentum"))
+            ax_eig.legend(fontsize=7)
             sig = curv[0]["settings"].get("sigma")
             ax_eig.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
             ax_eig.set_ylabel("eigenvalue")
@@ -618,6 +697,16 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             caption += f"\neigenvalues: {common_caption([c['context'] for c in curv])}"
         fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
         return _save(fig, out_dir, "training")
+
+
+def draw_sharpness(ax, epoch: np.ndarray, sharpness: np.ndarray, limit_gd: np.ndarray,
+                   limit_momentum: np.ndarray) -> None:
+    """λ_max along training (tracked examples) with the stability limits 2/η and, with momentum β,
+    (2+2β)/η (Cohen et al.'s edge of stability)."""
+    ax.plot(epoch, sharpness, "-", color="#CC79A7", lw=0.9, alpha=0.8, label="λ_max along training (tracked examples)")
+    ax.plot(epoch, limit_gd, ":", color="0.3", lw=1.1, label="2/η (gradient descent's stability limit)")
+    if np.any(limit_momentum != limit_gd):
+        ax.plot(epoch, limit_momentum, "--", color="0.5", lw=1.0, label="(2+2β)/η (with momentum β)")
 
 
 def epoch_spread(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -724,6 +813,8 @@ def check_inputs(run_dir) -> None:
     load_dominance(run)
     load_curvature(run)
     load_interpolations(run)
+    load_trajectory(run)
+    load_sharpness(run)
     for epoch in analyzed_epochs(run):
         load_probes(run, epoch)
         for name in ("surface", "random_surface"):
@@ -751,6 +842,7 @@ _SKIP_REASONS = {
     "smoothness": "no analysis/epoch_*/probe_*.json (measure 'probes')",
     "second_order": "no analysis/epoch_*/second_order.json (measure 'second_order')",
     "interpolation": "no analysis/interpolation/*.json (measure 'interpolation')",
+    "trajectory": "no analysis/trajectory/*.json (measure 'trajectory')",
     "training": "no log.jsonl and no analysis/epoch_*/curvature.json",
 }
 
@@ -795,6 +887,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
         "second_order": lambda: plot_second_order(run.path, out),
         "smoothness": lambda: per_epoch(plot_smoothness, "probe_*.json"),
         "interpolation": lambda: plot_interpolation(run.path, out),
+        "trajectory": lambda: plot_trajectory(run.path, out),
         "training": lambda: plot_training(run.path, out),
     }
     for name, make in makers.items():

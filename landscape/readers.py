@@ -159,6 +159,33 @@ def load_log(run: RunDir) -> list[dict]:
     return _numeric_rows(run.log, LOG_KEYS)
 
 
+SHARPNESS_KEYS = ("step", "epoch", "lr", "lambda_max", "residual", "limit_gd", "limit_momentum")
+
+
+def load_sharpness(run: RunDir) -> list[dict]:
+    """λ_max along training (train --track-sharpness-every), beside 2/η and (2+2β)/η."""
+    return _numeric_rows(run.sharpness, SHARPNESS_KEYS)
+
+
+TRAJECTORY_ARRAYS = ("epoch", "F", "grad_sq", "star_epoch", "star_inner", "star_gap", "star_ratio", "star_holds",
+                     "pl_zero", "pl_min", "travelled", "distance_to_final")
+
+
+def load_trajectory(run: RunDir) -> list[dict]:
+    """The trajectory measurement of each repeat: its summary, context and arrays (ntk_drift if measured)."""
+    folder = run.analysis / "trajectory"
+    out = []
+    for path in sorted(folder.glob("repeat_*.json")) if folder.is_dir() else []:
+        m = re.fullmatch(r"repeat_(\d+)\.json", path.name)
+        if not m:
+            continue
+        d = load_json(path, ["context", "settings", "result.target_epoch", "result.star_holds_fraction"])
+        arrays = load_npz(path.with_suffix(".npz"), TRAJECTORY_ARRAYS)
+        out.append({"repeat": int(m.group(1)), "path": path, "context": d["context"], "settings": d["settings"],
+                    "result": d["result"], **{k: np.asarray(v, float) for k, v in arrays.items()}})
+    return out
+
+
 def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
     """The semi-smoothness probes of one checkpoint (of every repeat with ``repeats``), the gradient first."""
     out = []

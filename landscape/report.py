@@ -42,6 +42,8 @@ _FIGURE_CAPTIONS = {
     "smoothness": "Semi-smoothness probes: f(t) − f(0) along each direction, and |r(t)| against |t| with the "
                   "fit a·|t| + b·t² and the noise floor.",
     "interpolation": "Linear interpolation between checkpoints: train/test loss and accuracy against α.",
+    "trajectory": "Convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) toward the final "
+                  "point (star-convex on and above y = x), the PL* ratios, the distance travelled and the NTK drift.",
     "training": "Training curves (loss, accuracy, learning rate) and the extreme Hessian eigenvalues at the "
                 "checkpoints.",
 }

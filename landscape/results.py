@@ -6,6 +6,7 @@ Layout of a run directory::
     labels.pt              the training labels actually used (after subset and label noise)
     log.jsonl              one line per epoch: losses, accuracies, lr, seconds
     track.jsonl            dense (F, ||grad F||^2) along training, if --track-every was given
+    sharpness.jsonl        λ_max on the tracked examples beside 2/η, if --track-sharpness-every was given
     checkpoints/epoch_XXXX.pt, checkpoints/last.pt
     analysis/epoch_XXXX/<measurement>.json (+ .npz for arrays)
 """
@@ -173,6 +174,7 @@ class RunDir:
     labels = property(lambda self: self.path / "labels.pt")
     log = property(lambda self: self.path / "log.jsonl")
     track = property(lambda self: self.path / "track.jsonl")
+    sharpness = property(lambda self: self.path / "sharpness.jsonl")
     checkpoints = property(lambda self: self.path / "checkpoints")
     analysis = property(lambda self: self.path / "analysis")
     figures = property(lambda self: self.path / "figures")

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from .errors import LandscapeError
 
-MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation")
-DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation")
+MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation",
+                "trajectory")
+DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation", "trajectory")
 REPEATED = ("dominance", "probes", "curvature", "second_order")  # measured once per repeat; the rest once
 REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
 BN_STATS = ("recompute", "checkpoint")
@@ -30,7 +31,7 @@ class AnalysisSettings:
     bn_stats: str = "recompute"              # recompute: statistics of θ on the analyzed set; checkpoint: stored
     params: str = "all"                      # parameter subset for probes, curvature, surfaces
     bn: str = "frozen"
-    loss: str = "cross_entropy"
+    loss: str | None = None                  # None: the run's training loss (cross_entropy for external checkpoints)
     precision: str = "fp32"                  # probes, curvature and gradients: fp32 or fp64
     surface_precision: str | None = None     # None: same as precision; bf16 allowed on CUDA
     batch_size: int | None = None
@@ -52,7 +53,8 @@ class AnalysisSettings:
     random_surface_range: float = 1.0
     interpolation_points: int = 41
     interpolation_bn: str = "recompute"      # recompute | interpolate | batch
-    interpolation_pairs: str = "init-final,consecutive"
+    interpolation_pairs: str = "init-final,consecutive,to-final"
+    ntk_examples: int = 0                    # trajectory: NTK drift from epoch 0 on this many examples (0: off)
 
     def validate(self) -> "AnalysisSettings":
         """The settings, or a one-line error for the first one out of range."""
@@ -65,6 +67,8 @@ class AnalysisSettings:
             raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
         if self.bn_stats not in BN_STATS:
             raise LandscapeError(f"--bn-stats must be recompute or checkpoint, got {self.bn_stats}")
+        if self.ntk_examples < 0:
+            raise LandscapeError(f"--ntk-examples must be at least 0, got {self.ntk_examples}")
         if self.repeats < 1:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if self.surface_points < 3 or self.interpolation_points < 3:

@@ -22,32 +22,42 @@ from torch.func import jacrev
 from .errors import LandscapeError
 
 
-def jacobian(objective, theta: torch.Tensor | None = None, chunk: int = 64) -> torch.Tensor:
+def jacobian(objective, theta: torch.Tensor | None = None, chunk: int = 64,
+             projection: torch.Tensor | None = None, examples: int | None = None) -> torch.Tensor:
     """∂f(x_i)_a/∂θ for every example i and output a: a (n·k) × P float64 matrix, rows example-major.
 
     Row i·k + a is output coordinate a of example i; P is the objective's parameter count
     (its subset: 'hidden' gives the W_l the theorem trains). Computed with ``torch.func.jacrev``
-    on ``chunk`` examples at a time; memory n·k·P numbers. Batch norm must be 'frozen', so that
+    on ``chunk`` examples at a time; memory n·k·P numbers. With ``projection`` (a k-vector u),
+    the rows are ∂⟨u, f(x_i)⟩/∂θ instead (n × P): the kernel of one fixed output direction, for
+    networks too large to hold every output's Jacobian. ``examples``: the first that many only.
+    Batch norm must be 'frozen', so that
     one example's outputs do not depend on the others.
     """
     if objective.bn != "frozen":
         raise LandscapeError(f"the NTK needs bn='frozen' (per-example outputs), not {objective.bn!r}")
     theta = objective._theta(theta).detach()
     rows = []
-    for start in range(0, objective.num_examples, chunk):
-        x = objective.images[start:start + chunk]
-        jac = jacrev(lambda t: objective._forward(t, x))(theta)  # chunk × k × P (or chunk × P)
+    n = objective.num_examples if examples is None else min(examples, objective.num_examples)
+    for start in range(0, n, chunk):
+        x = objective.images[start:min(start + chunk, n)]
+        if projection is None:
+            jac = jacrev(lambda t: objective._forward(t, x))(theta)  # chunk × k × P (or chunk × P)
+        else:
+            u = projection.to(objective.device, objective.dtype)
+            jac = jacrev(lambda t: objective._forward(t, x) @ u)(theta)  # chunk × P
         rows.append(jac.reshape(-1, objective.dim).to(torch.float64))
     return torch.cat(rows)
 
 
-def ntk(objective, theta: torch.Tensor | None = None, chunk: int = 64) -> torch.Tensor:
+def ntk(objective, theta: torch.Tensor | None = None, chunk: int = 64,
+        projection: torch.Tensor | None = None, examples: int | None = None) -> torch.Tensor:
     """The empirical NTK K = J Jᵀ at θ (float64, (n·k) × (n·k); see ``jacobian`` for the layout).
 
     For one output (k = 1) K is n × n with K_ij = ⟨∇_θ f(x_i), ∇_θ f(x_j)⟩; with k outputs it holds
     every pair of output coordinates, K_{(i,a),(j,b)} = ⟨∇_θ f(x_i)_a, ∇_θ f(x_j)_b⟩.
     """
-    j = jacobian(objective, theta, chunk)
+    j = jacobian(objective, theta, chunk, projection, examples)
     return j @ j.T
 
 

@@ -25,7 +25,8 @@ from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augm
                    load_dataset, normalize)
 from .errors import LandscapeError
 from .models import build_model, check_architecture, parameter_groups, select_parameters
-from .objective import Objective, exact_bn_statistics
+from .objective import Objective, exact_bn_statistics, per_example_loss
+from .trajectory import SharpnessTracker
 from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atomic_write_json, read_jsonl,
                       read_labels, read_run_config, run_lock, user_entries)
 
@@ -35,6 +36,10 @@ from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPE
 
 class TrainingDiverged(LandscapeError):
     """The loss became NaN or infinite."""
+
+
+TRAIN_LOSSES = ("cross_entropy", "mse")
+SHARPNESS_LANCZOS_STEPS = 8  # products per sharpness estimate, warm-started from the previous eigenvector
 
 
 @dataclass
@@ -61,6 +66,9 @@ class TrainConfig:
     track_every: int = 0
     track_subset: int = 512
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    loss: str = "cross_entropy"  # or 'mse': ½‖f(x) − y‖² (one-hot y for class labels), the theorem's ℓ2 loss
+    stop_at_loss: float | None = None  # stop after the first epoch whose training loss is at most this
+    track_sharpness_every: int = 0  # λ_max on the tracked examples every this many steps (0: never)
 
     def resolved(self) -> "TrainConfig":
         """A copy with every default filled in and checked."""
@@ -73,6 +81,11 @@ class TrainConfig:
             if value is not None:
                 _check_int(name, value, 1)
         _check_int("--track-every", c.track_every, 0)
+        _check_int("--track-sharpness-every", c.track_sharpness_every, 0)
+        if c.loss not in TRAIN_LOSSES:
+            raise LandscapeError(f"--loss must be one of {', '.join(TRAIN_LOSSES)}, got {c.loss!r}")
+        if c.stop_at_loss is not None:
+            _check_number("--stop-at-loss", c.stop_at_loss, 0.0)
         _check_int("--track-subset", c.track_subset, 1)
         if not (_is_number(c.label_noise) and 0.0 <= c.label_noise < 1.0):
             raise LandscapeError(f"label noise must be in [0, 1), got {c.label_noise}")
@@ -200,16 +213,17 @@ def calibrate_batchnorm(model: nn.Module, data: TrainingData, device, seed: int)
     return len(idx)
 
 
-def _evaluate(model: nn.Module, images, labels, data: TrainingData, device) -> tuple[float, float]:
-    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device)
+def _evaluate(model: nn.Module, images, labels, data: TrainingData, device, loss: str = "cross_entropy") -> tuple[float, float]:
+    """(loss, accuracy) of the model as it is (eval mode, its running statistics)."""
+    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device, loss=loss)
     return objective.evaluate()
 
 
 TRACK_BN_POLICY = "frozen (statistics of θ on the tracked examples)"  # what track rows say; readers match it
 
 
-def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> dict:
-    """F and ‖∇F‖² on the tracked examples, with the batch-norm statistics of θ on them.
+def _tracked_objective(model, data: TrainingData, track_idx, device, loss: str = "cross_entropy") -> Objective:
+    """F on the tracked examples, with the batch-norm statistics of θ on them.
 
     The running averages lag the weights while the learning rate is large, so they would make F
     the loss of a different network; the statistics are recomputed here as in ``analyze``.
@@ -217,8 +231,13 @@ def _track(model, data: TrainingData, track_idx, hidden: list[str], device) -> d
     images = data.train_images[track_idx]
     at_theta = copy.deepcopy(model)
     exact_bn_statistics(at_theta, _channels_last(normalize(images.to(device), data.mean, data.std)))
-    objective = Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
-                          device=device)
+    return Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
+                     device=device, loss=loss)
+
+
+def _track(model, data: TrainingData, track_idx, hidden: list[str], device, loss: str = "cross_entropy") -> dict:
+    """F and ‖∇F‖² (all and hidden parameters) on the tracked examples, statistics of θ."""
+    objective = _tracked_objective(model, data, track_idx, device, loss)
     loss, grad = objective.value_and_grad()
     norms = objective.layer_norms(grad)
     return {"F": loss, "grad_sq": float(grad.pow(2).sum()),
@@ -231,10 +250,9 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_trainable(dataset: Dataset, config: TrainConfig) -> None:
-    """The loop fits class labels with cross-entropy and augments 32×32 images only: refuse the rest."""
-    if dataset.train_labels.is_floating_point():
-        raise LandscapeError(f"{config.dataset} has regression targets; training fits class labels "
-                             f"(cross-entropy): use targets=classes, or the library's Objective(loss='mse')")
+    """Regression targets need the ℓ2 loss, and only images are augmented: refuse the rest."""
+    if dataset.train_labels.is_floating_point() and config.loss != "mse":
+        raise LandscapeError(f"{config.dataset} has regression targets: train them with --loss mse")
     if config.augment and dataset.train_images.dim() != 4:
         raise LandscapeError(f"{config.dataset} holds vectors, not images: pass --no-augment "
                              f"(the recipe's crop and flip are for images)")
@@ -250,22 +268,25 @@ def training_autocast(device: torch.device | str, precision: str = "auto") -> to
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
                labels: torch.Tensor, augmentation, mean, std,
-               autocast: torch.autocast) -> tuple[torch.Tensor, torch.Tensor]:
+               autocast: torch.autocast, loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a uint8 NCHW batch already on the device.
 
     Augments the whole batch (``augmentation``: a generator, or the batch's slice of an
     epoch's ``draw_augmentation``; None: no augmentation), standardizes it, runs it in
-    channels_last under ``autocast``, takes the optimizer step. Returns (loss, number of
-    correct predictions) as device tensors, without synchronizing.
+    channels_last under ``autocast``, takes the optimizer step on the batch mean of ``loss_fn``
+    (a per-example loss; default cross-entropy). Returns (loss, number of correct predictions;
+    0 for regression targets) as device tensors, without synchronizing.
     """
     x = _channels_last(normalize(augment(images, augmentation) if augmentation is not None else images, mean, std))
     with autocast:
         out = model(x)
-        loss = nn.functional.cross_entropy(out.float(), labels)
+        loss = (loss_fn(out.float(), labels).mean() if loss_fn is not None
+                else nn.functional.cross_entropy(out.float(), labels))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.detach(), (out.argmax(1) == labels).sum()
+    correct = (out.argmax(1) == labels).sum() if not labels.is_floating_point() else torch.zeros((), dtype=torch.int64)
+    return loss.detach(), correct
 
 
 @contextmanager
@@ -404,8 +425,14 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
     training = _Training(run, config, data, device, model, resumed, progress, echo)
     if resumed is None:
         training.initial_checkpoint()
+    elif resumed.reached_target:
+        echo(f"{run.path} already reached its target loss {config.stop_at_loss:g}: nothing to train")
+        return run
     for epoch in range(training.epoch + 1, config.epochs + 1):
-        training.one_epoch(epoch)
+        metrics = training.one_epoch(epoch)
+        if metrics.get("reached_target"):
+            echo(f"training loss {metrics['train_loss']:.4g} ≤ {config.stop_at_loss:g} after epoch {epoch}: stopped")
+            break
     return run
 
 
@@ -417,6 +444,7 @@ class _Resumed:
     step: int
     model: nn.Module
     blob: dict
+    reached_target: bool = False
 
 
 def _resume(run: RunDir, config: TrainConfig, data: TrainingData, echo) -> _Resumed | None:
@@ -446,14 +474,15 @@ def _resume(run: RunDir, config: TrainConfig, data: TrainingData, echo) -> _Resu
         echo(f"warning: the checkpoint(s) of epoch(s) {lost} are missing and are not re-created "
              f"(that needs training again from before them)")
     # drop log lines of an epoch that was logged but not checkpointed
-    for path, key, limit in ((run.log, "epoch", epoch), (run.track, "step", step)):
+    for path, key, limit in ((run.log, "epoch", epoch), (run.track, "step", step), (run.sharpness, "step", step)):
         rows = read_jsonl(path)
         if rows:
             kept = [r for r in rows if r[key] <= limit]
             path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
     echo(f"resuming {run.path} after epoch {epoch}"
          + (f" (from {source.name})" if source != run.last_checkpoint else ""))
-    return _Resumed(epoch, step, model, blob)
+    reached = bool((blob.get("metrics") or {}).get("reached_target"))
+    return _Resumed(epoch, step, model, blob, reached)
 
 
 def _start(run: RunDir, config: TrainConfig, data: TrainingData) -> nn.Module:
@@ -487,6 +516,9 @@ class _Training:
         if resumed is not None and resumed.epoch > 0 and resumed.blob.get("optimizer"):
             self.optimizer.load_state_dict(resumed.blob["optimizer"])
         self.autocast = training_autocast(device, config.precision)
+        self.loss_fn, _ = per_example_loss(config.loss)
+        self.sharpness = SharpnessTracker(config.lr, SHARPNESS_LANCZOS_STEPS, config.seed) \
+            if config.track_sharpness_every else None
         self.train_x, self.train_y = data.train_images.to(device), data.train_labels.to(device)
         self.mean = torch.tensor(data.mean, device=device)
         self.std = torch.tensor(data.std, device=device)
@@ -506,24 +538,36 @@ class _Training:
         if not _state_is_finite(self.model.state_dict(), self.optimizer.state_dict()):
             raise self._stopped(f"the weights became non-finite in epoch {epoch} (the loss stayed finite)")
 
-    def checkpoint(self, epoch: int, metrics: dict) -> None:
-        """Save epoch_N.pt (when scheduled) and then last.pt.
+    def checkpoint(self, epoch: int, metrics: dict, final: bool = False) -> None:
+        """Save epoch_N.pt (when scheduled, or ``final``) and then last.pt.
 
         The scheduled checkpoint first: a stop between the two writes leaves last.pt one epoch
         behind, and resume then starts from the newer epoch_N.pt.
         """
         self.require_finite(epoch)
         run = self.run
-        for path in ([run.checkpoint(epoch)] if epoch in self.config.save_at else []) + [run.last_checkpoint]:
+        scheduled = epoch in self.config.save_at or final
+        for path in ([run.checkpoint(epoch)] if scheduled else []) + [run.last_checkpoint]:
             save_checkpoint(path, self.model, epoch=epoch, step=self.step, metrics=metrics,
                             optimizer=self.optimizer, **self.meta)
         self.last_good = (run.last_checkpoint, epoch)
+
+    def track_sharpness(self, epoch: float, lr: float) -> None:
+        """λ_max on the tracked examples (statistics of θ), warm-started Lanczos, beside 2/η and (2+2β)/η."""
+        objective = _tracked_objective(self.model, self.data, self.track_idx, self.device, self.config.loss)
+        self.sharpness.lr = lr
+        record = self.sharpness.update(objective, step=self.step)
+        beta = self.config.momentum
+        append_jsonl({"step": self.step, "epoch": epoch, "lr": lr, "examples": len(self.track_idx),
+                      "lambda_max": record.sharpness, "residual": record.residual, "matvecs": record.matvecs,
+                      "limit_gd": 2.0 / lr, "limit_momentum": (2.0 + 2.0 * beta) / lr, "momentum": beta,
+                      "bn_policy": TRACK_BN_POLICY, "precision": "fp32"}, self.run.sharpness)
 
     def initial_checkpoint(self) -> None:
         """Epoch 0: batch-norm statistics estimated at initialization, test metrics, checkpoint."""
         calibrated = calibrate_batchnorm(self.model, self.data, self.device, self.config.seed)
         test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data,
-                                        self.device)
+                                        self.device, self.config.loss)
         self.checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
                             "bn_statistics": f"estimated at initialization over {calibrated} training images"})
 
@@ -552,7 +596,7 @@ class _Training:
             idx = order[batch]
             loss, batch_correct = train_step(self.model, self.optimizer, self.train_x[idx], self.train_y[idx],
                                              [t[batch] for t in draws] if draws else None,
-                                             self.mean, self.std, self.autocast)
+                                             self.mean, self.std, self.autocast, self.loss_fn)
             self.step += 1
             losses[i] = loss
             correct += batch_correct
@@ -568,20 +612,27 @@ class _Training:
                 checked = i + 1
             bar.update(len(idx))
             if config.track_every and self.step % config.track_every == 0:
-                row = _track(self.model, self.data, self.track_idx, self.hidden, device)
+                row = _track(self.model, self.data, self.track_idx, self.hidden, device, config.loss)
                 append_jsonl({"step": self.step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
                               "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row},
                              self.run.track)
+            if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
+                self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
         bar.close()
         seconds = time.perf_counter() - start
         self.require_finite(epoch)  # before the epoch is logged or checkpointed
-        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data, device)
-        metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": correct.item() / n,
+        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data, device,
+                                        config.loss)
+        train_acc = correct.item() / n if not self.train_y.is_floating_point() else float("nan")
+        metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": train_acc,
                    "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": seconds,
                    "img_per_s": n / seconds, "step": self.step}
+        reached = config.stop_at_loss is not None and metrics["train_loss"] <= config.stop_at_loss
+        if reached:
+            metrics["reached_target"] = True
         append_jsonl(metrics, self.run.log)
-        self.checkpoint(epoch, metrics)
+        self.checkpoint(epoch, metrics, final=reached)
         self.epoch = epoch
         self.echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
                   f"acc {metrics['train_acc']:.3f}  test loss {test_loss:.4f} acc {test_acc:.3f}  "

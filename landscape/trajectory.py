@@ -68,11 +68,20 @@ def star_convexity(function, thetas, target: torch.Tensor | None = None, rtol: f
     kept = [i for i, t in enumerate(thetas) if not torch.equal(t.detach().to(torch.float64), target64)]
     values, grads = _points(function, [thetas[i] for i in kept]) if kept else (np.zeros(0), [])
     inner = np.array([float(g @ (thetas[i].detach().to(g) - target64.to(g))) for i, g in zip(kept, grads)])
-    gap = values - float(f_target)
+    return star_convexity_of(inner, values, float(f_target), kept, rtol)
+
+
+def star_convexity_of(inner, values, target_value: float, indices=None, rtol: float = 1e-9) -> StarConvexity:
+    """The star-convexity test from numbers already computed: inner_t = ⟨∇F(θ_t), θ_t − θ_T⟩ and
+    values_t = F(θ_t), with F(θ_T) = ``target_value`` (used when each θ_t has its own objective,
+    e.g. batch-norm statistics recomputed at every checkpoint)."""
+    inner, values = np.asarray(inner, float), np.asarray(values, float)
+    gap = values - target_value
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(gap > 0, inner / np.where(gap > 0, gap, 1.0), np.nan)
     holds = inner >= gap - rtol * (np.abs(inner) + np.abs(gap))
-    return StarConvexity(inner, gap, ratio, holds, float(f_target), np.asarray(kept, dtype=np.int64))
+    indices = np.arange(len(inner)) if indices is None else np.asarray(indices, dtype=np.int64)
+    return StarConvexity(inner, gap, ratio, holds, float(target_value), indices)
 
 
 @dataclass
@@ -105,6 +114,12 @@ def pl_star(function, thetas, f_star: float | str = "zero") -> PLStar:
     minimizing point itself then drops out). A number is used as given.
     """
     values, grads = _points(function, thetas)
+    return pl_star_of(values, np.array([float(g @ g) for g in grads]), f_star)
+
+
+def pl_star_of(values, grad_sq, f_star: float | str = "zero") -> PLStar:
+    """The PL* ratios from F(θ_t) and ‖∇F(θ_t)‖² already computed (F* as in ``pl_star``)."""
+    values, grad_sq = np.asarray(values, float), np.asarray(grad_sq, float)
     if f_star == "zero":
         star, rule = 0.0, "zero (lower bound of a nonnegative loss)"
     elif f_star == "min":
@@ -113,7 +128,6 @@ def pl_star(function, thetas, f_star: float | str = "zero") -> PLStar:
         star, rule = float(f_star), "given"
     else:
         raise LandscapeError(f"f_star must be 'zero', 'min' or a finite number, got {f_star!r}")
-    grad_sq = np.array([float(g @ g) for g in grads])
     excess = values - star
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(excess > 0, grad_sq / np.where(excess > 0, excess, 1.0), np.nan)

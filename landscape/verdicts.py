@@ -14,6 +14,9 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
   checkpoint and repeat, from the grid-free test (second_order.json);
 * monotone interpolation: the largest bump of the train loss along init → final is
   ≤ INTERPOLATION_MAX_BUMP_FRACTION · F(init);
+* star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) toward the final
+  checkpoint θ_T at every analyzed checkpoint of every repeat (trajectory/), with the PL* ratios
+  and the distance travelled beside it;
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
 """
 
@@ -26,7 +29,8 @@ from typing import Iterable
 import numpy as np
 
 from .readers import (analyzed_epochs, as_run, load_dominance, load_interpolations, load_log, load_probes,
-                      load_second_order, load_surface, load_track, read_config, track_uses_statistics_of_theta)
+                      load_second_order, load_surface, load_track, load_trajectory, read_config,
+                      track_uses_statistics_of_theta)
 from .results import RunDir
 from .text import fmt, run_title, settings_of
 
@@ -41,7 +45,7 @@ FIT_MAX_REL_RMS = 0.5             # a probe fit with a larger relative RMS error
 EIGEN_MAX_RELATIVE_RESIDUAL = 0.1  # an eigenpair with ‖Hv − λv‖ > this · |λ| is not resolved
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED, MEASURED = "holds", "fails", "inconclusive", "not measured", "measured"
-CLAIMS = ("gradient_dominance", "semi_smoothness", "second_order", "interpolation", "accuracy")
+CLAIMS = ("gradient_dominance", "semi_smoothness", "second_order", "interpolation", "star_convexity", "accuracy")
 
 
 
@@ -355,6 +359,47 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
                  rows, [it["path"] for it in items])
 
 
+def star_convexity_verdict(run: RunDir) -> Claim:
+    """Star-convexity toward θ_T at every checkpoint and repeat; PL*, distance and NTK drift reported."""
+    title = "Star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T)"
+    threshold = "holds when the inequality holds at every analyzed checkpoint of every repeat (θ_T: the final checkpoint)"
+    items = load_trajectory(run)
+    if not items:
+        return Claim("star_convexity", title, NOT_MEASURED, "no analysis/trajectory/*.json", threshold)
+    holds = np.concatenate([t["star_holds"] for t in items]).astype(bool)
+    failing = [(int(e), t["repeat"]) for t in items for e, h in zip(t["star_epoch"], t["star_holds"]) if not h]
+    min_ratio = spread(float(np.nanmin(t["star_ratio"])) for t in items if np.isfinite(t["star_ratio"]).any())
+    pl_zero = spread(float(np.nanmin(t["pl_zero"])) for t in items if np.isfinite(t["pl_zero"]).any())
+    pl_min = spread(float(np.nanmin(t["pl_min"])) for t in items if np.isfinite(t["pl_min"]).any())
+    travelled = spread(float(t["travelled"][-1]) for t in items)
+    drift = spread(float(t["ntk_drift"][-1]) for t in items if "ntk_drift" in t)
+    fraction = float(holds.mean()) if len(holds) else float("nan")
+    target = items[0]["result"]["target_epoch"]
+    numbers = {"holds_fraction": fraction, "failing": failing, "min_ratio": min_ratio, "pl_zero_min": pl_zero,
+               "pl_min_min": pl_min, "travelled": travelled, "ntk_drift": drift, "target_epoch": target,
+               "repeats": len(items), "checkpoints": int(len(holds))}
+    verdict = HOLDS if not failing else FAILS
+    summary = (f"holds at {fmt(100 * fraction, 3)}% of {len(holds)} checkpoint(s) × repeat(s) toward epoch {target}"
+               + (f" (fails at epoch(s) {sorted({e for e, _ in failing})})" if failing else "")
+               + f"; smallest ratio ⟨∇F, θ_t − θ_T⟩/(F − F_T) {spread_text(min_ratio)}; "
+               f"PL* min ‖∇F‖²/F {spread_text(pl_zero)}; ‖θ_T − θ_0‖/‖θ_0‖ {spread_text(travelled)}"
+               + (f"; NTK drift ‖K_T − K_0‖/‖K_0‖ {spread_text(drift)}" if drift["n"] else ""))
+    rows = []
+    for t in items:
+        star = dict(zip(t["star_epoch"].astype(int), zip(t["star_inner"], t["star_gap"], t["star_ratio"], t["star_holds"])))
+        for i, e in enumerate(t["epoch"].astype(int)):
+            inner, gap, ratio, ok = star.get(e, (None, None, None, None))
+            rows.append({"epoch": e, "repeat": t["repeat"], "F": t["F"][i], "⟨∇F, θ_t − θ_T⟩": inner,
+                         "F − F(θ_T)": gap, "ratio": ratio,
+                         "star-convex": "—" if ok is None else ("yes" if ok else "no"),
+                         "‖∇F‖²/F": t["pl_zero"][i], "‖∇F‖²/(F − F_min)": t["pl_min"][i],
+                         "‖θ_t − θ_0‖/‖θ_0‖": t["travelled"][i],
+                         "NTK drift": t["ntk_drift"][i] if "ntk_drift" in t else None})
+    settings = settings_of([t["context"] for t in items], [int(e) for t in items for e in t["epoch"]])
+    return Claim("star_convexity", title, verdict, summary, threshold, numbers, settings, rows,
+                 [t["path"] for t in items])
+
+
 def accuracy_verdict(run: RunDir, config: dict) -> Claim:
     """The final training and test accuracies (reported, not judged)."""
     title = "Accuracy reached"
@@ -402,7 +447,7 @@ def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> RunVerdicts:
     run = as_run(run_dir)
     config = read_config(run)
     claims = [dominance_verdict(run, floor), smoothness_verdict(run), second_order_verdict(run),
-              interpolation_verdict(run), accuracy_verdict(run, config)]
+              interpolation_verdict(run), star_convexity_verdict(run), accuracy_verdict(run, config)]
     thresholds = {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
                   "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
                   "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,

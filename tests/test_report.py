@@ -197,11 +197,11 @@ def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     shutil.rmtree(run / "analysis")
     (run / "track.jsonl").unlink()
     claims = _claims(V.run_verdicts(run))
-    assert [claims[c].verdict for c in V.CLAIMS] == [V.NOT_MEASURED] * 4 + [V.MEASURED]
+    assert [claims[c].verdict for c in V.CLAIMS] == [V.NOT_MEASURED] * 5 + [V.MEASURED]
     written = R.write_report(run)
     assert {p.stem for p in (run / "figures").glob("*.png")} == {"training"}
     table = _verdict_table(written["markdown"].read_text())
-    assert [v[0] for v in table.values()] == ["not measured"] * 4 + ["measured"]
+    assert [v[0] for v in table.values()] == ["not measured"] * 5 + ["measured"]
 
 
 @pytest.mark.parametrize("relpath", ["analysis/epoch_0001/probe_neg_gradient.json", "analysis/epoch_0000/dominance.json",

@@ -111,6 +111,7 @@ def test_lanczos_top_finds_the_largest_algebraic_eigenvalue_and_stops_on_an_inva
 
 
 def test_gradient_descent_beyond_two_over_eta_diverges_and_the_tracker_sees_it():
+    torch.manual_seed(0)  # the layer's initial weights
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(20, 5, dtype=F64, generator=gen) * torch.tensor([4.0, 1.0, 1.0, 0.5, 0.5], dtype=F64)
     y = torch.randn(20, 1, dtype=F64, generator=gen)
@@ -119,7 +120,7 @@ def test_gradient_descent_beyond_two_over_eta_diverges_and_the_tracker_sees_it()
     lr = 2.5 / lam_max  # 2/η = 0.8 λ_max: unstable along the top eigenvector
     tracker = SharpnessTracker(lr=lr, steps=8)
     theta, losses = objective.theta0, []
-    for step in range(12):
+    for step in range(30):  # 1.5^30: any start with a component along the top eigenvector blows up
         loss, grad = objective.value_and_grad(theta)
         losses.append(loss)
         record = tracker.update(objective, theta, step)
@@ -127,10 +128,10 @@ def test_gradient_descent_beyond_two_over_eta_diverges_and_the_tracker_sees_it()
         assert record.sharpness == pytest.approx(lam_max, rel=1e-9) and record.residual < 1e-6 * lam_max
         assert record.above and record.ratio == pytest.approx(1.25, rel=1e-9)
         theta = theta - lr * grad
-    assert losses[-1] > 100 * losses[0] and np.all(np.diff(losses[3:]) > 0)  # |1 − ηλ_max| = 1.5: divergence
+    assert losses[-1] > 100 * losses[0] and np.all(np.diff(losses[10:]) > 0)  # |1 − ηλ_max| = 1.5: divergence
     stable, _ = _descend(objective, 1.5 / lam_max, 12)
     assert stable[-1] < stable[0]
-    assert [r.step for r in tracker.history] == list(range(12))
+    assert [r.step for r in tracker.history] == list(range(30))
     with pytest.raises(LandscapeError, match="step size"):
         SharpnessTracker(lr=0.0)
 
