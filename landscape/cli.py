@@ -367,3 +367,59 @@ def report(run_dirs, out, figure_mode, epochs, floor):
         for claim in verdicts.claims:
             click.echo(f"{prefix}{claim.title}: {claim.verdict} ({claim.summary})")
     click.echo(f"report in {written['markdown']} and {written['html']}")
+
+
+@main.command()
+@click.option("--preset", type=click.Choice(["theorem", "resnet20", "smoke"]), default=None,
+              help="A ready sweep: theorem (bias-free ReLU MLPs on δ-separated unit vectors, ℓ2 loss), "
+                   "resnet20 (widths 1, 2, 4 on a CIFAR-10 subset), smoke (seconds, for tests).")
+@click.option("--arch", default=None, help="resnetD or mlpL[_dD] (--depths replaces D or L).")
+@click.option("--dataset", default=None, help="cifar10, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
+@click.option("--widths", default=None, help="Width multipliers, comma-separated (e.g. 1,2,4,8).")
+@click.option("--depths", default=None, help="Depths, comma-separated (default: the depth in --arch).")
+@click.option("--seeds", default=None, help="Seeds, comma-separated (the spread of every slope).")
+@click.option("--target-loss", type=NON_NEGATIVE, default=None, help="Train every cell to this training loss.")
+@click.option("--max-epochs", type=COUNT, default=None, help="Stop there if the target is not reached.")
+@click.option("--lr", type=POSITIVE, default=None, help="Constant learning rate.")
+@click.option("--momentum", type=_Number(0.0, below=1.0), default=None)
+@click.option("--batch-size", type=COUNT, default=None)
+@click.option("--train-subset", type=COUNT, default=None, help="Balanced subset of N training examples.")
+@click.option("--loss", type=click.Choice(["cross_entropy", "mse"]), default=None)
+@click.option("--train", "train_params", type=click.Choice(["all", "hidden"]), default=None)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the sweep's cells and report.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@data_options
+@device_option
+def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs, lr, momentum, batch_size,
+          train_subset, loss, train_params, out, quiet, data_root, cache_dir, download, device):
+    """Train and analyze a network at several widths (and depths) and judge each trend against the theory.
+
+    Every cell is trained to the same target loss; the report states, per quantity, the direction
+    the theory predicts for wider networks and whether the measured log-log slope agrees, with
+    its spread over seeds. Rerun the command to resume.
+    """
+    import dataclasses
+    import time
+
+    from .sweep import SweepConfig, run_sweep, sweep_preset
+
+    given = dict(arch=arch, dataset=dataset,
+                 widths=_checked_list(widths, _int_list, "--widths needs positive integers", lambda w: w >= 1),
+                 depths=_checked_list(depths, _int_list, "--depths needs positive integers", lambda d: d >= 1),
+                 seeds=_checked_list(seeds, _int_list, "--seeds needs integers ≥ 0", lambda s: s >= 0),
+                 target_loss=target_loss, max_epochs=max_epochs, lr=lr, momentum=momentum, batch_size=batch_size,
+                 train_subset=train_subset, loss=loss, train_params=train_params)
+    given = {k: v for k, v in given.items() if v is not None}
+    if preset:
+        config = dataclasses.replace(sweep_preset(preset), **given)
+    else:
+        missing = [k for k in ("arch", "dataset", "widths") if k not in given]
+        if missing:
+            raise click.UsageError(f"--{missing[0]} is required without --preset")
+        config = SweepConfig(**given)
+    started = time.perf_counter()
+    summary = run_sweep(config, out, data_root=data_root, cache_dir=cache_dir, download=download, device=device,
+                        progress=not quiet, echo=click.echo)
+    for q, info in summary["quantities"].items():
+        click.echo(f"{info['label']}: theory says it {info['predicted']} with width; measured: {info['judgement']}")
+    click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")

@@ -155,6 +155,7 @@ class TrainingData:
     std: tuple
     num_classes: int
     classes: list
+    provenance: dict = dataclasses.field(default_factory=dict)  # how a generated dataset was made
 
 
 def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
@@ -165,7 +166,7 @@ def prepare_data(dataset: Dataset, config: TrainConfig) -> TrainingData:
     test_idx = balanced_subset(dataset.test_labels, config.test_subset, config.seed + 1)
     return TrainingData(dataset.train_images[idx], labels, dataset.test_images[test_idx],
                         dataset.test_labels[test_idx], idx, dataset.mean, dataset.std,
-                        dataset.num_classes, dataset.classes)
+                        dataset.num_classes, dataset.classes, dict(getattr(dataset, "provenance", {}) or {}))
 
 
 def _check_resume(run: RunDir, config: TrainConfig, overrides: dict) -> TrainConfig:
@@ -493,7 +494,8 @@ def _start(run: RunDir, config: TrainConfig, data: TrainingData) -> nn.Module:
     atomic_write_json({"train": config.to_dict(), "data": {
         "dataset": config.dataset, "classes": data.classes, "num_classes": data.num_classes,
         "train_examples": len(data.train_labels), "test_examples": len(data.test_labels),
-        "mean": data.mean, "std": data.std}}, run.config)
+        "mean": data.mean, "std": data.std, **({"provenance": data.provenance} if data.provenance else {})}},
+        run.config)
     atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
     return model
 
