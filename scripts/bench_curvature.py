@@ -63,7 +63,7 @@ def curvlinops_matvec_ms(objective: Objective, v: torch.Tensor, repeats: int) ->
     params = [model.get_parameter(n) for n in names]
     data = [(x, y) for x, y in objective._batches()]
     H = HessianLinearOperator(model, torch.nn.CrossEntropyLoss(), params, data, check_deterministic=False)
-    vs = [t.to(objective.dtype) for t in objective.unflatten(v.to(objective.dtype))]
+    vs = list(objective.unflatten(v.to(objective.dtype)).values())
     return best_ms(lambda: H @ vs, repeats)
 
 
