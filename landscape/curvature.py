@@ -2,7 +2,12 @@
 
 ``HessianOperator`` applies H(θ) (or the Hessian of the Gaussian-smoothed objective) to a
 vector by exact Hessian-vector products; ``extreme_eigenpairs`` runs Lanczos (ARPACK through
-``scipy.sparse.linalg.eigsh``) on it; ``hutchinson_trace`` estimates tr H from Rademacher probes.
+``scipy.sparse.linalg.eigsh``) on it for one end of the spectrum; ``spectrum_ends`` finds both
+ends in one thick-restart Lanczos run (fewer products than two ARPACK runs: one Krylov space
+serves both); ``hutchinson_trace`` estimates tr H from Rademacher probes.
+
+Every eigenvalue carries an error bound: for a unit vector v and any θ, some eigenvalue of a
+symmetric H lies within ‖Hv − θv‖ of θ, so the residual is reported as ``error_bound``.
 
 Allen-Zhu, Li & Song (ICML 2019) approximated the most-negative-curvature direction with Oja's
 method (a stochastic power iteration). Here Lanczos runs on the exact operator instead: it
@@ -21,6 +26,7 @@ import torch
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from .errors import LandscapeError
+from .lanczos import LanczosBasis
 
 
 class HessianOperator(LinearOperator):
@@ -104,7 +110,9 @@ class Eigenpair:
     ``residual`` = ‖Hv − λv‖/‖v‖ from one extra product; ``iterations`` = products the Lanczos
     run used, ``matvecs`` = all products of the call (iterations + one residual per pair);
     both, and ``seconds``, are shared by the pairs one call returns. ``converged`` is False when
-    ARPACK stopped early: the pair is then the best Ritz pair of the Krylov vectors seen.
+    the solver stopped early: the pair is then the best Ritz pair of the Krylov vectors seen.
+    ``error_bound`` = ``residual``: some eigenvalue of H lies in [λ − bound, λ + bound]
+    (for a symmetric H and unit v; it need not be the extreme one if Lanczos missed it).
     """
 
     eigenvalue: float
@@ -115,6 +123,11 @@ class Eigenpair:
     seconds: float
     converged: bool
     which: str
+    error_bound: float = float("nan")
+
+    def __post_init__(self):
+        if np.isnan(self.error_bound):
+            self.error_bound = self.residual
 
     def summary(self) -> dict:
         """Everything but the eigenvector."""
@@ -242,6 +255,78 @@ def most_negative_eigenpair(op, **kwargs) -> Eigenpair:
     directly (raise ``ncv`` when the bottom of the spectrum is crowded).
     """
     return extreme_eigenpairs(op, 1, "SA", **kwargs)[0]
+
+
+@dataclass
+class SpectrumEnds:
+    """The top eigenpairs (largest first) and the bottom ones (most negative first) of one Lanczos run."""
+
+    top: list[Eigenpair]
+    bottom: list[Eigenpair]
+    restarts: int
+
+    @property
+    def most_negative(self) -> Eigenpair:
+        return self.bottom[0]
+
+
+def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_basis: int = 40,
+                  max_matvecs: int | None = None, seed: int = 0,
+                  v0: np.ndarray | None = None) -> SpectrumEnds:
+    """The ``k_top`` largest and ``k_bottom`` smallest algebraic eigenpairs of a symmetric operator, together.
+
+    One Lanczos run with full reorthogonalization and thick restarts (``LanczosBasis``): the
+    basis holds at most ``max_basis`` vectors; when full, it keeps the Ritz vectors nearest both
+    ends (half the basis) and goes on. A pair has converged when its Ritz residual is at most
+    ``tol``·|λ| (ARPACK's criterion, so ``tol`` means what it means for ``extreme_eigenpairs``);
+    the run stops when all wanted pairs have, or after ``max_matvecs`` products (then
+    ``converged=False``). Each returned pair's residual is then measured with one more product.
+    """
+    op = as_operator(op)
+    n = op.shape[0]
+    if k_top < 0 or k_bottom < 0 or k_top + k_bottom < 1 or k_top + k_bottom >= n:
+        raise LandscapeError(f"need k_top, k_bottom >= 0 with 1 <= k_top + k_bottom < {n}, "
+                             f"got {k_top} and {k_bottom}")
+    rng = np.random.default_rng(seed)
+    v0 = rng.standard_normal(n) if v0 is None else np.asarray(v0, np.float64).reshape(-1)
+    capacity = min(n, max(max_basis, 2 * (k_top + k_bottom) + 2))
+    basis = LanczosBasis(lambda x: op.matvec(x), v0, capacity)
+    start = time.perf_counter()
+    restarts = 0
+    while True:
+        basis.extend()
+        values, S, residuals = basis.ritz()
+        m = len(values)
+        wanted = np.r_[np.arange(m - 1, m - 1 - min(k_top, m), -1), np.arange(min(k_bottom, m))].astype(int)
+        wanted = np.unique(wanted)
+        accuracy = tol * np.maximum(np.abs(values[wanted]), np.finfo(float).eps ** (2 / 3))
+        done = m >= k_top + k_bottom and bool(np.all(residuals[wanted] <= accuracy))
+        spent = max_matvecs is not None and basis.products >= max_matvecs
+        if done or spent:
+            break
+        if basis.invariant and not basis.add_direction(rng.standard_normal(n)):
+            done = True  # the basis spans the whole space: the Ritz pairs are exact
+            break
+        if basis.full:
+            extra = max(1, (capacity // 2 - k_top - k_bottom) // 2)
+            low, high = min(k_bottom + extra, m), min(k_top + extra, m)
+            keep = np.unique(np.r_[np.arange(low), np.arange(m - high, m)])
+            basis.restart(keep)
+            restarts += 1
+    iterations = basis.products
+    top_idx = list(range(m - 1, m - 1 - k_top, -1))
+    bottom_idx = list(range(k_bottom))
+    vectors = basis.vectors(S[:, top_idx + bottom_idx])
+    measured = []
+    for col, i in enumerate(top_idx + bottom_idx):
+        v = vectors[:, col] / np.linalg.norm(vectors[:, col])
+        residual = float(np.linalg.norm(op.matvec(v).reshape(-1) - values[i] * v))
+        measured.append((float(values[i]), v, residual))
+    seconds = time.perf_counter() - start
+    pairs = [Eigenpair(lam, v, res, iterations, iterations + len(measured), seconds, done,
+                       "LA" if col < k_top else "SA")
+             for col, (lam, v, res) in enumerate(measured)]
+    return SpectrumEnds(pairs[:k_top], pairs[k_top:], restarts)
 
 
 @dataclass

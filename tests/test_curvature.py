@@ -212,3 +212,117 @@ def test_a_zero_operator_gives_eigenvalue_zero_not_an_arpack_error():
     for pair in (top_eigenpairs(zero, 1, max_matvecs=10)[0], most_negative_eigenpair(zero, max_matvecs=10)):
         assert pair.eigenvalue == 0 and pair.residual == 0
         assert np.linalg.norm(pair.eigenvector) == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- both ends, one run
+def _symmetric(eigenvalues, seed=0):
+    """A dense symmetric matrix with exactly these eigenvalues (random orthogonal eigenvectors)."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((len(eigenvalues), len(eigenvalues))))
+    return (Q * np.asarray(eigenvalues)) @ Q.T
+
+
+def _spectra():
+    rng = np.random.default_rng(1)
+    n = 400
+    return {
+        "clustered": np.r_[[10, 9.99, 9.98], rng.uniform(-1, 1, n - 6), [-2, -1.999, -1.998]],
+        "degenerate": np.r_[[5.0] * 3, rng.uniform(-1, 4, n - 6), [-3.0] * 3],
+        "hessian-like": np.r_[np.linspace(5, 30, 8), rng.gamma(0.5, 0.3, n - 20), -rng.gamma(0.5, 0.05, 12)],
+        "uniform": np.linspace(-1, 2, n),
+    }
+
+
+@pytest.mark.parametrize("name", list(_spectra()))
+def test_spectrum_ends_finds_both_extremes_in_fewer_products_than_two_eigsh_runs(name):
+    from landscape.curvature import spectrum_ends
+
+    w = np.sort(_spectra()[name])
+    H = _symmetric(w)
+    op = aslinearoperator(H)
+    ends = spectrum_ends(op, k_top=2, k_bottom=1, tol=1e-10)
+    scale = np.abs(w).max()
+    assert [p.eigenvalue for p in ends.top] == pytest.approx(w[::-1][:2], abs=1e-8 * scale)
+    assert ends.most_negative.eigenvalue == pytest.approx(w[0], abs=1e-8 * scale)
+    assert [p.which for p in ends.top + ends.bottom] == ["LA", "LA", "SA"]
+    for p in ends.top + ends.bottom:
+        assert p.converged and np.linalg.norm(p.eigenvector) == pytest.approx(1.0)
+        true_residual = np.linalg.norm(H @ p.eigenvector - p.eigenvalue * p.eigenvector)
+        assert p.residual == pytest.approx(true_residual, rel=1e-6, abs=1e-13 * scale)
+        assert p.error_bound == p.residual and p.residual <= 1e-9 * scale
+        assert p.matvecs == p.iterations + 3
+    # the same accuracy as ARPACK run once per end, for at most 0.6 of its products
+    tol = 1e-6
+    one = spectrum_ends(op, tol=tol)
+    two = extreme_eigenpairs(op, 1, "LA", tol=tol)[0].matvecs + extreme_eigenpairs(op, 1, "SA", tol=tol)[0].matvecs
+    assert one.top[0].matvecs <= 0.6 * two
+    for p in (one.top[0], one.most_negative):
+        assert p.residual <= 2 * tol * abs(p.eigenvalue)
+
+
+def test_spectrum_ends_on_a_network_hessian(case):
+    from landscape.curvature import spectrum_ends
+
+    obj, H = case
+    w = np.linalg.eigvalsh(H)
+    scale = np.abs(w).max()
+    ends = spectrum_ends(HessianOperator(obj), k_top=3, tol=1e-10)
+    assert [p.eigenvalue for p in ends.top] == pytest.approx(w[::-1][:3], rel=1e-6, abs=1e-9 * scale)
+    assert ends.most_negative.eigenvalue == pytest.approx(w[0], rel=1e-6, abs=1e-9 * scale)
+
+
+def test_spectrum_ends_of_a_zero_operator_and_a_spent_budget():
+    from scipy.sparse.linalg import LinearOperator
+
+    from landscape.curvature import spectrum_ends
+
+    zero = LinearOperator((50, 50), matvec=lambda v: np.zeros_like(v), dtype=np.float64)
+    ends = spectrum_ends(zero, max_matvecs=10)
+    assert ends.top[0].eigenvalue == 0 and ends.most_negative.residual == 0 and ends.top[0].converged
+    H = _symmetric(np.linspace(-1, 2, 300))
+    spent = spectrum_ends(aslinearoperator(H), tol=1e-12, max_matvecs=12)
+    assert spent.top[0].iterations == 12 and not spent.top[0].converged
+    with pytest.raises(LandscapeError):
+        spectrum_ends(aslinearoperator(H), k_top=0, k_bottom=0)
+
+
+# ----------------------------------------------------------------------------- honest uncertainty
+def _covered(p, eigenvalues):
+    """Some true eigenvalue lies within the pair's error bound (|λ − θ| ≤ ‖r‖ for symmetric H)."""
+    return np.min(np.abs(eigenvalues - p.eigenvalue)) <= p.error_bound * (1 + 1e-9) + 1e-14
+
+
+@pytest.mark.parametrize("budget", [4, 8, 15, None])
+def test_error_bounds_cover_a_true_eigenvalue_even_when_stopped_early(case, budget):
+    from landscape.curvature import spectrum_ends
+
+    obj, H = case
+    w = np.linalg.eigvalsh(H)
+    op = HessianOperator(obj)
+    pairs = [*top_eigenpairs(op, k=2, max_matvecs=budget, tol=1e-8),
+             most_negative_eigenpair(op, max_matvecs=budget, tol=1e-8)]
+    ends = spectrum_ends(op, k_top=2, max_matvecs=budget, tol=1e-8)
+    for p in [*pairs, *ends.top, *ends.bottom]:
+        assert _covered(p, w)
+        assert p.error_bound == pytest.approx(np.linalg.norm(H @ p.eigenvector - p.eigenvalue * p.eigenvector),
+                                              rel=1e-6, abs=1e-13)
+    if budget is None:  # converged: the bound then covers the extreme eigenvalue itself
+        assert abs(ends.top[0].eigenvalue - w[-1]) <= ends.top[0].error_bound + 1e-12
+        assert abs(ends.most_negative.eigenvalue - w[0]) <= ends.most_negative.error_bound + 1e-12
+
+
+def test_error_bounds_cover_a_known_spectrum():
+    from landscape.curvature import spectrum_ends
+
+    w = np.sort(_spectra()["clustered"])
+    op = aslinearoperator(_symmetric(w))
+    for tol in (1e-2, 1e-4, 1e-8):
+        ends = spectrum_ends(op, k_top=3, k_bottom=2, tol=tol)
+        assert all(_covered(p, w) for p in ends.top + ends.bottom)
+
+
+def test_hutchinson_stderr_covers_the_exact_trace(case):
+    obj, H = case
+    for seed in range(3):
+        est = hutchinson_trace(obj, samples=30, seed=seed)
+        assert abs(est.estimate - np.trace(H)) <= 4 * est.stderr

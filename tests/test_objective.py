@@ -366,3 +366,108 @@ def test_bad_inputs_raise_landscape_errors():
     for call in (rec.value_and_grad, lambda: rec.hvp(None, torch.ones(rec.dim))):
         with pytest.raises(LandscapeError, match="derivatives"):
             call()
+
+
+# ----------------------------------------------------------------------------- Hessian-vector products
+class _ResidualBlock(nn.Module):
+    """relu(x + bn(conv(relu(bn(conv(x)))))) then a linear head: folding, skips and kinks at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)
+        self.conv2, self.bn2 = nn.Conv2d(2, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2)
+        self.head = nn.Linear(2, 3)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(x + self.bn2(self.conv2(out)))
+        return self.head(out.mean(dim=(2, 3)))
+
+
+class _NoForwardMode(torch.autograd.Function):
+    """tanh with a backward formula only: forward-mode AD cannot go through it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+class _MLPWithoutForwardMode(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.b(_NoForwardMode.apply(self.a(x)))
+
+
+def _with_random_statistics(model, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen))
+                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=gen))
+    return model.eval()
+
+
+def _hvp_case(kind):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    if kind == "relu-mlp":
+        model, x = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), torch.randn(15, 4, generator=gen)
+    elif kind == "conv-bn":
+        model = _with_random_statistics(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3)))
+        x = torch.randn(15, 2, 5, 5, generator=gen)
+    elif kind == "residual":
+        model, x = _with_random_statistics(_ResidualBlock()), torch.randn(15, 2, 5, 5, generator=gen)
+    else:
+        model, x = _MLPWithoutForwardMode(), torch.randn(15, 4, generator=gen)
+    return model.double().eval(), x.double(), torch.randint(0, 3, (15,), generator=gen)
+
+
+def _dense_hessian(obj, model, x, y):
+    """∇²F by torch.autograd.functional.hessian on the original (unfolded) model: independent of Objective."""
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+    def f(theta):
+        params = {n: t.view(s) for n, t, s in zip(obj.param_names, theta.split(obj.numels), obj.shapes)}
+        out = torch.func.functional_call(model, {**state, **params}, (x,))
+        return nn.functional.cross_entropy(out, y)
+    return torch.autograd.functional.hessian(f, obj.theta0.clone())
+
+
+@pytest.mark.parametrize("kind", ["relu-mlp", "conv-bn", "residual", "no-forward-mode"])
+@pytest.mark.parametrize("fold", [True, False])
+def test_both_hvp_methods_equal_the_dense_hessian(kind, fold):
+    model, x, y = _hvp_case(kind)
+    fast = Objective(model, x, y, precision="fp64", batch_size=6, fold_bn=fold)
+    slow = Objective(model, x, y, precision="fp64", batch_size=6, fold_bn=fold, hvp_method="double-backprop")
+    assert (fast._folded is not None) == (fold and kind in ("conv-bn", "residual"))
+    H = _dense_hessian(fast, model, x, y)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        v = torch.randn(fast.dim, generator=gen, dtype=torch.float64)
+        exact = H @ v
+        for obj in (fast, slow):
+            assert float((obj.hvp(None, v) - exact).abs().max()) <= 1e-10 * float(exact.abs().max())
+    expected = "double-backprop" if kind == "no-forward-mode" else "forward-over-reverse"
+    assert fast.describe()["hvp_method"] == expected
+    assert ("hvp_fallback" in fast.describe()) == (kind == "no-forward-mode")
+    assert slow.describe()["hvp_method"] == "double-backprop" and "hvp_fallback" not in slow.describe()
+
+
+def test_unknown_hvp_method_is_refused():
+    model, x, y = _hvp_case("relu-mlp")
+    with pytest.raises(LandscapeError):
+        Objective(model, x, y, hvp_method="finite-differences")
