@@ -125,7 +125,7 @@ def _theorem() -> SweepConfig:
     """The theorem's own setting: bias-free ReLU MLPs (paper initialization) trained in their hidden
     layers by full-batch gradient descent on the ℓ2 loss, on 64 unit vectors in R^16 at least δ apart."""
     return SweepConfig(arch="mlp2_d16", dataset="synthetic:separated?n=64&d=16&delta=0.5&classes=2&seed=0",
-                       widths=[1, 2, 4, 8], depths=[1, 2, 4], seeds=[0, 1], target_loss=0.02, max_epochs=1500,
+                       widths=[1, 2, 4, 8], depths=[1, 2, 3], seeds=[0, 1], target_loss=0.02, max_epochs=1500,
                        lr=0.05, momentum=0.0, batch_size=64, test_subset=64, loss="mse", train_params="hidden",
                        checkpoints=6, analysis=AnalysisSettings(
                            measurements=["dominance", "probes", "trajectory", "interpolation"], subset=64,
