@@ -1,7 +1,7 @@
 """Several ranks on the CPU (gloo), started here: the same numbers as one process, resume, failure.
 
-Each test starts its ranks as fresh processes (multiprocessing 'spawn', the environment torchrun
-would give them) and compares what they return with one process in this one.
+Each test starts its ranks as fresh processes (multiprocessing 'forkserver', with the environment
+torchrun would give them) and compares what they return with one process in this one.
 """
 
 from __future__ import annotations
@@ -50,12 +50,15 @@ def _rank_main(rank: int, world: int, port: int, timeout_s: float, out: str, fn,
     distributed.shutdown()
 
 
-def run_ranks(tmp_path: Path, fn, *args, world: int = 2, timeout_s: float = 60.0, wait_s: float = 120.0) -> list:
+def run_ranks(tmp_path: Path, fn, *args, world: int = 2, timeout_s: float = 60.0, wait_s: float = 120.0,
+              allow_hung: bool = False) -> list:
     """Start ``world`` ranks running ``fn(group, *args)``; [{'outcome': ..., 'seconds': ...}] by rank
-    (None for a rank that saved nothing, e.g. one that killed itself)."""
+    (None for a rank that saved nothing: one that died, or, with ``allow_hung``, one still running
+    after ``wait_s``, which is then killed)."""
     out = tmp_path / f"ranks_{time.monotonic_ns()}"
     out.mkdir()
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")  # fresh processes, forked from one that imported torch once
+    ctx.set_forkserver_preload(["torch", "scipy.sparse.linalg", "landscape.analysis", "landscape.train"])
     port = _free_port()
     procs = [ctx.Process(target=_rank_main, args=(r, world, port, timeout_s, str(out), fn, args)) for r in range(world)]
     for p in procs:
@@ -68,7 +71,7 @@ def run_ranks(tmp_path: Path, fn, *args, world: int = 2, timeout_s: float = 60.0
         if p.is_alive():
             p.kill()
             p.join()
-    assert not hung, f"rank(s) {hung} still running after {wait_s} s"
+    assert allow_hung or not hung, f"rank(s) {hung} still running after {wait_s} s"
     return [torch.load(out / f"rank{r}.pt", weights_only=False) if (out / f"rank{r}.pt").is_file() else None
             for r in range(world)]
 
@@ -98,10 +101,10 @@ def tiny_case():
     return model, x, y
 
 
-def measure_all(group, precision="fp64"):
+def measure_all(group):
     """F, accuracy, ‖∇F‖², one Hv, the top eigenvalue, a 5×5 surface and a probe: the same calls on every rank."""
     model, x, y = tiny_case()
-    obj = Objective(model, x, y, precision=precision, batch_size=BATCH, group=group)
+    obj = Objective(model, x, y, precision="fp64", batch_size=BATCH, group=group)
     theta = obj.theta0
     loss, acc = obj.evaluate()
     f, grad = obj.value_and_grad()
@@ -116,7 +119,7 @@ def measure_all(group, precision="fp64"):
     _, probe = measure.semi_smoothness_probe(obj, theta, grad, gaussian_direction(obj, 7), steps)
     return {"F": loss, "acc": acc, "F_grad": f, "grad_sq": float(grad.pow(2).sum()), "hv": hv.numpy(),
             "lambda_max": top.eigenvalue, "surface": grid["loss"], "surface_acc": grid["acc"], "probe": probe["f"],
-            "examples": obj.num_examples, "shard": len(obj.labels)}
+            "examples": obj.num_examples, "shard": len(obj.labels), "fp32": fp32_values(group)}
 
 
 def test_shards_are_contiguous_whole_batches():
@@ -137,3 +140,135 @@ def test_two_ranks_equal_one_process(tmp_path):
         np.testing.assert_allclose(res["surface"], reference["surface"], rtol=RTOL)
         np.testing.assert_array_equal(res["surface_acc"], reference["surface_acc"])
         np.testing.assert_allclose(res["probe"], reference["probe"], rtol=RTOL)
+        # whole batches keep each batch's fp32 arithmetic: only the order of the float64 sums changes
+        assert res["fp32"][0] == pytest.approx(reference["fp32"][0], rel=1e-12) and res["fp32"][1] == reference["fp32"][1]
+
+
+def fp32_values(group):
+    model, x, y = tiny_case()
+    return Objective(model.float(), x.float(), y, batch_size=BATCH, group=group).evaluate()
+
+
+# ----------------------------------------------------------------------------- the analysis
+SYNTHETIC = "synthetic:separated?n=60&d=12&delta=0.5&classes=3&seed=0"
+
+
+def tiny_run(tmp_path: Path) -> Path:
+    """An mlp trained one epoch on a synthetic set: a run directory to analyze, made in seconds."""
+    from landscape.train import TrainConfig, train
+
+    out = tmp_path / "run"
+    train(TrainConfig(arch="mlp1_d12", dataset=SYNTHETIC, epochs=1, batch_size=16, augment=False, save_at=[1]),
+          out, progress=False, echo=lambda *a: None)
+    return out
+
+
+def analysis_settings():
+    from landscape.settings import AnalysisSettings
+
+    return AnalysisSettings(measurements=["random_surface"], epochs=[1], surface_points=7, random_surface_range=0.5,
+                            batch_size=8)
+
+
+def _analyze(group, run: str, die_after: int | None = None):
+    """Analyze ``run``; with ``die_after``, rank 1 exits abruptly at that point evaluation (a killed rank).
+    Returns the number of points this rank evaluated."""
+    from landscape.analysis import Analysis
+
+    measure.SAVE_EVERY_S = 0.0  # every finished point reaches the partial file at once
+    calls = {"n": 0}
+    evaluate = Objective.evaluate
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        if die_after is not None and group.rank == 1 and calls["n"] > die_after:
+            os._exit(3)
+        return evaluate(self, *args, **kwargs)
+    Objective.evaluate = counted
+    Analysis(run, analysis_settings(), progress=False, echo=lambda *a: None).run_all()
+    return calls["n"]
+
+
+def test_killed_analysis_resumes_with_identical_numbers(tmp_path):
+    import json
+    import shutil
+
+    from landscape.analysis import Analysis
+
+    run = tiny_run(tmp_path)
+    single, ranked = tmp_path / "single", tmp_path / "ranked"
+    shutil.copytree(run, single)
+    shutil.copytree(run, ranked)
+    Analysis(single, analysis_settings(), progress=False, echo=lambda *a: None).run_all()
+    reference = np.load(single / "analysis" / "epoch_0001" / "random_surface.npz")
+
+    first = run_ranks(tmp_path, _analyze, str(ranked), 10)
+    assert first[1] is None  # rank 1 died
+    status, message, _ = first[0]["outcome"]
+    assert status == "error" and "did not complete" in message and "another rank failed" in message, message
+    partial = ranked / "analysis" / "epoch_0001" / "random_surface.partial.npz"
+    assert np.load(partial)["done"].sum() == 10
+
+    evaluated = ok(run_ranks(tmp_path, _analyze, str(ranked)))
+    assert evaluated == [49 - 10, 49 - 10]  # the saved points are not computed again
+    result = np.load(ranked / "analysis" / "epoch_0001" / "random_surface.npz")
+    np.testing.assert_allclose(result["loss"], reference["loss"], rtol=RTOL)
+    np.testing.assert_array_equal(result["acc"], reference["acc"])
+    stored = json.loads((ranked / "analysis" / "epoch_0001" / "random_surface.json").read_text())
+    assert stored["result"]["parallel"]["world_size"] == 2 and "parallel" not in json.loads(
+        (single / "analysis" / "epoch_0001" / "random_surface.json").read_text())["result"]
+    assert not partial.exists()
+
+
+def _stall(group, seconds: float):
+    """Rank 1 stops answering (stuck, not dead); rank 0 waits on a collective."""
+    if group.rank == 1:
+        time.sleep(seconds)
+        return None
+    model, x, y = tiny_case()
+    return Objective(model, x, y, precision="fp64", batch_size=BATCH, group=group).evaluate()
+
+
+def test_a_stuck_rank_ends_the_job_with_an_error_on_rank_0(tmp_path):
+    results = run_ranks(tmp_path, _stall, 10.0, timeout_s=3.0, wait_s=25.0)
+    status, message, _ = results[0]["outcome"]
+    assert status == "error" and message.startswith("DistributedError: rank 0 of 2: F and accuracy did not complete")
+    assert "within 3 s" in message and results[0]["seconds"] < 20
+
+
+# ----------------------------------------------------------------------------- training
+def train_config(**kw):
+    from landscape.train import TrainConfig
+
+    # 42 examples in global batches of 21: two steps, split 11 + 10 between two ranks
+    return TrainConfig(arch="mlp1_d12", dataset="synthetic:separated?n=42&d=12&delta=0.5&classes=3&seed=0",
+                       epochs=1, batch_size=21, augment=False, save_at=[0, 1], **kw)
+
+
+def _train(group, out: str):
+    from landscape.train import train
+
+    train(train_config(), out, progress=False, echo=lambda *a: None)
+    return sorted(str(p.relative_to(out)) for p in Path(out).rglob("*") if p.is_file())
+
+
+def test_two_ddp_steps_equal_one_process_on_the_global_batch(tmp_path):
+    import json
+
+    from landscape.train import train
+
+    single, ranked = tmp_path / "single", tmp_path / "ranked"
+    train(train_config(), single, progress=False, echo=lambda *a: None)
+    files = ok(run_ranks(tmp_path, _train, str(ranked)))
+    assert files[0] == sorted(str(p.relative_to(single)) for p in single.rglob("*") if p.is_file()) + ["parallel.jsonl"]
+    a = torch.load(single / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(ranked / "checkpoints" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 2
+    for name, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], value, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(value, torch.load(single / "checkpoints" / "epoch_0000.pt",
+                                                 weights_only=False)["state_dict"][name])  # the steps moved it
+    log_a, log_b = (json.loads((run / "log.jsonl").read_text().splitlines()[-1]) for run in (single, ranked))
+    assert log_b["train_loss"] == pytest.approx(log_a["train_loss"], rel=1e-5) and log_b["train_acc"] == log_a["train_acc"]
+    layout = json.loads((ranked / "parallel.jsonl").read_text())
+    assert layout["world_size"] == 2 and layout["batch_norm"].startswith("per-rank")
