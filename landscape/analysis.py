@@ -3,6 +3,10 @@
 Each piece (one measurement at one checkpoint, one probe direction, one surface) is a file
 in ``RUN/analysis/``; a piece whose stored settings match is skipped, and many-point pieces
 keep a ``.partial.npz`` of finished points, so an interrupted analysis resumes where it stopped.
+
+Under torchrun every rank runs the same analysis on its shard of the examples (see
+``distributed``): rank 0 decides what is fresh, reads and writes the results, leads the
+eigensolvers and line searches; each result file then records the layout under "parallel".
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import measure
+from . import distributed, measure
 from .checkpoint import load_model
 from .data import balanced_subset, disjoint_balanced_subsets, load_dataset, normalize
 from .directions import (Direction, UndefinedDirection, eigenvector_direction, filter_normalized_direction,
@@ -102,7 +106,7 @@ class CheckpointSource(Source):
         if info["num_classes"] != dataset.num_classes:
             raise LandscapeError(f"checkpoint {path} has {info['num_classes']} classes, "
                                  f"but {dataset_name} has {dataset.num_classes}")
-        if not run.config.is_file():
+        if not run.config.is_file() and distributed.current().is_writer:
             atomic_write_json({"train": None, "external_checkpoint": str(path.resolve()), "data": {
                 "dataset": dataset_name, "classes": dataset.classes, "num_classes": dataset.num_classes,
                 "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
@@ -124,7 +128,8 @@ class Analysis:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LandscapeError("--device cuda asked for, but no CUDA device is available")
-        self.progress, self.echo = progress, echo
+        self.group = distributed.current()  # one process unless launched by torchrun
+        self.progress, self.echo = progress and self.group.is_writer, echo if self.group.is_writer else _silent
         if checkpoint is not None:
             self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, data_root, cache_dir,
                                                 download, progress)
@@ -157,7 +162,7 @@ class Analysis:
         idx = idx if indices is None else indices
         return Objective(model, images[idx], labels[idx], mean=self.source.mean, std=self.source.std, loss=self.loss,
                          bn=bn or s.bn, params=params or s.params, precision=precision or s.precision,
-                         batch_size=s.batch_size, device=self.device, **kw)
+                         batch_size=s.batch_size, device=self.device, group=self.group, **kw)
 
     def context(self, epoch, objective: Objective, split="train", repeat: int | None = None) -> dict:
         """What the numbers were computed on."""
@@ -201,6 +206,10 @@ class Analysis:
             return False
 
     def _save(self, path: Path, key: dict, summary: dict, arrays: dict | None = None):
+        if not self.group.is_writer:
+            return
+        if self.group.distributed:
+            summary = {**summary, "parallel": self.group.describe()}
         if arrays is not None:
             atomic_savez(path.with_suffix(".npz"), **arrays)
         atomic_write_json({"key": key, **key, "result": summary}, path)
@@ -216,7 +225,7 @@ class Analysis:
         direction that does not exist (``UndefinedDirection``, e.g. ∇F = 0) is stored as undefined.
         Returns True when something was computed.
         """
-        if self._fresh(path, key):
+        if self.group.from_rank0(lambda: self._fresh(path, key), f"checking {path.name}"):
             return False
         try:
             summary, arrays, message = compute()
@@ -235,8 +244,8 @@ class Analysis:
 
     def _partial(self, path: Path, key: dict, part: str = "") -> Partial:
         """The finished-points file of the piece ``path`` (``part``: one of several), keyed by ``key``."""
-        return Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
-                       json.dumps({"key": _normalize(key), "part": part}, sort_keys=True), self.echo)
+        return self.group.store(Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
+                                        json.dumps({"key": _normalize(key), "part": part}, sort_keys=True), self.echo))
 
     # ------------------------------------------------------------------ driver
     def selected_epochs(self) -> list[int]:
@@ -249,7 +258,7 @@ class Analysis:
         return sorted(wanted)
 
     def run_all(self) -> None:
-        with run_lock(self.run.path, self.echo, "landscape analyze"):
+        with self.group.on_rank0(lambda: run_lock(self.run.path, self.echo, "landscape analyze")):
             self._run_all()
 
     def _run_all(self) -> None:
@@ -369,6 +378,9 @@ class Analysis:
         def eigenpairs():
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
                                  samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=seed)
+            return self.group.lead_operator(op, solve, "the Hessian eigensolvers")
+
+        def solve(op):
             started = time.perf_counter()
             top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol,
                                  max_matvecs=s.curvature_top_max_matvecs or s.curvature_max_matvecs,
@@ -384,7 +396,8 @@ class Analysis:
                                      f"lambda_min={summary['most_negative']['eigenvalue']:.4g} "
                                      f"({summary['seconds']:.0f} s)")
         self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: curvature", eigenpairs)
-        return {**read_json(path)["result"], "vectors": read_npz(path.with_suffix(".npz"))}
+        return self.group.from_rank0(lambda: {**read_json(path)["result"], "vectors": read_npz(path.with_suffix(".npz"))},
+                                     "reading the curvature")
 
     def _probe_specs(self, curvature, seed: int) -> list[dict]:
         """Name, kind, seed and normalization of every probe direction, known before computing any."""
@@ -441,7 +454,7 @@ class Analysis:
         if curvature is None:
             return
         path = out / "second_order.json"
-        best_step = _best_gradient_step(out / "probe_neg_gradient.json")
+        best_step = self.group.from_rank0(lambda: _best_gradient_step(out / "probe_neg_gradient.json"))
         key = {"context": context, "settings": {
             "line_search_rtol": measure.LINE_SEARCH_RTOL, "plane_max_evaluations": measure.PLANE_MAX_EVALUATIONS,
             "plane_ftol": measure.PLANE_FTOL, "x": "-gradient (unit)",
@@ -459,7 +472,9 @@ class Analysis:
             with tqdm(desc=f"epoch {epoch}{_tag(repeat)} second-order test", unit="pt", disable=not self.progress,
                       leave=False, dynamic_ncols=True) as bar:
                 started = time.perf_counter()
-                result = measure.second_order_test(measure.plane_function(obj, theta, x, y, bar), start)
+                plane = measure.plane_function(obj, theta, x, y, bar)
+                result = self.group.lead(lambda ab: plane(*ab), lambda f: measure.second_order_test(
+                    lambda a, b: f((a, b)), start), "the second-order test")
             result.update({"x": x.describe(), "y": y.describe(), "lambda_min": neg["eigenvalue"],
                            "lambda_min_residual": neg.get("residual"), "lambda_min_converged": neg.get("converged"),
                            "first_step": start, "seconds": time.perf_counter() - started})
@@ -488,7 +503,7 @@ class Analysis:
         sobj = self._surface_objective(model, obj)
         path = out / "surface.json"
         probe = out / "probe_neg_gradient.json"
-        best_step = _best_gradient_step(probe)
+        best_step = self.group.from_rank0(lambda: _best_gradient_step(probe))
         neg = curvature["most_negative"]
         key = {"context": self.context(epoch, sobj, repeat=0), "settings": {
             "points": s.surface_points,
@@ -675,6 +690,10 @@ class Analysis:
 
 
 NTK_MAX_ENTRIES = 50_000_000  # n·k·P numbers of a full-output Jacobian (400 MB in float64)
+
+
+def _silent(*args, **kwargs) -> None:
+    """The echo of ranks other than 0: one rank speaks for the job."""
 
 
 def _tag(repeat: int) -> str:

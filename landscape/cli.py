@@ -158,6 +158,8 @@ def main():
               help="Stop after the first epoch whose training loss is at most this (the sweep's common target).")
 @click.option("--track-sharpness-every", type=COUNT0, default=None,
               help="Record λ_max on the tracked examples every K iterations, beside 2/lr (edge of stability).")
+@click.option("--sync-bn", "sync_bn", is_flag=True, default=None,
+              help="Under torchrun: batch norm over the global batch (SyncBatchNorm, CUDA), not each rank's part.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True,
               help="Start the run in --out even though it holds files that are not a landscape run.")
@@ -166,9 +168,14 @@ def main():
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
           train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
-          precision, loss, stop_at_loss, track_sharpness_every, resume, force, quiet, data_root, cache_dir,
-          download, device):
-    """Train a network with the paper's recipe, saving checkpoints for the analysis."""
+          precision, loss, stop_at_loss, track_sharpness_every, sync_bn, resume, force, quiet, data_root,
+          cache_dir, download, device):
+    """Train a network with the paper's recipe, saving checkpoints for the analysis.
+
+    Under `torchrun --nproc-per-node N` the global batch is split across the N ranks
+    (DistributedDataParallel); rank 0 writes the run.
+    """
+    from . import distributed
     from .train import TrainConfig, train as run_training
 
     given = dict(arch=arch, dataset=dataset, width=width, epochs=epochs, lr=lr,
@@ -181,15 +188,17 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
                  save_at=_checked_list(save_at, _int_list, "--save-at needs epochs ≥ 0", lambda e: e >= 0),
                  track_every=track_every, track_subset=track_subset,
                  precision=precision, loss=loss, stop_at_loss=stop_at_loss,
-                 track_sharpness_every=track_sharpness_every)
+                 track_sharpness_every=track_sharpness_every, sync_bn=sync_bn)
     if not resume and (arch is None or dataset is None):
         raise click.UsageError("--arch and --dataset are required (unless --resume)")
     config = TrainConfig(arch=arch or "", dataset=dataset or "",
                          **{k: v for k, v in given.items() if v is not None and k not in ("arch", "dataset")})
-    run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
-                       device=device, resume=resume, overrides=given, progress=not quiet,
-                       echo=click.echo, force=force)
-    click.echo(f"checkpoints in {run.checkpoints}")
+    with distributed.session(device) as group:
+        run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
+                           device=device, resume=resume, overrides=given, progress=not quiet,
+                           echo=click.echo, force=force)
+    if group.is_writer:
+        click.echo(f"checkpoints in {run.checkpoints}")
 
 
 @main.command()
@@ -197,6 +206,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
               help="paper: full reproduction (GPU); quick: CPU scale, ~15 min; smoke: tiny.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, one sub-folder per cell.")
 @click.option("--only", multiple=True, help="Run only this cell, e.g. resnet32/cifar10 (repeatable).")
+@click.option("--shard", default=None, metavar="I/K",
+              help="Machine I of K: run only this machine's deterministic share of the cells (no coordination).")
 @click.option("--cifar10", default="cifar10", show_default=True,
               help="Dataset standing for CIFAR-10, e.g. folder:cifar10-jpeg.")
 @click.option("--cifar100", default="cifar100", show_default=True, help="Dataset standing for CIFAR-100.")
@@ -204,14 +215,18 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
-def reproduce(preset, out, only, cifar10, cifar100, seed, quiet, data_root, cache_dir, download, device):
+def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_root, cache_dir, download, device):
     """Train, analyze, draw and report every cell of a preset (rerun to resume)."""
     import time
 
+    from .distributed import launched
     from .reproduce import reproduce as run_preset
 
+    if launched():
+        raise click.UsageError("reproduce runs as one process per machine: spread cells with --shard I/K, or run "
+                               "`landscape train` and `landscape analyze` under torchrun for one cell")
     started = time.perf_counter()
-    folders = run_preset(preset, out, only=list(only), cifar10=cifar10, cifar100=cifar100,
+    folders = run_preset(preset, out, only=list(only), shard=shard, cifar10=cifar10, cifar100=cifar100,
                          data_root=data_root, cache_dir=cache_dir, download=download, device=device,
                          progress=not quiet, echo=click.echo, seed=seed)
     click.echo(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(str(f) for f in folders))
@@ -282,10 +297,12 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
     """Measure gradient dominance, semi-smoothness, curvature, surfaces and interpolations.
 
     TARGET is a run directory made by `landscape train`, or a checkpoint file (ours, or a
-    bearpaw/pytorch-classification one) together with --dataset.
+    bearpaw/pytorch-classification one) together with --dataset. Under `torchrun --nproc-per-node N`
+    the analyzed examples are sharded across the N ranks, with the numbers of one process.
     """
     from pathlib import Path
 
+    from . import distributed
     from .analysis import Analysis
 
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
@@ -295,16 +312,18 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
         measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
         epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)
     target = Path(target)
-    if target.is_file():
-        run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
-        analysis = Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                            device=device, progress=not quiet, echo=click.echo, checkpoint=target,
-                            arch=arch, dataset=dataset)
-    else:
-        analysis = Analysis(target, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                            device=device, progress=not quiet, echo=click.echo)
-    analysis.run_all()
-    click.echo(f"results in {analysis.run.analysis}")
+    with distributed.session(device) as group:
+        if target.is_file():
+            run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
+            analysis = Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
+                                device=device, progress=not quiet, echo=click.echo, checkpoint=target,
+                                arch=arch, dataset=dataset)
+        else:
+            analysis = Analysis(target, settings, data_root=data_root, cache_dir=cache_dir, download=download,
+                                device=device, progress=not quiet, echo=click.echo)
+        analysis.run_all()
+    if group.is_writer:
+        click.echo(f"results in {analysis.run.analysis}")
 
 
 @main.command()

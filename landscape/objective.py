@@ -13,6 +13,10 @@ many-point evaluator ``values``. Definitions (see README, "Definitions"):
 
 The fast path of ``values`` folds each eval-mode batch norm into the convolution before it
 (exact: eval batch norm is a per-channel affine map) and runs in channels_last.
+
+Across ranks (``group``, see ``distributed``): each rank keeps a contiguous shard of whole
+batches of the examples, and the sums (loss, correct count, gradient, Hv) are all-reduced in
+float64 before dividing by the total count, so F, ∇F and Hv are those of one process.
 """
 
 from __future__ import annotations
@@ -275,7 +279,9 @@ class Objective:
     names; ``precision``: 'fp32', 'fp64' or 'bf16' (values on CUDA only). ``hvp_method``:
     'forward-over-reverse' (default, the faster; falls back to double backpropagation, once
     and for good, when the model has an op without a forward-mode derivative) or
-    'double-backprop'; ``describe()`` says which one computed the products.
+    'double-backprop'; ``describe()`` says which one computed the products. ``group``: a
+    ``distributed.Group`` of several ranks shards the examples (tensors only, not streams); every
+    rank must then make the same calls in the same order. 'recompute' statistics use all examples.
     """
 
     def __init__(self, model: nn.Module, images, labels: torch.Tensor | None = None, *,
@@ -285,7 +291,7 @@ class Objective:
                  device: str | torch.device | None = None, fold_bn: bool = True,
                  channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
                  buffers: dict[str, torch.Tensor] | None = None, stream: bool = False,
-                 hvp_method: str = "forward-over-reverse"):
+                 hvp_method: str = "forward-over-reverse", group=None):
         """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
         if bn not in BN_POLICIES:
             raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
@@ -321,9 +327,17 @@ class Objective:
         self.channels_last = channels_last
         self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 128)
         self.mean, self.std = mean, std
+        self.group = group if group is not None and group.distributed else None
+        if self.group is not None:
+            if stream:
+                raise LandscapeError("a streamed objective cannot be sharded across ranks: pass tensors")
+            if bn == "recompute" and recompute_images is None:
+                recompute_images = images  # the statistics of θ over every example, on every rank
+            count, shard = len(labels), self.group.shard(len(labels), self.batch_size)
+            images, labels = images[shard], labels[shard]
         self.images = self._prepare(images, mean, std)  # streamed: the first example only
         self.labels = labels.to(self.device)
-        self.num_examples = count if stream else len(labels)
+        self.num_examples = count if stream or self.group is not None else len(labels)
         self.classification = labels.dim() == 1 and not labels.is_floating_point()  # accuracy is defined
         self.recompute_images = (self._prepare(recompute_images, mean, std)
                                  if recompute_images is not None else None)
@@ -471,6 +485,8 @@ class Objective:
                 total += self._loss(out, y).to(torch.float64).sum()
                 if self.classification:
                     correct += (out.argmax(dim=1) == y).sum()
+        if self.group is not None:
+            total, correct = self.group.all_reduce_sum(total, correct, what="F and accuracy")
         loss = total.item() / self.num_examples
         return loss, (correct.item() / self.num_examples if self.classification else float("nan"))
 
@@ -507,6 +523,8 @@ class Objective:
             (g,) = torch.autograd.grad(batch_loss, theta)
             total += batch_loss.detach()
             grad += g.to(torch.float64)
+        if self.group is not None:
+            total, grad = self.group.all_reduce_sum(total, grad, what="F and its gradient")
         return total.item() / self.num_examples, grad / self.num_examples
 
     def hvp(self, theta: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
@@ -555,6 +573,8 @@ class Objective:
             (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta, create_graph=True)
             (hv,) = torch.autograd.grad(g @ v, theta)
             out += hv.to(torch.float64)
+        if self.group is not None:
+            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
         return out / self.num_examples
 
     def layer_norms(self, vector: torch.Tensor) -> dict[str, float]:

@@ -4,7 +4,8 @@ Presets:
 
 * ``paper``: VGG19-BN, ResNet-32, ResNet-110 x CIFAR-10, CIFAR-100, CIFAR-10 with 20 %
   noisy labels; the full recipe (164 epochs) and the analysis on the full training set.
-  Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``) so machines can share it.
+  Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``), and ``--shard i/k`` gives
+  machine i of k its share of the cells (``shard_cells``) without any coordination.
 * ``quick``: the same pipeline at CPU scale: ResNet-32 fitted exactly on a balanced CIFAR-10
   subset with a shortened schedule of the same shape, the analysis repeated on three disjoint
   subsets (under 20 min on 2 cores).
@@ -112,6 +113,36 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]()
 
 
+# Forward GFLOPs per 32×32 image (torch.utils.flop_counter, width 1, 10 classes): the relative cost of a
+# cell, train and analysis alike. Fixed numbers, so every machine computes the same shares.
+ARCH_GFLOPS = {"vgg19_bn": 0.796, "resnet110": 0.506, "resnet32": 0.138}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(i, k) of 'i/k', 1 ≤ i ≤ k."""
+    try:
+        i, k = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise LandscapeError(f"--shard takes i/k (machine i of k, e.g. 2/3), got {text!r}") from None
+    if not 1 <= i <= k:
+        raise LandscapeError(f"--shard {text}: need 1 <= i <= k")
+    return i, k
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard ``index`` (1-based) of ``count``: longest first, each to the least loaded shard.
+
+    Deterministic (costs from ``ARCH_GFLOPS``, ties to the lower shard, then preset order), so k
+    machines given i = 1..k take disjoint shares that together are every cell, in preset order.
+    """
+    loads, owner = [0.0] * count, {}
+    for pos in sorted(range(len(cells)), key=lambda p: -ARCH_GFLOPS.get(cells[p].arch, 1.0)):
+        target = min(range(count), key=lambda j: (loads[j], j))
+        loads[target] += ARCH_GFLOPS.get(cells[pos].arch, 1.0)
+        owner[pos] = target
+    return [c for p, c in enumerate(cells) if owner[p] == index - 1]
+
+
 def select_cells(preset: Preset, only: list[str] | None) -> list[Cell]:
     if not only:
         return preset.cells
@@ -122,21 +153,30 @@ def select_cells(preset: Preset, only: list[str] | None) -> list[Cell]:
     return [names[o] for o in only]
 
 
-def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = None,
+def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = None, shard: str | None = None,
               cifar10: str = "cifar10", cifar100: str = "cifar100", data_root=None, cache_dir=None,
               download: bool = False, device: str = "cpu", progress: bool = True, echo=print,
               seed: int = 0) -> list[Path]:
-    """Run every stage of every selected cell into ``out``/<cell>; returns the cell folders."""
+    """Run every stage of every selected cell into ``out``/<cell>; returns the cell folders.
+
+    ``shard`` 'i/k' keeps shard i of the selected cells (``shard_cells``); its timings go to
+    ``timings.shard-i-of-k.json``, so the machines' output folders can be copied into one.
+    """
     from .plots import make_figures
     from .report import write_combined_report, write_report
 
     preset = get_preset(preset_name)
     out = Path(out)
     sources = {"cifar10": cifar10, "cifar100": cifar100}
-    timings_path = out / "timings.json"
+    cells = select_cells(preset, only)
+    if shard is not None:
+        index, count = parse_shard(shard)
+        cells = shard_cells(cells, index, count)
+        echo(f"shard {index}/{count}: " + (", ".join(c.name for c in cells) or "no cell"))
+    timings_path = out / ("timings.json" if shard is None else f"timings.shard-{index}-of-{count}.json")
     timings = read_json(timings_path) if timings_path.is_file() else {}
     folders = []
-    for cell in select_cells(preset, only):
+    for cell in cells:
         run_dir = out / cell.folder
         folders.append(run_dir)
         t = timings.setdefault(cell.name, {})

@@ -4,6 +4,10 @@ SGD (momentum 0.9, lr 0.1, x0.1 at epochs 81 and 122, 164 epochs, batch 128, wei
 1e-4 for ResNets / 5e-4 for VGG), pad-4 random crops and flips done on whole batches on the
 device. Each epoch's shuffle and augmentation come from a generator seeded by (seed, epoch),
 so a run resumed from its last checkpoint ends with exactly the weights of an uninterrupted one.
+
+Under torchrun the same loop runs on every rank (see ``ddp``): each takes its part of every
+global batch; rank 0 alone decides, resumes and writes (the other ranks write into a scratch
+folder that is deleted), and records the layout in ``parallel.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import copy
 import dataclasses
 import json
 import math
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augmentation,
                    load_dataset, normalize)
@@ -30,8 +36,13 @@ from .trajectory import SharpnessTracker
 from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atomic_write_json, read_jsonl,
                       read_labels, read_run_config, run_lock, user_entries)
 
+from .ddp import Parallel
 from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPER_MILESTONES, PAPER_MOMENTUM,
                      PAPER_SAVE_AT, paper_weight_decay, scaled_epoch)
+
+
+def _silent(*args, **kwargs) -> None:
+    """The echo of ranks other than 0: one rank speaks for the job."""
 
 
 class TrainingDiverged(LandscapeError):
@@ -69,6 +80,7 @@ class TrainConfig:
     loss: str = "cross_entropy"  # or 'mse': ½‖f(x) − y‖² (one-hot y for class labels), the theorem's ℓ2 loss
     stop_at_loss: float | None = None  # stop after the first epoch whose training loss is at most this
     track_sharpness_every: int = 0  # λ_max on the tracked examples every this many steps (0: never)
+    sync_bn: bool = False  # under torchrun: batch norm over the global batch, not each rank's part
 
     def resolved(self) -> "TrainConfig":
         """A copy with every default filled in and checked."""
@@ -398,17 +410,21 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LandscapeError("--device cuda asked for, but no CUDA device is available")
-    exists = _check_folder(run, config, resume, force)  # everything is checked before anything is written
+    group = distributed.current()  # one process unless launched by torchrun; rank 0 reads the folder
+    if not group.is_writer:
+        progress, echo = False, _silent
+    # everything is checked before anything is written
+    exists = group.from_rank0(lambda: _check_folder(run, config, resume, force), "checking the run folder")
     if exists:
-        config = _check_resume(run, config, overrides or {})
+        config = group.from_rank0(lambda: _check_resume(run, config, overrides or {}), "checking the run's settings")
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
     dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
     check_trainable(dataset, config)
     data = prepare_data(dataset, config)
     build_model(config.arch, data.num_classes, config.width)  # validates the name early
-    with run_lock(run.path, echo, "landscape train"):
-        if _check_folder(run, config, resume, force) != exists:
+    with group.on_rank0(lambda: run_lock(run.path, echo, "landscape train")):
+        if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
             raise LandscapeError(f"{run.path} changed while this run was starting; run the command again")
         _train_locked(run, config, data, device, exists, progress, echo)
     return run
@@ -421,19 +437,26 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
         echo(f"warning: every training label is the same class ({len(data.classes)} class(es) in "
              f"{config.dataset}): the loss reaches 0 and the gradient vanishes, so the analysis has "
              f"no gradient direction to measure")
-    resumed = _resume(run, config, data, echo) if exists else None
-    model = resumed.model if resumed else _start(run, config, data)
-    training = _Training(run, config, data, device, model, resumed, progress, echo)
-    if resumed is None:
-        training.initial_checkpoint()
-    elif resumed.reached_target:
+    group = distributed.current()
+    resumed = group.from_rank0(lambda: _resume(run, config, data, echo) if exists else None, "resuming")
+    if resumed is not None and resumed.reached_target:
         echo(f"{run.path} already reached its target loss {config.stop_at_loss:g}: nothing to train")
         return run
-    for epoch in range(training.epoch + 1, config.epochs + 1):
-        metrics = training.one_epoch(epoch)
-        if metrics.get("reached_target"):
-            echo(f"training loss {metrics['train_loss']:.4g} ≤ {config.stop_at_loss:g} after epoch {epoch}: stopped")
-            break
+    with ExitStack() as scratch:
+        if not group.is_writer:  # every write of the loop, present or future, lands outside the run
+            run = RunDir(scratch.enter_context(tempfile.TemporaryDirectory(prefix=f"landscape-rank{group.rank}-")))
+        model = resumed.model if resumed else _start(run, config, data)
+        training = _Training(run, config, data, device, model, resumed, progress, echo)
+        if group.distributed:
+            append_jsonl({"from_epoch": training.epoch, **training.parallel.describe()}, run.path / "parallel.jsonl")
+        if resumed is None:
+            training.initial_checkpoint()
+        for epoch in range(training.epoch + 1, config.epochs + 1):
+            metrics = training.one_epoch(epoch)
+            if metrics.get("reached_target"):
+                echo(f"training loss {metrics['train_loss']:.4g} ≤ {config.stop_at_loss:g} after epoch {epoch}: "
+                     f"stopped")
+                break
     return run
 
 
@@ -521,6 +544,8 @@ class _Training:
         self.loss_fn, _ = per_example_loss(config.loss)
         self.sharpness = SharpnessTracker(config.lr, SHARPNESS_LANCZOS_STEPS, config.seed) \
             if config.track_sharpness_every else None
+        self.parallel = Parallel(self.model, device, distributed.current(), config.sync_bn, config.batch_size,
+                                 len(data.train_labels))  # one process: the model itself
         self.train_x, self.train_y = data.train_images.to(device), data.train_labels.to(device)
         self.mean = torch.tensor(data.mean, device=device)
         self.std = torch.tensor(data.std, device=device)
@@ -594,9 +619,9 @@ class _Training:
         bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not self.progress,
                    leave=False, dynamic_ncols=True)
         for i in range(steps):
-            batch = slice(i * config.batch_size, (i + 1) * config.batch_size)
+            batch = self.parallel.local(i * config.batch_size, min((i + 1) * config.batch_size, n))
             idx = order[batch]
-            loss, batch_correct = train_step(self.model, self.optimizer, self.train_x[idx], self.train_y[idx],
+            loss, batch_correct = train_step(self.parallel.net, self.optimizer, self.train_x[idx], self.train_y[idx],
                                              [t[batch] for t in draws] if draws else None,
                                              self.mean, self.std, self.autocast, self.loss_fn)
             self.step += 1
@@ -622,6 +647,7 @@ class _Training:
             if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
         bar.close()
+        losses, correct = self.parallel.totals(losses, correct)  # over the global batches
         seconds = time.perf_counter() - start
         self.require_finite(epoch)  # before the epoch is logged or checkpointed
         test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data, device,

@@ -63,3 +63,20 @@ def test_cells_and_presets():
         select_cells(get_preset("paper"), ["resnet50/cifar10"])
     with pytest.raises(LandscapeError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_shards_split_the_cells_without_coordination():
+    from landscape.reproduce import parse_shard, shard_cells
+
+    cells = get_preset("paper").cells
+    for k in (1, 2, 3, 4, 9, 12):
+        shares = [shard_cells(cells, i, k) for i in range(1, k + 1)]
+        assert sorted(c.name for share in shares for c in share) == sorted(c.name for c in cells)  # each cell once
+        assert shares == [shard_cells(cells, i, k) for i in range(1, k + 1)]  # the same on every machine
+    assert [len(s) for s in (shard_cells(cells, i, 9) for i in range(1, 10))] == [1] * 9
+    # three machines: one cell of each network each (the costs balance)
+    assert {c.arch for c in shard_cells(cells, 2, 3)} == {"vgg19_bn", "resnet32", "resnet110"}
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "x", "1/2/3"):
+        with pytest.raises(LandscapeError, match="--shard"):
+            parse_shard(bad)
