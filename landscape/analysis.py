@@ -343,11 +343,11 @@ class Analysis:
         curvature = None
         needs_curvature = {"curvature", "second_order"} | ({"surface"} if repeat == 0 else set())
         if needs_curvature & set(s.measurements):
-            cobj = obj
-            if s.curvature_subset is not None and s.curvature_subset < len(indices):
-                within = balanced_subset(self.source.labels[indices], s.curvature_subset, seed + 2)
-                cobj = self._objective(model, indices=indices[within])
+            cobj = self._curvature_objective(model, indices, seed, obj)
             curvature = self._curvature(epoch, cobj, out, ctx(cobj), seed, repeat)
+        if "spectrum" in s.measurements:
+            sobj = cobj if needs_curvature & set(s.measurements) else self._curvature_objective(model, indices, seed)
+            self._spectrum(epoch, sobj, out, ctx(sobj), seed, repeat)
         if "probes" in s.measurements:
             self._probes(epoch, obj, theta, gradient, curvature, out, ctx(obj), seed, repeat)
         if "second_order" in s.measurements:
@@ -357,23 +357,71 @@ class Analysis:
         if repeat == 0 and "random_surface" in s.measurements:
             self._random_surface(epoch, model, obj, theta, out)
 
+    def _curvature_objective(self, model, indices, seed: int, obj: Objective | None = None) -> Objective:
+        """The objective curvature is measured on: a balanced ``curvature_subset`` of the examples, or all."""
+        s = self.settings
+        if s.curvature_subset is not None and s.curvature_subset < len(indices):
+            within = balanced_subset(self.source.labels[indices], s.curvature_subset, seed + 2)
+            return self._objective(model, indices=indices[within])
+        return obj if obj is not None else self._objective(model, indices=indices)
+
+    def _spectrum(self, epoch, obj: Objective, out: Path, context: dict, seed: int, repeat: int) -> None:
+        """The Hessian's eigenvalue density by stochastic Lanczos quadrature, its negative mass and outliers."""
+        from .curvature import HessianOperator
+        from .density import default_width, lanczos_quadrature, negative_mass, outlier_count
+
+        s = self.settings
+        path = out / "spectrum.json"
+        key = {"context": context, "settings": {"probes": s.spectrum_probes, "steps": s.spectrum_steps,
+                                                "seed": seed, "method": "stochastic Lanczos quadrature "
+                                                "(Rademacher probes, full reorthogonalization)",
+                                                "negative_below": "-broadening", "beyond_bulk": "dimension x weight"}}
+
+        def density():
+            op = HessianOperator(obj, obj.theta0)
+            q = lanczos_quadrature(op, s.spectrum_probes, s.spectrum_steps, seed=seed)
+            width = default_width(q)
+            # Most of a network's spectrum sits in a cluster at 0 whose Ritz values land on either
+            # side of it: only eigenvalues below −width (the broadening) count as negative.
+            mass = negative_mass(q, below=-width)
+            bulk = outlier_count(q)
+            edge = bulk.high + 0.1 * (bulk.high - bulk.low)
+            beyond = negative_mass(q, below=edge)  # weight up to the bulk's upper edge
+            count, count_err = q.dim * (1.0 - beyond.value), q.dim * beyond.stderr
+            nodes, weights = q.pooled()
+            summary = {"negative_mass": mass.value, "negative_mass_stderr": mass.stderr, "negative_below": -width,
+                       "outliers_above": count, "outliers_above_stderr": count_err, "bulk_edge": edge,
+                       "outliers_below": bulk.below, "bulk": [bulk.low, bulk.high], "width": width,
+                       "dimension": q.dim, "lambda_min_node": float(nodes.min()),
+                       "lambda_max_node": float(nodes.max()), "matvecs": q.matvecs, "seconds": q.seconds}
+            arrays = {"nodes": nodes, "weights": weights,
+                      "probe": np.concatenate([np.full(len(x), i) for i, x in enumerate(q.nodes)])}
+            return summary, arrays, (f"epoch {epoch}{_tag(repeat)}: spectrum negative mass {mass.value:.3g} "
+                                     f"± {mass.stderr:.2g} (below {-width:.3g}), about {count:.0f} ± {count_err:.0f} "
+                                     f"eigenvalues above the bulk ({q.seconds:.0f} s)")
+        self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: spectrum", density)
+
     def _check_finite(self, value: float, epoch) -> None:
         if not math.isfinite(value):
             raise LandscapeError(f"F is {value} at the checkpoint of epoch {epoch}: the weights are not usable")
 
     # ------------------------------------------------------------------ pieces
     def _curvature(self, epoch, obj: Objective, out: Path, context: dict, seed: int, repeat: int) -> dict:
-        """Top and most negative Hessian eigenpairs (and the trace) on ``obj``; reads them back when fresh."""
-        from .curvature import HessianOperator, hutchinson_trace, most_negative_eigenpair, top_eigenpairs
+        """Top and most negative Hessian eigenpairs (and the trace) on ``obj``; reads them back when fresh.
+
+        Both ends come from one Lanczos run (``spectrum_ends``), each pair with its residual and
+        error bound.
+        """
+        from .curvature import HessianOperator, hutchinson_trace, spectrum_ends
 
         s = self.settings
         path = out / "curvature.json"
         key = {"context": context, "settings": {
             "top": s.curvature_top, "sigma": s.curvature_sigma,
             "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
-            "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs,
-            "top_max_matvecs": s.curvature_top_max_matvecs or s.curvature_max_matvecs, "trace_samples": s.trace_samples,
-            "seed": seed, "eigensolver": "scipy.sparse.linalg.eigsh (Lanczos)"}}
+            "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs, "max_basis": s.curvature_max_basis,
+            "trace_samples": s.trace_samples, "seed": seed,
+            "eigensolver": "one thick-restart Lanczos run for both ends (landscape.curvature.spectrum_ends)"}}
 
         def eigenpairs():
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
@@ -382,12 +430,11 @@ class Analysis:
 
         def solve(op):
             started = time.perf_counter()
-            top = top_eigenpairs(op, s.curvature_top, tol=s.curvature_tol,
-                                 max_matvecs=s.curvature_top_max_matvecs or s.curvature_max_matvecs,
-                                 seed=seed)
-            neg = most_negative_eigenpair(op, tol=s.curvature_tol, max_matvecs=s.curvature_max_matvecs, seed=seed)
+            ends = spectrum_ends(op, k_top=s.curvature_top, k_bottom=1, tol=s.curvature_tol,
+                                 max_basis=s.curvature_max_basis, max_matvecs=s.curvature_max_matvecs, seed=seed)
+            top, neg = ends.top, ends.most_negative
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
-                       "seconds": time.perf_counter() - started}
+                       "restarts": ends.restarts, "hvps": op.hvps, "seconds": time.perf_counter() - started}
             if s.trace_samples:
                 summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=seed))
             arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),

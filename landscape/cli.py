@@ -240,8 +240,8 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @click.option("--arch", default=None, help="Architecture of a checkpoint file (read off its keys if omitted).")
 @click.option("--dataset", default=None, help="Dataset of a checkpoint file: cifar10, cifar100 or folder:PATH.")
 @click.option("--measure", "measurements", default=None,
-              help="Comma-separated: dominance, probes, curvature, second_order, surface, random_surface, "
-                   "interpolation (default: all but random_surface).")
+              help="Comma-separated: dominance, probes, curvature, spectrum, second_order, surface, random_surface, "
+                   "interpolation, trajectory (default: all but random_surface and spectrum).")
 @click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
 @click.option("--subset", type=COUNT, default=None, help="Balanced subset of N training examples (default: all).")
 @click.option("--test-subset", type=COUNT, default=None, help="Balanced subset of N test examples (default: all).")
@@ -275,10 +275,13 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @click.option("--smoothing-samples", "curvature_samples", type=COUNT, default=_A.curvature_samples, show_default=True)
 @click.option("--eig-tol", "curvature_tol", type=NON_NEGATIVE, default=_A.curvature_tol, show_default=True)
 @click.option("--eig-max-matvecs", "curvature_max_matvecs", type=COUNT, default=_A.curvature_max_matvecs, show_default=True,
-              help="Most Hessian-vector products per eigensolve (the best pair so far is kept).")
-@click.option("--eig-top-max-matvecs", "curvature_top_max_matvecs", type=COUNT, default=None,
-              help="Products for the top eigensolve (default: --eig-max-matvecs); the top is an outlier that "
-                   "converges in few products.")
+              help="Most Hessian-vector products of the one Lanczos run for the top and most negative pairs.")
+@click.option("--eig-max-basis", "curvature_max_basis", type=click.IntRange(min=4), default=_A.curvature_max_basis,
+              show_default=True, help="Lanczos vectors held at once (memory: this many parameter vectors).")
+@click.option("--spectrum-probes", type=COUNT, default=_A.spectrum_probes, show_default=True,
+              help="spectrum: Rademacher probes of the stochastic Lanczos quadrature.")
+@click.option("--spectrum-steps", type=COUNT, default=_A.spectrum_steps, show_default=True,
+              help="spectrum: Lanczos steps per probe (probes × steps Hessian-vector products).")
 @click.option("--trace-samples", type=COUNT0, default=_A.trace_samples, show_default=True, help="Hutchinson probes for tr(H) (0: skip).")
 @click.option("--grid", "surface_points", type=click.IntRange(min=3), default=_A.surface_points, show_default=True, help="Surface points per axis.")
 @click.option("--surface-range", type=POSITIVE, default=None, help="Surface half-width (default: the documented rule).")

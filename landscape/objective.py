@@ -563,6 +563,8 @@ class Objective:
             grad_of_batch = torch.func.grad(lambda t: self._batch_loss(t, x, y))
             _, hv = torch.func.jvp(grad_of_batch, (theta,), (v,))
             out += hv.to(torch.float64)
+        if self.group is not None:
+            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
         return out / self.num_examples
 
     def _hvp_double_backprop(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ subset, batch-norm policy, precision, seed, epoch), read from the ``context`` st
 * ``plot_smoothness``      f(t) − f(0) along the probe directions and |r(t)| against |t| with
                            the a·|t| + b·t² fit and the noise floor;
 * ``plot_interpolation``   train/test loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B;
+* ``plot_spectrum``        the Hessian eigenvalue density (stochastic Lanczos quadrature) per
+                           checkpoint on a log scale, with the extreme eigenvalues marked;
 * ``plot_trajectory``      star-convexity toward the final point, PL* ratios, distance travelled
                            and NTK drift along the checkpoints;
 * ``plot_training``        training curves, the extreme Hessian eigenvalues against epoch and,
@@ -39,14 +41,14 @@ import numpy as np
 
 from .errors import LandscapeError
 from .readers import (_num, _undefined, analyzed_epochs, as_run, load_curvature, load_dominance,
-                      load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_surface,
+                      load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .text import common_caption, context_caption, fmt, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
 FORMATS = ("png", "pdf")
 FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "trajectory",
-           "training")
+           "spectrum", "training")
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 _STYLE = {
@@ -547,6 +549,64 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
         return _save(fig, out_dir, "interpolation")
 
 
+# ============================================================================ spectrum
+def draw_density(ax, nodes: np.ndarray, weights: np.ndarray, width: float, *, color="#0072B2",
+                 label: str = "", floor: float = 1e-6) -> None:
+    """The eigenvalue density: each quadrature node a Gaussian of standard deviation ``width``
+    (weights sum to 1), on a log y scale cut at ``floor`` times its peak."""
+    from .density import SpectralQuadrature, spectral_density
+
+    lo, hi = float(nodes.min()), float(nodes.max())
+    pad = 5 * width
+    grid = np.linspace(lo - pad, hi + pad, 1200)
+    q = SpectralQuadrature([nodes], [weights / weights.sum()], 0, 0, 0, 0.0)
+    density = spectral_density(q, grid, width)
+    ax.plot(grid, np.maximum(density, floor * density.max()), "-", color=color, lw=1.1, label=label)
+    ax.set_yscale("log")
+    ax.axvline(0, color="0.5", lw=0.6)
+
+
+def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
+    """Per checkpoint, the Hessian eigenvalue density (one line per repeat), with λ_max and λ_min
+    from the curvature measurement marked. [] without spectrum.json."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    available = sorted({t["epoch"] for t in load_spectrum(run)})
+    if not available:
+        return []
+    chosen = select_epochs(available, epochs, config, "spectra")
+    items = load_spectrum(run, chosen)
+    curv = {(c["epoch"], c["repeat"]): c for c in load_curvature(run, chosen, repeats=True)}
+    out_dir = Path(out_dir) if out_dir else run.figures
+    plt, style = _pyplot()
+    rows, cols = _grid(len(chosen))
+    with plt.rc_context(style):
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.8), squeeze=False,
+                                 layout="constrained")
+        for ax in axes.flat[len(chosen):]:
+            ax.set_visible(False)
+        for ax, epoch in zip(axes.flat, chosen):
+            here = [t for t in items if t["epoch"] == epoch]
+            for k, t in enumerate(here):
+                draw_density(ax, t["nodes"], t["weights"], t["width"], color=_COLORS[k % len(_COLORS)],
+                             label=f"repeat {t['repeat']}: negative mass {fmt(t['negative_mass'], 2)} "
+                                   f"± {fmt(t['negative_mass_stderr'], 2)} (below {fmt(-t['width'], 2)})")
+                c = curv.get((epoch, t["repeat"]))
+                if c is not None:
+                    for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):
+                        ax.axvline(value, color=_COLORS[k % len(_COLORS)], ls=ls, lw=0.9)
+            t0 = here[0]
+            ax.set_title(f"epoch {epoch}: about {fmt(t0['outliers_above'], 2)} eigenvalue(s) above the bulk")
+            ax.set_xlabel("eigenvalue of H"); ax.set_ylabel("density (log)")
+            ax.legend(fontsize=6.5, loc="upper right")
+        s0 = items[0]["settings"]
+        caption = (f"{run_title(run, config)}\nstochastic Lanczos quadrature, {s0.get('probes')} probe(s) × "
+                   f"{s0.get('steps')} steps, Gaussian broadening {fmt(items[0]['width'], 2)}; dashed: λ_max, "
+                   f"dotted: λ_min (curvature); {common_caption([t['context'] for t in items])}")
+        fig.suptitle(_wrap(caption, 4.6 * cols, 8), fontsize=8)
+        return _save(fig, out_dir, "spectrum")
+
+
 # ============================================================================ trajectory
 def draw_star_convexity(ax, gap: np.ndarray, inner: np.ndarray, epoch: np.ndarray, *, cmap, norm,
                         label: str = "checkpoints") -> None:
@@ -815,6 +875,7 @@ def check_inputs(run_dir) -> None:
     load_interpolations(run)
     load_trajectory(run)
     load_sharpness(run)
+    load_spectrum(run)
     for epoch in analyzed_epochs(run):
         load_probes(run, epoch)
         for name in ("surface", "random_surface"):
@@ -843,6 +904,7 @@ _SKIP_REASONS = {
     "second_order": "no analysis/epoch_*/second_order.json (measure 'second_order')",
     "interpolation": "no analysis/interpolation/*.json (measure 'interpolation')",
     "trajectory": "no analysis/trajectory/*.json (measure 'trajectory')",
+    "spectrum": "no analysis/epoch_*/spectrum.json (measure 'spectrum')",
     "training": "no log.jsonl and no analysis/epoch_*/curvature.json",
 }
 
@@ -888,6 +950,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
         "smoothness": lambda: per_epoch(plot_smoothness, "probe_*.json"),
         "interpolation": lambda: plot_interpolation(run.path, out),
         "trajectory": lambda: plot_trajectory(run.path, out),
+        "spectrum": lambda: per_epoch(plot_spectrum, "spectrum.json"),
         "training": lambda: plot_training(run.path, out),
     }
     for name, make in makers.items():

@@ -280,6 +280,23 @@ def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
     return out
 
 
+SPECTRUM_KEYS = ("negative_mass", "negative_mass_stderr", "outliers_above", "outliers_below", "width")
+
+
+def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
+    """The eigenvalue density (stochastic Lanczos quadrature) of each analyzed checkpoint and repeat."""
+    out = []
+    for epoch, repeat, path in _result_files(run, epochs, "spectrum.json", repeats):
+        d = load_json(path, ["context", "settings"] + [f"result.{k}" for k in SPECTRUM_KEYS])
+        arrays = load_npz(path.with_suffix(".npz"), ["nodes", "weights"])
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "settings": d["settings"],
+               "result": d["result"], "nodes": np.asarray(arrays["nodes"], float),
+               "weights": np.asarray(arrays["weights"], float)}
+        rec.update({k: _num(d["result"][k], path, f"result.{k}") for k in SPECTRUM_KEYS})
+        out.append(rec)
+    return out
+
+
 SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fraction")
 
 

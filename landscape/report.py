@@ -44,6 +44,8 @@ _FIGURE_CAPTIONS = {
     "interpolation": "Linear interpolation between checkpoints: train/test loss and accuracy against α.",
     "trajectory": "Convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) toward the final "
                   "point (star-convex on and above y = x), the PL* ratios, the distance travelled and the NTK drift.",
+    "spectrum": "The Hessian's eigenvalue density by stochastic Lanczos quadrature (log scale), one panel per "
+                "checkpoint, with the extreme eigenvalues of the curvature measurement marked.",
     "training": "Training curves (loss, accuracy, learning rate) and the extreme Hessian eigenvalues at the "
                 "checkpoints.",
 }

@@ -75,17 +75,17 @@ def _quick() -> Preset:
     No augmentation: with crop+flip a CPU-sized budget stops near 55 % training accuracy, far
     from the global minimum the theory is about; without it, 1,600 images are fitted within
     the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164). The analysis sizes
-    (64 examples per repeat, Hessian on 32, 8 products for the top eigenpair and 16 for the most
-    negative one) keep the whole preset
-    under 20 minutes on 2 CPU cores, where one Hessian-vector product costs ~14 forward passes.
+    (64 examples per repeat, Hessian on 32, 24 products for both ends of its spectrum and 20 for
+    its density) keep the whole preset under about 25 minutes on 2 CPU cores.
     """
     figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
     analysis = AnalysisSettings(
-        measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
+        measurements=["dominance", "probes", "curvature", "spectrum", "second_order", "surface", "interpolation",
+                      "trajectory"],
         epochs=figure_epochs, subset=64, test_subset=256, repeats=3, probe_gaussian=1, probe_filter=1,
-        probe_steps=4, curvature_top=1, curvature_subset=32, curvature_tol=3e-2, curvature_max_matvecs=16,
-        curvature_top_max_matvecs=8, surface_points=9, interpolation_points=11,
-        interpolation_pairs="init-final,consecutive")
+        probe_steps=4, curvature_top=1, curvature_subset=32, curvature_tol=3e-2, curvature_max_matvecs=24,
+        spectrum_probes=1, spectrum_steps=20, surface_points=9, interpolation_points=11,
+        interpolation_pairs="init-final,consecutive,to-final")
     train_cfg = {"epochs": QUICK_EPOCHS, "train_subset": 1600, "test_subset": 500, "augment": False,
                  "track_every": 32, "track_subset": 128}
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from .errors import LandscapeError
 
-MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "random_surface", "interpolation",
-                "trajectory")
+MEASUREMENTS = ("dominance", "probes", "curvature", "spectrum", "second_order", "surface", "random_surface",
+                "interpolation", "trajectory")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation", "trajectory")
-REPEATED = ("dominance", "probes", "curvature", "second_order")  # measured once per repeat; the rest once
+REPEATED = ("dominance", "probes", "curvature", "spectrum", "second_order")  # measured once per repeat; the rest once
 REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
 BN_STATS = ("recompute", "checkpoint")
 
@@ -45,8 +45,10 @@ class AnalysisSettings:
     curvature_sigma: float = 0.0
     curvature_samples: int = 4
     curvature_tol: float = 1e-3
-    curvature_max_matvecs: int = 200      # Hessian-vector products per eigensolve, at most
-    curvature_top_max_matvecs: int | None = None  # for the top eigensolve (None: the same); an outlier converges fast
+    curvature_max_matvecs: int = 200      # Hessian-vector products of the one Lanczos run for both ends, at most
+    curvature_max_basis: int = 40         # Lanczos vectors held (memory: this many parameter vectors in float64)
+    spectrum_probes: int = 2              # stochastic Lanczos quadrature: Rademacher probes ...
+    spectrum_steps: int = 30              # ... and Lanczos steps each (probes × steps Hessian-vector products)
     trace_samples: int = 0
     surface_points: int = 21
     surface_range: float | None = None       # None: the documented rule (see surface_extent)

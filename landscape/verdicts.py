@@ -17,6 +17,7 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
 * star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) toward the final
   checkpoint θ_T at every analyzed checkpoint of every repeat (trajectory/), with the PL* ratios
   and the distance travelled beside it;
+* the Hessian spectrum: negative mass and outliers of the eigenvalue density (reported, no threshold);
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
 """
 
@@ -29,7 +30,7 @@ from typing import Iterable
 import numpy as np
 
 from .readers import (analyzed_epochs, as_run, load_dominance, load_interpolations, load_log, load_probes,
-                      load_second_order, load_surface, load_track, load_trajectory, read_config,
+                      load_second_order, load_spectrum, load_surface, load_track, load_trajectory, read_config,
                       track_uses_statistics_of_theta)
 from .results import RunDir
 from .text import fmt, run_title, settings_of
@@ -45,7 +46,8 @@ FIT_MAX_REL_RMS = 0.5             # a probe fit with a larger relative RMS error
 EIGEN_MAX_RELATIVE_RESIDUAL = 0.1  # an eigenpair with ‖Hv − λv‖ > this · |λ| is not resolved
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED, MEASURED = "holds", "fails", "inconclusive", "not measured", "measured"
-CLAIMS = ("gradient_dominance", "semi_smoothness", "second_order", "interpolation", "star_convexity", "accuracy")
+CLAIMS = ("gradient_dominance", "semi_smoothness", "second_order", "interpolation", "star_convexity", "spectrum",
+          "accuracy")
 
 
 
@@ -400,6 +402,39 @@ def star_convexity_verdict(run: RunDir) -> Claim:
                  [t["path"] for t in items])
 
 
+def spectrum_report(run: RunDir) -> Claim:
+    """The Hessian eigenvalue density per checkpoint: negative mass (± its error) and outliers (reported)."""
+    title = "Hessian spectrum: negative mass and outliers"
+    threshold = ("no threshold (reported): negative mass = weight of the density below −w (w the broadening: the cluster "
+                 "at 0 straddles 0); above the bulk = dimension × the weight above the bulk's upper edge, an estimate "
+                 "of how many eigenvalues stand out")
+    items = load_spectrum(run)
+    if not items:
+        return Claim("spectrum", title, NOT_MEASURED, "no analysis/epoch_*/spectrum.json (measure 'spectrum')", threshold)
+    epochs = sorted({t["epoch"] for t in items})
+    rows, per_epoch = [], {}
+    for e in epochs:
+        here = [t for t in items if t["epoch"] == e]
+        mass = spread(t["negative_mass"] for t in here)
+        above = spread(t["outliers_above"] for t in here)
+        per_epoch[str(e)] = {"negative_mass": mass, "outliers_above": above,
+                             "outliers_below": spread(t["outliers_below"] for t in here)}
+        rows.append({"epoch": e, "repeats": len(here), "negative mass": spread_text(mass),
+                     "± (probes)": max(t["negative_mass_stderr"] for t in here),
+                     "below": here[0]["result"].get("negative_below"),
+                     "eigenvalues above the bulk": spread_text(above),
+                     "± (probes) ": max(t["result"].get("outliers_above_stderr", float("nan")) for t in here),
+                     "bulk": f"[{fmt(here[0]['result']['bulk'][0], 3)}, {fmt(here[0]['result']['bulk'][1], 3)}]"})
+    last = per_epoch[str(epochs[-1])]
+    summary = (f"epoch {epochs[-1]}: negative mass {spread_text(last['negative_mass'])}, "
+               f"about {spread_text(last['outliers_above'])} eigenvalue(s) above the bulk; epoch {epochs[0]}: negative mass "
+               f"{spread_text(per_epoch[str(epochs[0])]['negative_mass'])}")
+    settings = settings_of([t["context"] for t in items], [t["epoch"] for t in items],
+                           slq=f"{items[0]['settings'].get('probes')} probe(s) × {items[0]['settings'].get('steps')} steps")
+    return Claim("spectrum", title, MEASURED, summary, threshold, {"per_epoch": per_epoch}, settings, rows,
+                 [t["path"] for t in items])
+
+
 def accuracy_verdict(run: RunDir, config: dict) -> Claim:
     """The final training and test accuracies (reported, not judged)."""
     title = "Accuracy reached"
@@ -447,7 +482,7 @@ def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> RunVerdicts:
     run = as_run(run_dir)
     config = read_config(run)
     claims = [dominance_verdict(run, floor), smoothness_verdict(run), second_order_verdict(run),
-              interpolation_verdict(run), star_convexity_verdict(run), accuracy_verdict(run, config)]
+              interpolation_verdict(run), star_convexity_verdict(run), spectrum_report(run), accuracy_verdict(run, config)]
     thresholds = {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
                   "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
                   "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
