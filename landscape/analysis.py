@@ -121,7 +121,8 @@ class Analysis:
 
     def __init__(self, run_dir, settings: AnalysisSettings, *, data_root=None, cache_dir=None,
                  download=False, device="cpu", progress=True, echo=print,
-                 checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None):
+                 checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None,
+                 budget_minutes: float | None = None):
         """Read the source (the run, or ``checkpoint`` on ``dataset``) and fix the analyzed subsets."""
         self.run = RunDir(run_dir)
         self.settings = settings.validate()
@@ -130,6 +131,7 @@ class Analysis:
             raise LandscapeError("--device cuda asked for, but no CUDA device is available")
         self.group = distributed.current()  # one process unless launched by torchrun
         self.progress, self.echo = progress and self.group.is_writer, echo if self.group.is_writer else _silent
+        self.budget_minutes = budget_minutes
         if checkpoint is not None:
             self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, data_root, cache_dir,
                                                 download, progress)
@@ -262,16 +264,56 @@ class Analysis:
             self._run_all()
 
     def _run_all(self) -> None:
+        from tqdm import tqdm
+
+        epochs = self.selected_epochs()
+        seconds = self.estimate(epochs)
         s = self.settings
-        for epoch in self.selected_epochs():
-            started = time.perf_counter()
-            self.analyze_epoch(epoch)
-            self.echo(f"epoch {epoch}: analysis done in {time.perf_counter() - started:.1f} s")
-        if "interpolation" in s.measurements and len(self.source.checkpoints) >= 2:
-            self.interpolations()
-        if "trajectory" in s.measurements and len(self.source.checkpoints) >= 2:
-            for repeat in range(s.repeats):
-                self.trajectory(repeat)
+        per_epoch = sum(v for k, v in seconds.items() if k not in ("interpolation", "trajectory")) / len(epochs)
+        with tqdm(total=max(1, round(sum(seconds.values()))), desc="analysis (estimated seconds)", unit="s",
+                  disable=not self.progress, dynamic_ncols=True, position=0) as overall:
+            for epoch in epochs:
+                started = time.perf_counter()
+                self.analyze_epoch(epoch)
+                self.echo(f"epoch {epoch}: analysis done in {time.perf_counter() - started:.1f} s")
+                overall.update(round(per_epoch))
+            if "interpolation" in s.measurements and len(self.source.checkpoints) >= 2:
+                self.interpolations()
+                overall.update(round(seconds.get("interpolation", 0)))
+            if "trajectory" in s.measurements and len(self.source.checkpoints) >= 2:
+                for repeat in range(s.repeats):
+                    self.trajectory(repeat)
+                overall.update(round(seconds.get("trajectory", 0)))
+
+    def estimate(self, epochs: list[int]) -> dict[str, float]:
+        """Measure a forward pass, a gradient and an HVP at the first epoch, print the estimated time
+        of the whole analysis (and, with ``budget_minutes``, shrink the settings to fit it first)."""
+        from .budget import Sizes, fit_to_budget, measure_unit_costs, plan
+
+        s = self.settings
+        indices = self.repeat_indices(0)
+        model, _, _ = self.model_at(epochs[0], indices)
+        obj = self._objective(model, indices=indices)
+        cobj = self._curvature_objective(model, indices, s.seed, obj)
+        costs = measure_unit_costs(cobj, repeats=1)  # per example, on the Hessian's examples
+        sizes = Sizes(train=len(indices), test=len(self.test_idx), curvature=cobj.num_examples,
+                      checkpoints=len(epochs), all_checkpoints=len(self.source.checkpoints),
+                      interpolation_pairs=len(self.interpolation_pairs()) if len(self.source.checkpoints) >= 2 else 0,
+                      outputs=int(self.source.train_config.get("num_classes") or 10))
+        if self.budget_minutes is not None:
+            chosen, record = fit_to_budget(s, self.budget_minutes, sizes, costs)
+            self.settings = chosen.validate()
+            if self.group.is_writer:
+                atomic_write_json(record, self.run.analysis / "budget.json")
+            self.echo(f"budget {self.budget_minutes:g} min: " + (", ".join(
+                f"{k} {a} → {b}" for k, (a, b) in record["changed"].items()) or "the settings fit as they are")
+                + ("" if record["fits"] else " (still over: the smallest settings allowed)"))
+        seconds = plan(self.settings, sizes, costs)
+        total = sum(seconds.values())
+        self.echo(f"estimated time: {total / 60:.1f} min ({costs.describe(sizes.curvature)}; eigensolves counted "
+                  f"at their product cap) — " + ", ".join(f"{k} {v / 60:.1f}" for k, v in
+                                                          sorted(seconds.items(), key=lambda kv: -kv[1])[:4]) + " min")
+        return seconds
 
     def analyze_epoch(self, epoch: int) -> None:
         """Every requested measurement at one checkpoint, once per repeat (pictures on repeat 0 only)."""

@@ -292,11 +292,14 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
               help="init-final, consecutive, to-final (every checkpoint to the last) or A-B epoch pairs, comma-separated.")
 @click.option("--ntk-examples", type=COUNT0, default=_A.ntk_examples, show_default=True,
               help="trajectory: drift of the empirical NTK from the first checkpoint on N examples (0: skip).")
+@click.option("--budget", "budget_minutes", type=POSITIVE, default=None,
+              help="Minutes the analysis may take: eigensolve, density, grid and probe settings shrink to fit "
+                   "(the choice is printed and kept in analysis/budget.json).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
-def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet, data_root, cache_dir,
-            download, device, **options):
+def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budget_minutes, quiet, data_root,
+            cache_dir, download, device, **options):
     """Measure gradient dominance, semi-smoothness, curvature, surfaces and interpolations.
 
     TARGET is a run directory made by `landscape train`, or a checkpoint file (ours, or a
@@ -320,10 +323,10 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, quiet
             run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
             analysis = Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
                                 device=device, progress=not quiet, echo=click.echo, checkpoint=target,
-                                arch=arch, dataset=dataset)
+                                arch=arch, dataset=dataset, budget_minutes=budget_minutes)
         else:
             analysis = Analysis(target, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                                device=device, progress=not quiet, echo=click.echo)
+                                device=device, progress=not quiet, echo=click.echo, budget_minutes=budget_minutes)
         analysis.run_all()
     if group.is_writer:
         click.echo(f"results in {analysis.run.analysis}")
