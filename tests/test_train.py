@@ -12,6 +12,7 @@ import landscape.train as train_module
 from landscape.checkpoint import load_model
 from landscape.data import normalize
 from landscape.errors import LandscapeError
+from landscape.objective import Objective
 from landscape.results import RunDir, read_json, read_jsonl
 from landscape.train import TrainConfig, train
 
@@ -409,3 +410,33 @@ def test_training_refuses_augmentation_of_vectors_and_regression_targets(tmp_pat
     regression = "synthetic:separated?n=16&d=8&targets=regression"
     with pytest.raises(LandscapeError, match="regression targets"):
         _train(TrainConfig(arch="mlp1_d8", dataset=regression, epochs=1, augment=False), tmp_path / "b", None, None)
+
+
+def test_l2_training_stops_at_the_target_loss_and_tracks_the_sharpness(tmp_path):
+    from landscape.curvature import top_eigenpairs
+    from landscape.data import load_dataset
+
+    config = TrainConfig(arch="mlp1_d8", dataset=SEPARATED, epochs=300, batch_size=48, lr=0.1, momentum=0.0,
+                         milestones=[], save_at=[0], augment=False, train_params="hidden", loss="mse",
+                         stop_at_loss=0.05, track_sharpness_every=1, track_subset=48)
+    run = _train(config, tmp_path / "l2", None, None)
+    log = read_jsonl(run.log)
+    last = log[-1]
+    assert last["reached_target"] and last["train_loss"] <= 0.05 < min(r["train_loss"] for r in log[:-1])
+    assert last["epoch"] < 300 and run.checkpoint(last["epoch"]).is_file()  # the stop is a checkpoint
+    # full batch: the last sharpness record is λ_max of the ℓ2 loss at the final weights
+    rows = read_jsonl(run.sharpness)
+    assert rows[-1]["step"] == last["step"] and rows[-1]["limit_gd"] == pytest.approx(2 / 0.1)
+    data = load_dataset(SEPARATED)
+    model, _, _ = load_model(run.checkpoint(last["epoch"]))
+    objective = Objective(model, data.train_images, data.train_labels, loss="mse", precision="fp64")
+    assert rows[-1]["lambda_max"] == pytest.approx(top_eigenpairs(objective, tol=1e-10)[0].eigenvalue, rel=1e-3)
+    # F of the log is the ℓ2 loss ½‖f(x) − onehot(y)‖², averaged over the examples
+    with torch.no_grad():
+        out = model.double()(data.train_images.double())
+        target = torch.nn.functional.one_hot(data.train_labels, 2).double()
+    assert objective.value() == pytest.approx(float(0.5 * ((out - target) ** 2).sum(1).mean()), rel=1e-9)
+    messages = []
+    train(config, run.path, resume=True, progress=False, echo=messages.append)
+    assert any("already reached its target loss" in m for m in messages)
+    assert read_jsonl(run.log) == log
