@@ -31,6 +31,7 @@ _EXPORTS = {
     "jacobian": "theory", "ntk": "theory", "ntk_drift": "theory", "depth_scaling_fit": "theory",
     "DepthFit": "theory", "LogFit": "theory", "dominance_against_lemma": "theory", "DominanceComparison": "theory",
     "star_convexity": "trajectory", "StarConvexity": "trajectory", "pl_star": "trajectory", "PLStar": "trajectory",
+    "star_convexity_of": "trajectory", "pl_star_of": "trajectory",
     "gradient_alignment": "trajectory", "GradientAlignment": "trajectory", "lanczos_top": "trajectory",
     "SharpnessTracker": "trajectory", "SharpnessRecord": "trajectory",
 }

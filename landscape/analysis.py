@@ -462,7 +462,7 @@ class Analysis:
             "top": s.curvature_top, "sigma": s.curvature_sigma,
             "smoothing_samples": s.curvature_samples if s.curvature_sigma > 0 else 0,
             "tol": s.curvature_tol, "max_matvecs": s.curvature_max_matvecs, "max_basis": s.curvature_max_basis,
-            "trace_samples": s.trace_samples, "seed": seed,
+            "trace_samples": s.trace_samples, "seed": seed, "alignment_k": s.alignment_k,
             "eigensolver": "one thick-restart Lanczos run for both ends (landscape.curvature.spectrum_ends)"}}
 
         def eigenpairs():
@@ -472,11 +472,13 @@ class Analysis:
 
         def solve(op):
             started = time.perf_counter()
-            ends = spectrum_ends(op, k_top=s.curvature_top, k_bottom=1, tol=s.curvature_tol,
+            ends = spectrum_ends(op, k_top=max(s.curvature_top, s.alignment_k), k_bottom=1, tol=s.curvature_tol,
                                  max_basis=s.curvature_max_basis, max_matvecs=s.curvature_max_matvecs, seed=seed)
-            top, neg = ends.top, ends.most_negative
+            top, neg = ends.top[:s.curvature_top], ends.most_negative
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
                        "restarts": ends.restarts, "hvps": op.hvps, "seconds": time.perf_counter() - started}
+            if s.alignment_k:
+                summary["gradient_alignment"] = _alignment(obj, ends.top[:s.alignment_k])
             if s.trace_samples:
                 summary["trace"] = _as_dict(hutchinson_trace(op, s.trace_samples, seed=seed))
             arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),
@@ -783,6 +785,18 @@ NTK_MAX_ENTRIES = 50_000_000  # n·k·P numbers of a full-output Jacobian (400 M
 
 def _silent(*args, **kwargs) -> None:
     """The echo of ranks other than 0: one rank speaks for the job."""
+
+
+def _alignment(obj: Objective, pairs) -> dict:
+    """The share of ‖∇F‖² (on the Hessian's examples) inside the span of the top eigenvectors
+    (Gur-Ari et al. 2018: during training most of the gradient lies in the top-k eigenspace)."""
+    _, grad = obj.value_and_grad()
+    g = grad.detach().to(torch.float64).cpu().numpy()
+    q, _ = np.linalg.qr(np.column_stack([p.eigenvector for p in pairs]))
+    norm_sq = float(g @ g)
+    inside = q.T @ g
+    return {"k": len(pairs), "fraction": float(inside @ inside) / norm_sq if norm_sq > 0 else float("nan"),
+            "eigenvalues": [p.eigenvalue for p in pairs], "converged": all(p.converged for p in pairs)}
 
 
 def _tag(repeat: int) -> str:

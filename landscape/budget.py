@@ -75,7 +75,10 @@ def plan(s: AnalysisSettings, n: Sizes, c: UnitCosts) -> dict[str, float]:
         per["gradient"] = g * n.train
     curvature = {"curvature", "second_order"} & set(s.measurements) or "surface" in s.measurements
     if curvature:
-        per["curvature"] = (s.curvature_max_matvecs + 2 + s.trace_samples) * h * n.curvature
+        # the Lanczos cap, one residual product per returned pair, Hutchinson probes, the alignment's gradient
+        pairs = max(s.curvature_top, s.alignment_k) + 1
+        per["curvature"] = ((s.curvature_max_matvecs + pairs + s.trace_samples) * h
+                            + (g if s.alignment_k else 0.0)) * n.curvature
     if "spectrum" in s.measurements:
         per["spectrum"] = s.spectrum_probes * s.spectrum_steps * h * n.curvature
     if "probes" in s.measurements:

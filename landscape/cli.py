@@ -278,6 +278,8 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
               help="Most Hessian-vector products of the one Lanczos run for the top and most negative pairs.")
 @click.option("--eig-max-basis", "curvature_max_basis", type=click.IntRange(min=4), default=_A.curvature_max_basis,
               show_default=True, help="Lanczos vectors held at once (memory: this many parameter vectors).")
+@click.option("--alignment-k", type=COUNT0, default=_A.alignment_k, show_default=True,
+              help="Share of the gradient in the top-k Hessian eigenspace (same Lanczos run; 0: off).")
 @click.option("--spectrum-probes", type=COUNT, default=_A.spectrum_probes, show_default=True,
               help="spectrum: Rademacher probes of the stochastic Lanczos quadrature.")
 @click.option("--spectrum-steps", type=COUNT, default=_A.spectrum_steps, show_default=True,

@@ -276,7 +276,11 @@ def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
                     "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
                     "most_negative_residual": _num(neg.get("residual", "nan"), path,
                                                    "result.most_negative.residual"),
-                    "trace": d["result"].get("trace")})
+                    "trace": d["result"].get("trace"),
+                    "most_negative_bound": _num(neg.get("error_bound", neg.get("residual", "nan")), path,
+                                                "result.most_negative.error_bound"),
+                    "alignment": (d["result"].get("gradient_alignment") or {}).get("fraction"),
+                    "alignment_k": (d["result"].get("gradient_alignment") or {}).get("k")})
     return out
 
 

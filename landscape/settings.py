@@ -47,6 +47,7 @@ class AnalysisSettings:
     curvature_tol: float = 1e-3
     curvature_max_matvecs: int = 200      # Hessian-vector products of the one Lanczos run for both ends, at most
     curvature_max_basis: int = 40         # Lanczos vectors held (memory: this many parameter vectors in float64)
+    alignment_k: int = 10                 # share of ∇F in the top-k eigenspace, from the same Lanczos run (0: off)
     spectrum_probes: int = 2              # stochastic Lanczos quadrature: Rademacher probes ...
     spectrum_steps: int = 30              # ... and Lanczos steps each (probes × steps Hessian-vector products)
     trace_samples: int = 0
@@ -69,6 +70,8 @@ class AnalysisSettings:
             raise LandscapeError(f"--interpolation-bn must be recompute, interpolate or batch, got {self.interpolation_bn}")
         if self.bn_stats not in BN_STATS:
             raise LandscapeError(f"--bn-stats must be recompute or checkpoint, got {self.bn_stats}")
+        if self.alignment_k < 0:
+            raise LandscapeError(f"--alignment-k must be at least 0, got {self.alignment_k}")
         if self.ntk_examples < 0:
             raise LandscapeError(f"--ntk-examples must be at least 0, got {self.ntk_examples}")
         if self.repeats < 1:

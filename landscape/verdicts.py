@@ -17,7 +17,8 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
 * star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) toward the final
   checkpoint θ_T at every analyzed checkpoint of every repeat (trajectory/), with the PL* ratios
   and the distance travelled beside it;
-* the Hessian spectrum: negative mass and outliers of the eigenvalue density (reported, no threshold);
+* the Hessian: extreme eigenvalues, the gradient's share in the top-k eigenspace, and the
+  eigenvalue density's negative mass and eigenvalues above the bulk (reported, no threshold);
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
 """
 
@@ -29,7 +30,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .readers import (analyzed_epochs, as_run, load_dominance, load_interpolations, load_log, load_probes,
+from .readers import (analyzed_epochs, as_run, load_curvature, load_dominance, load_interpolations, load_log, load_probes,
                       load_second_order, load_spectrum, load_surface, load_track, load_trajectory, read_config,
                       track_uses_statistics_of_theta)
 from .results import RunDir
@@ -403,36 +404,48 @@ def star_convexity_verdict(run: RunDir) -> Claim:
 
 
 def spectrum_report(run: RunDir) -> Claim:
-    """The Hessian eigenvalue density per checkpoint: negative mass (± its error) and outliers (reported)."""
-    title = "Hessian spectrum: negative mass and outliers"
-    threshold = ("no threshold (reported): negative mass = weight of the density below −w (w the broadening: the cluster "
-                 "at 0 straddles 0); above the bulk = dimension × the weight above the bulk's upper edge, an estimate "
-                 "of how many eigenvalues stand out")
-    items = load_spectrum(run)
-    if not items:
-        return Claim("spectrum", title, NOT_MEASURED, "no analysis/epoch_*/spectrum.json (measure 'spectrum')", threshold)
-    epochs = sorted({t["epoch"] for t in items})
+    """The Hessian per checkpoint: extreme eigenvalues (± their bounds), the gradient's share in the
+    top-k eigenspace, and the density's negative mass and eigenvalues above the bulk (reported)."""
+    title = "Hessian: extremes, the gradient's alignment and the spectrum"
+    threshold = ("no threshold (reported): alignment = ‖P_k ∇F‖²/‖∇F‖² for the top-k eigenvectors; negative mass = "
+                 "weight of the density below −w (w the broadening: the cluster at 0 straddles 0); above the bulk = "
+                 "dimension × the weight above the bulk's upper edge")
+    curv = load_curvature(run, repeats=True)
+    spec = load_spectrum(run)
+    if not curv and not spec:
+        return Claim("spectrum", title, NOT_MEASURED, "no curvature.json and no spectrum.json", threshold)
+    epochs = sorted({t["epoch"] for t in curv} | {t["epoch"] for t in spec})
     rows, per_epoch = [], {}
     for e in epochs:
-        here = [t for t in items if t["epoch"] == e]
-        mass = spread(t["negative_mass"] for t in here)
-        above = spread(t["outliers_above"] for t in here)
-        per_epoch[str(e)] = {"negative_mass": mass, "outliers_above": above,
-                             "outliers_below": spread(t["outliers_below"] for t in here)}
-        rows.append({"epoch": e, "repeats": len(here), "negative mass": spread_text(mass),
-                     "± (probes)": max(t["negative_mass_stderr"] for t in here),
-                     "below": here[0]["result"].get("negative_below"),
-                     "eigenvalues above the bulk": spread_text(above),
-                     "± (probes) ": max(t["result"].get("outliers_above_stderr", float("nan")) for t in here),
-                     "bulk": f"[{fmt(here[0]['result']['bulk'][0], 3)}, {fmt(here[0]['result']['bulk'][1], 3)}]"})
+        c_here = [c for c in curv if c["epoch"] == e]
+        s_here = [t for t in spec if t["epoch"] == e]
+        aligned = [c["alignment"] for c in c_here if c.get("alignment") is not None]
+        entry = {"lambda_max": spread(c["top"] for c in c_here), "lambda_min": spread(c["most_negative"] for c in c_here),
+                 "alignment": spread(aligned), "negative_mass": spread(t["negative_mass"] for t in s_here),
+                 "above_bulk": spread(t["outliers_above"] for t in s_here)}
+        per_epoch[str(e)] = entry
+        rows.append({"epoch": e, "λ_max": spread_text(entry["lambda_max"]) if c_here else "—",
+                     "λ_min": spread_text(entry["lambda_min"]) if c_here else "—",
+                     "λ_min bound": max((c["most_negative_bound"] for c in c_here), default=None),
+                     f"∇F in top-{c_here[0]['alignment_k'] if aligned else 'k'}": spread_text(entry["alignment"]) if aligned else "—",
+                     "negative mass": spread_text(entry["negative_mass"]) if s_here else "—",
+                     "± (probes)": max((t["negative_mass_stderr"] for t in s_here), default=None),
+                     "eigenvalues above the bulk": spread_text(entry["above_bulk"]) if s_here else "—"})
     last = per_epoch[str(epochs[-1])]
-    summary = (f"epoch {epochs[-1]}: negative mass {spread_text(last['negative_mass'])}, "
-               f"about {spread_text(last['outliers_above'])} eigenvalue(s) above the bulk; epoch {epochs[0]}: negative mass "
-               f"{spread_text(per_epoch[str(epochs[0])]['negative_mass'])}")
-    settings = settings_of([t["context"] for t in items], [t["epoch"] for t in items],
-                           slq=f"{items[0]['settings'].get('probes')} probe(s) × {items[0]['settings'].get('steps')} steps")
+    parts = []
+    if last["lambda_max"]["n"]:
+        parts.append(f"λ_max {spread_text(last['lambda_max'])}, λ_min {spread_text(last['lambda_min'])}")
+    if last["alignment"]["n"]:
+        parts.append(f"{fmt(100 * last['alignment']['mean'], 3)}% of ‖∇F‖² in the top-{curv[-1]['alignment_k']} "
+                     f"eigenspace")
+    if last["negative_mass"]["n"]:
+        parts.append(f"negative mass {spread_text(last['negative_mass'])}, about "
+                     f"{spread_text(last['above_bulk'])} eigenvalue(s) above the bulk")
+    summary = f"epoch {epochs[-1]}: " + "; ".join(parts)
+    extra = {"slq": f"{spec[0]['settings'].get('probes')} probe(s) × {spec[0]['settings'].get('steps')} steps"} if spec else {}
+    settings = settings_of([t["context"] for t in curv + spec], [t["epoch"] for t in curv + spec], **extra)
     return Claim("spectrum", title, MEASURED, summary, threshold, {"per_epoch": per_epoch}, settings, rows,
-                 [t["path"] for t in items])
+                 [t["path"] for t in curv + spec])
 
 
 def accuracy_verdict(run: RunDir, config: dict) -> Claim:

@@ -46,10 +46,17 @@ def best_ms(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return 1e3 * min(times)
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def curvlinops_matvec_ms(objective: Objective, v: torch.Tensor, repeats: int) -> float | None:
@@ -101,6 +108,7 @@ def main():
     p.add_argument("--skip-timings", action="store_true")
     p.add_argument("--skip-eig", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (GPU timings synchronize before each clock read)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,13 +116,13 @@ def main():
     if not args.skip_timings:
         images, labels, mean, std, classes = load_images(args.dataset, args.n, args.seed, args.data_root, args.cache_dir)
         torch.manual_seed(args.seed)
-        model = build_model(args.arch, classes)
-        common = dict(mean=mean, std=std, batch_size=args.batch_size)
+        model = build_model(args.arch, classes).to(args.device)
+        common = dict(mean=mean, std=std, batch_size=args.batch_size, device=args.device)
         new = Objective(model, images, labels, **common)
         old = Objective(model, images, labels, fold_bn=False, hvp_method="double-backprop", **common)
         print(json.dumps({"arch": args.arch, **new.describe(), "threads": torch.get_num_threads()}))
         theta = new.theta0
-        v = torch.randn(new.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(new.dtype)
+        v = torch.randn(new.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(new.device, new.dtype)
         grad_ms = best_ms(lambda: new.value_and_grad(theta), args.repeats)
         timed = {
             "gradient": grad_ms,
@@ -138,7 +146,8 @@ def main():
         images, labels, mean, std, classes = load_images(args.dataset, args.eig_n, args.seed, args.data_root,
                                                          args.cache_dir)
         model = sgd_trained(args.eig_arch, images, labels, mean, std, classes, args.sgd_steps, args.seed)
-        objective = Objective(model, images, labels, mean=mean, std=std, batch_size=args.batch_size)
+        objective = Objective(model.to(args.device), images, labels, mean=mean, std=std, batch_size=args.batch_size,
+                              device=args.device)
         objective = objective.with_buffers(objective.recomputed_buffers())
         op = HessianOperator(objective)
         kw = dict(tol=args.tol, seed=args.seed, max_matvecs=args.max_matvecs)
