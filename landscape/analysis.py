@@ -144,7 +144,8 @@ class Analysis:
         self.repeat_mode = ("single" if s.repeats == 1 else
                             "disjoint subsets" if self.repeat_sets else "direction seeds (set too small to split)")
         self.train_idx = self.repeat_sets[0] if self.repeat_sets else balanced_subset(src.labels, s.subset, s.seed)
-        self.test_idx = balanced_subset(src.test_labels, s.test_subset, s.seed + 1)
+        test_size = s.test_subset if s.test_subset is not None and s.test_subset < len(src.test_labels) else None
+        self.test_idx = balanced_subset(src.test_labels, test_size, s.seed + 1)  # at most test_subset
 
     def repeat_indices(self, repeat: int) -> torch.Tensor:
         """The analyzed training examples of repeat ``repeat`` (indices into the run's training set)."""

@@ -244,7 +244,8 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
                    "interpolation, trajectory (default: all but random_surface and spectrum).")
 @click.option("--epochs", default=None, help="Checkpoint epochs to analyze (default: all).")
 @click.option("--subset", type=COUNT, default=None, help="Balanced subset of N training examples (default: all).")
-@click.option("--test-subset", type=COUNT, default=None, help="Balanced subset of N test examples (default: all).")
+@click.option("--test-subset", type=COUNT0, default=_A.test_subset, show_default=True,
+              help="Balanced subset of at most N test examples (0: the whole test split).")
 @click.option("--seed", type=SEED, default=_A.seed, show_default=True, help="Seed for subsets and random directions.")
 @click.option("--repeats", type=COUNT, default=_A.repeats, show_default=True,
               help="Measure dominance, probes, curvature and the second-order test on K disjoint subsets "
@@ -268,8 +269,8 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @click.option("--probe-range", default=f"{_A.probe_smallest:g},{_A.probe_largest:g}", show_default=True,
               help="Smallest,largest step as fractions of ||theta||.")
 @click.option("--top", "curvature_top", type=COUNT, default=_A.curvature_top, show_default=True, help="Largest Hessian eigenpairs.")
-@click.option("--curvature-subset", type=COUNT, default=None,
-              help="Hessian over a balanced subset of N of the analyzed examples (default: all of them).")
+@click.option("--curvature-subset", type=COUNT0, default=_A.curvature_subset, show_default=True,
+              help="Hessian over a balanced subset of N of the analyzed examples (0: all of them).")
 @click.option("--sigma", "curvature_sigma", type=NON_NEGATIVE, default=_A.curvature_sigma, show_default=True,
               help="Smoothing std for the smoothed Hessian (0: plain Hessian).")
 @click.option("--smoothing-samples", "curvature_samples", type=COUNT, default=_A.curvature_samples, show_default=True)
@@ -316,6 +317,8 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budge
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
     if smallest is None or largest is None or not 0 < smallest < largest < math.inf:
         raise click.BadParameter("--probe-range needs two increasing finite positive numbers, e.g. 1e-5,0.05")
+    for name in ("test_subset", "curvature_subset"):  # 0: all of them
+        options[name] = options[name] or None
     settings = AnalysisSettings(
         measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
         epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)

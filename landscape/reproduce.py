@@ -61,7 +61,8 @@ def _paper() -> Preset:
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
         epochs=sorted({*PAPER_SAVE_AT, PAPER_EPOCHS}), subset=None, test_subset=None, repeats=3,
         probe_gaussian=2, probe_filter=2, probe_steps=12, curvature_top=2, curvature_sigma=1e-3,
-        curvature_samples=8, surface_points=21, interpolation_points=41, trace_samples=32)
+        curvature_samples=8, curvature_subset=None, curvature_max_matvecs=200, surface_points=21,
+        interpolation_points=41, trace_samples=32)
     return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
                   "the paper's networks and recipe on full data (GPU)", list(PAPER_FIGURE_EPOCHS))
 

@@ -25,7 +25,7 @@ class AnalysisSettings:
     measurements: list[str] = field(default_factory=lambda: list(DEFAULT_MEASUREMENTS))
     epochs: list[int] | None = None          # None: every checkpoint of the run
     subset: int | None = None                # training examples (None: the run's whole training set)
-    test_subset: int | None = None           # test examples (None: the whole test split)
+    test_subset: int | None = 1000           # test examples, at most (None: the whole test split)
     seed: int = 0
     repeats: int = 1                         # disjoint subsets (or direction seeds) measured independently
     bn_stats: str = "recompute"              # recompute: statistics of θ on the analyzed set; checkpoint: stored
@@ -41,20 +41,20 @@ class AnalysisSettings:
     probe_smallest: float = 1e-5
     probe_largest: float = 0.05
     curvature_top: int = 1
-    curvature_subset: int | None = None      # Hessian on a balanced subset of the training examples
+    curvature_subset: int | None = 128       # Hessian on a balanced subset of the analyzed examples (None: all)
     curvature_sigma: float = 0.0
     curvature_samples: int = 4
     curvature_tol: float = 1e-3
-    curvature_max_matvecs: int = 200      # Hessian-vector products of the one Lanczos run for both ends, at most
+    curvature_max_matvecs: int = 80       # Hessian-vector products of the one Lanczos run for both ends, at most
     curvature_max_basis: int = 40         # Lanczos vectors held (memory: this many parameter vectors in float64)
     alignment_k: int = 10                 # share of ∇F in the top-k eigenspace, from the same Lanczos run (0: off)
     spectrum_probes: int = 2              # stochastic Lanczos quadrature: Rademacher probes ...
     spectrum_steps: int = 30              # ... and Lanczos steps each (probes × steps Hessian-vector products)
     trace_samples: int = 0
-    surface_points: int = 21
+    surface_points: int = 15                 # per axis (the paper's figures: 21, as the paper preset uses)
     surface_range: float | None = None       # None: the documented rule (see surface_extent)
     random_surface_range: float = 1.0
-    interpolation_points: int = 41
+    interpolation_points: int = 25
     interpolation_bn: str = "recompute"      # recompute | interpolate | batch
     interpolation_pairs: str = "init-final,consecutive,to-final"
     ntk_examples: int = 0                    # trajectory: NTK drift from epoch 0 on this many examples (0: off)
