@@ -175,7 +175,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, data_root=None, cache_dir
     from tqdm import tqdm
 
     from .analysis import Analysis
-    from .results import RunDir, atomic_write_json
+    from .results import RunDir, atomic_write_json, read_json
     from .train import train
 
     out = Path(out)
@@ -205,6 +205,10 @@ def run_sweep(config: SweepConfig, out: str | Path, *, data_root=None, cache_dir
             bar.update(1)
             bar.set_postfix_str(name)
             echo(f"{name}: trained in {timings[name]['train_s']:.0f} s, analyzed in {timings[name]['analysis_s']:.0f} s")
+    timings_path = out / "timings.json"
+    kept = read_json(timings_path) if timings_path.is_file() else {"invocations": []}
+    kept["invocations"].append(timings)  # each command's per-cell stage times
+    atomic_write_json(kept, timings_path)
     summary = summarize(config, out)
     atomic_write_json(summary, out / "sweep.json")
     from .sweep_report import write_sweep_report
