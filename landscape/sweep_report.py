@@ -32,7 +32,8 @@ def draw_width_scaling(ax, widths: np.ndarray, values: np.ndarray, seeds: np.nda
     slope = fit_slope(uniq, means)
     ok = np.isfinite(means) & (means > 0)
     ax.plot(uniq[ok], means[ok], "-", color=color, lw=1.2,
-            label=f"{label}: slope {fmt(slope, 3)}" if math.isfinite(slope) else f"{label}: slope undefined")
+            label=f"{label}: slope of the seeds' mean {fmt(slope, 3)}" if math.isfinite(slope)
+            else f"{label}: slope undefined")
     if math.isfinite(slope):
         intercept = np.mean(np.log(means[ok]) - slope * np.log(uniq[ok]))
         ax.plot(uniq[ok], np.exp(intercept) * uniq[ok] ** slope, ":", color=color, lw=1.0)
