@@ -52,7 +52,7 @@ ANALYZE_BAD = [("--probe-steps", "0"), ("--probe-steps", "-2"), ("--eig-max-matv
                ("--probe-range", "0.05,1e-5"), ("--probe-range", "0,0.05"), ("--probe-range", "1e-5"),
                ("--grid", "2"), ("--grid", "-21"), ("--interp-points", "1"), ("--subset", "0"),
                ("--test-subset", "-1"), ("--seed", "-1"), ("--batch-size", "0"), ("--gaussian", "-1"),
-               ("--filter", "-1"), ("--top", "0"), ("--curvature-subset", "0"), ("--sigma", "-0.1"),
+               ("--filter", "-1"), ("--top", "0"), ("--curvature-subset", "-1"), ("--sigma", "-0.1"),
                ("--sigma", "nan"), ("--smoothing-samples", "0"), ("--eig-tol", "-1"), ("--eig-tol", "inf"),
                ("--trace-samples", "-1"), ("--epochs", "-1")]
 
