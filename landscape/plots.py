@@ -780,7 +780,9 @@ def epoch_spread(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray,
 def draw_spread(ax, x: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, marker="o",
                 color="k", label: str = "") -> None:
     """Points at ``mid`` with bars from ``lo`` to ``hi`` (the spread over repeats)."""
-    ax.errorbar(x, mid, yerr=[mid - lo, hi - mid], fmt=marker, color=color, capsize=3, label=label)
+    # a mean of equal values can exceed their max by rounding: bars never go negative
+    ax.errorbar(x, mid, yerr=[np.maximum(mid - lo, 0), np.maximum(hi - mid, 0)], fmt=marker, color=color,
+                capsize=3, label=label)
 
 
 def _track_bn_words(track: list[dict]) -> str:

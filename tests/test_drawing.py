@@ -84,3 +84,9 @@ def test_contour_marks_and_an_all_nan_grid(ax):
     assert not plots.draw_surface_contour(other, xs, ys, np.full_like(Z, np.nan), "F", [])
     assert other.texts[0].get_text() == "no finite F on this grid"
     plt.close(fig)
+
+
+def test_spread_of_equal_values_draws_zero_bars(ax):
+    values = np.array([0.1, 0.1, 0.1]) * 3  # mean can exceed the max by one rounding step
+    mid, lo, hi = np.array([values.mean() + 1e-17]), np.array([values.min()]), np.array([values.max()])
+    plots.draw_spread(ax, np.array([1.0]), mid, lo, hi)  # must not raise
