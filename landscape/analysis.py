@@ -411,14 +411,15 @@ class Analysis:
     def _spectrum(self, epoch, obj: Objective, out: Path, context: dict, seed: int, repeat: int) -> None:
         """The Hessian's eigenvalue density by stochastic Lanczos quadrature, its negative mass and outliers."""
         from .curvature import HessianOperator
-        from .density import default_width, lanczos_quadrature, negative_mass, outlier_count
+        from .density import default_width, lanczos_quadrature, negative_mass
 
         s = self.settings
         path = out / "spectrum.json"
         key = {"context": context, "settings": {"probes": s.spectrum_probes, "steps": s.spectrum_steps,
                                                 "seed": seed, "method": "stochastic Lanczos quadrature "
                                                 "(Rademacher probes, full reorthogonalization)",
-                                                "negative_below": "-broadening", "beyond_bulk": "dimension x weight"}}
+                                                "negative_below": "-broadening",
+                                                "outliers": "dimension x weight above max node / 10"}}
 
         def density():
             op = HessianOperator(obj, obj.theta0)
@@ -427,21 +428,23 @@ class Analysis:
             # Most of a network's spectrum sits in a cluster at 0 whose Ritz values land on either
             # side of it: only eigenvalues below −width (the broadening) count as negative.
             mass = negative_mass(q, below=-width)
-            bulk = outlier_count(q)
-            edge = bulk.high + 0.1 * (bulk.high - bulk.low)
-            beyond = negative_mass(q, below=edge)  # weight up to the bulk's upper edge
-            count, count_err = q.dim * (1.0 - beyond.value), q.dim * beyond.stderr
             nodes, weights = q.pooled()
+            # Eigenvalues that stand out: the weight above a tenth of the largest node, times the
+            # dimension (each eigenvalue carries 1/dim of the weight on average over probes).
+            edge = 0.1 * float(nodes.max())
+            above = negative_mass(q, below=edge) if edge > 0 else None
+            count = q.dim * (1.0 - above.value) if above else float("nan")
+            count_err = q.dim * above.stderr if above else float("nan")
             summary = {"negative_mass": mass.value, "negative_mass_stderr": mass.stderr, "negative_below": -width,
-                       "outliers_above": count, "outliers_above_stderr": count_err, "bulk_edge": edge,
-                       "outliers_below": bulk.below, "bulk": [bulk.low, bulk.high], "width": width,
+                       "outliers_above": count, "outliers_above_stderr": count_err, "outlier_edge": edge,
+                       "width": width,
                        "dimension": q.dim, "lambda_min_node": float(nodes.min()),
                        "lambda_max_node": float(nodes.max()), "matvecs": q.matvecs, "seconds": q.seconds}
             arrays = {"nodes": nodes, "weights": weights,
                       "probe": np.concatenate([np.full(len(x), i) for i, x in enumerate(q.nodes)])}
             return summary, arrays, (f"epoch {epoch}{_tag(repeat)}: spectrum negative mass {mass.value:.3g} "
                                      f"± {mass.stderr:.2g} (below {-width:.3g}), about {count:.0f} ± {count_err:.0f} "
-                                     f"eigenvalues above the bulk ({q.seconds:.0f} s)")
+                                     f"eigenvalues above λ_max/10 ({q.seconds:.0f} s)")
         self._piece(path, key, f"epoch {epoch}{_tag(repeat)}: spectrum", density)
 
     def _check_finite(self, value: float, epoch) -> None:

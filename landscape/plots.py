@@ -596,7 +596,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
                     for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):
                         ax.axvline(value, color=_COLORS[k % len(_COLORS)], ls=ls, lw=0.9)
             t0 = here[0]
-            ax.set_title(f"epoch {epoch}: about {fmt(t0['outliers_above'], 2)} eigenvalue(s) above the bulk")
+            ax.set_title(f"epoch {epoch}: about {fmt(t0['outliers_above'], 2)} eigenvalue(s) above λ_max/10")
             ax.set_xlabel("eigenvalue of H"); ax.set_ylabel("density (log)")
             ax.legend(fontsize=6.5, loc="upper right")
         s0 = items[0]["settings"]

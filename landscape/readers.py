@@ -284,7 +284,7 @@ def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
     return out
 
 
-SPECTRUM_KEYS = ("negative_mass", "negative_mass_stderr", "outliers_above", "outliers_below", "width")
+SPECTRUM_KEYS = ("negative_mass", "negative_mass_stderr", "outliers_above", "width")
 
 
 def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:

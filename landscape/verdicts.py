@@ -18,7 +18,7 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
   checkpoint θ_T at every analyzed checkpoint of every repeat (trajectory/), with the PL* ratios
   and the distance travelled beside it;
 * the Hessian: extreme eigenvalues, the gradient's share in the top-k eigenspace, and the
-  eigenvalue density's negative mass and eigenvalues above the bulk (reported, no threshold);
+  eigenvalue density's negative mass and eigenvalues above λ_max/10 (reported, no threshold);
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
 """
 
@@ -405,11 +405,11 @@ def star_convexity_verdict(run: RunDir) -> Claim:
 
 def spectrum_report(run: RunDir) -> Claim:
     """The Hessian per checkpoint: extreme eigenvalues (± their bounds), the gradient's share in the
-    top-k eigenspace, and the density's negative mass and eigenvalues above the bulk (reported)."""
+    top-k eigenspace, and the density's negative mass and eigenvalues above λ_max/10 (reported)."""
     title = "Hessian: extremes, the gradient's alignment and the spectrum"
     threshold = ("no threshold (reported): alignment = ‖P_k ∇F‖²/‖∇F‖² for the top-k eigenvectors; negative mass = "
-                 "weight of the density below −w (w the broadening: the cluster at 0 straddles 0); above the bulk = "
-                 "dimension × the weight above the bulk's upper edge")
+                 "weight of the density below −w (w the broadening: the cluster at 0 straddles 0); outliers = "
+                 "dimension × the weight above λ_max/10, an estimate of how many eigenvalues stand out")
     curv = load_curvature(run, repeats=True)
     spec = load_spectrum(run)
     if not curv and not spec:
@@ -430,7 +430,7 @@ def spectrum_report(run: RunDir) -> Claim:
                      f"∇F in top-{c_here[0]['alignment_k'] if aligned else 'k'}": spread_text(entry["alignment"]) if aligned else "—",
                      "negative mass": spread_text(entry["negative_mass"]) if s_here else "—",
                      "± (probes)": max((t["negative_mass_stderr"] for t in s_here), default=None),
-                     "eigenvalues above the bulk": spread_text(entry["above_bulk"]) if s_here else "—"})
+                     "eigenvalues above λ_max/10": spread_text(entry["above_bulk"]) if s_here else "—"})
     last = per_epoch[str(epochs[-1])]
     parts = []
     if last["lambda_max"]["n"]:
@@ -440,7 +440,7 @@ def spectrum_report(run: RunDir) -> Claim:
                      f"eigenspace")
     if last["negative_mass"]["n"]:
         parts.append(f"negative mass {spread_text(last['negative_mass'])}, about "
-                     f"{spread_text(last['above_bulk'])} eigenvalue(s) above the bulk")
+                     f"{spread_text(last['above_bulk'])} eigenvalue(s) above λ_max/10")
     summary = f"epoch {epochs[-1]}: " + "; ".join(parts)
     extra = {"slq": f"{spec[0]['settings'].get('probes')} probe(s) × {spec[0]['settings'].get('steps')} steps"} if spec else {}
     settings = settings_of([t["context"] for t in curv + spec], [t["epoch"] for t in curv + spec], **extra)
