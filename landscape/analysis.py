@@ -268,7 +268,8 @@ class Analysis:
         from tqdm import tqdm
 
         epochs = self.selected_epochs()
-        seconds = self.estimate(epochs)
+        # the estimate costs a forward pass, a gradient and an HVP: only for a user watching, or a budget
+        seconds = self.estimate(epochs) if self.progress or self.budget_minutes is not None else {}
         s = self.settings
         per_epoch = sum(v for k, v in seconds.items() if k not in ("interpolation", "trajectory")) / len(epochs)
         with tqdm(total=max(1, round(sum(seconds.values()))), desc="analysis (estimated seconds)", unit="s",

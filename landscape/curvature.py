@@ -314,6 +314,10 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
             basis.restart(keep)
             restarts += 1
     iterations = basis.products
+    # a budget spent (or a space exhausted) before k_top + k_bottom Ritz values exist returns fewer
+    # top pairs, never fewer than one at each end (they coincide when there is a single Ritz value)
+    k_bottom = min(k_bottom, m)
+    k_top = min(k_top, m - k_bottom) if m > k_bottom else min(k_top, m)
     top_idx = list(range(m - 1, m - 1 - k_top, -1))
     bottom_idx = list(range(k_bottom))
     vectors = basis.vectors(S[:, top_idx + bottom_idx])
