@@ -78,8 +78,9 @@ def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
                   curvature_tol=1e-1, curvature_max_matvecs=10, surface_points=5, interpolation_points=5)
     Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),
              data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
-    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "second_order", "surface",
-                                                 "random_surface", "interpolation"], epochs=[0, 2], **common),
+    Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "spectrum", "second_order",
+                                                 "surface", "random_surface", "interpolation", "trajectory"],
+                                   epochs=[0, 2], spectrum_probes=2, spectrum_steps=5, alignment_k=2, **common),
              data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
     _BUILT["run"] = out
     return out

@@ -24,7 +24,7 @@ from cases import copy_run
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
-               "second_order", "smoothness", "interpolation", "training"]
+               "second_order", "smoothness", "interpolation", "trajectory", "spectrum", "training"]
 
 
 def assert_png(path: Path) -> None:
@@ -96,7 +96,7 @@ def test_absent_inputs_skip_their_figure(analyzed_run, tmp_path):
     assert set(result.skipped) == {"interpolation", "surface", "random_surface", "smoothness"}
     assert "interpolation" in result.skipped["interpolation"]
     assert any(line.startswith("interpolation: skipped") for line in lines)
-    assert set(result.written) == {"dominance", "training", "second_order"}  # the checkpoints alone still make it
+    assert set(result.written) == {"dominance", "training", "second_order", "trajectory", "spectrum"}  # still there
     for path in result.paths:
         (assert_png if path.suffix == ".png" else assert_pdf)(path)
 
@@ -168,7 +168,7 @@ def test_cli_figures(analyzed_run, tmp_path):
     result = CliRunner().invoke(main, ["figures", str(run), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert "surface: skipped" in result.output and "interpolation: skipped" in result.output
-    drawn = ["dominance", "second_order", "smoothness", "training"]
+    drawn = ["dominance", "second_order", "smoothness", "trajectory", "training"]
     assert f"{2 * len(drawn)} files in {run / 'figures'}" in result.output
     assert sorted(p.name for p in (run / "figures").glob("*.p*")) == sorted(f"{n}.{e}" for n in drawn for e in ("pdf", "png"))
     help_text = CliRunner().invoke(main, ["figures", "--help"]).output

@@ -184,7 +184,7 @@ def test_html_is_self_contained(reported):
     page = written["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 9 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 11 and all(s.startswith("data:image/png;base64,") for s in sources)
     with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
         assert im.format == "PNG"
     assert "href=" not in page
@@ -197,11 +197,11 @@ def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     shutil.rmtree(run / "analysis")
     (run / "track.jsonl").unlink()
     claims = _claims(V.run_verdicts(run))
-    assert [claims[c].verdict for c in V.CLAIMS] == [V.NOT_MEASURED] * 5 + [V.MEASURED]
+    assert [claims[c].verdict for c in V.CLAIMS] == [V.NOT_MEASURED] * 6 + [V.MEASURED]
     written = R.write_report(run)
     assert {p.stem for p in (run / "figures").glob("*.png")} == {"training"}
     table = _verdict_table(written["markdown"].read_text())
-    assert [v[0] for v in table.values()] == ["not measured"] * 5 + ["measured"]
+    assert [v[0] for v in table.values()] == ["not measured"] * 6 + ["measured"]
 
 
 @pytest.mark.parametrize("relpath", ["analysis/epoch_0001/probe_neg_gradient.json", "analysis/epoch_0000/dominance.json",
@@ -224,7 +224,8 @@ def test_combined_report(reported, tmp_path):
     cells = [copy_run(run, tmp_path / "repro" / name) for name in ("resnet8_cifar10", "resnet8_cifar10_noisy")]
     # the second cell holds training logs and dominance only: its figures are redrawn (2 of them)
     shutil.rmtree(cells[1] / "analysis" / "interpolation")
-    for pattern in ("*surface.*", "probe_*", "curvature.*", "second_order.*"):
+    shutil.rmtree(cells[1] / "analysis" / "trajectory")
+    for pattern in ("*surface.*", "probe_*", "curvature.*", "second_order.*", "spectrum.*"):
         for p in (cells[1] / "analysis").rglob(pattern):
             p.unlink()
     result = CliRunner().invoke(main, ["report", *map(str, cells)])
@@ -238,7 +239,7 @@ def test_combined_report(reported, tmp_path):
     assert len(rows) == 2 and "not measured" in rows[1] and "not measured" not in rows[0].split("|")[4]
     assert "](resnet8_cifar10/figures/dominance.png)" in md
     page = (tmp_path / "repro" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 9 + 2
+    assert page.count("data:image/png;base64,") == 11 + 2
     data = _json(tmp_path / "repro" / "report.json")
     assert [c["cell"] for c in data["cells"]] == ["resnet8_cifar10", "resnet8_cifar10_noisy"]
     # the library call with an explicit folder gives the same sections
