@@ -478,7 +478,8 @@ class Analysis:
         def solve(op):
             started = time.perf_counter()
             ends = spectrum_ends(op, k_top=max(s.curvature_top, s.alignment_k), k_bottom=1, tol=s.curvature_tol,
-                                 max_basis=s.curvature_max_basis, max_matvecs=s.curvature_max_matvecs, seed=seed)
+                                 max_basis=s.curvature_max_basis, max_matvecs=s.curvature_max_matvecs, seed=seed,
+                                 measured_top=s.curvature_top)
             top, neg = ends.top[:s.curvature_top], ends.most_negative
             summary = {"top": [_pair_summary(p) for p in top], "most_negative": _pair_summary(neg),
                        "restarts": ends.restarts, "hvps": op.hvps, "seconds": time.perf_counter() - started}

@@ -75,8 +75,8 @@ def plan(s: AnalysisSettings, n: Sizes, c: UnitCosts) -> dict[str, float]:
         per["gradient"] = g * n.train
     curvature = {"curvature", "second_order"} & set(s.measurements) or "surface" in s.measurements
     if curvature:
-        # the Lanczos cap, one residual product per returned pair, Hutchinson probes, the alignment's gradient
-        pairs = max(s.curvature_top, s.alignment_k) + 1
+        # the Lanczos cap, one residual product per reported pair, Hutchinson probes, the alignment's gradient
+        pairs = s.curvature_top + 1
         per["curvature"] = ((s.curvature_max_matvecs + pairs + s.trace_samples) * h
                             + (g if s.alignment_k else 0.0)) * n.curvature
     if "spectrum" in s.measurements:

@@ -22,7 +22,7 @@ FORMAT = "landscape-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int, width: int,
+def save_checkpoint(path: Path, model: nn.Module, *, arch: str, num_classes: int, width: float,
                     epoch: int, step: int, config: dict, metrics: dict | None = None,
                     optimizer: torch.optim.Optimizer | None = None) -> None:
     atomic_torch_save({
@@ -47,20 +47,25 @@ def read_checkpoint(path: str | Path) -> dict:
     return blob
 
 
-def infer_architecture(state_dict: dict) -> tuple[str, int, int] | None:
+def infer_architecture(state_dict: dict) -> tuple[str, int, float] | None:
     """(arch, classes, width) read off a state_dict's keys and shapes, or None if unknown."""
     if "fc.weight" in state_dict and "conv1.weight" in state_dict:
         blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"layer1\.(\d+)\.", k))}
         if not blocks:
             return None
-        width = state_dict["conv1.weight"].shape[0] // 16
-        return f"resnet{6 * (max(blocks) + 1) + 2}", state_dict["fc.weight"].shape[0], max(width, 1)
+        width = _width(state_dict["conv1.weight"].shape[0], 16)
+        return f"resnet{6 * (max(blocks) + 1) + 2}", state_dict["fc.weight"].shape[0], width
     if "classifier.weight" in state_dict and "features.0.weight" in state_dict:
         convs = sum(1 for k, v in state_dict.items() if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4)
         if convs == 16:
-            width = state_dict["features.0.weight"].shape[0] // 64
-            return "vgg19_bn", state_dict["classifier.weight"].shape[0], max(width, 1)
+            width = _width(state_dict["features.0.weight"].shape[0], 64)
+            return "vgg19_bn", state_dict["classifier.weight"].shape[0], width
     return None
+
+
+def _width(channels: int, base: int) -> float:
+    """The width multiplier of a first layer with ``channels`` where width 1 has ``base``."""
+    return channels // base if channels % base == 0 else channels / base
 
 
 def _describe(arch, classes, width) -> str:
@@ -68,7 +73,7 @@ def _describe(arch, classes, width) -> str:
 
 
 def model_from_checkpoint(blob: dict, arch: str | None = None, num_classes: int | None = None,
-                          width: int | None = None, source: str = "checkpoint") -> tuple[nn.Module, dict]:
+                          width: float | None = None, source: str = "checkpoint") -> tuple[nn.Module, dict]:
     """Build the checkpoint's network and load its weights; complain, naming both, on a mismatch.
 
     Returns (model, info) where info holds arch, num_classes, width and epoch.
@@ -98,7 +103,7 @@ def model_from_checkpoint(blob: dict, arch: str | None = None, num_classes: int 
 
 
 def load_model(path: str | Path, arch: str | None = None, num_classes: int | None = None,
-               width: int | None = None) -> tuple[nn.Module, dict, dict]:
+               width: float | None = None) -> tuple[nn.Module, dict, dict]:
     """(model, info, raw checkpoint) from a checkpoint file."""
     blob = read_checkpoint(path)
     model, info = model_from_checkpoint(blob, arch, num_classes, width, source=f"checkpoint {path}")

@@ -130,7 +130,8 @@ def main():
 @click.option("--arch", default=None, help="vgg19_bn, resnet32, resnet110, resnetD (D = 6n+2), mlpL[_dD].")
 @click.option("--dataset", default=None, help="cifar10, cifar100, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
-@click.option("--width", type=COUNT, default=None, help="Channel multiplier (over-parameterization).")
+@click.option("--width", type=POSITIVE, default=None,
+              help="Channel multiplier (over-parameterization; fractions such as 0.25 shrink the network).")
 @click.option("--epochs", type=COUNT, default=None, help=f"Epochs (paper: {PAPER_EPOCHS}).")
 @click.option("--lr", type=POSITIVE, default=None, help=f"Initial learning rate (paper: {PAPER_LR}).")
 @click.option("--milestones", default=None,

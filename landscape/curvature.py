@@ -272,7 +272,7 @@ class SpectrumEnds:
 
 def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_basis: int = 40,
                   max_matvecs: int | None = None, seed: int = 0,
-                  v0: np.ndarray | None = None) -> SpectrumEnds:
+                  v0: np.ndarray | None = None, measured_top: int | None = None) -> SpectrumEnds:
     """The ``k_top`` largest and ``k_bottom`` smallest algebraic eigenpairs of a symmetric operator, together.
 
     One Lanczos run with full reorthogonalization and thick restarts (``LanczosBasis``): the
@@ -280,7 +280,10 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
     ends (half the basis) and goes on. A pair has converged when its Ritz residual is at most
     ``tol``·|λ| (ARPACK's criterion, so ``tol`` means what it means for ``extreme_eigenpairs``);
     the run stops when all wanted pairs have, or after ``max_matvecs`` products (then
-    ``converged=False``). Each returned pair's residual is then measured with one more product.
+    ``converged=False``). Each returned pair's residual is then measured with one more product,
+    except top pairs past the first ``measured_top`` (None: all), which keep Lanczos' own residual
+    ‖β_m s_m‖ (equal to the true one up to rounding under full reorthogonalization): pairs wanted only
+    for their span, such as the top-k space of the gradient alignment, cost no product each.
     """
     op = as_operator(op)
     n = op.shape[0]
@@ -324,10 +327,15 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
     measured = []
     for col, i in enumerate(top_idx + bottom_idx):
         v = vectors[:, col] / np.linalg.norm(vectors[:, col])
-        residual = float(np.linalg.norm(op.matvec(v).reshape(-1) - values[i] * v))
+        if measured_top is not None and measured_top <= col < k_top:
+            residual = float(residuals[i])
+        else:
+            residual = float(np.linalg.norm(op.matvec(v).reshape(-1) - values[i] * v))
         measured.append((float(values[i]), v, residual))
     seconds = time.perf_counter() - start
-    pairs = [Eigenpair(lam, v, res, iterations, iterations + len(measured), seconds, done,
+    products = basis.products + sum(1 for col in range(len(measured))
+                                    if measured_top is None or not measured_top <= col < k_top)
+    pairs = [Eigenpair(lam, v, res, iterations, products, seconds, done,
                        "LA" if col < k_top else "SA")
              for col, (lam, v, res) in enumerate(measured)]
     return SpectrumEnds(pairs[:k_top], pairs[k_top:], restarts)

@@ -34,11 +34,13 @@ class Cell:
     arch: str
     dataset: str          # 'cifar10' or 'cifar100' (mapped to the user's data source)
     label_noise: float = 0.0
+    width: float = 1      # channel multiplier (the tiny test presets use ¼)
 
     @property
     def name(self) -> str:
         noise = f"_noisy{round(self.label_noise * 100)}" if self.label_noise else ""
-        return f"{self.arch}/{self.dataset}{noise}"
+        width = f"_w{self.width:g}" if self.width != 1 else ""
+        return f"{self.arch}{width}/{self.dataset}{noise}"
 
     @property
     def folder(self) -> str:
@@ -52,11 +54,24 @@ class Preset:
     analysis: AnalysisSettings
     description: str
     figure_epochs: list[int] | None = None
+    analysis_by_arch: dict[str, dict] = dataclasses.field(default_factory=dict)  # overrides per network
+
+    def analysis_for(self, cell: Cell) -> AnalysisSettings:
+        """The analysis settings of one cell: the preset's, with its network's overrides."""
+        return dataclasses.replace(self.analysis, **self.analysis_by_arch.get(cell.arch, {}))
+
+
+PAPER_ARCHS = ("vgg19_bn", "resnet32", "resnet110")
+PAPER_DATASETS = (("cifar10", 0.0), ("cifar100", 0.0), ("cifar10", 0.2))  # (dataset, label noise)
+
+
+def paper_cells(width: float = 1) -> list[Cell]:
+    """The paper's networks × datasets (CIFAR-10, CIFAR-100, CIFAR-10 with 20 % noisy labels)."""
+    return [Cell(a, d, n, width) for a in PAPER_ARCHS for d, n in PAPER_DATASETS]
 
 
 def _paper() -> Preset:
-    cells = [Cell(a, d, n) for a in ("vgg19_bn", "resnet32", "resnet110")
-             for d, n in (("cifar10", 0.0), ("cifar100", 0.0), ("cifar10", 0.2))]
+    cells = paper_cells()
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
         epochs=sorted({*PAPER_SAVE_AT, PAPER_EPOCHS}), subset=None, test_subset=None, repeats=3,
@@ -105,7 +120,46 @@ def _smoke() -> Preset:
     return Preset([Cell("resnet8", "cifar10")], train_cfg, analysis, "a tiny end-to-end check", [1, 2])
 
 
-PRESETS = {"paper": _paper, "quick": _quick, "smoke": _smoke}
+PAPER_CPU_EPOCHS = 30
+PAPER_CPU_TRAIN_SUBSET = 500
+# VGG19-BN has 20 M parameters: every Lanczos vector is 160 MB in float64, so its basis is capped lower.
+VGG_MAX_BASIS = 16
+
+
+def _paper_cpu(tiny: bool = False) -> Preset:
+    """Every network of the paper on CIFAR-10 and its 20 %-noisy version (CIFAR-100 where present), at CPU scale.
+
+    Each network is fitted exactly (≥ 99 % training accuracy, noisy labels memorized) on a
+    balanced subset without augmentation, with the paper's recipe on a shortened schedule of the
+    same shape (``recipe.scaled_epoch``); the analysis is the ``quick`` preset's at the six figure
+    checkpoints, repeated on two disjoint subsets. ``tiny``: every network at width ¼ on a few
+    images for 2 epochs, the same pipeline in seconds (the tests run it).
+    """
+    epochs = 2 if tiny else PAPER_CPU_EPOCHS
+    figure_epochs = scaled_figure_epochs(epochs)
+    analysis = AnalysisSettings(
+        measurements=["dominance", "probes", "curvature", "spectrum", "second_order", "surface", "interpolation",
+                      "trajectory"],
+        epochs=figure_epochs, subset=16 if tiny else 64, test_subset=32 if tiny else 256, repeats=2,
+        probe_gaussian=1, probe_filter=1, probe_steps=3 if tiny else 4, curvature_top=1,
+        curvature_subset=8 if tiny else 32, curvature_tol=3e-2, curvature_max_matvecs=8 if tiny else 24,
+        spectrum_probes=1, spectrum_steps=6 if tiny else 20, surface_points=5 if tiny else 9,
+        interpolation_points=5 if tiny else 11, interpolation_pairs="init-final,consecutive,to-final")
+    train_cfg = {"epochs": epochs, "train_subset": 40 if tiny else PAPER_CPU_TRAIN_SUBSET,
+                 "test_subset": 40 if tiny else 500, "augment": False, "track_every": 2 if tiny else 8,
+                 "track_subset": 32 if tiny else 128}
+    if tiny:
+        train_cfg["save_at"] = [0, 1, 2]
+    size = "width ¼, 40 images, 2 epochs (a test)" if tiny else \
+        f"{PAPER_CPU_TRAIN_SUBSET} images each, {epochs} epochs, no augmentation"
+    return Preset(paper_cells(0.25 if tiny else 1), train_cfg, analysis,
+                  f"the paper's networks on CIFAR-10 (clean and 20 % noisy labels) fitted on {size}; "
+                  "analysis at the figure checkpoints on 2 disjoint subsets (CPU)", figure_epochs,
+                  analysis_by_arch={"vgg19_bn": {"curvature_max_basis": VGG_MAX_BASIS}})
+
+
+PRESETS = {"paper": _paper, "paper-cpu": _paper_cpu, "paper-cpu-tiny": lambda: _paper_cpu(tiny=True),
+           "quick": _quick, "smoke": _smoke}
 
 
 def get_preset(name: str) -> Preset:
@@ -187,7 +241,7 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
 
         started = time.perf_counter()
         config = TrainConfig(arch=cell.arch, dataset=sources[cell.dataset], label_noise=cell.label_noise,
-                             seed=seed, **preset.train)
+                             width=cell.width, seed=seed, **preset.train)
         run = RunDir(run_dir)
         resume = run.is_run()
         if not (resume and _finished(run, config)):
@@ -196,7 +250,7 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
             this_run["train_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        settings = dataclasses.replace(preset.analysis, seed=seed)
+        settings = dataclasses.replace(preset.analysis_for(cell), seed=seed)
         if settings.epochs is not None:
             have = set(run.checkpoint_epochs())
             settings.epochs = [e for e in settings.epochs if e in have]

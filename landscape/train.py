@@ -30,7 +30,7 @@ from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augmentation,
                    load_dataset, normalize)
 from .errors import LandscapeError
-from .models import build_model, check_architecture, parameter_groups, select_parameters
+from .models import build_model, check_architecture, check_width, parameter_groups, select_parameters
 from .objective import Objective, exact_bn_statistics, per_example_loss
 from .trajectory import SharpnessTracker
 from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atomic_write_json, read_jsonl,
@@ -59,7 +59,7 @@ class TrainConfig:
 
     arch: str
     dataset: str
-    width: int = 1
+    width: float = 1  # channel multiplier; fractions (0.25) make small networks
     epochs: int = PAPER_EPOCHS
     lr: float = PAPER_LR
     momentum: float = PAPER_MOMENTUM
@@ -87,7 +87,7 @@ class TrainConfig:
         c = dataclasses.replace(self)
         _check_int("--epochs", c.epochs, 1)
         _check_int("--batch-size", c.batch_size, 1)
-        _check_int("--width", c.width, 1)
+        c.width = check_width(c.arch, c.width)
         _check_int("--seed", c.seed, 0)
         for name, value in (("--train-subset", c.train_subset), ("--test-subset", c.test_subset)):
             if value is not None:

@@ -38,20 +38,30 @@ def check_architecture(arch: str) -> tuple[str, dict]:
     raise LandscapeError(f"unknown architecture {arch!r}: use {ARCHITECTURES}")
 
 
-def build_model(arch: str, num_classes: int = 10, width: int = 1) -> nn.Module:
+def check_width(arch: str, width) -> float:
+    """``width`` as an int when whole; a positive number, and for an mlp one with 64×width whole."""
+    ok = isinstance(width, (int, float)) and not isinstance(width, bool) and 0 < width < float("inf")
+    if ok and arch.startswith("mlp"):
+        ok = float(MLP_BASE_WIDTH * width).is_integer()
+    if not ok:
+        need = f"a multiple of 1/{MLP_BASE_WIDTH}" if arch.startswith("mlp") else "a positive number"
+        raise LandscapeError(f"width must be {need}, got {width!r}")
+    return int(width) if float(width).is_integer() else float(width)
+
+
+def build_model(arch: str, num_classes: int = 10, width: float = 1) -> nn.Module:
     """``vgg19_bn``, ``resnet<6n+2>`` (e.g. resnet20, resnet32, resnet110) or ``mlp<L>[_d<D>]``.
 
-    ``width`` scales channels (VGG, ResNet) or sets the mlp's hidden width m = MLP_BASE_WIDTH × width;
+    ``width`` scales channels (VGG, ResNet; fractions allowed) or sets the mlp's hidden width m = MLP_BASE_WIDTH × width;
     ``num_classes`` is the number of outputs (the regression dimension for float targets).
     """
-    if width < 1:
-        raise LandscapeError(f"width must be a positive integer, got {width}")
     family, settings = check_architecture(arch)
+    width = check_width(arch, width)
     if family == "vgg":
         return VGG(VGG19_LAYOUT, num_classes, width)
     if family == "resnet":
         return CifarResNet(settings["depth"], num_classes, width)
-    return MLP(settings["depth"], settings["in_features"], MLP_BASE_WIDTH * width, num_classes)
+    return MLP(settings["depth"], settings["in_features"], int(MLP_BASE_WIDTH * width), num_classes)
 
 
 def parameter_groups(model: nn.Module) -> dict[str, list[str]]:

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from .channels import scaled_channels
+
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -40,21 +42,21 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 inputs: three stages of n blocks at 16k, 32k, 64k channels."""
 
-    def __init__(self, depth: int, num_classes: int = 10, width: int = 1):
+    def __init__(self, depth: int, num_classes: int = 10, width: float = 1):
         """ResNet-(6n+2) for CIFAR as in bearpaw/pytorch-classification, channels ×``width``."""
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"ResNet depth must be 6n+2 with n >= 1, got {depth}")
         n = (depth - 2) // 6
-        self.inplanes = 16 * width
-        self.conv1 = nn.Conv2d(3, 16 * width, kernel_size=3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16 * width)
+        self.inplanes = scaled_channels(16, width)
+        self.conv1 = nn.Conv2d(3, scaled_channels(16, width), kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(scaled_channels(16, width))
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(16 * width, n, stride=1)
-        self.layer2 = self._make_layer(32 * width, n, stride=2)
-        self.layer3 = self._make_layer(64 * width, n, stride=2)
+        self.layer1 = self._make_layer(scaled_channels(16, width), n, stride=1)
+        self.layer2 = self._make_layer(scaled_channels(32, width), n, stride=2)
+        self.layer3 = self._make_layer(scaled_channels(64, width), n, stride=2)
         self.avgpool = nn.AvgPool2d(8)
-        self.fc = nn.Linear(64 * width, num_classes)
+        self.fc = nn.Linear(scaled_channels(64, width), num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from .channels import scaled_channels
+
 VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
                 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 
@@ -18,7 +20,7 @@ VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
 class VGG(nn.Module):
     """VGG with batch norm; ``width`` scales every convolution's channels."""
 
-    def __init__(self, layout: list, num_classes: int = 10, width: int = 1):
+    def __init__(self, layout: list, num_classes: int = 10, width: float = 1):
         """VGG with batch norm from a layout list ('M' = max-pool), channels ×``width``."""
         super().__init__()
         layers: list[nn.Module] = []
@@ -27,9 +29,9 @@ class VGG(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [nn.Conv2d(in_channels, v * width, kernel_size=3, padding=1),
-                           nn.BatchNorm2d(v * width), nn.ReLU(inplace=True)]
-                in_channels = v * width
+                layers += [nn.Conv2d(in_channels, scaled_channels(v, width), kernel_size=3, padding=1),
+                           nn.BatchNorm2d(scaled_channels(v, width)), nn.ReLU(inplace=True)]
+                in_channels = scaled_channels(v, width)
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_channels, num_classes)
         for m in self.modules():
