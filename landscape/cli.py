@@ -9,7 +9,8 @@ import click
 
 from . import __version__
 from .errors import LandscapeError
-from .recipe import FIGURE_EPOCHS_TEXT, MILESTONES_TEXT, PAPER_EPOCHS, PAPER_LR, PAPER_MOMENTUM, SAVE_AT_TEXT
+from .recipe import (FIGURE_EPOCHS_TEXT, MILESTONES_TEXT, PAPER_EPOCHS, PAPER_LR, PAPER_MOMENTUM, PRESET_HELP,
+                     SAVE_AT_TEXT)
 from .settings import DEFAULT_MEASUREMENTS, AnalysisSettings
 
 _A = AnalysisSettings  # the analysis defaults, read from their one definition
@@ -203,8 +204,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["paper", "quick", "smoke"]), default="quick", show_default=True,
-              help="paper: full reproduction (GPU); quick: CPU scale, ~15 min; smoke: tiny.")
+@click.option("--preset", type=click.Choice(list(PRESET_HELP)), default="quick", show_default=True,
+              help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()) + ".")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, one sub-folder per cell.")
 @click.option("--only", multiple=True, help="Run only this cell, e.g. resnet32/cifar10 (repeatable).")
 @click.option("--shard", default=None, metavar="I/K",

@@ -65,6 +65,24 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     return Path(root).expanduser()
 
 
+TORCHVISION_FOLDERS = {"cifar10": ("CIFAR-10", "cifar-10-batches-py"), "cifar100": ("CIFAR-100", "cifar-100-python")}
+
+
+def missing_data(name: str, data_root=None, download: bool = False) -> str | None:
+    """Why ``name`` cannot be loaded without reading it (its folder is absent), or None if it may be."""
+    root = resolve_data_root(data_root)
+    if name in TORCHVISION_FOLDERS and not download:
+        label, folder = TORCHVISION_FOLDERS[name]
+        if not (root / folder).is_dir():
+            return f"{label} not found under {root.resolve()} (pass --download, or --data-root with {folder} in it)"
+    if name.startswith("folder:"):
+        path = Path(name[len("folder:"):]).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_dir():
+            return f"image folder {path} does not exist"
+    return None
+
+
 def load_dataset(name: str, data_root: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, download: bool = False,
                  progress: bool = True) -> Dataset:
@@ -97,10 +115,8 @@ def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
     """CIFAR-10/100 from torchvision's official files (downloaded only when asked)."""
     from torchvision import datasets
 
-    cls, folder, label = {
-        "cifar10": (datasets.CIFAR10, "cifar-10-batches-py", "CIFAR-10"),
-        "cifar100": (datasets.CIFAR100, "cifar-100-python", "CIFAR-100"),
-    }[name]
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+    label, folder = TORCHVISION_FOLDERS[name]
     if not download and not (root / folder).is_dir():
         raise LandscapeError(
             f"{label} not found: looked for {(root / folder).resolve()}; pass --download to fetch it, "

@@ -17,6 +17,16 @@ PAPER_SAVE_AT = (0, 5, 40, 90, 120, 130, 160)
 PAPER_FIGURE_EPOCHS = (5, 40, 90, 120, 130, 160)  # the checkpoints of the paper's Figure 1
 
 
+# The reproduction presets built on this recipe (landscape.reproduce.PRESETS defines them), for the CLI's help.
+PRESET_HELP = {
+    "paper": "the paper's 9 cells on full data (GPU)",
+    "paper-cpu": "every network of the paper fitted on CIFAR-10 subsets, clean and noisy labels (CPU, < 2 h)",
+    "paper-cpu-tiny": "paper-cpu at width 1/4 on a few images (a test)",
+    "quick": "ResNet-32 on 1,600 images (CPU, ~40 min)",
+    "smoke": "tiny (a test)",
+}
+
+
 def paper_weight_decay(arch: str) -> float:
     """5e-4 for VGG, 1e-4 for ResNets, as in the training code the paper used."""
     return 5e-4 if arch.startswith("vgg") else 1e-4

@@ -231,10 +231,11 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
 
 
 def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
-                          floor: float = DOMINANCE_F_FLOOR) -> dict:
+                          floor: float = DOMINANCE_F_FLOOR, skipped: dict[str, str] | None = None) -> dict:
     """One report over several runs (the reproduction's cells): a summary table of verdicts,
     then a section per cell. Written to ``out_dir`` (default: the runs' common parent); each
-    cell's figures stay in its own RUN/figures/ (``figures`` as in ``write_report``)."""
+    cell's figures stay in its own RUN/figures/ (``figures`` as in ``write_report``). ``skipped``:
+    cells not run, with the reason (their data is absent), listed under the summary."""
     run_dirs = [Path(r) for r in run_dirs]
     if not run_dirs:
         raise LandscapeError("no run directory given")
@@ -256,11 +257,13 @@ def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
     titles = [c.title for c in cells[0][2].claims]
     blocks.append(("table", ["cell"] + titles,
                    [[name] + [f"{c.verdict}: {c.summary}" for c in data.claims] for name, _, data in cells]))
+    for name, reason in (skipped or {}).items():
+        blocks.append(("p", f"Skipped {name}: {reason}."))
     for name, r, data in cells:
         figs = _figures_for(r, as_run(r).figures, figures, epochs, floor)
         blocks.append(("h", 2, f"Cell {name}"))
         blocks += _run_blocks(data, figs, 2, out)
-    combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells]}
+    combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells], "skipped": skipped or {}}
     return _write_all(out, blocks, "landscape combined report", combined, [(name, data) for name, _, data in cells])
 
 

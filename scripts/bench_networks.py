@@ -4,7 +4,7 @@
 For VGG19-BN, ResNet-32 and ResNet-110 (or ``--archs``) on real CIFAR-10 images when they are
 there (random images otherwise; the costs do not depend on pixel values):
 
-* ``s_per_epoch``: one epoch of the training loop (``train_step``: batch 128, SGD, no
+* ``s_per_epoch``: one epoch of the training loop (``train_step``: the preset's batch size, SGD, no
   augmentation) on ``--epoch-images`` images, from the mean step time after a warm-up;
 * ``s_per_hvp``: one Hessian-vector product on ``--hvp-images`` images (the analysis's
   ``Objective``: frozen batch-norm statistics, fp32, forward-over-reverse), and its multiple of a
@@ -64,15 +64,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds_per_epoch(arch: str, images, labels, mean, std, device, steps: int) -> float:
+def seconds_per_epoch(arch: str, images, labels, mean, std, device, steps: int, batch_size: int, lr: float) -> float:
     """Mean time of ``steps`` training steps (after 2 warm-up steps) × steps per epoch."""
     model = build_model(arch).to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=PAPER_LR, momentum=PAPER_MOMENTUM,
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=PAPER_MOMENTUM,
                                 weight_decay=paper_weight_decay(arch))
     autocast = training_autocast(device)
     x, y = images.to(device), labels.to(device)
     mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
-    bs = min(PAPER_BATCH_SIZE, len(y))
+    bs = min(batch_size, len(y))
     batches = [slice(i, i + bs) for i in range(0, len(y) - bs + 1, bs)]
     for step in range(2):
         train_step(model, optimizer, x[batches[step % len(batches)]], y[batches[step % len(batches)]],
@@ -83,7 +83,7 @@ def seconds_per_epoch(arch: str, images, labels, mean, std, device, steps: int) 
         b = batches[step % len(batches)]
         train_step(model, optimizer, x[b], y[b], None, mean_t, std_t, autocast)
     _sync(device)
-    return (time.perf_counter() - start) / steps * math.ceil(len(y) / PAPER_BATCH_SIZE)
+    return (time.perf_counter() - start) / steps * math.ceil(len(y) / bs)
 
 
 def main() -> None:
@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--epoch-images", type=int, default=preset.train["train_subset"])
     parser.add_argument("--hvp-images", type=int, default=preset.analysis.curvature_subset)
     parser.add_argument("--surface-images", type=int, default=preset.analysis.subset)
-    parser.add_argument("--steps", type=int, default=4, help="timed training steps")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -110,8 +111,11 @@ def main() -> None:
                       "epoch_images": args.epoch_images, "hvp_images": args.hvp_images,
                       "surface_images": args.surface_images, "precision": "fp32"}), flush=True)
     for arch in args.archs.split(","):
+        train_cfg = preset.train_for(next(c for c in preset.cells if c.arch == arch)) \
+            if any(c.arch == arch for c in preset.cells) else preset.train
         epoch_s = seconds_per_epoch(arch, images[: args.epoch_images], labels[: args.epoch_images], mean, std,
-                                    device, args.steps)
+                                    device, args.steps, args.batch_size or train_cfg.get("batch_size", PAPER_BATCH_SIZE),
+                                    train_cfg.get("lr", PAPER_LR))
         model = build_model(arch).eval()
         curvature = Objective(model, images[: args.hvp_images], labels[: args.hvp_images], mean=mean, std=std,
                               device=device)

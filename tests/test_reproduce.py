@@ -13,7 +13,7 @@ from landscape.errors import LandscapeError
 
 from cases import REAL_FOLDER
 
-pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
+slow = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def smoke(tmp_path_factory, data_root, cache_dir):
     return out, args, result.output
 
 
+@slow
 def test_smoke_preset_writes_every_stage(smoke):
     out, _, output = smoke
     cell = out / "resnet8_cifar10"
@@ -44,6 +45,7 @@ def test_smoke_preset_writes_every_stage(smoke):
     assert "report:" in output
 
 
+@slow
 def test_rerun_resumes_without_training_or_measuring_again(smoke):
     out, args, _ = smoke
     cell = out / "resnet8_cifar10"
@@ -80,3 +82,67 @@ def test_shards_split_the_cells_without_coordination():
     for bad in ("0/3", "4/3", "x", "1/2/3"):
         with pytest.raises(LandscapeError, match="--shard"):
             parse_shard(bad)
+
+
+def test_paper_cpu_derives_from_the_recipe():
+    from landscape.recipe import PAPER_BATCH_SIZE, PAPER_LR, PAPER_MILESTONES, scaled_epoch, scaled_figure_epochs
+    from landscape.reproduce import PAPER_ARCHS, paper_cells
+    from landscape.train import TrainConfig
+
+    full, tiny, paper = get_preset("paper-cpu"), get_preset("paper-cpu-tiny"), get_preset("paper")
+    assert [(c.arch, c.dataset, c.label_noise) for c in full.cells] == \
+        [(c.arch, c.dataset, c.label_noise) for c in paper.cells]
+    assert {c.arch for c in full.cells} == set(PAPER_ARCHS) and all(c.width == 0.25 for c in tiny.cells)
+    assert [c.name for c in tiny.cells] == [c.name for c in paper_cells(0.25)]
+    assert tiny.analysis.measurements == full.analysis.measurements
+    for preset in (full, tiny):
+        epochs = preset.train["epochs"]
+        config = TrainConfig(arch="resnet32", dataset="cifar10", **preset.train).resolved()
+        # the paper's schedule shape: lr 0.1 dropped at the same fractions of the run
+        assert config.lr == PAPER_LR and config.batch_size == preset.train.get("batch_size", PAPER_BATCH_SIZE)
+        assert config.milestones == [scaled_epoch(m, epochs) for m in PAPER_MILESTONES]
+        assert preset.figure_epochs == scaled_figure_epochs(epochs) == preset.analysis.epochs
+    vgg = full.analysis_for(full.cells[0])
+    assert full.cells[0].arch == "vgg19_bn" and vgg.curvature_max_basis < full.analysis.curvature_max_basis
+
+
+@pytest.fixture(scope="module")
+def paper_cpu_tiny(tmp_path_factory, data_root, cache_dir):
+    out = tmp_path_factory.mktemp("paper-cpu-tiny")
+    args = ["reproduce", "--preset", "paper-cpu-tiny", "--cifar10", f"folder:{REAL_FOLDER}",
+            "--cifar100", "folder:no-cifar100-here", "--data-root", str(data_root), "--cache-dir", str(cache_dir),
+            "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@slow
+def test_paper_cpu_tiny_runs_every_network_and_skips_absent_data(paper_cpu_tiny):
+    out, output = paper_cpu_tiny
+    preset = get_preset("paper-cpu-tiny")
+    ran = [c for c in preset.cells if c.dataset == "cifar10"]
+    assert {c.arch for c in ran} == {"vgg19_bn", "resnet32", "resnet110"} and len(ran) == 6
+    for cell in ran:
+        folder = out / cell.folder
+        last = preset.figure_epochs[-1]
+        curvature = json.loads((folder / "analysis" / f"epoch_{last:04d}" / "repeat_1" / "curvature.json").read_text())
+        assert curvature["result"]["top"][0]["eigenvalue"] > 0
+        assert (folder / "figures" / "surface_contour.png").is_file()
+        config = json.loads((folder / "config.json").read_text())
+        assert config["width"] == 0.25 and config["label_noise"] == cell.label_noise
+    for cell in preset.cells:
+        if cell.dataset == "cifar100":
+            assert f"{cell.name}: skipped" in output and not (out / cell.folder).exists()
+    report = json.loads((out / "report.json").read_text())
+    assert [c["cell"] for c in report["cells"]] == [c.folder for c in ran]
+    assert set(report["skipped"]) == {c.name for c in preset.cells if c.dataset == "cifar100"}
+    assert "Skipped vgg19_bn_w0.25/cifar100" in (out / "report.md").read_text()
+
+
+def test_a_cell_asked_for_by_name_without_its_data_is_an_error(tmp_path, data_root):
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "paper-cpu-tiny", "--only",
+                                       "resnet32_w0.25/cifar100", "--cifar100", "folder:no-cifar100-here",
+                                       "--data-root", str(data_root), "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "resnet32_w0.25/cifar100: image folder" in result.output
+    assert "Traceback" not in result.output
