@@ -18,6 +18,7 @@ common=(--device cuda --data-root "$DATA" --cache-dir "$CACHE")
   echo "== bench_objective";        timeout 120 python3 scripts/bench_objective.py "${common[@]}"
   echo "== bench_surface (+50k)";   timeout 180 python3 scripts/bench_surface.py "${common[@]}" --full --full-budget 90
   echo "== bench_curvature";        timeout 120 python3 scripts/bench_curvature.py "${common[@]}" --dataset folder:cifar10-jpeg --n 1024 --eig-n 1024 --tol 1e-3
+  echo "== bench_networks (paper-cpu sizes)"; timeout 120 python3 scripts/bench_networks.py "${common[@]}"
   echo "== smoke reproduction on cuda"
   timeout 150 python3 -m landscape reproduce --preset smoke --cifar10 folder:cifar10-jpeg "${common[@]}" --out /tmp/smoke --quiet
 } 2>&1 | tee "$OUT/gpu_check.log"

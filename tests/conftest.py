@@ -20,6 +20,17 @@ from cases import REAL_FOLDER, write_image_folder
 # cores are free and many times faster when other processes hold them (OpenMP spin-waits).
 torch.set_num_threads(int(os.environ.get("LANDSCAPE_TEST_THREADS", "1")))
 
+# A test that reads the real images or runs a whole pipeline is `slow` (`pytest -m "not slow"` leaves it out):
+# it asks for one of these fixtures, directly or through another fixture.
+SLOW_FIXTURES = {"data_root", "tiny_sweep"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def real_data_root() -> Path:
     env = os.environ.get("LANDSCAPE_DATA_ROOT")
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "data"

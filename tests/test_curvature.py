@@ -326,3 +326,21 @@ def test_hutchinson_stderr_covers_the_exact_trace(case):
     for seed in range(3):
         est = hutchinson_trace(obj, samples=30, seed=seed)
         assert abs(est.estimate - np.trace(H)) <= 4 * est.stderr
+
+
+def test_spectrum_ends_measures_only_the_reported_top_pairs_and_the_rest_keep_lanczos_residuals():
+    from landscape.curvature import spectrum_ends
+
+    w = np.sort(_spectra()["hessian-like"])
+    H = _symmetric(w)
+    op = aslinearoperator(H)
+    # a budget that stops before convergence: residuals are large enough to compare
+    every = spectrum_ends(op, k_top=6, k_bottom=1, tol=1e-12, max_matvecs=30)
+    some = spectrum_ends(op, k_top=6, k_bottom=1, tol=1e-12, max_matvecs=30, measured_top=1)
+    assert [p.eigenvalue for p in some.top] == pytest.approx([p.eigenvalue for p in every.top], rel=1e-12)
+    assert some.top[0].matvecs == every.top[0].matvecs - 5  # 5 residual products saved
+    for p, q in zip(some.top + some.bottom, every.top + every.bottom):
+        true_residual = np.linalg.norm(H @ p.eigenvector - p.eigenvalue * p.eigenvector)
+        # measured or not, the residual is the true one (Lanczos' ‖β s‖ under full reorthogonalization)
+        assert p.residual == pytest.approx(true_residual, rel=1e-6, abs=1e-10)
+        assert p.residual == pytest.approx(q.residual, rel=1e-6, abs=1e-10)

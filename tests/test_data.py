@@ -485,3 +485,16 @@ def test_infeasible_or_malformed_separation_is_a_clear_error():
 def test_min_pairwise_distance_of_known_points():
     square = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     assert min_pairwise_distance(square) == pytest.approx(math.sqrt(2), rel=1e-15)
+
+
+def test_missing_data_names_what_is_absent_without_reading_anything(tmp_path):
+    from landscape.data import missing_data
+
+    assert "CIFAR-100 not found" in missing_data("cifar100", tmp_path)
+    assert missing_data("cifar100", tmp_path, download=True) is None  # torchvision will fetch it
+    (tmp_path / "cifar-100-python").mkdir()
+    assert missing_data("cifar100", tmp_path) is None
+    assert "does not exist" in missing_data("folder:nothing", tmp_path)
+    (tmp_path / "imgs").mkdir()
+    assert missing_data("folder:imgs", tmp_path) is None
+    assert missing_data("synthetic:separated?n=8&d=4&delta=0.5", tmp_path) is None

@@ -128,6 +128,7 @@ def test_shards_are_contiguous_whole_batches():
     assert [distributed.Group(r, 4).shard(10, 8) for r in range(4)] == [slice(0, 8), slice(8, 10)] + [slice(10, 10)] * 2
 
 
+@pytest.mark.slow  # several processes
 def test_two_ranks_equal_one_process(tmp_path):
     reference = measure_all(None)
     results = ok(run_ranks(tmp_path, measure_all))
@@ -189,6 +190,7 @@ def _analyze(group, run: str, die_after: int | None = None):
     return calls["n"]
 
 
+@pytest.mark.slow  # several processes
 def test_killed_analysis_resumes_with_identical_numbers(tmp_path):
     import json
     import shutil
@@ -229,6 +231,7 @@ def _stall(group, seconds: float):
     return Objective(model, x, y, precision="fp64", batch_size=BATCH, group=group).evaluate()
 
 
+@pytest.mark.slow  # several processes
 def test_a_stuck_rank_ends_the_job_with_an_error_on_rank_0(tmp_path):
     results = run_ranks(tmp_path, _stall, 10.0, timeout_s=3.0, wait_s=25.0)
     status, message, _ = results[0]["outcome"]
@@ -252,6 +255,7 @@ def _train(group, out: str):
     return sorted(str(p.relative_to(out)) for p in Path(out).rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # several processes
 def test_two_ddp_steps_equal_one_process_on_the_global_batch(tmp_path):
     import json
 

@@ -72,6 +72,22 @@ def test_unknown_architectures_are_refused(arch):
 def test_width_must_be_positive():
     with pytest.raises(LandscapeError, match="width"):
         build_model("resnet8", width=0)
+    with pytest.raises(LandscapeError, match="multiple of 1/64"):
+        build_model("mlp1", width=0.3)  # m = 64 × 0.3 is not whole
+
+
+def test_fractional_widths_round_every_layer_and_are_read_back_from_a_state_dict():
+    from landscape.checkpoint import infer_architecture
+
+    quarter = build_model("vgg19_bn", 10, width=0.25)
+    assert [m.out_channels for m in quarter.modules() if isinstance(m, nn.Conv2d)][:3] == [16, 16, 32]
+    assert quarter.classifier.weight.shape == (10, 128)
+    assert infer_architecture(quarter.state_dict()) == ("vgg19_bn", 10, 0.25)
+    small = build_model("resnet110", 10, width=0.25)
+    assert small.conv1.weight.shape[0] == 4 and small.fc.weight.shape == (10, 16)
+    assert infer_architecture(small.state_dict()) == ("resnet110", 10, 0.25)
+    assert infer_architecture(build_model("resnet8", 10, width=2).state_dict()) == ("resnet8", 10, 2)
+    assert build_model("mlp1", width=0.5).hidden[0].weight.shape == (32, 32)
 
 
 def test_parameter_groups_resnet():

@@ -412,6 +412,7 @@ def test_training_refuses_augmentation_of_vectors_and_regression_targets(tmp_pat
         _train(TrainConfig(arch="mlp1_d8", dataset=regression, epochs=1, augment=False), tmp_path / "b", None, None)
 
 
+@pytest.mark.slow  # a whole training run
 def test_l2_training_stops_at_the_target_loss_and_tracks_the_sharpness(tmp_path):
     from landscape.curvature import top_eigenpairs
     from landscape.data import load_dataset
