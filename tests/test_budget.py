@@ -16,7 +16,8 @@ def test_plan_counts_every_pass():
     seconds = plan(s, n, UnitCosts(forward=1.0, gradient=2.0, hvp=3.0))
     runs = 3 * 2  # checkpoints × repeats
     assert seconds["dominance"] == runs * (2 * 64 + (32 + 64))
-    assert seconds["curvature"] == runs * ((30 + 10 + 1) * 3 + 2) * 16  # cap, 11 residuals, the alignment's ∇F
+    # the cap, residuals of the reported top pair and the most negative one, the alignment's ∇F
+    assert seconds["curvature"] == runs * ((30 + 1 + 1) * 3 + 2) * 16
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * 2 * 4 * 64  # −∇F, Gaussian, filter, two Hessian
     assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
