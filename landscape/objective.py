@@ -22,6 +22,7 @@ float64 before dividing by the total count, so F, ∇F and Hv are those of one p
 from __future__ import annotations
 
 import copy
+import warnings
 from contextlib import nullcontext
 from typing import Callable, Iterable
 
@@ -561,7 +562,9 @@ class Objective:
         out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         for x, y in self._batches():
             grad_of_batch = torch.func.grad(lambda t: self._batch_loss(t, x, y))
-            _, hv = torch.func.jvp(grad_of_batch, (theta,), (v,))
+            with warnings.catch_warnings():  # torch's own forward-mode decompositions still call torch.jit.script
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
+                _, hv = torch.func.jvp(grad_of_batch, (theta,), (v,))
             out += hv.to(torch.float64)
         if self.group is not None:
             (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
