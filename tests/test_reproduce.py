@@ -106,6 +106,7 @@ def test_paper_cpu_derives_from_the_recipe():
         assert preset.figure_epochs == scaled_figure_epochs(epochs) == preset.analysis.epochs
     vgg = full.analysis_for(full.cells[0])
     assert full.cells[0].arch == "vgg19_bn" and vgg.curvature_max_basis < full.analysis.curvature_max_basis
+    assert vgg.curvature_max_matvecs < full.analysis.curvature_max_matvecs
 
 
 @pytest.fixture(scope="module")
