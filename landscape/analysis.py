@@ -798,10 +798,14 @@ def _alignment(obj: Objective, pairs) -> dict:
     (Gur-Ari et al. 2018: during training most of the gradient lies in the top-k eigenspace)."""
     _, grad = obj.value_and_grad()
     g = grad.detach().to(torch.float64).cpu().numpy()
-    q, _ = np.linalg.qr(np.column_stack([p.eigenvector for p in pairs]))
+    # ‖P g‖² = hᵀ G⁻¹ h with h = Vᵀg and G = VᵀV, from dot products alone: no k × dim copy (a QR of the
+    # eigenvectors of a 20 M-parameter network would hold several GB)
+    vectors = [np.asarray(p.eigenvector, dtype=np.float64) for p in pairs]
+    h = np.array([v @ g for v in vectors])
+    gram = np.array([[u @ v for v in vectors] for u in vectors])
     norm_sq = float(g @ g)
-    inside = q.T @ g
-    return {"k": len(pairs), "fraction": float(inside @ inside) / norm_sq if norm_sq > 0 else float("nan"),
+    inside_sq = float(h @ np.linalg.lstsq(gram, h, rcond=None)[0])
+    return {"k": len(pairs), "fraction": inside_sq / norm_sq if norm_sq > 0 else float("nan"),
             "eigenvalues": [p.eigenvalue for p in pairs], "converged": all(p.converged for p in pairs)}
 
 

@@ -323,10 +323,10 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
     k_top = min(k_top, m - k_bottom) if m > k_bottom else min(k_top, m)
     top_idx = list(range(m - 1, m - 1 - k_top, -1))
     bottom_idx = list(range(k_bottom))
-    vectors = basis.vectors(S[:, top_idx + bottom_idx])
     measured = []
     for col, i in enumerate(top_idx + bottom_idx):
-        v = vectors[:, col] / np.linalg.norm(vectors[:, col])
+        v = basis.vectors(S[:, i])  # one at a time: no k × dim matrix beside the basis
+        v /= np.linalg.norm(v)
         if measured_top is not None and measured_top <= col < k_top:
             residual = float(residuals[i])
         else:

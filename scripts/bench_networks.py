@@ -11,6 +11,9 @@ there (random images otherwise; the costs do not depend on pixel values):
   gradient pass on the same images;
 * ``s_per_surface_point``: one loss evaluation on ``--surface-images`` images (one point of a
   landscape or of an interpolation);
+* ``s_per_lanczos_step``: one step of the analysis's eigensolve (``spectrum_ends`` with the preset's
+  settings for that network: product, reorthogonalization, residuals and the gradient alignment,
+  divided by the products it used);
 * ``peak_rss_gb``: the process's peak resident memory after that network (cumulative: the networks
   run in the order given, so the largest first shows its own peak).
 
@@ -37,7 +40,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from landscape.analysis import _alignment  # noqa: E402
 from landscape.budget import measure_unit_costs  # noqa: E402
+from landscape.curvature import HessianOperator, spectrum_ends  # noqa: E402
 from landscape.data import balanced_subset, load_dataset  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
 from landscape.models import build_model  # noqa: E402
@@ -123,12 +128,21 @@ def main() -> None:
         surface = Objective(model, images[: args.surface_images], labels[: args.surface_images], mean=mean,
                             std=std, device=device)
         surface_costs = measure_unit_costs(surface, repeats=2)
+        settings = preset.analysis_for(next((c for c in preset.cells if c.arch == arch), preset.cells[0]))
+        started = time.perf_counter()
+        ends = spectrum_ends(HessianOperator(curvature, curvature.theta0), k_top=max(1, settings.alignment_k),
+                             k_bottom=1, tol=settings.curvature_tol, max_basis=settings.curvature_max_basis,
+                             max_matvecs=settings.curvature_max_matvecs, measured_top=settings.curvature_top)
+        _alignment(curvature, ends.top[:settings.alignment_k])
+        step_s = (time.perf_counter() - started) / ends.top[0].matvecs
+        del ends
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
         print(json.dumps({
             "arch": arch, "params": curvature.dim, "s_per_epoch": round(epoch_s, 3),
             "s_per_hvp": round(costs.hvp * args.hvp_images, 3),
             "hvp_x_gradient": round(costs.hvp / costs.gradient, 2),
             "s_per_surface_point": round(surface_costs.forward * args.surface_images, 4),
+            "s_per_lanczos_step": round(step_s, 3),
             "peak_rss_gb": round(peak, 2)}), flush=True)
 
 
