@@ -288,6 +288,9 @@ def max_decrease_along(f: Callable[[float], float], f0: float, start: float,
         lo, mid, hi = mid, hi, 2.0 * hi
     if g(hi) <= g(mid):  # still falling after the budget: report the best seen, unbracketed
         return {"decrease": f0 - g(hi), "step": hi, "evaluations": len(values), "bracket": None}
+    if lo > 0.0 and not g(mid) < g(lo):  # a plateau (equal values, e.g. at F's rounding floor): nothing to refine
+        best_s = min(values, key=values.get)
+        return {"decrease": f0 - values[best_s], "step": best_s, "evaluations": len(values), "bracket": [lo, hi]}
     minimize_scalar(lambda v: f0 if v == 0.0 else g(v), bracket=(lo, mid, hi), method="brent",
                     tol=rtol, options={"maxiter": max_evaluations})
     best_s = min(values, key=values.get)

@@ -386,3 +386,13 @@ def test_plane_function_moves_theta_along_both_directions():
     expected[0] += 0.3
     expected[1] -= 0.2
     assert f(0.3, -0.2) == pytest.approx(obj.value(expected), rel=1e-12)
+
+
+def test_max_decrease_on_a_plateau_reports_the_best_step_instead_of_failing():
+    from landscape.measure import max_decrease_along
+
+    # falls, then stays exactly flat for a while, then rises: the doubling leaves lo and mid on the plateau,
+    # where Brent's bracket condition f(mid) < f(lo) cannot hold (as F does at its fp32 rounding floor)
+    f = lambda s: 1.0 - min(s, 0.4) if s < 3.0 else 1.0  # noqa: E731
+    r = max_decrease_along(f, 1.0, 0.1)
+    assert r["decrease"] == pytest.approx(0.4) and 0.4 <= r["step"] < 3.0 and r["bracket"] is not None
