@@ -323,7 +323,7 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
     k_top = min(k_top, m - k_bottom) if m > k_bottom else min(k_top, m)
     top_idx = list(range(m - 1, m - 1 - k_top, -1))
     bottom_idx = list(range(k_bottom))
-    measured = []
+    measured, products = [], basis.products
     for col, i in enumerate(top_idx + bottom_idx):
         v = basis.vectors(S[:, i])  # one at a time: no k × dim matrix beside the basis
         v /= np.linalg.norm(v)
@@ -331,10 +331,9 @@ def spectrum_ends(op, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_
             residual = float(residuals[i])
         else:
             residual = float(np.linalg.norm(op.matvec(v).reshape(-1) - values[i] * v))
+            products += 1
         measured.append((float(values[i]), v, residual))
     seconds = time.perf_counter() - start
-    products = basis.products + sum(1 for col in range(len(measured))
-                                    if measured_top is None or not measured_top <= col < k_top)
     pairs = [Eigenpair(lam, v, res, iterations, products, seconds, done,
                        "LA" if col < k_top else "SA")
              for col, (lam, v, res) in enumerate(measured)]

@@ -74,7 +74,8 @@ def missing_data(name: str, data_root=None, download: bool = False) -> str | Non
     if name in TORCHVISION_FOLDERS and not download:
         label, folder = TORCHVISION_FOLDERS[name]
         if not (root / folder).is_dir():
-            return f"{label} not found under {root.resolve()} (pass --download, or --data-root with {folder} in it)"
+            return (f"{label} not found: looked for {(root / folder).resolve()}; pass --download to fetch it, "
+                    f"or point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}")
     if name.startswith("folder:"):
         path = Path(name[len("folder:"):]).expanduser()
         path = path if path.is_absolute() else root / path
@@ -116,11 +117,10 @@ def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
     from torchvision import datasets
 
     cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
-    label, folder = TORCHVISION_FOLDERS[name]
-    if not download and not (root / folder).is_dir():
-        raise LandscapeError(
-            f"{label} not found: looked for {(root / folder).resolve()}; pass --download to fetch it, "
-            f"or point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}")
+    label = TORCHVISION_FOLDERS[name][0]
+    reason = missing_data(name, root, download)
+    if reason is not None:
+        raise LandscapeError(reason)
     try:
         train = cls(str(root), train=True, download=download)
         test = cls(str(root), train=False, download=download)

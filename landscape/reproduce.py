@@ -150,8 +150,9 @@ def _paper_cpu(tiny: bool = False) -> Preset:
     Each network is fitted exactly (≥ 99 % training accuracy, noisy labels memorized) on a
     balanced subset without augmentation, with the paper's recipe on a shortened schedule of the
     same shape (``recipe.scaled_epoch``; batch 32, and lr 0.01 where 0.1 does not train: ``PAPER_CPU_LR``); the
-    analysis is the ``quick`` preset's (smaller test subset, grids and density) at the six figure
-    checkpoints, repeated on two disjoint subsets. ``tiny``: every network at width ¼ on a few
+    analysis is the ``quick`` preset's at half its sizes (32 examples a repeat, the Hessian on 16; a smaller
+    test subset, grids and density; fewer Lanczos steps for VGG19-BN) at the six figure checkpoints,
+    repeated on two disjoint subsets. ``tiny``: every network at width ¼ on a few
     images for 2 epochs, one cell each (``TINY_CELLS``) and one repeat: the same pipeline in about a
     minute (the tests run it).
     """
@@ -177,7 +178,7 @@ def _paper_cpu(tiny: bool = False) -> Preset:
         cells = [c for c in cells if (c.arch, c.dataset, c.label_noise) in TINY_CELLS]
     return Preset(cells, train_cfg, analysis,
                   f"the paper's networks on CIFAR-10 (clean and 20 % noisy labels) fitted on {size}; "
-                  "analysis at the figure checkpoints on 2 disjoint subsets (CPU)", figure_epochs,
+                  f"analysis at the figure checkpoints on {analysis.repeats} disjoint subset(s) (CPU)", figure_epochs,
                   analysis_by_arch={"vgg19_bn": VGG_CURVATURE},
                   train_by_arch={arch: {"lr": lr} for arch, lr in PAPER_CPU_LR.items()})
 

@@ -49,8 +49,8 @@ class CifarResNet(nn.Module):
             raise ValueError(f"ResNet depth must be 6n+2 with n >= 1, got {depth}")
         n = (depth - 2) // 6
         self.inplanes = scaled_channels(16, width)
-        self.conv1 = nn.Conv2d(3, scaled_channels(16, width), kernel_size=3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(scaled_channels(16, width))
+        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = self._make_layer(scaled_channels(16, width), n, stride=1)
         self.layer2 = self._make_layer(scaled_channels(32, width), n, stride=2)

@@ -29,9 +29,10 @@ class VGG(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [nn.Conv2d(in_channels, scaled_channels(v, width), kernel_size=3, padding=1),
-                           nn.BatchNorm2d(scaled_channels(v, width)), nn.ReLU(inplace=True)]
-                in_channels = scaled_channels(v, width)
+                channels = scaled_channels(v, width)
+                layers += [nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),
+                           nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+                in_channels = channels
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_channels, num_classes)
         for m in self.modules():
