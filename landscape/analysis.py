@@ -29,7 +29,9 @@ from .errors import LandscapeError
 from .models import parameter_groups
 from .objective import Objective, exact_bn_statistics
 from .results import Partial, RunDir, atomic_savez, atomic_write_json, read_json, read_labels, read_npz, run_lock
+from .runtime import Runtime
 from .settings import REPEAT_SEED_STRIDE, REPEATED, AnalysisSettings
+from .sources import CheckpointSource, RunSource, Source
 
 def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, theta_norm: float,
                    best_gradient_step: float | None = None) -> dict:
@@ -54,68 +56,6 @@ def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, 
             "best_gradient_step": best_gradient_step, "curvature_scale": curvature, "cap": cap}
 
 
-@dataclasses.dataclass
-class Source:
-    """What an analysis reads: the training and test examples, the checkpoints and how they were made."""
-
-    dataset_name: str
-    images: torch.Tensor          # the run's training examples (uint8), in the run's order
-    labels: torch.Tensor          # their labels as trained on (noisy labels included)
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    mean: tuple
-    std: tuple
-    checkpoints: dict[int, Path]  # epoch → checkpoint file
-    arch: str | None
-    train_config: dict            # the run's training settings ({} for an external checkpoint)
-
-
-class RunSource(Source):
-    """A run directory made by `landscape train`: its data subset, labels and checkpoints."""
-
-    @classmethod
-    def load(cls, run: RunDir, data_root=None, cache_dir=None, download=False, progress=True) -> "RunSource":
-        """Read config.json, labels.pt and the checkpoint list; load the run's dataset."""
-        if not run.is_run():
-            raise LandscapeError(f"{run.path} is not a run directory (no config.json); "
-                                 f"train one with `landscape train`, or give a checkpoint file")
-        config = read_json(run.config)
-        name = config["data"]["dataset"]
-        dataset = load_dataset(name, data_root, cache_dir, download, progress)
-        saved = read_labels(run.labels)
-        checkpoints = {e: run.checkpoint(e) for e in run.checkpoint_epochs()}
-        if not checkpoints:
-            raise LandscapeError(f"{run.checkpoints} holds no checkpoints")
-        train_config = config.get("train") or {}
-        return cls(name, dataset.train_images[saved["indices"]], saved["labels"], dataset.test_images,
-                   dataset.test_labels, tuple(config["data"]["mean"]), tuple(config["data"]["std"]),
-                   checkpoints, train_config.get("arch"), train_config)
-
-
-class CheckpointSource(Source):
-    """One checkpoint file (ours or bearpaw's) on a named dataset; its results go to ``run``."""
-
-    @classmethod
-    def load(cls, path: Path, arch: str | None, dataset_name: str | None, run: RunDir,
-             data_root=None, cache_dir=None, download=False, progress=True) -> "CheckpointSource":
-        """Load the checkpoint's metadata and the dataset; write ``run``'s config.json once."""
-        if dataset_name is None:
-            raise LandscapeError("analyzing a checkpoint file needs --dataset")
-        _, info, _ = load_model(path, arch)
-        dataset = load_dataset(dataset_name, data_root, cache_dir, download, progress)
-        if info["num_classes"] != dataset.num_classes:
-            raise LandscapeError(f"checkpoint {path} has {info['num_classes']} classes, "
-                                 f"but {dataset_name} has {dataset.num_classes}")
-        if not run.config.is_file() and distributed.current().is_writer:
-            atomic_write_json({"train": None, "external_checkpoint": str(path.resolve()), "data": {
-                "dataset": dataset_name, "classes": dataset.classes, "num_classes": dataset.num_classes,
-                "train_examples": len(dataset.train_labels), "test_examples": len(dataset.test_labels),
-                "mean": dataset.mean, "std": dataset.std}, "model": info}, run.config)
-        epoch = info["epoch"] if info["epoch"] is not None else 0
-        return cls(dataset_name, dataset.train_images, dataset.train_labels, dataset.test_images,
-                   dataset.test_labels, dataset.mean, dataset.std, {epoch: path}, info["arch"], {})
-
-
 class Analysis:
     """The measurements of one run directory (ours, or one made for an external checkpoint)."""
 
@@ -132,11 +72,11 @@ class Analysis:
         self.group = distributed.current()  # one process unless launched by torchrun
         self.progress, self.echo = progress and self.group.is_writer, echo if self.group.is_writer else _silent
         self.budget_minutes = budget_minutes
+        runtime = Runtime(data_root, cache_dir, download, device, progress, echo, self.group)
         if checkpoint is not None:
-            self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, data_root, cache_dir,
-                                                download, progress)
+            self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, runtime)
         else:
-            self.source = RunSource.load(self.run, data_root, cache_dir, download, progress)
+            self.source = RunSource.load(self.run, runtime)
         src, s = self.source, self.settings
         self.loss = s.loss or src.train_config.get("loss") or "cross_entropy"  # the run's own loss by default
         self.repeat_sets = (disjoint_balanced_subsets(src.labels, s.subset, s.repeats, s.seed)
