@@ -59,20 +59,18 @@ def surface_extent(lr: float, grad_norm: float, loss: float, lambda_min: float, 
 class Analysis:
     """The measurements of one run directory (ours, or one made for an external checkpoint)."""
 
-    def __init__(self, run_dir, settings: AnalysisSettings, *, data_root=None, cache_dir=None,
-                 download=False, device="cpu", progress=True, echo=print,
+    def __init__(self, run_dir, settings: AnalysisSettings, runtime: Runtime | None = None, *,
                  checkpoint: str | Path | None = None, arch: str | None = None, dataset: str | None = None,
                  budget_minutes: float | None = None):
         """Read the source (the run, or ``checkpoint`` on ``dataset``) and fix the analyzed subsets."""
         self.run = RunDir(run_dir)
         self.settings = settings.validate()
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise LandscapeError("--device cuda asked for, but no CUDA device is available")
-        self.group = distributed.current()  # one process unless launched by torchrun
-        self.progress, self.echo = progress and self.group.is_writer, echo if self.group.is_writer else _silent
+        runtime = runtime or Runtime()
+        self.runtime = runtime
+        self.device = runtime.torch_device
+        self.group = runtime.group  # one process unless launched by torchrun
+        self.progress, self.echo = runtime.progress, runtime.echo
         self.budget_minutes = budget_minutes
-        runtime = Runtime(data_root, cache_dir, download, device, progress, echo, self.group)
         if checkpoint is not None:
             self.source = CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, runtime)
         else:

@@ -315,6 +315,7 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budge
 
     from . import distributed
     from .analysis import Analysis
+    from .runtime import Runtime
 
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
     if smallest is None or largest is None or not 0 < smallest < largest < math.inf:
@@ -326,14 +327,13 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budge
         epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)
     target = Path(target)
     with distributed.session(device) as group:
+        runtime = Runtime(data_root, cache_dir, download, device, not quiet, click.echo, group)
         if target.is_file():
             run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
-            analysis = Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                                device=device, progress=not quiet, echo=click.echo, checkpoint=target,
-                                arch=arch, dataset=dataset, budget_minutes=budget_minutes)
+            analysis = Analysis(run_dir, settings, runtime, checkpoint=target, arch=arch, dataset=dataset,
+                                budget_minutes=budget_minutes)
         else:
-            analysis = Analysis(target, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                                device=device, progress=not quiet, echo=click.echo, budget_minutes=budget_minutes)
+            analysis = Analysis(target, settings, runtime, budget_minutes=budget_minutes)
         analysis.run_all()
     if group.is_writer:
         click.echo(f"results in {analysis.run.analysis}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .analysis import Analysis
+from .runtime import Runtime
 from .settings import AnalysisSettings
 from .data import missing_data
 from .errors import LandscapeError
@@ -287,8 +288,7 @@ def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = Non
         if settings.epochs is not None:
             have = set(run.checkpoint_epochs())
             settings.epochs = [e for e in settings.epochs if e in have]
-        Analysis(run_dir, settings, data_root=data_root, cache_dir=cache_dir, download=download,
-                 device=device, progress=progress, echo=echo).run_all()
+        Analysis(run_dir, settings, Runtime(data_root, cache_dir, download, device, progress, echo)).run_all()
         this_run["analysis_s"] = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -176,6 +176,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, data_root=None, cache_dir
 
     from .analysis import Analysis
     from .results import RunDir, atomic_write_json, read_json
+    from .runtime import Runtime
     from .train import train
 
     out = Path(out)
@@ -194,13 +195,12 @@ def run_sweep(config: SweepConfig, out: str | Path, *, data_root=None, cache_dir
                 train(tc, run_dir, data_root=data_root, cache_dir=cache_dir, download=download, device=device,
                       resume=run.is_run(), progress=False, echo=lambda *a: None)
             trained = time.perf_counter()
-            quiet = dict(data_root=data_root, cache_dir=cache_dir, download=download, device=device,
-                         progress=False, echo=lambda *a: None)
+            quiet = Runtime(data_root, cache_dir, download, device).quiet()
             settings = dataclasses.replace(config.analysis, seed=seed)
-            Analysis(run_dir, settings, **quiet).run_all()
+            Analysis(run_dir, settings, quiet).run_all()
             final = max(run.checkpoint_epochs())
             Analysis(run_dir, dataclasses.replace(settings, measurements=["curvature"], epochs=[final]),
-                     **quiet).run_all()
+                     quiet).run_all()
             timings[name] = {"train_s": trained - started, "analysis_s": time.perf_counter() - trained}
             bar.update(1)
             bar.set_postfix_str(name)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from landscape.objective import Objective
+from landscape.runtime import Runtime
 
 REAL_FOLDER = "cifar10-jpeg"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -77,11 +78,11 @@ def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
     common = dict(subset=16, test_subset=16, probe_gaussian=1, probe_filter=1, probe_steps=3,
                   curvature_tol=1e-1, curvature_max_matvecs=10, surface_points=5, interpolation_points=5)
     Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),
-             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
+             Runtime(data_root, cache_dir, progress=False, echo=lambda *a: None)).run_all()
     Analysis(out, AnalysisSettings(measurements=["dominance", "probes", "curvature", "spectrum", "second_order",
                                                  "surface", "random_surface", "interpolation", "trajectory"],
                                    epochs=[0, 2], spectrum_probes=2, spectrum_steps=5, alignment_k=2, **common),
-             data_root=data_root, cache_dir=cache_dir, **quiet).run_all()
+             Runtime(data_root, cache_dir, progress=False, echo=lambda *a: None)).run_all()
     _BUILT["run"] = out
     return out
 

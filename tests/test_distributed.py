@@ -22,6 +22,7 @@ from landscape import distributed
 from landscape.curvature import HessianOperator, top_eigenpairs
 from landscape.directions import gaussian_direction, gradient_direction
 from landscape.objective import Objective
+from landscape.runtime import Runtime
 from landscape import measure
 
 RTOL = 1e-10
@@ -186,7 +187,7 @@ def _analyze(group, run: str, die_after: int | None = None):
             os._exit(3)
         return evaluate(self, *args, **kwargs)
     Objective.evaluate = counted
-    Analysis(run, analysis_settings(), progress=False, echo=lambda *a: None).run_all()
+    Analysis(run, analysis_settings(), Runtime(progress=False, echo=lambda *a: None)).run_all()
     return calls["n"]
 
 
@@ -201,7 +202,7 @@ def test_killed_analysis_resumes_with_identical_numbers(tmp_path):
     single, ranked = tmp_path / "single", tmp_path / "ranked"
     shutil.copytree(run, single)
     shutil.copytree(run, ranked)
-    Analysis(single, analysis_settings(), progress=False, echo=lambda *a: None).run_all()
+    Analysis(single, analysis_settings(), Runtime(progress=False, echo=lambda *a: None)).run_all()
     reference = np.load(single / "analysis" / "epoch_0001" / "random_surface.npz")
 
     first = run_ranks(tmp_path, _analyze, str(ranked), 10)
