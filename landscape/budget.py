@@ -14,9 +14,12 @@ import math
 import time
 from dataclasses import dataclass
 
+from .measurements import PER_RUN, REGISTRY, curvature_needed, interpolation_pairs
+from .measurements.second_order import SECOND_ORDER_EVALUATIONS
+from .results import atomic_write_json
 from .settings import AnalysisSettings
 
-SECOND_ORDER_EVALUATIONS = 100  # two bracketing line searches and the plane search, typically
+__all__ = ["SECOND_ORDER_EVALUATIONS", "Sizes", "UnitCosts", "estimate", "fit_to_budget", "measure_unit_costs", "plan"]
 
 
 @dataclass
@@ -65,40 +68,64 @@ class Sizes:
 
 
 def plan(s: AnalysisSettings, n: Sizes, c: UnitCosts) -> dict[str, float]:
-    """Estimated seconds per measurement for the whole analysis."""
-    f, g, h = c.forward, c.gradient, c.hvp
-    per = {}  # per checkpoint and repeat
-    per["statistics of θ"] = f * n.train
-    if "dominance" in s.measurements:
-        per["dominance"] = g * n.train + f * (n.test + n.train)
-    elif {"probes", "second_order", "surface"} & set(s.measurements):
-        per["gradient"] = g * n.train
-    curvature = {"curvature", "second_order"} & set(s.measurements) or "surface" in s.measurements
-    if curvature:
-        # the Lanczos cap, one residual product per reported pair, Hutchinson probes, the alignment's gradient
-        pairs = s.curvature_top + 1
-        per["curvature"] = ((s.curvature_max_matvecs + pairs + s.trace_samples) * h
-                            + (g if s.alignment_k else 0.0)) * n.curvature
-    if "spectrum" in s.measurements:
-        per["spectrum"] = s.spectrum_probes * s.spectrum_steps * h * n.curvature
-    if "probes" in s.measurements:
-        directions = 1 + s.probe_gaussian + s.probe_filter + (2 if curvature else 0)
-        per["probes"] = directions * 2 * s.probe_steps * f * n.train
-    if "second_order" in s.measurements:
-        per["second_order"] = SECOND_ORDER_EVALUATIONS * f * n.train
-    seconds = {k: v * n.checkpoints * s.repeats for k, v in per.items()}
-    pictures = {"surface": "surface" in s.measurements, "random_surface": "random_surface" in s.measurements}
-    for name, on in pictures.items():
-        if on:
-            seconds[name] = s.surface_points ** 2 * f * n.train * n.checkpoints
-    if "interpolation" in s.measurements and n.all_checkpoints >= 2:
-        recompute = 2 if s.interpolation_bn == "recompute" else 0
-        seconds["interpolation"] = n.interpolation_pairs * s.interpolation_points * f * (
-            (1 + recompute) * n.train + n.test)
-    if "trajectory" in s.measurements and n.all_checkpoints >= 2:
-        points = min(n.all_checkpoints, n.checkpoints + 2)
-        ntk = g * s.ntk_examples * n.outputs if s.ntk_examples else 0.0
-        seconds["trajectory"] = s.repeats * points * ((g + 2 * f) * n.train + ntk)
+    """Estimated seconds per measurement for the whole analysis, from each measurement's declared cost.
+
+    Per checkpoint and repeat: the statistics of θ, ∇F when a measurement uses it and dominance does
+    not compute it, the eigenpairs wherever a measurement run there needs them, and each
+    measurement run there; once per run: interpolations and the trajectory.
+    """
+    seconds: dict[str, float] = {}
+
+    def add(name: str, value: float) -> None:
+        seconds[name] = seconds.get(name, 0.0) + value
+
+    for repeat in range(s.repeats):
+        active = [m for m in s.measurements if REGISTRY[m].scope != PER_RUN and REGISTRY[m].runs_at(repeat)]
+        if not active:
+            continue
+        curvature = curvature_needed(s.measurements, repeat)
+        add("statistics of θ", c.forward * n.train * n.checkpoints)
+        if "dominance" not in active and any(REGISTRY[m].needs_gradient for m in active):
+            add("gradient", c.gradient * n.train * n.checkpoints)
+        if curvature and "curvature" not in active:
+            add("curvature", REGISTRY["curvature"].cost(s, n, c, curvature) * n.checkpoints)
+        for m in active:
+            add(m, REGISTRY[m].cost(s, n, c, curvature) * n.checkpoints)
+    if n.all_checkpoints >= 2:
+        for m in s.measurements:
+            if REGISTRY[m].scope == PER_RUN:
+                add(m, REGISTRY[m].cost(s, n, c, False))
+    return seconds
+
+
+def estimate(analysis, epochs: list[int], budget_minutes: float | None) -> dict[str, float]:
+    """Measure a forward pass, a gradient and an HVP at the first epoch of ``analysis``, print the estimated
+    time of the whole analysis (with ``budget_minutes``, after shrinking its settings to fit) and return it."""
+    s = analysis.settings
+    indices = analysis.repeat_indices(0)
+    model = analysis.model_at(epochs[0], indices)[0]
+    obj = analysis.objective(model, indices=indices)
+    cobj = analysis.curvature_objective(model, indices, s.seed, obj)
+    costs = measure_unit_costs(cobj, repeats=1)  # per example, on the Hessian's examples
+    checkpoints = analysis.source.checkpoints
+    sizes = Sizes(train=len(indices), test=len(analysis.test_idx), curvature=cobj.num_examples,
+                  checkpoints=len(epochs), all_checkpoints=len(checkpoints),
+                  interpolation_pairs=len(interpolation_pairs(s.interpolation_pairs, checkpoints))
+                  if len(checkpoints) >= 2 else 0,
+                  outputs=int(analysis.source.train_config.get("num_classes") or 10))
+    if budget_minutes is not None:
+        chosen, record = fit_to_budget(s, budget_minutes, sizes, costs)
+        analysis.settings = chosen.validate()
+        if analysis.group.is_writer:
+            atomic_write_json(record, analysis.run.budget)
+        analysis.echo(f"budget {budget_minutes:g} min: " + (", ".join(
+            f"{k} {a} → {b}" for k, (a, b) in record["changed"].items()) or "the settings fit as they are")
+            + ("" if record["fits"] else " (still over: the smallest settings allowed)"))
+    seconds = plan(analysis.settings, sizes, costs)
+    largest = sorted(seconds.items(), key=lambda kv: -kv[1])[:4]
+    analysis.echo(f"estimated time: {sum(seconds.values()) / 60:.1f} min ({costs.describe(sizes.curvature)}; "
+                  f"eigensolves counted at their product cap) — "
+                  + ", ".join(f"{k} {v / 60:.1f}" for k, v in largest) + " min")
     return seconds
 
 

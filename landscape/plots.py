@@ -40,11 +40,13 @@ from typing import Iterable
 import numpy as np
 
 from .errors import LandscapeError
+from .measurements import REGISTRY
 from .readers import (_num, _undefined, analyzed_epochs, as_run, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .text import common_caption, context_caption, fmt, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
+from .results import atomic_save_figure, atomic_write_json
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
 FORMATS = ("png", "pdf")
 FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "trajectory",
@@ -113,14 +115,11 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     """Write ``fig`` as PNG and PDF atomically; returns the paths."""
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in FORMATS:
         path = out_dir / f"{name}.{ext}"
-        tmp = out_dir / f".{name}.tmp.{ext}"
         meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=meta)
-        tmp.replace(path)
+        atomic_save_figure(fig, path, ext, bbox_inches="tight", metadata=meta)
         paths.append(path)
     plt.close(fig)
     return paths
@@ -178,8 +177,9 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     run = as_run(run_dir)
     config = read_config(run)
     name, xlabel, ylabel = _SURFACES[kind]
-    available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / f"{name}.json").is_file()
-                 and not _undefined(run.analysis_dir(e) / f"{name}.json")]
+    file = REGISTRY[name].file
+    available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / file).is_file()
+                 and not _undefined(run.analysis_dir(e) / file)]
     if not available:
         return []
     chosen = select_epochs(available, epochs, config, name.replace("_", " "))
@@ -425,7 +425,7 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
     against |t| (log-log) with the fit a·|t| + b·t² and the noise floor. [] without probes."""
     run = as_run(run_dir)
     config = read_config(run)
-    available = [e for e in analyzed_epochs(run) if any(run.analysis_dir(e).glob("probe_*.json"))]
+    available = [e for e in analyzed_epochs(run) if any(run.analysis_dir(e).glob(REGISTRY["probes"].file_glob()))]
     if not available:
         return []
     chosen = select_epochs(available, epochs, config, "semi-smoothness probes")
@@ -837,17 +837,10 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
 MANIFEST = "figures.json"
 
 
-def readable(path: Path) -> None:
-    """Give a file written through a private temporary file the usual permissions (umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def input_fingerprint(run_dir) -> list[list]:
     """(path, size, mtime) of every result file the figures read: equal fingerprints, equal figures."""
     run = as_run(run_dir)
-    files = [run.config, run.log, run.track]
+    files = [run.config, run.log, run.track, run.sharpness]
     if run.analysis.is_dir():
         files += sorted(p for p in run.analysis.rglob("*")
                         if p.suffix in (".json", ".npz") and ".partial" not in p.name)
@@ -864,6 +857,15 @@ def read_manifest(out_dir) -> dict | None:
         return data if isinstance(data, dict) and isinstance(data.get("written"), dict) else None
     except (OSError, ValueError):
         return None
+
+
+def figures_fresh(run_dir, out_dir, epochs=None, floor: float = DOMINANCE_F_FLOOR) -> bool:
+    """Whether ``out_dir`` holds figures drawn from the run's current result files with these settings
+    (every input file, the dominance floor and, when given, the selected epochs): the one test of staleness."""
+    manifest = read_manifest(out_dir)
+    return (manifest is not None and manifest.get("inputs") == input_fingerprint(run_dir)
+            and manifest.get("floor") == floor
+            and (epochs is None or manifest.get("epochs") == sorted(set(int(e) for e in epochs))))
 
 
 def check_inputs(run_dir) -> None:
@@ -898,17 +900,7 @@ class FigureSet(list):
         return list(self)
 
 
-_SKIP_REASONS = {
-    "surface": "no analysis/epoch_*/surface.json (measure 'surface')",
-    "random_surface": "no analysis/epoch_*/random_surface.json (measure 'random_surface')",
-    "dominance": "no track.jsonl and no analysis/epoch_*/dominance.json",
-    "smoothness": "no analysis/epoch_*/probe_*.json (measure 'probes')",
-    "second_order": "no analysis/epoch_*/second_order.json (measure 'second_order')",
-    "interpolation": "no analysis/interpolation/*.json (measure 'interpolation')",
-    "trajectory": "no analysis/trajectory/*.json (measure 'trajectory')",
-    "spectrum": "no analysis/epoch_*/spectrum.json (measure 'spectrum')",
-    "training": "no log.jsonl and no analysis/epoch_*/curvature.json",
-}
+_SKIP_REASONS = {m.figure: m.hint for m in REGISTRY.values() if m.figure}  # why a figure has no input
 
 
 def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE_F_FLOOR,
@@ -945,14 +937,14 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
     check_inputs(run)
     fingerprint = input_fingerprint(run)
     makers = {
-        "surface": lambda: per_epoch(plot_surfaces, "surface.json", "paper"),
-        "random_surface": lambda: per_epoch(plot_surfaces, "random_surface.json", "random"),
+        "surface": lambda: per_epoch(plot_surfaces, REGISTRY["surface"].file, "paper"),
+        "random_surface": lambda: per_epoch(plot_surfaces, REGISTRY["random_surface"].file, "random"),
         "dominance": lambda: plot_dominance(run.path, out, floor),
         "second_order": lambda: plot_second_order(run.path, out),
-        "smoothness": lambda: per_epoch(plot_smoothness, "probe_*.json"),
+        "smoothness": lambda: per_epoch(plot_smoothness, REGISTRY["probes"].file_glob()),
         "interpolation": lambda: plot_interpolation(run.path, out),
         "trajectory": lambda: plot_trajectory(run.path, out),
-        "spectrum": lambda: per_epoch(plot_spectrum, "spectrum.json"),
+        "spectrum": lambda: per_epoch(plot_spectrum, REGISTRY["spectrum"].file),
         "training": lambda: plot_training(run.path, out),
     }
     for name, make in makers.items():
@@ -966,10 +958,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
         if echo:
             echo(f"{name}: " + (", ".join(p.name for p in paths) if paths else f"skipped ({result.skipped[name]})"))
     if result:
-        from .results import atomic_write_json
-
         atomic_write_json({"run": str(run.path), "epochs": epochs, "floor": floor, "inputs": fingerprint,
                            "written": {k: [p.name for p in v] for k, v in result.written.items()},
                            "skipped": result.skipped}, out / MANIFEST)
-        readable(out / MANIFEST)
     return result

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import LandscapeError
+from .measurements import REGISTRY
 from .results import RunDir, read_json, read_jsonl, read_npz
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
@@ -127,7 +128,7 @@ def _result_files(run: RunDir, epochs: Iterable[int] | None, name: str, repeats:
 def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
     """One record per analyzed checkpoint with a dominance.json (and per repeat with ``repeats``)."""
     out = []
-    for epoch, repeat, path in _result_files(run, epochs, "dominance.json", repeats):
+    for epoch, repeat, path in _result_files(run, epochs, REGISTRY["dominance"].file, repeats):
         d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",
                              "result.ratio", "result.ratio_hidden"])
         r = d["result"]
@@ -173,15 +174,15 @@ TRAJECTORY_ARRAYS = ("epoch", "F", "grad_sq", "star_epoch", "star_inner", "star_
 
 def load_trajectory(run: RunDir) -> list[dict]:
     """The trajectory measurement of each repeat: its summary, context and arrays (ntk_drift if measured)."""
-    folder = run.analysis / "trajectory"
+    folder = run.run_piece_dir("trajectory")
     out = []
-    for path in sorted(folder.glob("repeat_*.json")) if folder.is_dir() else []:
-        m = re.fullmatch(r"repeat_(\d+)\.json", path.name)
+    for path in sorted(folder.glob(REGISTRY["trajectory"].file_glob())) if folder.is_dir() else []:
+        m = REGISTRY["trajectory"].file_fields(path.name)
         if not m:
             continue
         d = load_json(path, ["context", "settings", "result.target_epoch", "result.star_holds_fraction"])
         arrays = load_npz(path.with_suffix(".npz"), TRAJECTORY_ARRAYS)
-        out.append({"repeat": int(m.group(1)), "path": path, "context": d["context"], "settings": d["settings"],
+        out.append({"repeat": int(m["repeat"]), "path": path, "context": d["context"], "settings": d["settings"],
                     "result": d["result"], **{k: np.asarray(v, float) for k, v in arrays.items()}})
     return out
 
@@ -199,14 +200,15 @@ def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
 def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
     """The probe records of one repeat folder."""
     out = []
-    for path in sorted(folder.glob("probe_*.json")):
+    probes = REGISTRY["probes"]
+    for path in sorted(folder.glob(probes.file_glob())):
         if _undefined(path):
             continue
         d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                              "result.direction.kind", "result.a_over_sqrt_F"])
         arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
         r = d["result"]
-        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": path.stem[len("probe_"):],
+        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": probes.file_fields(path.name)["name"],
                "context": d["context"],
                "kind": str(r["direction"]["kind"]), "direction": r["direction"],
                "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
@@ -231,7 +233,7 @@ def _undefined(path: Path) -> bool:
 
 def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
     """The surface (paper plane, or ``name='random_surface'``) of one checkpoint, or None."""
-    path = run.analysis_dir(epoch) / f"{name}.json"
+    path = run.analysis_dir(epoch) / REGISTRY[name].file
     if not path.is_file() or _undefined(path):
         return None
     required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
@@ -261,7 +263,7 @@ def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
 def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
     """The extreme eigenvalues of each analyzed checkpoint (and repeat, with ``repeats``)."""
     out = []
-    for epoch, repeat, path in _result_files(run, epochs, "curvature.json", repeats):
+    for epoch, repeat, path in _result_files(run, epochs, REGISTRY["curvature"].file, repeats):
         d = load_json(path, ["context", "result.top", "result.most_negative.eigenvalue"])
         top = d["result"]["top"]
         if not isinstance(top, list) or not top or not isinstance(top[0], dict) or "eigenvalue" not in top[0]:
@@ -290,7 +292,7 @@ SPECTRUM_KEYS = ("negative_mass", "negative_mass_stderr", "outliers_above", "wid
 def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
     """The eigenvalue density (stochastic Lanczos quadrature) of each analyzed checkpoint and repeat."""
     out = []
-    for epoch, repeat, path in _result_files(run, epochs, "spectrum.json", repeats):
+    for epoch, repeat, path in _result_files(run, epochs, REGISTRY["spectrum"].file, repeats):
         d = load_json(path, ["context", "settings"] + [f"result.{k}" for k in SPECTRUM_KEYS])
         arrays = load_npz(path.with_suffix(".npz"), ["nodes", "weights"])
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "settings": d["settings"],
@@ -307,7 +309,7 @@ SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fractio
 def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
     """The grid-free second-order test of each analyzed checkpoint and repeat."""
     out = []
-    for epoch, repeat, path in _result_files(run, epochs, "second_order.json", repeats):
+    for epoch, repeat, path in _result_files(run, epochs, REGISTRY["second_order"].file, repeats):
         if _undefined(path):
             continue
         d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
@@ -322,17 +324,14 @@ def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats:
     return out
 
 
-_INTERP = re.compile(r"^epoch_(\d+)_to_(\d+)\.json$")
-
-
 def load_interpolations(run: RunDir) -> list[dict]:
     """Every interpolation: init → final (the widest span) first, then by start epoch."""
-    folder = run.analysis / "interpolation"
+    folder = run.run_piece_dir("interpolation")
     if not folder.is_dir():
         return []
     out = []
-    for path in folder.glob("epoch_*_to_*.json"):
-        m = _INTERP.match(path.name)
+    for path in folder.glob(REGISTRY["interpolation"].file_glob()):
+        m = REGISTRY["interpolation"].file_fields(path.name)
         if not m:
             continue
         d = load_json(path, ["context", "settings", "result.train.monotone", "result.train.largest_bump"])
@@ -341,7 +340,7 @@ def load_interpolations(run: RunDir) -> list[dict]:
         for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
             if len(arrays[k]) != len(alpha):
                 raise _damaged(path.with_suffix(".npz"), f"'{k}' and 'alpha' differ in length")
-        a, b = int(m.group(1)), int(m.group(2))
+        a, b = int(m["a"]), int(m["b"])
         s = d["settings"]
         out.append({"from": a, "to": b, "path": path, "context": d["context"], "settings": s,
                     "result": d["result"], "bn": s.get("bn_interpolation", "?"), "alpha": alpha,

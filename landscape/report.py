@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import LandscapeError
-from .plots import input_fingerprint, make_figures, read_manifest, readable
+from .plots import figures_fresh, make_figures, read_manifest
 from .readers import as_run
 from .results import atomic_write_json, atomic_write_text
 from .text import fmt, settings_text
@@ -195,7 +195,7 @@ def _figures_for(run_dir, fig_dir: Path, figures, epochs, floor: float) -> list[
     run = as_run(run_dir)
     manifest = read_manifest(fig_dir)
     if figures == "auto":
-        figures = manifest is None or manifest.get("inputs") != input_fingerprint(run)
+        figures = not figures_fresh(run, fig_dir, epochs, floor)
     if figures:
         return list(make_figures(run.path, fig_dir, epochs, floor=floor))
     if manifest is not None:
@@ -273,6 +273,4 @@ def _write_all(out: Path, blocks: list[tuple], title: str, data: dict, cells: li
     atomic_write_text(render_markdown(blocks), md)
     atomic_write_text(render_html(blocks, title), page)
     atomic_write_json(data, js)
-    for path in (md, page, js):
-        readable(path)
     return {"markdown": md, "html": page, "json": js, "cells": cells}

@@ -109,6 +109,17 @@ def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     _atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
+def atomic_write_jsonl(rows: list, path: Path) -> None:
+    """Rewrite a .jsonl file (one JSON object a line) atomically."""
+    data = "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in rows).encode()
+    _atomic(Path(path), lambda fh: fh.write(data))
+
+
+def atomic_save_figure(fig, path: Path, fmt: str, **savefig) -> None:
+    """Save a matplotlib figure as ``fmt`` to ``path`` atomically."""
+    _atomic(Path(path), lambda fh: fig.savefig(fh, format=fmt, **savefig))
+
+
 def read_json(path: Path) -> Any:
     try:
         with open(path) as fh:
@@ -194,6 +205,17 @@ class RunDir:
     def analysis_dir(self, epoch: int | str) -> Path:
         name = f"epoch_{epoch:04d}" if isinstance(epoch, int) else str(epoch)
         return self.analysis / name
+
+    def repeat_dir(self, epoch: int, repeat: int) -> Path:
+        """Where repeat ``repeat`` of ``epoch`` is stored: the epoch folder for 0, repeat_R/ below it otherwise."""
+        out = self.analysis_dir(epoch)
+        return out if repeat == 0 else out / f"repeat_{repeat}"
+
+    def run_piece_dir(self, measurement: str) -> Path:
+        """The folder of a measurement made once per run (interpolation, trajectory)."""
+        return self.analysis / measurement
+
+    budget = property(lambda self: self.analysis / "budget.json")
 
     def is_run(self) -> bool:
         """True if the folder holds a landscape run; raises LandscapeError if its config.json is not ours."""
@@ -446,3 +468,75 @@ def _key_difference(old: str | None, new: str) -> str:
     if not diffs:
         return ""
     return " (" + ", ".join(diffs[:4]) + (f", and {len(diffs) - 4} more" if len(diffs) > 4 else "") + ")"
+
+
+# ----------------------------------------------------------------------------- the piece store
+def normalized_key(obj) -> Any:
+    """The JSON round-trip of ``obj``, so stored and fresh keys compare equal."""
+    return json.loads(json.dumps(_jsonable(obj), sort_keys=True))
+
+
+class PieceStore:
+    """The resumable results of an analysis: one piece (a JSON summary, optional arrays) per file.
+
+    A piece whose stored key equals the fresh key is finished and skipped; otherwise ``compute``
+    runs and its result is written atomically, after which its finished-points files go. Under
+    torchrun rank 0 decides freshness, reads and writes (``group``: a distributed.Group).
+    """
+
+    def __init__(self, group, echo=print):
+        self.group, self.echo = group, echo
+
+    @staticmethod
+    def fresh(path: Path, key: dict) -> bool:
+        """True if ``path`` holds a finished result computed with exactly ``key``."""
+        if not path.is_file():
+            return False
+        try:
+            return read_json(path).get("key") == normalized_key(key)
+        except LandscapeError:
+            return False
+
+    def save(self, path: Path, key: dict, summary: dict, arrays: dict | None = None) -> None:
+        if not self.group.is_writer:
+            return
+        if self.group.distributed:
+            summary = {**summary, "parallel": self.group.describe()}
+        if arrays is not None:
+            atomic_savez(path.with_suffix(".npz"), **arrays)
+        atomic_write_json({"key": key, **key, "result": summary}, path)
+        # the finished points go only once the result holding them is written
+        for partial in [path.with_suffix(".partial.npz"), *path.parent.glob(f"{path.stem}.*.partial.npz")]:
+            partial.unlink(missing_ok=True)
+
+    def piece(self, path: Path, key: dict, what: str, compute, undefined=()) -> bool:
+        """key → fresh? → compute → save → say. Returns True when something was computed.
+
+        ``compute()`` returns (summary, arrays or None, a line to print). An exception of a type in
+        ``undefined`` (a direction that does not exist, e.g. ∇F = 0) stores the piece as undefined.
+        """
+        if self.group.from_rank0(lambda: self.fresh(path, key), f"checking {path.name}"):
+            return False
+        try:
+            summary, arrays, message = compute()
+        except tuple(undefined) as exc:
+            self.save(path, key, {"undefined": str(exc)})
+            self.echo(f"{what}: undefined ({exc})")
+            return True
+        self.save(path, key, summary, arrays)
+        if message:
+            self.echo(message)
+        return True
+
+    def partial(self, path: Path, key: dict, part: str = "") -> "Partial":
+        """The finished-points file of the piece ``path`` (``part``: one of several), keyed by ``key``."""
+        return self.group.store(Partial(path.with_name(f"{path.stem}{part}.partial.npz"),
+                                        json.dumps({"key": normalized_key(key), "part": part}, sort_keys=True),
+                                        self.echo))
+
+    def read(self, path: Path, what: str) -> dict:
+        """A stored piece's result and arrays (rank 0 reads, every rank gets them)."""
+        def load():
+            arrays = path.with_suffix(".npz")
+            return {**read_json(path)["result"], "vectors": read_npz(arrays) if arrays.is_file() else {}}
+        return self.group.from_rank0(load, what)

@@ -13,7 +13,6 @@ from .errors import LandscapeError
 MEASUREMENTS = ("dominance", "probes", "curvature", "spectrum", "second_order", "surface", "random_surface",
                 "interpolation", "trajectory")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation", "trajectory")
-REPEATED = ("dominance", "probes", "curvature", "spectrum", "second_order")  # measured once per repeat; the rest once
 REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
 BN_STATS = ("recompute", "checkpoint")
 

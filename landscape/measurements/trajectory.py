@@ -1,0 +1,114 @@
+"""The trajectory: convexity along the path SGD took, toward the final checkpoint θ_T.
+
+At every analyzed checkpoint θ_t (each with the batch-norm statistics of its own θ): F, ‖∇F‖²,
+⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) (star-convexity), the PL* ratios ‖∇F‖²/(F − F*)
+for F* = 0 and F* = the lowest F seen, the distance travelled ‖θ_t − θ_0‖/‖θ_0‖ and, with
+``ntk_examples``, the drift of the empirical NTK from the first checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..theory import ntk, ntk_drift
+from ..trajectory import pl_star_of, star_convexity_of
+from .base import PER_RUN, Measurement, tag
+
+NTK_MAX_ENTRIES = 50_000_000  # n·k·P numbers of a full-output Jacobian (400 MB in float64)
+
+
+class Trajectory(Measurement):
+    name = "trajectory"
+    file = "repeat_{repeat:d}.json"
+    scope = PER_RUN
+    figure = "trajectory"
+    hint = "no analysis/trajectory/*.json (measure 'trajectory')"
+
+    def path(self, run, repeat: int):
+        return run.run_piece_dir(self.name) / self.file.format(repeat=repeat)
+
+    def run_once(self, analysis, repeat: int) -> None:
+        a, s = analysis, analysis.settings
+        epochs = sorted(set(a.selected_epochs()) | {min(a.source.checkpoints), max(a.source.checkpoints)})
+        first, final = epochs[0], epochs[-1]
+        indices = a.repeat_indices(repeat)
+        model0 = a.model_at(first, indices)[0]
+        obj0 = a.objective(model0, params="all", indices=indices)
+        key = {"context": a.context(f"{first}..{final}", obj0, "train", repeat),
+               "settings": {"epochs": epochs, "target_epoch": final, "ntk_examples": s.ntk_examples,
+                            "seed": a.direction_seed(repeat), "checkpoints": [a.checkpoint_name(e) for e in epochs]}}
+
+        def compute():
+            with a.bar(len(epochs) + 1, f"trajectory{tag(repeat)}") as bar:
+                states = {}
+                for e in [final] + [e for e in epochs if e != final]:
+                    obj = obj0 if e == first else a.objective(a.model_at(e, indices)[0], params="all", indices=indices)
+                    value, grad = obj.value_and_grad()
+                    states[e] = (obj, obj.theta0.to(torch.float64), float(value), grad)
+                    bar.update(1)
+                summary, arrays = path_quantities(states, epochs)
+                if s.ntk_examples:
+                    drift, layout = ntk_drift_along(states, epochs, s.ntk_examples, key["settings"]["seed"])
+                    arrays["ntk_drift"] = drift
+                    summary.update(ntk_drift_final=float(drift[-1]), ntk_layout=layout)
+                bar.update(1)
+            return summary, arrays, (f"trajectory{tag(repeat)}: star-convex toward epoch {final} at "
+                                     f"{summary['star_holds_fraction']:.0%} of {len(epochs) - 1} checkpoints, PL* min "
+                                     f"{summary['pl_zero_min']:.3g}, travelled ‖θ_T − θ_0‖/‖θ_0‖ = "
+                                     f"{summary['travelled_final']:.3g}")
+        a.store.piece(self.path(a.run, repeat), key, f"trajectory{tag(repeat)}", compute, a.undefined_errors)
+
+    def cost(self, s, n, c, curvature: bool) -> float:
+        points = min(n.all_checkpoints, n.checkpoints + 2)
+        kernel = c.gradient * s.ntk_examples * n.outputs if s.ntk_examples else 0.0
+        return s.repeats * points * ((c.gradient + 2 * c.forward) * n.train + kernel)
+
+
+def path_quantities(states: dict, epochs: list[int]) -> tuple[dict, dict]:
+    """Star-convexity toward the last epoch, PL* ratios and distances, from (objective, θ, F, ∇F) per epoch."""
+    first, final = epochs[0], epochs[-1]
+    theta_T, f_T = states[final][1], states[final][2]
+    theta_0 = states[first][1]
+    rows = [e for e in epochs if e != final]
+    values = np.array([states[e][2] for e in epochs])
+    grad_sq = np.array([float(states[e][3] @ states[e][3]) for e in epochs])
+    inner = np.array([float(states[e][3] @ (states[e][1] - theta_T)) for e in rows])
+    star = star_convexity_of(inner, [states[e][2] for e in rows], f_T)
+    pl_zero, pl_min = pl_star_of(values, grad_sq, "zero"), pl_star_of(values, grad_sq, "min")
+    travelled = np.array([float((states[e][1] - theta_0).norm() / theta_0.norm()) for e in epochs])
+    to_final = np.array([float((states[e][1] - theta_T).norm()) for e in epochs])
+    arrays = {"epoch": np.array(epochs, float), "F": values, "grad_sq": grad_sq,
+              "star_epoch": np.array(rows, float), "star_inner": star.inner, "star_gap": star.gap,
+              "star_ratio": star.ratio, "star_holds": star.holds.astype(float),
+              "pl_zero": pl_zero.ratio, "pl_min": pl_min.ratio, "travelled": travelled, "distance_to_final": to_final}
+    summary = {"target_epoch": final, "F_target": f_T, "star_holds_fraction": star.holds_fraction,
+               "star_failing_epochs": [e for e, h in zip(rows, star.holds) if not h],
+               "star_min_ratio": float(np.nanmin(star.ratio)) if np.isfinite(star.ratio).any() else None,
+               "pl_zero_min": pl_zero.mu, "pl_min_min": pl_min.mu, "pl_min_f_star": pl_min.f_star,
+               "travelled_final": float(travelled[-1])}
+    return summary, arrays
+
+
+def ntk_drift_along(states: dict, epochs: list[int], examples: int, seed: int):
+    """‖K_t − K_0‖_F/‖K_0‖_F at every epoch, K the empirical NTK on the first ``examples`` examples.
+
+    Every output's Jacobian when it fits in NTK_MAX_ENTRIES numbers, otherwise that of one
+    seeded random unit direction of the outputs (said in the returned layout).
+    """
+    obj0 = states[epochs[0]][0]
+    n = min(examples, obj0.num_examples)
+    outputs = int(obj0._forward(obj0.theta0, obj0.images[:1]).reshape(-1).numel())
+    projection = None
+    if n * outputs * obj0.dim > NTK_MAX_ENTRIES:
+        gen = torch.Generator().manual_seed(seed)
+        projection = torch.randn(outputs, generator=gen, dtype=torch.float64)
+        projection /= projection.norm()
+    layout = {"examples": n, "outputs": outputs if projection is None else 1,
+              "rows": "every output" if projection is None else "one random unit direction of the outputs",
+              "parameters": obj0.dim}
+    kernels = {e: ntk(states[e][0], chunk=8, projection=projection, examples=n) for e in epochs}
+    return np.array([ntk_drift(kernels[e], kernels[epochs[0]]) for e in epochs]), layout
+
+
+TRAJECTORY = Trajectory()
