@@ -349,12 +349,13 @@ PREDICTIONS: dict[str, Prediction] = {
 def predictions(lr_scaling: str = "constant") -> dict[str, Prediction]:
     """``PREDICTIONS`` for a sweep whose learning rate is 'constant' or scaled as ``theorem_lr``.
 
-    Only the step count depends on it: with η ∝ 1/m the theorem's T is free of m (slope 0 ± tol).
+    Only the step count's derivation depends on it: with η ∝ 1/m the theorem bounds it by a T free of
+    m (slope ≤ 0, within ``flat``); at a constant η the per-step progress grows with m.
     """
     if lr_scaling == "constant":
         return dict(PREDICTIONS)
     if lr_scaling == "theorem":
-        return {**PREDICTIONS, "steps": Prediction("does not increase", 0.0, "equal", derivation=(
-            "with the theorem's η = Θ(dδ/(poly(n, L)·m)) the steps to loss ε are T = poly(n, L)/δ²·log(1/ε), "
-            "free of m"))}
+        return {**PREDICTIONS, "steps": Prediction("does not increase", 0.0, "at_most", derivation=(
+            "with the theorem's η = Θ(dδ/(poly(n, L)·m)) the steps to loss ε are at most T = poly(n, L)/δ²·log(1/ε), "
+            "free of m (about constant in the lazy regime: rate η·λ_min(K) ∝ m⁰)"))}
     raise LandscapeError(f"unknown learning-rate scaling {lr_scaling!r}: use constant or theorem")

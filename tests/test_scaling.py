@@ -129,7 +129,8 @@ def test_predictions_cover_the_sweep_quantities_and_the_mechanism_quantities():
         high, high_open = PREDICTIONS[q].band()[1::2]
         assert PREDICTIONS[q].direction == "decreases" and (high < 0 or (high == 0 and high_open))
     theorem = predictions("theorem")
-    assert theorem["steps"].band()[:2] == (-0.25, 0.25) and theorem["c"] is PREDICTIONS["c"]
+    assert theorem["steps"].band()[:2] == (-math.inf, 0.1) and theorem["c"] is PREDICTIONS["c"]
+    assert theorem["steps"].exponent == 0.0 and "free of m" in theorem["steps"].derivation
     assert predictions("constant") == PREDICTIONS
     with pytest.raises(LandscapeError, match="learning-rate scaling"):
         predictions("sqrt")
