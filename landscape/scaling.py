@@ -26,6 +26,7 @@ RESAMPLES = 2000     # bootstrap resamples of the seeds
 LEVEL = 0.95         # two-sided percentile interval
 MIN_WIDTHS = 3       # two widths fit any line exactly: a slope needs three
 TOLERANCE = 0.25     # default half-width of an exponent band (see Prediction)
+FLAT_SLOPE = 0.1     # |slope| up to this counts as flat for 'does not increase'
 VERDICTS = ("agrees", "disagrees", "inconclusive", "uninformative")
 
 
@@ -215,7 +216,7 @@ class Prediction:
     exponent: float | None = None
     bound: str = "equal"
     tolerance: float = TOLERANCE
-    flat: float = 0.1
+    flat: float = FLAT_SLOPE
     derivation: str = ""
 
     def __post_init__(self):
@@ -306,6 +307,13 @@ def theorem_lr(base_lr: float, width: float, base_width: float) -> float:
 
 _RADIUS = ("the theorem keeps ‖W_l(t) − W_l(0)‖_F ≤ ω = poly(n, L, 1/δ)/√m for every hidden layer (and in the "
            "lazy regime the move W_l(T) − W_l(0), of rank ≤ n, has ‖·‖₂ ≈ ‖·‖_F ∝ m^{-1/2})")
+# What the theorem implies for each quantity a width sweep reports, keyed by the sweep's names, in the
+# theorem's own setting: bias-free ReLU MLPs at the paper's initialization (A, W_l entries N(0, 2/m),
+# B entries N(0, 1/d)), hidden layers trained on n δ-separated points; m the hidden width. For a ResNet
+# the channel width plays m's part only by analogy (batch norm changes the scalings). The new
+# quantities: activation_flips = the largest flip fraction over the hidden layers between θ_0 and
+# θ_T, spectral_movement = the relative move of each hidden layer (or their largest),
+# ntk_min_eigenvalue = λ_min(K_0) on the training points.
 PREDICTIONS: dict[str, Prediction] = {
     "c": Prediction("increases", 1.0, "equal", derivation=(
         "gradient lemmas: Ω(δm/(dn²))·F ≤ ‖∇F‖² ≤ O(poly(n, L)·m/d)·F near initialization, both ∝ m, so "
