@@ -1,4 +1,4 @@
-"""The quantities of Allen-Zhu, Li & Song (2019) measured on a network: NTK, depth scaling, the lemma's bound.
+"""The quantities of Allen-Zhu, Li & Song (2019) measured on a network: NTK, depth scaling, the lemma's bound, the mechanism.
 
 * ``ntk``: the empirical neural tangent kernel K = J Jᵀ over n examples, J the Jacobian of the
   network outputs with respect to the objective's parameters θ; ``ntk_drift`` how far K moved.
@@ -7,6 +7,9 @@
   exponentially in the depth L (the theorem's bounds are polynomial in L).
 * ``dominance_against_lemma``: the measured gradient-dominance constant next to the shape
   δ/n² of the paper's lower bound ‖∇F‖² ≥ Ω(F·δm/(dn²)).
+* The mechanism behind the proof, between θ_0 and θ_t: ``activation_flips`` (the fraction of
+  ReLU signs that changed), ``spectral_movement`` (‖W_l(t) − W_l(0)‖₂ per layer, and relative to
+  ‖W_l(0)‖₂), ``ntk_min_eigenvalue`` (λ_min of the NTK Gram matrix).
 
 Pure functions of an ``Objective`` (or of arrays); no file I/O.
 """
@@ -175,3 +178,113 @@ def dominance_against_lemma(losses, grad_sqs, n: int, delta: float, width: int |
     c_scaled = c_sum * outputs / width if width else None
     return DominanceComparison(c_mean, c_sum, c_scaled, lemma,
                                c_scaled / lemma if c_scaled is not None else None, n, float(delta))
+
+
+# ---------------------------------------------------------------------------------------------- mechanism
+def _relu_masks(model, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Where each ReLU passes its input (pre-activation > 0), per activation layer, for ``inputs``.
+
+    The theorem's MLP (``models.mlp.MLP``, functional ReLUs) is read at the outputs of its linear
+    layers A, W_1..W_L (named 'input', 'hidden.0', ...). Any other model is read through forward
+    hooks on its ``nn.ReLU`` modules, one entry per call ('<module>#<k>' for its k-th call: a
+    ResNet block calls one ReLU twice); the output > 0 exactly where the input was, in place or not.
+    The model runs in eval mode (batch norm with the statistics it holds), without gradients.
+    """
+    from .models.mlp import MLP
+
+    if isinstance(model, MLP):
+        watched = {"input": model.input, **{f"hidden.{i}": layer for i, layer in enumerate(model.hidden)}}
+    else:
+        watched = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)}
+    if not watched:
+        raise LandscapeError("the model has no nn.ReLU module to read activation signs from")
+    masks: dict[str, torch.Tensor] = {}
+    calls = dict.fromkeys(watched, 0)
+    numbered = not isinstance(model, MLP)
+
+    def hook(name):
+        def record(_module, _args, output):
+            masks[f"{name}#{calls[name]}" if numbered else name] = (output > 0).flatten(1).cpu()
+            calls[name] += 1
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in watched.items()]
+    modes = {m: m.training for m in model.modules()}
+    first = next(model.parameters())
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs.to(first.device, first.dtype))
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+        for h in handles:
+            h.remove()
+    return masks
+
+
+def activation_flips(model_0, model_t, inputs: torch.Tensor) -> dict[str, float]:
+    """Per activation layer, the fraction of (input, unit) ReLU signs that differ between two networks.
+
+    ``model_0`` and ``model_t`` are one architecture at θ_0 and θ_t; ``inputs`` (n examples, as
+    the model reads them: normalized) are fed to both. A unit is a neuron of an MLP, or a
+    (channel, position) of a convolutional map. The theorem's perturbation lemma bounds the
+    flipped count by O(m·ω^{2/3}·L) of m per input when every ‖W_l(t) − W_l(0)‖₂ ≤ ω: the
+    fraction falls as the width grows. See ``_relu_masks`` for the layer names.
+    """
+    m0, mt = _relu_masks(model_0, inputs), _relu_masks(model_t, inputs)
+    if list(m0) != list(mt) or any(m0[k].shape != mt[k].shape for k in m0):
+        raise LandscapeError("the two networks do not have the same activation layers")
+    return {k: float((m0[k] != mt[k]).double().mean()) for k in m0}
+
+
+@dataclass
+class LayerMovement:
+    """‖W(t) − W(0)‖₂, ‖W(0)‖₂ and their ratio for one weight (a conv kernel reshaped out × rest)."""
+
+    absolute: float
+    initial: float
+    relative: float
+
+
+def spectral_movement(model_0, model_t, layers: str = "hidden") -> dict[str, LayerMovement]:
+    """Per weight matrix, how far it moved in spectral norm (largest singular value) from θ_0 to θ_t.
+
+    ``layers``: 'hidden' (the weights the theorem trains, ``models.parameter_groups``) or 'all'.
+    Parameters with fewer than two dimensions (biases, batch-norm scales) are left out. A
+    convolution kernel out × in × kh × kw is taken as the out × (in·kh·kw) matrix: the norm of
+    that matrix, not the operator norm of the convolution on images. In float64.
+    """
+    from .models import select_parameters
+
+    names = select_parameters(model_0, layers)
+    params_t = dict(model_t.named_parameters())
+    out = {}
+    for name, w0 in model_0.named_parameters():
+        if name not in names or w0.dim() < 2:
+            continue
+        if name not in params_t or params_t[name].shape != w0.shape:
+            raise LandscapeError(f"the two networks differ at parameter {name!r}")
+        a = w0.detach().to(torch.float64).reshape(w0.shape[0], -1)
+        b = params_t[name].detach().to(torch.float64).reshape(w0.shape[0], -1).to(a.device)
+        moved = float(torch.linalg.matrix_norm(b - a, ord=2))
+        initial = float(torch.linalg.matrix_norm(a, ord=2))
+        out[name] = LayerMovement(moved, initial, moved / initial if initial > 0 else float("nan"))
+    if not out:
+        raise LandscapeError(f"no weight matrix among the {layers!r} parameters")
+    return out
+
+
+def ntk_min_eigenvalue(kernel) -> float:
+    """The smallest eigenvalue of a symmetric kernel Gram matrix K (e.g. ``ntk`` on the training points).
+
+    In the theorem's parametrization K ∝ m at initialization, and λ_min(K) > 0 on δ-separated
+    data is what the gradient lemma rests on. Computed by ``torch.linalg.eigvalsh`` in float64 on
+    (K + Kᵀ)/2 (rounding asymmetry only).
+    """
+    k = torch.as_tensor(kernel, dtype=torch.float64)
+    if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
+        raise LandscapeError(f"need a square kernel matrix, got shape {tuple(k.shape)}")
+    if not torch.isfinite(k).all():
+        raise LandscapeError("the kernel has non-finite entries")
+    return float(torch.linalg.eigvalsh((k + k.T) / 2)[0])
