@@ -568,7 +568,7 @@ def draw_density(ax, nodes: np.ndarray, weights: np.ndarray, width: float, *, co
 
 def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
     """Per checkpoint, the Hessian eigenvalue density (one line per repeat), with λ_max and λ_min
-    from the curvature measurement marked. [] without spectrum.json."""
+    from the curvature measurement marked. [] without a spectrum result."""
     run = as_run(run_dir)
     config = read_config(run)
     available = sorted({t["epoch"] for t in load_spectrum(run)})
@@ -682,7 +682,7 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
 # ============================================================================ (e) training curves
 def plot_training(run_dir, out_dir=None) -> list[Path]:
     """Train/test loss and accuracy and the learning rate per epoch (log.jsonl), and the top
-    and most negative Hessian eigenvalues at the analyzed checkpoints (curvature.json).
+    and most negative Hessian eigenvalues at the analyzed checkpoints (the curvature measurement).
     [] when there is neither."""
     run = as_run(run_dir)
     config = read_config(run)
@@ -746,7 +746,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             ax_eig.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
             ax_eig.set_ylabel("eigenvalue")
         else:
-            ax_eig.text(0.5, 0.5, "no curvature.json\n(not measured)", ha="center", va="center",
+            ax_eig.text(0.5, 0.5, f"no {REGISTRY['curvature'].file}\n(not measured)", ha="center", va="center",
                         transform=ax_eig.transAxes)
             ax_eig.set_title("Hessian extreme eigenvalues")
         caption = run_title(run, config)
@@ -793,7 +793,7 @@ def _track_bn_words(track: list[dict]) -> str:
 def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> list[Path]:
     """The grid-free second-order test per checkpoint: d_grad, d_curv and d_plane (left) and
     the extra decrease (d_plane − d_grad)/d_grad against the 'little help' limit (right),
-    each as the mean with its min–max over the repeats. [] without second_order.json."""
+    each as the mean with its min–max over the repeats. [] without a second_order result."""
     run = as_run(run_dir)
     config = read_config(run)
     tests = load_second_order(run)

@@ -126,7 +126,7 @@ def _result_files(run: RunDir, epochs: Iterable[int] | None, name: str, repeats:
 
 
 def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = False) -> list[dict]:
-    """One record per analyzed checkpoint with a dominance.json (and per repeat with ``repeats``)."""
+    """One record per analyzed checkpoint with a dominance result (and per repeat with ``repeats``)."""
     out = []
     for epoch, repeat, path in _result_files(run, epochs, REGISTRY["dominance"].file, repeats):
         d = load_json(path, ["context", "result.F", "result.grad_sq", "result.grad_sq_hidden",

@@ -11,7 +11,7 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
 * semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/√F ≤ SMOOTHNESS_MAX_A_OVER_SQRT_F at every
   checkpoint, direction and repeat (the non-smooth part is small next to the loss);
 * second-order help: d_plane − d_grad ≤ SECOND_ORDER_MAX_EXTRA_FRACTION · d_grad at every
-  checkpoint and repeat, from the grid-free test (second_order.json);
+  checkpoint and repeat, from the grid-free test (the second_order measurement);
 * monotone interpolation: the largest bump of the train loss along init → final is
   ≤ INTERPOLATION_MAX_BUMP_FRACTION · F(init);
 * star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) toward the final
@@ -30,6 +30,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .measurements import REGISTRY
 from .readers import (analyzed_epochs, as_run, load_curvature, load_dominance, load_interpolations, load_log, load_probes,
                       load_second_order, load_spectrum, load_surface, load_track, load_trajectory, read_config,
                       track_uses_statistics_of_theta)
@@ -162,7 +163,7 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> Claim:
     points = load_dominance(run, repeats=True)
     track = load_track(run)
     if not points and not track:
-        return Claim("gradient_dominance", title, NOT_MEASURED, "no dominance.json and no track.jsonl",
+        return Claim("gradient_dominance", title, NOT_MEASURED, f"no {REGISTRY['dominance'].file} and no track.jsonl",
                       threshold, {}, {})
     repeats = sorted({p["repeat"] for p in points})
     per = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
@@ -225,7 +226,7 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
                  f"on fits with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}")
     probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
-        return Claim("semi_smoothness", title, NOT_MEASURED, "no probe_*.json", threshold, {}, {})
+        return Claim("semi_smoothness", title, NOT_MEASURED, f"no {REGISTRY['probes'].file_glob()}", threshold, {}, {})
     rows = [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "a": p["a"],
              "b": p["b"], "a/√F": p["a_over_sqrt_F"], "fit rel. RMS": p["rel_rms"], "envelope κ": p["envelope"],
              "noise floor": p["noise_floor"], "max |t|": float(np.abs(p["t"]).max())} for p in probes]
@@ -267,10 +268,10 @@ def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_F
     """Little help from second order: the worst (d_plane − d_grad)/d_grad over checkpoints and repeats."""
     title = "Second-order information gives little help (negative curvature vs gradient)"
     threshold = (f"holds when, at every checkpoint and in every repeat, d_plane − d_grad ≤ {fmt(fraction)} × d_grad "
-                 f"(second_order.json: line searches and a local search in the plane, no grid)")
+                 f"({REGISTRY['second_order'].file}: line searches and a local search in the plane, no grid)")
     tests = load_second_order(run)
     if not tests:
-        return Claim("second_order", title, NOT_MEASURED, "no second_order.json", threshold, {}, {})
+        return Claim("second_order", title, NOT_MEASURED, f"no {REGISTRY['second_order'].file}", threshold, {}, {})
     epochs = sorted({t["epoch"] for t in tests})
     rows, per_epoch = [], {}
     for e in epochs:
@@ -329,7 +330,7 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
     threshold = f"holds when the largest bump on α ∈ [0, 1] ≤ {fmt(fraction)} × F(init)"
     items = load_interpolations(run)
     if not items:
-        return Claim("interpolation", title, NOT_MEASURED, "no analysis/interpolation/*.json", threshold, {}, {})
+        return Claim("interpolation", title, NOT_MEASURED, f"no analysis/{REGISTRY['interpolation'].name}/*.json", threshold, {}, {})
     main = items[0]  # the widest span: init → final
     alpha = main["alpha"]
     i0, i1 = int(np.argmin(np.abs(alpha))), int(np.argmin(np.abs(alpha - 1)))
@@ -368,7 +369,7 @@ def star_convexity_verdict(run: RunDir) -> Claim:
     threshold = "holds when the inequality holds at every analyzed checkpoint of every repeat (θ_T: the final checkpoint)"
     items = load_trajectory(run)
     if not items:
-        return Claim("star_convexity", title, NOT_MEASURED, "no analysis/trajectory/*.json", threshold)
+        return Claim("star_convexity", title, NOT_MEASURED, f"no analysis/{REGISTRY['trajectory'].name}/*.json", threshold)
     holds = np.concatenate([t["star_holds"] for t in items]).astype(bool)
     failing = [(int(e), t["repeat"]) for t in items for e, h in zip(t["star_epoch"], t["star_holds"]) if not h]
     min_ratio = spread(float(np.nanmin(t["star_ratio"])) for t in items if np.isfinite(t["star_ratio"]).any())
@@ -413,7 +414,7 @@ def spectrum_report(run: RunDir) -> Claim:
     curv = load_curvature(run, repeats=True)
     spec = load_spectrum(run)
     if not curv and not spec:
-        return Claim("spectrum", title, NOT_MEASURED, "no curvature.json and no spectrum.json", threshold)
+        return Claim("spectrum", title, NOT_MEASURED, f"no {REGISTRY['curvature'].file} and no {REGISTRY['spectrum'].file}", threshold)
     epochs = sorted({t["epoch"] for t in curv} | {t["epoch"] for t in spec})
     rows, per_epoch = [], {}
     for e in epochs:
@@ -467,13 +468,13 @@ def accuracy_verdict(run: RunDir, config: dict) -> Claim:
     if final is not None:
         numbers.update({"checkpoint_epoch": final["epoch"], "checkpoint_train_acc": final["train_acc"],
                         "checkpoint_test_acc": final.get("test_acc"), "checkpoint_F": final["F"]})
-        rows.append({"source": f"dominance.json, epoch {final['epoch']}",
+        rows.append({"source": f"{REGISTRY['dominance'].file}, epoch {final['epoch']}",
                      "on": f"analysis subset n={final['context'].get('examples', '?')}", "train loss": final["F"],
                      "train acc": final["train_acc"], "test loss": final.get("test_loss"),
                      "test acc": final.get("test_acc")})
         sources.append(final["path"])
     if not numbers:
-        return Claim("accuracy", title, NOT_MEASURED, "no log.jsonl and no dominance.json", threshold, {}, {})
+        return Claim("accuracy", title, NOT_MEASURED, f"no log.jsonl and no {REGISTRY['dominance'].file}", threshold, {}, {})
     data = config.get("data", {})
     if log:
         summary = (f"epoch {numbers['epoch']}: train {numbers['train_acc']:.4f}, test {numbers['test_acc']:.4f}")

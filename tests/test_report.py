@@ -247,3 +247,13 @@ def test_combined_report(reported, tmp_path):
     assert "## Cell resnet8_cifar10_noisy" in out["markdown"].read_text()
     help_text = CliRunner().invoke(main, ["report", "--help"]).output
     assert "--out" in help_text and "RUN_DIRS" in help_text
+
+
+def test_a_report_with_another_floor_redraws_the_dominance_figure(analyzed_run, tmp_path):
+    """Fails while the report's freshness check compared input files only (the figure of floor 0.01 was kept)."""
+    run = copy_run(analyzed_run, tmp_path / "run")
+    R.write_report(run, floor=0.01)
+    first = (run / "figures" / "dominance.png").read_bytes()
+    R.write_report(run, floor=0.5)
+    assert json.loads((run / "figures" / "figures.json").read_text())["floor"] == 0.5
+    assert (run / "figures" / "dominance.png").read_bytes() != first
