@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from . import distributed, measure
-from .checkpoint import load_model
 from .data import balanced_subset, disjoint_balanced_subsets, load_dataset, normalize
 from .directions import (Direction, UndefinedDirection, eigenvector_direction, filter_normalized_direction,
                          gaussian_direction, gradient_direction, orthogonalize)
@@ -268,7 +267,7 @@ class Analysis:
         ``bn_stats='recompute'`` the model holds them, so F is the loss of the network at θ and
         not of a lagging running average.
         """
-        model, _, _ = load_model(self.source.checkpoints[epoch], self.source.arch)
+        model, _, _ = self.source.load_model(epoch)
         stored = {n: b.detach().clone() for n, b in model.named_buffers()}
         model = model.to(self.device)
         x = normalize(self.source.images[indices].to(self.device), self.source.mean, self.source.std, torch.float32)
@@ -610,8 +609,8 @@ class Analysis:
         s = self.settings
         alphas = np.linspace(-0.5, 1.5, s.interpolation_points)
         for a, b in self.interpolation_pairs():
-            model_a, _, _ = load_model(self.source.checkpoints[a], self.source.arch)
-            model_b, _, _ = load_model(self.source.checkpoints[b], self.source.arch)
+            model_a, _, _ = self.source.load_model(a)
+            model_b, _, _ = self.source.load_model(b)
             path = self.run.analysis / "interpolation" / f"epoch_{a:04d}_to_{b:04d}.json"
             policy = s.interpolation_bn
             bn = {"recompute": "recompute", "interpolate": "frozen", "batch": "batch"}[policy]
