@@ -58,8 +58,8 @@ def read_checkpoint(path: str | Path) -> dict:
         elif blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
             blob = {"state_dict": blob}
         else:
-            raise LandscapeError(f"checkpoint {path} holds no state_dict (looked for 'state_dict', "
-                                 f"{', '.join(repr(k) for k in STATE_KEYS)} and a bare dict of tensors)")
+            raise LandscapeError(f"checkpoint {path} holds no 'state_dict' (nor "
+                                 f"{', '.join(repr(k) for k in STATE_KEYS)}, nor is it a dict of tensors)")
     blob["state_dict"] = {re.sub(r"^module\.", "", k): v for k, v in blob["state_dict"].items()}
     return blob
 
@@ -284,7 +284,8 @@ def load_user_model(path: str | Path, factory: ModelFactory) -> tuple[nn.Module,
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise LandscapeError(f"checkpoint {path} does not fit {factory.name} ({load_error_detail(exc)[:200]})") from None
+        raise LandscapeError(f"checkpoint {path} does not fit {factory.name} "
+                             f"({load_error_detail(exc)[:200]})") from None
     epoch = blob.get("epoch")
     return model, {"arch": factory.name, "model": factory.spec, "model_kwargs": factory.kwargs,
                    "epoch": int(epoch) if isinstance(epoch, (int, float)) else None}, blob
@@ -317,7 +318,8 @@ def checkpoint_files(folder: str | Path, echo=print) -> dict[int, Path]:
         raise LandscapeError(f"{folder} holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})")
     named = {p: epoch_in_name(p) for p in files}
     found = {p: e if e is not None else read_checkpoint(p).get("epoch") for p, e in named.items()}
-    for p in [p for p in files if named[p] is None and found[p] in set(named.values())]:
+    duplicates = [p for p in files if named[p] is None and found[p] is not None and found[p] in named.values()]
+    for p in duplicates:
         echo(f"skipping {p.name}: it records epoch {found[p]}, which {folder.name}/ holds under its own name")
         files.remove(p)
     epochs = [found[p] for p in files]

@@ -242,7 +242,8 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where results go when TARGET is a checkpoint file or folder (default: TARGET_analysis next to it).")
-@click.option("--arch", default=None, help="Built-in architecture of checkpoint files (read off their keys if omitted).")
+@click.option("--arch", default=None,
+              help="Built-in architecture of checkpoint files (read off their keys if omitted).")
 @click.option("--model", default=None, metavar="MODULE:CALLABLE",
               help="Your own network for checkpoint files: pkg.mod:fn or path/to/file.py:fn, returning an nn.Module.")
 @click.option("--model-kwargs", default=None, metavar="JSON",

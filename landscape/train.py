@@ -611,7 +611,7 @@ class _Training:
                                         self.device, self.config.loss)
         self.checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
                             "bn_statistics": f"estimated at initialization over {calibrated} training images"})
-        self.board.add({"test/loss": test_loss, "test/accuracy": test_acc}, 0)
+        self.board.add({"test/loss": test_loss, "test/accuracy": test_acc}, 0)  # the tags of EPOCH_TAGS
 
     def one_epoch(self, epoch: int) -> dict:
         """One pass of SGD over the training set (seeded order and augmentation), the dense track
@@ -659,8 +659,7 @@ class _Training:
                               "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row},
                              self.run.track)
-                self.board.add({"track/F": row["F"], "track/grad_sq": row["grad_sq"],
-                                "track/grad_sq_hidden": row["grad_sq_hidden"]}, self.step)
+                self.board.add({f"track/{k}": row[k] for k in ("F", "grad_sq", "grad_sq_hidden")}, self.step)
             if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
         bar.close()
@@ -677,8 +676,7 @@ class _Training:
         if reached:
             metrics["reached_target"] = True
         append_jsonl(metrics, self.run.log)
-        self.board.add({"train/loss": metrics["train_loss"], "train/accuracy": train_acc, "test/loss": test_loss,
-                        "test/accuracy": test_acc, "lr": lr}, epoch)
+        self.board.add({tag: metrics[key] for key, tag in TensorBoard.EPOCH_TAGS.items()}, epoch)
         self.checkpoint(epoch, metrics, final=reached)
         self.epoch = epoch
         self.echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
@@ -691,6 +689,9 @@ class TensorBoard:
     """Scalars of a run for TensorBoard (`train --tensorboard DIR`): loss, accuracy and lr per epoch
     (step = epoch), the dense F/‖∇F‖² track and the sharpness (step = iteration). Without a folder
     it does nothing. Event files are TensorBoard's own append-only streams, not run results."""
+
+    EPOCH_TAGS = {"train_loss": "train/loss", "train_acc": "train/accuracy", "test_loss": "test/loss",
+                  "test_acc": "test/accuracy", "lr": "lr"}  # log.jsonl field → tag
 
     def __init__(self, folder: str | Path | None):
         self.writer = None
