@@ -98,6 +98,9 @@ class RunSource(Source):
             raise LandscapeError(f"{run.path} is not a run directory (no config.json); "
                                  f"train one with `landscape train`, or give a checkpoint file or folder")
         config = read_json(run.config)
+        if config.get("train") is None and config.get("external_checkpoint"):
+            raise LandscapeError(f"{run.path} holds the analysis of {config['external_checkpoint']}, not a run; "
+                                 f"analyze that with --out {run.path} (and its --dataset, --arch or --model)")
         name = config["data"]["dataset"]
         dataset = with_stored_data(runtime, config["data"].get("location")).load_dataset(name)
         saved = read_labels(run.labels)

@@ -182,6 +182,8 @@ def test_library_call_on_tensors_equals_direct_loss(tmp_path, user_module):
         expected = torch.nn.functional.cross_entropy(model.double()(x.double()), y).item()
     assert result["F"] == pytest.approx(expected, rel=1e-6)
     assert result["train_acc"] == pytest.approx(float((model(x.double()).argmax(1) == y).float().mean()))
+    again = CliRunner().invoke(main, ["analyze", str(run.path)])  # the results folder is not a run
+    _one_error_line(again, "holds the analysis of", str((tmp_path / "ck").resolve()))
 
 
 # ----------------------------------------------------------------------------- checkpoint formats and folders
