@@ -241,11 +241,13 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @main.command()
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Where results go when TARGET is a checkpoint file or folder (default: TARGET_analysis next to it).")
+              help="Where results go when TARGET is a checkpoint file or folder "
+                   "(default: TARGET_analysis next to it).")
 @click.option("--arch", default=None,
               help="Built-in architecture of checkpoint files (read off their keys if omitted).")
 @click.option("--model", default=None, metavar="MODULE:CALLABLE",
-              help="Your own network for checkpoint files: pkg.mod:fn or path/to/file.py:fn, returning an nn.Module.")
+              help="Your own network for checkpoint files: pkg.mod:fn or path/to/file.py:fn, "
+                   "returning an nn.Module.")
 @click.option("--model-kwargs", default=None, metavar="JSON",
               help='Keyword arguments for --model, a JSON object, e.g. \'{"width": 2}\'.')
 @click.option("--dataset", default=None,
@@ -369,7 +371,8 @@ def _network(arch: str | None, model: str | None, model_kwargs: str | None, exte
     try:
         kwargs = json.loads(model_kwargs) if model_kwargs is not None else {}
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON ({exc.msg} at character {exc.pos})", param_hint="--model-kwargs") from None
+        raise click.BadParameter(f"not JSON ({exc.msg} at character {exc.pos})",
+                                 param_hint="--model-kwargs") from None
     if not isinstance(kwargs, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{\"width\": 2}'", param_hint="--model-kwargs")
     from .checkpoint import ModelFactory

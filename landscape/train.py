@@ -440,7 +440,8 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
 
 
 def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
-                  progress: bool, echo, location: dict | None = None, tensorboard: str | Path | None = None) -> RunDir:
+                  progress: bool, echo, location: dict | None = None,
+                  tensorboard: str | Path | None = None) -> RunDir:
     """The training run proper, in named steps: resume or start, set up, epochs, checkpoints."""
     if len(torch.unique(data.train_labels)) < 2:
         echo(f"warning: every training label is the same class ({len(data.classes)} class(es) in "

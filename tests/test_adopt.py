@@ -26,7 +26,6 @@ from landscape.objective import Objective
 from landscape.results import RunDir
 from landscape.runtime import Runtime, silent
 from landscape.sources import CheckpointSource, cell_folders
-from landscape.train import TensorBoard
 from landscape.versions import versions
 
 from cases import REAL_FOLDER
@@ -182,6 +181,9 @@ def test_library_call_on_tensors_equals_direct_loss(tmp_path, user_module):
         expected = torch.nn.functional.cross_entropy(model.double()(x.double()), y).item()
     assert result["F"] == pytest.approx(expected, rel=1e-6)
     assert result["train_acc"] == pytest.approx(float((model(x.double()).argmax(1) == y).float().mean()))
+    one = landscape.analyze(module.mlp, tmp_path / "ck" / "b.pt", (x, y, x[:6], y[:6]), out=tmp_path / "one",
+                            settings={"measurements": ["dominance"]})  # one file: the epoch it records
+    assert json.loads((one.analysis_dir(5) / "dominance.json").read_text())["result"]["F"] == result["F"]
     again = CliRunner().invoke(main, ["analyze", str(run.path)])  # the results folder is not a run
     _one_error_line(again, "holds the analysis of", str((tmp_path / "ck").resolve()))
 
