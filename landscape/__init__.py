@@ -6,6 +6,11 @@ The library face, for your own model and data (see README, "Use as a library")::
     F = Objective(model, loader, loss=torch.nn.CrossEntropyLoss())   # F(θ) over the loader's examples
     value, grad = F.value_and_grad()                                 # float64, exact over the set
 
+Your own network's checkpoints through the whole pipeline (repeats, stored results, figures, report)::
+
+    landscape.analyze(make_net, "ckpts/", "folder:cifar10-jpeg", out="runs/mine",
+                      settings={"subset": 512, "measurements": ["dominance", "curvature"]})
+
 Names are imported on first use, so ``import landscape`` (and the CLI) stays fast.
 """
 
@@ -38,6 +43,7 @@ _EXPORTS = {
     "star_convexity_of": "trajectory", "pl_star_of": "trajectory",
     "gradient_alignment": "trajectory", "GradientAlignment": "trajectory", "lanczos_top": "trajectory",
     "SharpnessTracker": "trajectory", "SharpnessRecord": "trajectory",
+    "analyze": "api", "ModelFactory": "checkpoint", "tensor_dataset": "sources",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from . import budget
-from .checkpoint import load_model
 from .data import balanced_subset, disjoint_balanced_subsets, normalize
 from .directions import UndefinedDirection
 from .errors import LandscapeError
@@ -129,7 +128,7 @@ class Analysis:
     # ------------------------------------------------------------------ models
     def load_checkpoint(self, epoch: int):
         """The checkpoint's model as stored (its own batch-norm statistics)."""
-        return load_model(self.source.checkpoints[epoch], self.source.arch)[0]
+        return self.source.load_model(epoch)[0]
 
     def model_at(self, epoch: int, indices: torch.Tensor):
         """The checkpoint's model with the batch-norm statistics the settings ask for.

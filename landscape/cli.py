@@ -166,12 +166,15 @@ def main():
 @click.option("--force", is_flag=True,
               help="Start the run in --out even though it holds files that are not a landscape run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also write loss, accuracy and lr per epoch, and the --track-every / --track-sharpness-every "
+                   "scalars, to this TensorBoard folder (needs the tensorboard package).")
 @data_options
 @device_option
 def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch_size, seed,
           train_subset, test_subset, label_noise, augment, train_params, save_at, track_every, track_subset,
-          precision, loss, stop_at_loss, track_sharpness_every, sync_bn, resume, force, quiet, data_root,
-          cache_dir, download, device):
+          precision, loss, stop_at_loss, track_sharpness_every, sync_bn, resume, force, quiet, tensorboard,
+          data_root, cache_dir, download, device):
     """Train a network with the paper's recipe, saving checkpoints for the analysis.
 
     Under `torchrun --nproc-per-node N` the global batch is split across the N ranks
@@ -198,7 +201,7 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
     with distributed.session(device) as group:
         run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
                            device=device, resume=resume, overrides=given, progress=not quiet,
-                           echo=click.echo, force=force)
+                           echo=click.echo, force=force, tensorboard=tensorboard)
     if group.is_writer:
         click.echo(f"checkpoints in {run.checkpoints}")
 
@@ -238,9 +241,17 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @main.command()
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Where results go when TARGET is a checkpoint file (default: next to it).")
-@click.option("--arch", default=None, help="Architecture of a checkpoint file (read off its keys if omitted).")
-@click.option("--dataset", default=None, help="Dataset of a checkpoint file: cifar10, cifar100 or folder:PATH.")
+              help="Where results go when TARGET is a checkpoint file or folder "
+                   "(default: TARGET_analysis next to it).")
+@click.option("--arch", default=None,
+              help="Built-in architecture of checkpoint files (read off their keys if omitted).")
+@click.option("--model", default=None, metavar="MODULE:CALLABLE",
+              help="Your own network for checkpoint files: pkg.mod:fn or path/to/file.py:fn, "
+                   "returning an nn.Module.")
+@click.option("--model-kwargs", default=None, metavar="JSON",
+              help='Keyword arguments for --model, a JSON object, e.g. \'{"width": 2}\'.')
+@click.option("--dataset", default=None,
+              help="Dataset of checkpoint files: cifar10, cifar100, folder:PATH or synthetic:...")
 @click.option("--measure", "measurements", default=None,
               help="Comma-separated: dominance, probes, curvature, spectrum, second_order, surface, random_surface, "
                    "interpolation, trajectory (default: all but random_surface and spectrum).")
@@ -303,19 +314,22 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @data_options
 @device_option
-def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budget_minutes, quiet, data_root,
-            cache_dir, download, device, **options):
+def analyze(target, out, arch, model, model_kwargs, dataset, measurements, epochs, probe_range, budget_minutes,
+            quiet, data_root, cache_dir, download, device, **options):
     """Measure gradient dominance, semi-smoothness, curvature, surfaces and interpolations.
 
-    TARGET is a run directory made by `landscape train`, or a checkpoint file (ours, or a
-    bearpaw/pytorch-classification one) together with --dataset. Under `torchrun --nproc-per-node N`
-    the analyzed examples are sharded across the N ranks, with the numbers of one process.
+    TARGET is a run directory made by `landscape train`, or a checkpoint file or a folder of them
+    (ours, bearpaw/pytorch-classification's, Lightning's, plain state_dicts or .safetensors; epochs from
+    the file names) together with --dataset and, for your own network, --model. Under
+    `torchrun --nproc-per-node N` the analyzed examples are sharded across the N ranks, with the
+    numbers of one process.
     """
     from pathlib import Path
 
     from . import distributed
     from .analysis import Analysis
     from .runtime import Runtime
+    from .sources import is_checkpoint_target
 
     smallest, largest = (_float_list(probe_range) + [None, None])[:2]
     if smallest is None or largest is None or not 0 < smallest < largest < math.inf:
@@ -326,17 +340,44 @@ def analyze(target, out, arch, dataset, measurements, epochs, probe_range, budge
         measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
         epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)
     target = Path(target)
+    external = is_checkpoint_target(target)
+    network = _network(arch, model, model_kwargs, external)
     with distributed.session(device) as group:
         runtime = Runtime(data_root, cache_dir, download, device, not quiet, click.echo, group)
-        if target.is_file():
-            run_dir = Path(out) if out else target.with_suffix("").with_name(target.stem + "_analysis")
-            analysis = Analysis(run_dir, settings, runtime, checkpoint=target, arch=arch, dataset=dataset,
+        if external:
+            run_dir = Path(out) if out else (target.with_suffix("").with_name(target.stem + "_analysis")
+                                             if target.is_file() else target.with_name(target.name + "_analysis"))
+            analysis = Analysis(run_dir, settings, runtime, checkpoint=target, arch=network, dataset=dataset,
                                 budget_minutes=budget_minutes)
         else:
             analysis = Analysis(target, settings, runtime, budget_minutes=budget_minutes)
         analysis.run_all()
     if group.is_writer:
         click.echo(f"results in {analysis.run.analysis}")
+
+
+def _network(arch: str | None, model: str | None, model_kwargs: str | None, external: bool):
+    """The network of checkpoint files: a built-in --arch name, your --model (a ModelFactory), or None."""
+    import json
+
+    if model is None:
+        if model_kwargs is not None:
+            raise click.UsageError("--model-kwargs goes with --model")
+        return arch
+    if arch is not None:
+        raise click.UsageError("give --arch (a built-in network) or --model (your own), not both")
+    if not external:
+        raise click.UsageError("--model is for checkpoint files or folders; a run directory knows its network")
+    try:
+        kwargs = json.loads(model_kwargs) if model_kwargs is not None else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg} at character {exc.pos})",
+                                 param_hint="--model-kwargs") from None
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"width\": 2}'", param_hint="--model-kwargs")
+    from .checkpoint import ModelFactory
+
+    return ModelFactory.of(model, kwargs)
 
 
 @main.command()
@@ -358,8 +399,10 @@ def figures(run_dir, out, epochs, floor):
     recomputed; a figure whose results are absent is skipped and said so.
     """
     from .plots import make_figures
+    from .sources import refuse_cell_folder
     from .verdicts import DOMINANCE_F_FLOOR
 
+    refuse_cell_folder(run_dir, "figures")
     result = make_figures(run_dir, out, _int_list(epochs),
                           floor=DOMINANCE_F_FLOOR if floor is None else floor, echo=click.echo)
     if not result.paths:
@@ -389,7 +432,11 @@ def report(run_dirs, out, figure_mode, epochs, floor):
     Writes report.md, a self-contained report.html (figures embedded) and report.json.
     """
     from .report import write_report
+    from .sources import refuse_cell_folder
     from .verdicts import DOMINANCE_F_FLOOR
+
+    for run_dir in run_dirs:
+        refuse_cell_folder(run_dir, "report")
 
     written = write_report(list(run_dirs), out, figures={"auto": "auto", "redraw": True, "keep": False}[figure_mode],
                            epochs=_int_list(epochs), floor=DOMINANCE_F_FLOOR if floor is None else floor)

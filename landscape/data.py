@@ -65,6 +65,11 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     return Path(root).expanduser()
 
 
+def data_root_hint(folder: str) -> str:
+    """The end of every missing-data message: the two ways to say where the data lives."""
+    return f"point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}"
+
+
 TORCHVISION_FOLDERS = {"cifar10": ("CIFAR-10", "cifar-10-batches-py"), "cifar100": ("CIFAR-100", "cifar-100-python")}
 
 
@@ -75,12 +80,12 @@ def missing_data(name: str, data_root=None, download: bool = False) -> str | Non
         label, folder = TORCHVISION_FOLDERS[name]
         if not (root / folder).is_dir():
             return (f"{label} not found: looked for {(root / folder).resolve()}; pass --download to fetch it, "
-                    f"or point --data-root (or LANDSCAPE_DATA_ROOT) at the folder that holds {folder}")
+                    f"or {data_root_hint(folder)}")
     if name.startswith("folder:"):
         path = Path(name[len("folder:"):]).expanduser()
         path = path if path.is_absolute() else root / path
         if not path.is_dir():
-            return f"image folder {path} does not exist"
+            return f"image folder {path} does not exist; {data_root_hint(name[len('folder:'):])}"
     return None
 
 
@@ -140,7 +145,8 @@ def _load_torchvision_cifar(name: str, root: Path, download: bool) -> Dataset:
 def _list_image_folder(path: Path) -> dict[str, list[tuple[str, list[Path]]]]:
     """{'train', 'test'}: [(class name, sorted image files)] in sorted class order; one-line errors."""
     if not path.is_dir():
-        raise LandscapeError(f"image folder {path} does not exist (expected {path}/train/<class>/...)")
+        raise LandscapeError(f"image folder {path} does not exist (expected {path}/train/<class>/...); "
+                             f"{data_root_hint(path.name)}")
     splits = {}
     for split in ("train", "test"):
         split_dir = path / split

@@ -67,5 +67,5 @@ class Runtime:
         """The resolved data root and cache dir, to store in a run so later commands find its data."""
         from .data import resolve_data_root
 
-        return {"data_root": str(resolve_data_root(self.data_root)),
+        return {"data_root": str(resolve_data_root(self.data_root).resolve()),
                 "cache_dir": str(Path(self.cache_dir).resolve()) if self.cache_dir else None}

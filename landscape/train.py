@@ -37,6 +37,8 @@ from .results import (RunDir, append_jsonl, atomic_copy, atomic_torch_save, atom
                       read_labels, read_run_config, run_lock, user_entries)
 
 from .ddp import Parallel
+from .runtime import Runtime
+from .versions import versions
 from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPER_MILESTONES, PAPER_MOMENTUM,
                      PAPER_SAVE_AT, paper_weight_decay, scaled_epoch)
 
@@ -323,16 +325,18 @@ def deterministic_cudnn(device: torch.device | str):
 
 def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
           download: bool = False, device: str = "cpu", resume: bool = False,
-          overrides: dict | None = None, progress: bool = True, echo=print, force: bool = False) -> RunDir:
+          overrides: dict | None = None, progress: bool = True, echo=print, force: bool = False,
+          tensorboard: str | Path | None = None) -> RunDir:
     """Train (or resume) a run in ``out``; returns the run directory.
 
     ``out`` must be new, empty, or hold a landscape run (then ``resume`` continues it); a folder
     holding anything else is refused unless ``force``. The folder is held by one writer at a time.
+    ``tensorboard``: a folder for TensorBoard scalars (see ``TensorBoard``).
     """
     with deterministic_cudnn(device):
         return _train(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
                       device=device, resume=resume, overrides=overrides, progress=progress, echo=echo,
-                      force=force)
+                      force=force, tensorboard=tensorboard)
 
 
 def _check_folder(run: RunDir, config: TrainConfig, resume: bool, force: bool) -> bool:
@@ -404,7 +408,8 @@ def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo)
 
 
 def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, download: bool,
-           device: str, resume: bool, overrides: dict | None, progress: bool, echo, force: bool) -> RunDir:
+           device: str, resume: bool, overrides: dict | None, progress: bool, echo, force: bool,
+           tensorboard: str | Path | None = None) -> RunDir:
     """Validate, lock the run folder, then train (see ``train``)."""
     run = RunDir(out)
     device = torch.device(device)
@@ -413,6 +418,8 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     group = distributed.current()  # one process unless launched by torchrun; rank 0 reads the folder
     if not group.is_writer:
         progress, echo = False, _silent
+    if tensorboard is not None:
+        TensorBoard.require()
     # everything is checked before anything is written
     exists = group.from_rank0(lambda: _check_folder(run, config, resume, force), "checking the run folder")
     if exists:
@@ -426,12 +433,15 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
     with group.on_rank0(lambda: run_lock(run.path, echo, "landscape train")):
         if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
             raise LandscapeError(f"{run.path} changed while this run was starting; run the command again")
-        _train_locked(run, config, data, device, exists, progress, echo)
+        _train_locked(run, config, data, device, exists, progress, echo,
+                      location=Runtime(data_root=data_root, cache_dir=cache_dir).data_location(),
+                      tensorboard=tensorboard if group.is_writer else None)
     return run
 
 
 def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
-                  progress: bool, echo) -> RunDir:
+                  progress: bool, echo, location: dict | None = None,
+                  tensorboard: str | Path | None = None) -> RunDir:
     """The training run proper, in named steps: resume or start, set up, epochs, checkpoints."""
     if len(torch.unique(data.train_labels)) < 2:
         echo(f"warning: every training label is the same class ({len(data.classes)} class(es) in "
@@ -445,8 +455,9 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
     with ExitStack() as scratch:
         if not group.is_writer:  # every write of the loop, present or future, lands outside the run
             run = RunDir(scratch.enter_context(tempfile.TemporaryDirectory(prefix=f"landscape-rank{group.rank}-")))
-        model = resumed.model if resumed else _start(run, config, data)
+        model = resumed.model if resumed else _start(run, config, data, location)
         training = _Training(run, config, data, device, model, resumed, progress, echo)
+        training.board = scratch.enter_context(TensorBoard(tensorboard))
         if group.distributed:
             append_jsonl({"from_epoch": training.epoch, **training.parallel.describe()}, run.path / "parallel.jsonl")
         if resumed is None:
@@ -509,15 +520,17 @@ def _resume(run: RunDir, config: TrainConfig, data: TrainingData, echo) -> _Resu
     return _Resumed(epoch, step, model, blob, reached)
 
 
-def _start(run: RunDir, config: TrainConfig, data: TrainingData) -> nn.Module:
-    """A new run: the seeded initial model, and config.json and labels.pt written."""
+def _start(run: RunDir, config: TrainConfig, data: TrainingData, location: dict | None = None) -> nn.Module:
+    """A new run: the seeded initial model, and config.json (with where its data lives and the code's
+    versions) and labels.pt written."""
     torch.manual_seed(config.seed)
     model = build_model(config.arch, data.num_classes, config.width)
     run.path.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"train": config.to_dict(), "data": {
         "dataset": config.dataset, "classes": data.classes, "num_classes": data.num_classes,
         "train_examples": len(data.train_labels), "test_examples": len(data.test_labels),
-        "mean": data.mean, "std": data.std, **({"provenance": data.provenance} if data.provenance else {})}},
+        "mean": data.mean, "std": data.std, **({"provenance": data.provenance} if data.provenance else {}),
+        **({"location": location} if location else {})}, "versions": versions()},
         run.config)
     atomic_torch_save({"indices": data.train_indices, "labels": data.train_labels}, run.labels)
     return model
@@ -555,6 +568,7 @@ class _Training:
         self.meta = dict(arch=config.arch, num_classes=data.num_classes, width=config.width,
                          config=config.to_dict())
         self.last_good = (run.last_checkpoint, self.epoch)
+        self.board = TensorBoard(None)  # `train --tensorboard DIR` replaces it
 
     def _stopped(self, what: str) -> TrainingDiverged:
         path, epoch = self.last_good
@@ -589,6 +603,7 @@ class _Training:
                       "lambda_max": record.sharpness, "residual": record.residual, "matvecs": record.matvecs,
                       "limit_gd": 2.0 / lr, "limit_momentum": (2.0 + 2.0 * beta) / lr, "momentum": beta,
                       "bn_policy": TRACK_BN_POLICY, "precision": "fp32"}, self.run.sharpness)
+        self.board.add({"sharpness/lambda_max": record.sharpness, "sharpness/limit_gd": 2.0 / lr}, self.step)
 
     def initial_checkpoint(self) -> None:
         """Epoch 0: batch-norm statistics estimated at initialization, test metrics, checkpoint."""
@@ -597,6 +612,7 @@ class _Training:
                                         self.device, self.config.loss)
         self.checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
                             "bn_statistics": f"estimated at initialization over {calibrated} training images"})
+        self.board.add({"test/loss": test_loss, "test/accuracy": test_acc}, 0)  # the tags of EPOCH_TAGS
 
     def one_epoch(self, epoch: int) -> dict:
         """One pass of SGD over the training set (seeded order and augmentation), the dense track
@@ -644,6 +660,7 @@ class _Training:
                               "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row},
                              self.run.track)
+                self.board.add({f"track/{k}": row[k] for k in ("F", "grad_sq", "grad_sq_hidden")}, self.step)
             if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
         bar.close()
@@ -660,9 +677,50 @@ class _Training:
         if reached:
             metrics["reached_target"] = True
         append_jsonl(metrics, self.run.log)
+        self.board.add({tag: metrics[key] for key, tag in TensorBoard.EPOCH_TAGS.items()}, epoch)
         self.checkpoint(epoch, metrics, final=reached)
         self.epoch = epoch
         self.echo(f"epoch {epoch}/{config.epochs}  train loss {metrics['train_loss']:.4f} "
                   f"acc {metrics['train_acc']:.3f}  test loss {test_loss:.4f} acc {test_acc:.3f}  "
                   f"lr {lr:g}  {n / seconds:.0f} img/s")
         return metrics
+
+
+class TensorBoard:
+    """Scalars of a run for TensorBoard (`train --tensorboard DIR`): loss, accuracy and lr per epoch
+    (step = epoch), the dense F/‖∇F‖² track and the sharpness (step = iteration). Without a folder
+    it does nothing. Event files are TensorBoard's own append-only streams, not run results."""
+
+    EPOCH_TAGS = {"train_loss": "train/loss", "train_acc": "train/accuracy", "test_loss": "test/loss",
+                  "test_acc": "test/accuracy", "lr": "lr"}  # log.jsonl field → tag
+
+    def __init__(self, folder: str | Path | None):
+        self.writer = None
+        if folder is not None:
+            self.writer = self.require()(log_dir=str(folder))
+
+    @staticmethod
+    def require():
+        """torch's SummaryWriter, or a one-line error saying how to install tensorboard."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise LandscapeError("--tensorboard needs the tensorboard package: "
+                                 "pip install 'landscape-geometry[tensorboard]'") from None
+        return SummaryWriter
+
+    def add(self, scalars: dict, step: int) -> None:
+        """Write each finite number under its tag at ``step``."""
+        if self.writer is None:
+            return
+        for tag, value in scalars.items():
+            if value is not None and math.isfinite(value):
+                self.writer.add_scalar(tag, float(value), step)
+        self.writer.flush()
+
+    def __enter__(self) -> "TensorBoard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()
