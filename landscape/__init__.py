@@ -16,8 +16,10 @@ _EXPORTS = {
     "HessianOperator": "curvature", "Eigenpair": "curvature", "TraceEstimate": "curvature",
     "extreme_eigenpairs": "curvature", "top_eigenpairs": "curvature", "most_negative_eigenpair": "curvature",
     "hutchinson_trace": "curvature", "spectrum_ends": "curvature", "SpectrumEnds": "curvature",
+    "bound_scope": "curvature", "gradient_alignment": "curvature", "gradient_alignment_at": "curvature",
+    "GradientAlignment": "curvature",
     "lanczos_quadrature": "density", "SpectralQuadrature": "density", "spectral_density": "density",
-    "negative_mass": "density", "outlier_count": "density",
+    "negative_mass": "density", "outlier_count": "density", "Estimate": "density", "OutlierCount": "density",
     "Direction": "directions", "UndefinedDirection": "directions", "gradient_direction": "directions",
     "gaussian_direction": "directions", "filter_normalized_direction": "directions",
     "eigenvector_direction": "directions", "orthogonalize": "directions",
@@ -32,7 +34,6 @@ _EXPORTS = {
     "DepthFit": "theory", "LogFit": "theory", "dominance_against_lemma": "theory", "DominanceComparison": "theory",
     "star_convexity": "trajectory", "StarConvexity": "trajectory", "pl_star": "trajectory", "PLStar": "trajectory",
     "star_convexity_of": "trajectory", "pl_star_of": "trajectory",
-    "gradient_alignment": "trajectory", "GradientAlignment": "trajectory", "lanczos_top": "trajectory",
     "SharpnessTracker": "trajectory", "SharpnessRecord": "trajectory",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
