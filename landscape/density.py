@@ -3,13 +3,14 @@
 For a unit probe z, m Lanczos steps from z give the m-point Gauss quadrature of the measure
 Σ_i (zᵀu_i)² δ(λ − λ_i): nodes = Ritz values, weights = squared first components of T's
 eigenvectors. With Rademacher z/√n, E (zᵀu_i)² = 1/n, so the mean over probes estimates the
-spectral distribution (1/n) Σ_i δ(λ − λ_i). Everything below reads that list of nodes and weights.
+spectral distribution (1/n) Σ_i δ(λ − λ_i). Everything below reads that list of nodes and weights:
+the density, the negative mass and the outlier count (the README's definitions, in one place each).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -85,9 +86,17 @@ def spectral_density(quadrature: SpectralQuadrature, grid: np.ndarray, width: fl
     return (np.exp(-0.5 * z ** 2) @ weights) / (width * np.sqrt(2 * np.pi))
 
 
+OUTLIER_EDGE = 0.1  # an outlier lies above this fraction of the largest node (λ_max/10)
+
+
+def _stderr(per_probe: np.ndarray) -> float | None:
+    """The standard error of the mean over probes; None for one probe (no spread to estimate)."""
+    return float(per_probe.std(ddof=1) / np.sqrt(len(per_probe))) if len(per_probe) > 1 else None
+
+
 @dataclass
 class Mass:
-    """A fraction of the spectrum, with its standard error over probes."""
+    """A fraction of the spectrum, with its standard error over probes (nan for one probe)."""
 
     value: float
     stderr: float
@@ -102,39 +111,41 @@ def negative_mass(quadrature: SpectralQuadrature, below: float = 0.0) -> Mass:
     few eigenvalues lie within the node spacing of ``below``.
     """
     per_probe = np.array([w[x < below].sum() for x, w in zip(quadrature.nodes, quadrature.weights)])
-    stderr = float(per_probe.std(ddof=1) / np.sqrt(len(per_probe))) if len(per_probe) > 1 else float("nan")
-    return Mass(float(per_probe.mean()), stderr)
+    stderr = _stderr(per_probe)
+    return Mass(float(per_probe.mean()), float("nan") if stderr is None else stderr)
 
 
 @dataclass
-class Outliers:
-    """Eigenvalues detached from the bulk [low, high], counted above and below it."""
+class Estimate:
+    """A mean over probes and its standard error (None with one probe: never a NaN)."""
 
-    above: int
-    below: int
-    low: float
-    high: float
+    value: float
+    stderr: float | None
+    probes: int
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready values."""
+        return asdict(self)
 
 
-def outlier_count(quadrature: SpectralQuadrature, bulk_mass: float = 0.99, gap: float = 0.1) -> Outliers:
-    """How many eigenvalues lie detached above and below the bulk of the spectrum.
+@dataclass
+class OutlierCount(Estimate):
+    """How many eigenvalues stand out above ``edge`` = λ_max/10 (λ_max: the largest node)."""
 
-    Definition: the bulk is [low, high], the (1 − ``bulk_mass``)/2 and (1 + ``bulk_mass``)/2
-    weighted quantiles of the pooled quadrature distribution. A Ritz value is an outlier when it
-    lies more than ``gap`` × (high − low) beyond the bulk. Lanczos finds each isolated extreme
-    eigenvalue in every probe (within a few steps), so the count reported is the median over
-    probes of each probe's outlier nodes. It is meaningful when the outliers carry less than
-    (1 − ``bulk_mass``)/2 of the mass (fewer than that fraction of dim eigenvalues) and ``steps``
-    exceeds their number.
+    edge: float
+
+
+def outlier_count(quadrature: SpectralQuadrature) -> OutlierCount:
+    """Outliers = dimension × the weight above a tenth of the largest node, with its standard error over probes.
+
+    Each eigenvalue carries 1/dimension of the weight on average over Rademacher probes, so
+    dimension × the weight of the nodes above ``edge`` = λ_max/10 estimates how many eigenvalues lie
+    above it. Per probe that count is dim × Σ w over its nodes > edge; reported: the mean over
+    probes and its standard error (None for one probe), which covers the probes' randomness, not
+    the quadrature's bias (small once ``steps`` exceeds the number of outliers, each then a
+    converged Ritz value). A spectrum whose largest node is ≤ 0 has no node above λ_max/10: 0.
     """
-    if not 0 < bulk_mass < 1 or gap < 0:
-        raise LandscapeError(f"need 0 < bulk_mass < 1 and gap >= 0, got {bulk_mass} and {gap}")
-    nodes, weights = quadrature.pooled()
-    order = np.argsort(nodes)
-    cdf = np.cumsum(weights[order])
-    low = float(nodes[order][np.searchsorted(cdf, (1 - bulk_mass) / 2)])
-    high = float(nodes[order][min(np.searchsorted(cdf, (1 + bulk_mass) / 2), len(cdf) - 1)])
-    margin = gap * (high - low)
-    above = int(np.median([np.sum(x > high + margin) for x in quadrature.nodes]))
-    below = int(np.median([np.sum(x < low - margin) for x in quadrature.nodes]))
-    return Outliers(above, below, low, high)
+    nodes, _ = quadrature.pooled()
+    edge = OUTLIER_EDGE * float(nodes.max())
+    per_probe = np.array([quadrature.dim * w[x > edge].sum() for x, w in zip(quadrature.nodes, quadrature.weights)])
+    return OutlierCount(float(per_probe.mean()), _stderr(per_probe), quadrature.probes, edge)

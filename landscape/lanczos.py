@@ -1,4 +1,5 @@
-"""Lanczos with full reorthogonalization: the Krylov machinery behind the eigensolver and the density.
+"""Lanczos with full reorthogonalization: the one Krylov machinery behind the eigensolver (and so the
+sharpness tracker) and the density.
 
 ``LanczosBasis`` grows an orthonormal basis V of the Krylov space of a symmetric operator H and
 the projection T = VᵀHV, one product H·v per step; every new vector is orthogonalized twice

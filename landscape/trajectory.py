@@ -6,11 +6,11 @@ the solution and is large wherever F is. Measured here, for any object with
 
 * star-convexity toward θ_T: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T);
 * PL*: ‖∇F(θ_t)‖² ≥ μ·(F(θ_t) − F*);
-* gradient–curvature alignment: how much of ‖∇F‖² lies in the top-k Hessian eigenspace;
 * edge of stability: the sharpness λ_max(H) along the path against 2/η, the step size's
   stability limit for gradient descent on a quadratic.
 
-Pure functions; no file I/O.
+Pure functions; no file I/O. How much of ‖∇F‖² lies in the top-k Hessian eigenspace is
+``landscape.curvature.gradient_alignment``.
 """
 
 from __future__ import annotations
@@ -135,74 +135,6 @@ def pl_star_of(values, grad_sq, f_star: float | str = "zero") -> PLStar:
 
 
 @dataclass
-class GradientAlignment:
-    """The share of ‖∇F‖² inside the span of the top-k Hessian eigenvectors at one point.
-
-    ``fraction`` = ‖Vᵀg‖²/‖g‖² with V the k top eigenvectors (orthonormal, from Lanczos);
-    ``eigenvalues`` the k top eigenvalues, ``residuals`` their ‖Hv − λv‖, ``converged`` ARPACK's flag.
-    """
-
-    fraction: float
-    eigenvalues: np.ndarray
-    residuals: np.ndarray
-    converged: bool
-    k: int
-
-
-def gradient_alignment(function, theta: torch.Tensor | None = None, k: int = 10, **eig_kwargs) -> GradientAlignment:
-    """How much of ∇F(θ) lies in the top-k eigenspace of H(θ) (Gur-Ari et al.: most of it, in training).
-
-    ``eig_kwargs`` go to ``landscape.curvature.top_eigenpairs`` (tol, max_matvecs, seed, ...).
-    """
-    from .curvature import HessianOperator, top_eigenpairs
-
-    theta = function.theta0 if theta is None else theta
-    _, grad = function.value_and_grad(theta)
-    g = grad.detach().to(torch.float64).cpu().numpy()
-    norm_sq = float(g @ g)
-    if norm_sq == 0:
-        raise LandscapeError("∇F(θ) = 0: its alignment with the Hessian is undefined")
-    pairs = top_eigenpairs(HessianOperator(function, theta), k, **eig_kwargs)
-    basis = np.column_stack([p.eigenvector for p in pairs])
-    q, _ = np.linalg.qr(basis)  # guard against eigenvectors that are not quite orthogonal
-    inside = q.T @ g
-    return GradientAlignment(float(inside @ inside) / norm_sq, np.array([p.eigenvalue for p in pairs]),
-                             np.array([p.residual for p in pairs]), all(p.converged for p in pairs), k)
-
-
-def lanczos_top(matvec, v0: np.ndarray, steps: int) -> tuple[float, np.ndarray, float]:
-    """(λ, v, ‖Hv − λv‖) of the top Ritz pair after ``steps`` Lanczos products from ``v0``.
-
-    Full reorthogonalization; stops early when the Krylov space is invariant (then λ is exact).
-    One extra product measures the residual.
-    """
-    q = np.asarray(v0, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(q)) or np.linalg.norm(q) == 0:
-        raise LandscapeError("the Lanczos start vector must be finite and nonzero")
-    Q = [q / np.linalg.norm(q)]
-    alphas, betas = [], []
-    for _ in range(max(1, steps)):
-        w = np.asarray(matvec(Q[-1]), dtype=np.float64).reshape(-1)
-        alphas.append(float(Q[-1] @ w))
-        basis = np.column_stack(Q)
-        w = w - basis @ (basis.T @ w)
-        w = w - basis @ (basis.T @ w)
-        beta = float(np.linalg.norm(w))
-        if len(Q) == len(q) or beta <= 1e-12 * max(abs(a) for a in alphas + [1e-300]):
-            break
-        betas.append(beta)
-        Q.append(w / beta)
-    m = len(alphas)
-    T = np.diag(alphas) + np.diag(betas[:m - 1], 1) + np.diag(betas[:m - 1], -1)
-    w_T, S = np.linalg.eigh(T)
-    v = np.column_stack(Q[:m]) @ S[:, -1]
-    v /= np.linalg.norm(v)
-    lam = float(w_T[-1])
-    residual = float(np.linalg.norm(np.asarray(matvec(v), dtype=np.float64).reshape(-1) - lam * v))
-    return lam, v, residual
-
-
-@dataclass
 class SharpnessRecord:
     """λ_max(H(θ)) estimated at one step, beside the gradient-descent stability limit 2/η."""
 
@@ -228,8 +160,10 @@ class SharpnessTracker:
 
     The top eigenvector moves little between nearby steps, so ``steps`` products (default 8)
     usually suffice once warm; the first call starts from a Gaussian vector drawn from ``seed``.
-    Each record carries the residual ‖Hv − λv‖, so a poor estimate shows. ``lr`` is the step size
-    η; Cohen et al.'s edge of stability is λ_max hovering at 2/η.
+    Each run is the library's Lanczos (``landscape.curvature.top_eigenpairs`` with ``tol=0``: all
+    ``steps`` products are spent unless the Krylov space becomes invariant, and the basis holds
+    them all, with no restart) plus one product for the residual ‖Hv − λv‖, so a poor estimate
+    shows. ``lr`` is the step size η; Cohen et al.'s edge of stability is λ_max hovering at 2/η.
     """
 
     lr: float
@@ -244,13 +178,14 @@ class SharpnessTracker:
 
     def update(self, function, theta: torch.Tensor | None = None, step: int | None = None) -> SharpnessRecord:
         """Estimate λ_max(H(θ)), remember its eigenvector for the next call, and record it."""
-        from .curvature import HessianOperator
+        from .curvature import HessianOperator, top_eigenpairs
 
         op = HessianOperator(function, theta)
         v0 = self.vector if self.vector is not None else np.random.default_rng(self.seed).standard_normal(op.shape[0])
-        lam, v, residual = lanczos_top(op.matvec, v0, self.steps)
-        self.vector = v
-        record = SharpnessRecord(len(self.history) if step is None else step, lam, residual, 2.0 / self.lr,
-                                 op.matvecs)
+        steps = max(1, int(self.steps))
+        pair = top_eigenpairs(op, 1, tol=0.0, max_matvecs=steps, max_basis=steps, v0=v0)[0]
+        self.vector = pair.eigenvector
+        record = SharpnessRecord(len(self.history) if step is None else step, pair.eigenvalue, pair.residual,
+                                 2.0 / self.lr, op.matvecs)
         self.history.append(record)
         return record

@@ -40,9 +40,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from landscape.analysis import _alignment  # noqa: E402
 from landscape.budget import measure_unit_costs  # noqa: E402
-from landscape.curvature import HessianOperator, spectrum_ends  # noqa: E402
+from landscape.curvature import HessianOperator, gradient_alignment, spectrum_ends  # noqa: E402
 from landscape.data import balanced_subset, load_dataset  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
 from landscape.models import build_model  # noqa: E402
@@ -133,7 +132,8 @@ def main() -> None:
         ends = spectrum_ends(HessianOperator(curvature, curvature.theta0), k_top=max(1, settings.alignment_k),
                              k_bottom=1, tol=settings.curvature_tol, max_basis=settings.curvature_max_basis,
                              max_matvecs=settings.curvature_max_matvecs, measured_top=settings.curvature_top)
-        _alignment(curvature, ends.top[:settings.alignment_k])
+        if settings.alignment_k:
+            gradient_alignment(curvature.value_and_grad()[1], ends.top[:settings.alignment_k])
         step_s = (time.perf_counter() - started) / ends.top[0].matvecs
         del ends
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux

@@ -563,23 +563,3 @@ def test_a_zero_gradient_makes_the_gradient_direction_undefined_not_a_crash(tmp_
     assert _snapshot(out / "analysis") == before
     report = CliRunner().invoke(main, ["report", str(out), "--figures", "keep"])
     assert report.exit_code == 0, (report.output, report.exception)
-
-
-def test_gradient_alignment_is_the_projection_onto_the_span_of_the_eigenvectors():
-    from types import SimpleNamespace
-
-    from cases import closed_form, least_squares
-    from landscape.analysis import _alignment
-
-    obj, model, x, y = least_squares()
-    _, grad, hessian = closed_form(model, x, y)
-    values, vectors = np.linalg.eigh(hessian)
-    pairs = [SimpleNamespace(eigenvector=vectors[:, -i], eigenvalue=values[-i], converged=True) for i in (1, 2, 3)]
-    q, _ = np.linalg.qr(vectors[:, -3:])
-    expected = float(np.sum((q.T @ grad) ** 2) / (grad @ grad))
-    result = _alignment(obj, pairs)
-    assert result["k"] == 3 and result["fraction"] == pytest.approx(expected, rel=1e-9)
-    # a basis that is not orthonormal spans the same space: the same share
-    skewed = [SimpleNamespace(eigenvector=2.0 * vectors[:, -1] + vectors[:, -2], eigenvalue=0.0, converged=True),
-              pairs[1], pairs[2]]
-    assert _alignment(obj, skewed)["fraction"] == pytest.approx(expected, rel=1e-9)

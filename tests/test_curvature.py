@@ -344,3 +344,104 @@ def test_spectrum_ends_measures_only_the_reported_top_pairs_and_the_rest_keep_la
         # measured or not, the residual is the true one (Lanczos' ‖β s‖ under full reorthogonalization)
         assert p.residual == pytest.approx(true_residual, rel=1e-6, abs=1e-10)
         assert p.residual == pytest.approx(q.residual, rel=1e-6, abs=1e-10)
+
+
+# ----------------------------------------------------------------------------- one result type
+def test_every_eigensolver_returns_an_eigenpair_that_says_what_its_bound_holds_for():
+    from landscape.curvature import Eigenpair, spectrum_ends
+
+    obj = _objective("relu")
+    H, op = dense_hessian(obj), HessianOperator(obj)
+    lanczos = [*top_eigenpairs(op, k=2, tol=1e-8), most_negative_eigenpair(op, tol=1e-8),
+               *spectrum_ends(op, tol=1e-8).top]
+    arpack = extreme_eigenpairs(op, 2, "LA", tol=1e-8)
+    for p in lanczos + arpack:
+        assert type(p) is Eigenpair and p.bound_for == "operator as computed (float64 products)"
+        assert p.error_bound == p.residual and "eigenvector" not in p.summary()
+    assert {p.solver for p in lanczos} == {"lanczos"} and {p.solver for p in arpack} == {"arpack"}
+    scale = np.abs(np.linalg.eigvalsh(H)).max()
+    assert [p.eigenvalue for p in lanczos[:2]] == pytest.approx([p.eigenvalue for p in arpack], abs=1e-7 * scale)
+
+
+def test_a_float32_operator_bounds_its_own_products_and_a_plain_operator_is_taken_as_given():
+    obj = _objective("tanh")
+    fp32 = Objective(obj.model, obj.images, obj.labels, precision="fp32", batch_size=7)
+    pair = top_eigenpairs(HessianOperator(fp32), tol=1e-6)[0]
+    assert pair.bound_for == "operator as computed (float32 products)"
+    # the fp64 Hessian's λ_max lies within the bound here: float32 rounding is below it on this tiny net
+    assert abs(pair.eigenvalue - np.linalg.eigvalsh(dense_hessian(obj))[-1]) <= pair.error_bound
+    H = aslinearoperator(np.diag([3.0, 1.0, -2.0]))
+    assert most_negative_eigenpair(H).bound_for == "operator as given"
+    assert extreme_eigenpairs(H, 1, "SA", bound_for="rank 0's collective operator")[0].bound_for == \
+        "rank 0's collective operator"
+
+
+# ----------------------------------------------------------------------------- the gradient in the top space
+def _pairs(vectors, values, converged=True):
+    from landscape.curvature import Eigenpair
+
+    return [Eigenpair(float(lam), np.asarray(v, float), 0.0, 1, 1, 0.0, converged, "LA") for v, lam in
+            zip(vectors, values)]
+
+
+def test_gradient_alignment_is_the_projection_onto_the_span_of_the_eigenvectors():
+    import json
+
+    from cases import closed_form, least_squares
+
+    from landscape.curvature import gradient_alignment
+
+    obj, model, x, y = least_squares()
+    _, grad, hessian = closed_form(model, x, y)
+    values, vectors = np.linalg.eigh(hessian)
+    pairs = _pairs([vectors[:, -i] for i in (1, 2, 3)], values[[-1, -2, -3]])
+    q, _ = np.linalg.qr(vectors[:, -3:])
+    expected = float(np.sum((q.T @ grad) ** 2) / (grad @ grad))
+    assert 0.01 < expected < 0.99
+    result = gradient_alignment(obj.value_and_grad()[1], pairs)  # the objective's own ∇F, a torch vector
+    assert result.k == 3 and result.fraction == pytest.approx(expected, rel=1e-9)
+    assert result.resolved and result.converged and result.reason is None
+    assert result.eigenvalues == pytest.approx(list(values[[-1, -2, -3]]))
+    assert json.loads(json.dumps(result.as_dict()))["fraction"] == pytest.approx(expected, rel=1e-9)
+    # a basis that is not orthonormal spans the same space: the same share
+    skewed = _pairs([2.0 * vectors[:, -1] + vectors[:, -2], vectors[:, -2], vectors[:, -3]], [0.0] * 3)
+    assert gradient_alignment(grad, skewed).fraction == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_unresolved_alignment_is_never_a_number():
+    import json
+
+    from landscape.curvature import gradient_alignment
+
+    vectors = np.eye(6)[:3]
+    zero = gradient_alignment(np.zeros(6), _pairs(vectors, [3.0, 2.0, 1.0]))
+    assert not zero.resolved and zero.fraction is None and "∇F = 0" in zero.reason and zero.converged
+    loose = gradient_alignment(np.ones(6), _pairs(vectors, [3.0, 2.0, 1.0], converged=False))
+    assert not loose.resolved and loose.fraction is None and not loose.converged
+    assert loose.reason.startswith("3 of the 3 eigenpairs did not converge")
+    assert json.loads(json.dumps(loose.as_dict()))["fraction"] is None
+    assert gradient_alignment(np.ones(6), _pairs(vectors, [3.0, 2.0, 1.0])).fraction == pytest.approx(0.5)
+    with pytest.raises(LandscapeError, match="at least one"):
+        gradient_alignment(np.ones(6), [])
+    with pytest.raises(LandscapeError, match="length 5"):
+        gradient_alignment(np.ones(5), _pairs(vectors, [3.0, 2.0, 1.0]))
+
+
+def test_gradient_alignment_at_an_objective_runs_lanczos_for_the_top_pairs():
+    """Least squares on one output: H = XᵀX/n and ∇F = Xᵀ(Xw − y)/n in closed form."""
+    from landscape.curvature import gradient_alignment_at
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 12, dtype=torch.float64, generator=gen) * torch.linspace(3.0, 0.2, 12, dtype=torch.float64)
+    y = torch.randn(40, 1, dtype=torch.float64, generator=gen)
+    torch.manual_seed(0)
+    obj = Objective(nn.Linear(12, 1, bias=False), x, y, loss="mse", precision="fp64")
+    X, Y, w = x.numpy(), y.numpy()[:, 0], obj.theta0.numpy()
+    values, vectors = np.linalg.eigh(X.T @ X / 40)
+    g = X.T @ (X @ w - Y) / 40
+    expected = float(np.sum((vectors[:, -3:].T @ g) ** 2) / (g @ g))
+    result = gradient_alignment_at(obj, k=3, tol=1e-10)
+    assert result.resolved and result.fraction == pytest.approx(expected, rel=1e-8)
+    assert result.eigenvalues == pytest.approx(list(values[::-1][:3]), rel=1e-8)
+    stopped = gradient_alignment_at(obj, obj.theta0, k=3, tol=1e-14, max_matvecs=4)
+    assert not stopped.resolved and stopped.fraction is None and "did not converge" in stopped.reason

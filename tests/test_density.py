@@ -61,11 +61,35 @@ def test_negative_mass_within_its_standard_error(slq):
     assert negative_mass(q, below=-100).value == 0 and negative_mass(q, below=100).value == pytest.approx(1.0)
 
 
-def test_outliers_detached_from_the_bulk(slq):
-    _, q = slq
+def _outlier_spectrum(n=600, k=6, seed=0):
+    """k eigenvalues in [8, 40] above a bulk in [−0.3, 0.6], far below λ_max/10 = 4."""
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.uniform(-0.3, 0.6, n - k), np.linspace(8, 40, k)], rng
+
+
+def test_outlier_count_recovers_the_number_of_outliers_within_its_standard_error():
+    """Random eigenvectors: each probe's count varies ((zᵀu)² has mean 1, variance about 2 per outlier)."""
+    eigenvalues, rng = _outlier_spectrum()
+    Q, _ = np.linalg.qr(rng.standard_normal((len(eigenvalues), len(eigenvalues))))
+    q = lanczos_quadrature(aslinearoperator((Q * eigenvalues) @ Q.T), probes=32, steps=30, seed=0)
     out = outlier_count(q)
-    assert (out.above, out.below) == (4, 1)
-    assert -1.6 < out.low < -1.2 and 2.0 < out.high < 3.0
+    assert out.edge == pytest.approx(4.0, rel=1e-9) and out.probes == 32
+    assert 0.1 < out.stderr < 1.0  # small enough to tell 6 from 4 or 8
+    assert abs(out.value - 6) <= 3 * out.stderr
+    assert out.as_dict() == {"value": out.value, "stderr": out.stderr, "probes": 32, "edge": out.edge}
+
+
+def test_outlier_count_is_exact_on_a_diagonal_operator_and_has_no_stderr_with_one_probe():
+    """Rademacher probes put exactly 1/n on every coordinate eigenvector: every probe counts the 6."""
+    eigenvalues, _ = _outlier_spectrum()
+    op = aslinearoperator(np.diag(eigenvalues))
+    out = outlier_count(lanczos_quadrature(op, probes=4, steps=30, seed=0))
+    assert out.value == pytest.approx(6, abs=1e-9) and out.stderr < 1e-9
+    one = outlier_count(lanczos_quadrature(op, probes=1, steps=30, seed=0))
+    assert one.value == pytest.approx(6, abs=1e-9) and one.stderr is None and one.probes == 1
+    # nothing stands out of a spectrum without a positive top: the count is 0, not NaN
+    flat = outlier_count(lanczos_quadrature(aslinearoperator(np.diag(-1 - np.abs(eigenvalues))), probes=3, steps=10))
+    assert flat.value == 0 and flat.stderr == 0
 
 
 def test_an_invariant_krylov_space_ends_a_probe_early():

@@ -42,10 +42,15 @@ def test_readme_library_examples_run_verbatim():
     F, top, bottom = namespace["F"], namespace["top"], namespace["bottom"]
     assert F.num_examples == 48 and np.isfinite(namespace["value"])
     assert top.eigenvalue >= bottom.eigenvalue and top.residual < 1e-2 * max(abs(top.eigenvalue), 1)
+    assert isinstance(top, landscape.Eigenpair) and isinstance(bottom, landscape.Eigenpair)
+    assert top.solver == bottom.solver == "lanczos" and top.bound_for == "operator as computed (float32 products)"
     assert namespace["grid"]["loss"].shape == (11, 11)
     t = namespace["test"]
     assert t["d_plane"] >= max(t["d_grad"], t["d_curv"]) >= 0
-    assert set(landscape.__all__) >= {"Objective", "HessianOperator", "top_eigenpairs", "second_order_test"}
+    assert set(landscape.__all__) >= {"Objective", "HessianOperator", "top_eigenpairs", "second_order_test",
+                                      "extreme_eigenpairs", "gradient_alignment", "gradient_alignment_at",
+                                      "outlier_count"}
+    assert "lanczos_top" not in landscape.__all__  # one Lanczos: the sharpness tracker runs top_eigenpairs
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

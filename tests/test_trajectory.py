@@ -1,5 +1,5 @@
-"""landscape.trajectory: star-convexity, PL*, gradient–curvature alignment and edge of stability,
-on functions whose answers are known in closed form."""
+"""landscape.trajectory: star-convexity, PL* and edge of stability, on functions whose answers are
+known in closed form, and the sharpness tracker against a dense Hessian."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from torch import nn
 
 from landscape import Objective
 from landscape.errors import LandscapeError
-from landscape.trajectory import (SharpnessTracker, gradient_alignment, lanczos_top, pl_star,
-                                  star_convexity)
+from scipy.sparse.linalg import aslinearoperator
+
+from landscape.curvature import top_eigenpairs
+from landscape.trajectory import SharpnessTracker, pl_star, star_convexity
 
 F64 = torch.float64
 
@@ -91,23 +93,57 @@ def test_pl_star_of_a_quadratic_along_eigenvectors_is_twice_the_eigenvalue():
         pl_star(f, points, f_star="mean")
 
 
-def test_gradient_alignment_with_the_top_eigenspace_of_a_quadratic():
-    lam = np.array([30.0, 20.0, 10.0] + list(np.linspace(3.0, 0.1, 27)))
-    f, _, q, star = _quadratic(lam, seed=3)
-    theta = star + q @ torch.ones(30, dtype=F64)  # e = θ − θ* has coordinate 1 on every eigenvector
-    result = gradient_alignment(f, theta, k=3, tol=1e-10)
-    expected = float(np.sum(lam[:3] ** 2) / np.sum(lam ** 2))  # ∇F = He has coordinates λ_i
-    assert result.fraction == pytest.approx(expected, rel=1e-8)
-    np.testing.assert_allclose(result.eigenvalues, lam[:3], rtol=1e-8)
-    assert result.converged and result.k == 3
+def _tiny_network(seed: int = 0):
+    """F(θ) = ½ mean (w₂ · tanh(W₁ x) − y)² over 12 examples, θ = (W₁: 3×4, w₂: 3): 15 parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(12, 4, dtype=F64, generator=gen), torch.randn(12, dtype=F64, generator=gen)
+
+    def f(t):
+        return 0.5 * ((torch.tanh(x @ t[:12].reshape(3, 4).T) @ t[12:] - y) ** 2).mean()
+    return Function(f, 15, torch.randn(15, dtype=F64, generator=gen))
 
 
-def test_lanczos_top_finds_the_largest_algebraic_eigenvalue_and_stops_on_an_invariant_space():
-    a = np.diag([-9.0, 3.0, 1.0, 0.5])  # the largest in magnitude is negative; λ_max is 3
-    lam, v, residual = lanczos_top(lambda x: a @ x, np.ones(4), steps=10)
-    assert lam == pytest.approx(3.0, abs=1e-12) and residual < 1e-10 and abs(v[1]) == pytest.approx(1.0)
-    lam, _, residual = lanczos_top(lambda x: a @ x, np.array([0.0, 1.0, 0.0, 0.0]), steps=10)
-    assert lam == 3.0 and residual == 0.0
+def _krylov_ritz_top(H: np.ndarray, v0: np.ndarray, m: int) -> float:
+    """The largest Ritz value of H on K_m(H, v0), from an explicit twice-orthogonalized basis."""
+    Q = np.zeros((len(v0), m))
+    q = v0 / np.linalg.norm(v0)
+    for j in range(m):
+        Q[:, j] = q
+        q = H @ q
+        for _ in range(2):
+            q -= Q[:, :j + 1] @ (Q[:, :j + 1].T @ q)
+        q /= np.linalg.norm(q)
+    return float(np.linalg.eigvalsh(Q.T @ H @ Q)[-1])
+
+
+def test_the_sharpness_tracker_is_lanczos_on_the_dense_hessian_of_a_tiny_network():
+    f = _tiny_network()
+    H = torch.autograd.functional.hessian(f.f, f.theta0).numpy()
+    w = np.linalg.eigvalsh(H)
+    assert w[0] < 0 < w[-1]  # indefinite, as a network's Hessian away from a minimum
+    tracker = SharpnessTracker(lr=0.1, steps=4, seed=3)
+    first = tracker.update(f, f.theta0)
+    # cold: the top Ritz value of the 4-dimensional Krylov space of the seeded start, and 1 product more
+    v0 = np.random.default_rng(3).standard_normal(15)
+    assert first.sharpness == pytest.approx(_krylov_ritz_top(H, v0, 4), rel=1e-10)
+    assert first.matvecs == 5 and first.sharpness < w[-1] - 0.1 and first.residual > 0.1  # not there yet
+    assert first.residual == pytest.approx(np.linalg.norm(H @ tracker.vector - first.sharpness * tracker.vector),
+                                           rel=1e-8)
+    # warm: each run starts from the last eigenvector, so the estimates climb to λ_max
+    records = [tracker.update(f, f.theta0) for _ in range(6)]
+    assert records[-1].sharpness == pytest.approx(w[-1], rel=1e-10) and records[-1].residual < 1e-6 * w[-1]
+    assert all(b.sharpness >= a.sharpness - 1e-12 for a, b in zip([first, *records], records))
+
+
+def test_a_tracker_run_stops_on_an_invariant_space_and_finds_the_largest_algebraic_eigenvalue():
+    a = aslinearoperator(np.diag([-9.0, 3.0, 1.0, 0.5]))  # the largest in magnitude is negative; λ_max is 3
+    pair = top_eigenpairs(a, 1, tol=0.0, max_matvecs=10, max_basis=10, v0=np.ones(4))[0]
+    assert pair.eigenvalue == pytest.approx(3.0, abs=1e-12) and pair.residual < 1e-10
+    assert abs(pair.eigenvector[1]) == pytest.approx(1.0) and pair.iterations == 4  # exhausted at dim 4
+    exact = top_eigenpairs(a, 1, tol=0.0, max_matvecs=10, v0=np.array([0.0, 1.0, 0.0, 0.0]))[0]
+    assert exact.eigenvalue == 3.0 and exact.residual == 0.0 and exact.iterations == 1 and exact.converged
+    with pytest.raises(LandscapeError, match="start vector"):
+        top_eigenpairs(a, 1, v0=np.zeros(4))
 
 
 def test_gradient_descent_beyond_two_over_eta_diverges_and_the_tracker_sees_it():
