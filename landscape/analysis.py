@@ -17,7 +17,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -153,9 +152,6 @@ class Analysis:
         if not math.isfinite(value):
             raise LandscapeError(f"F is {value} at the checkpoint of epoch {epoch}: the weights are not usable")
 
-    def alignment(self, obj: Objective, pairs) -> dict:
-        return _alignment(obj, pairs)
-
     # ------------------------------------------------------------------ the schedule
     def bar(self, total: int | None, desc: str):
         """A progress bar for one piece's points, below the overall bar."""
@@ -197,18 +193,3 @@ class Analysis:
                 m.run(at)
                 done(m.name)
 
-
-def _alignment(obj: Objective, pairs) -> dict:
-    """The share of ‖∇F‖² (on the Hessian's examples) inside the span of the top eigenvectors
-    (Gur-Ari et al. 2018: during training most of the gradient lies in the top-k eigenspace)."""
-    _, grad = obj.value_and_grad()
-    g = grad.detach().to(torch.float64).cpu().numpy()
-    # ‖P g‖² = hᵀ G⁻¹ h with h = Vᵀg and G = VᵀV, from dot products alone: no k × dim copy (a QR of the
-    # eigenvectors of a 20 M-parameter network would hold several GB)
-    vectors = [np.asarray(p.eigenvector, dtype=np.float64) for p in pairs]
-    h = np.array([v @ g for v in vectors])
-    gram = np.array([[u @ v for v in vectors] for u in vectors])
-    norm_sq = float(g @ g)
-    inside_sq = float(h @ np.linalg.lstsq(gram, h, rcond=None)[0])
-    return {"k": len(pairs), "fraction": inside_sq / norm_sq if norm_sq > 0 else float("nan"),
-            "eigenvalues": [p.eigenvalue for p in pairs], "converged": all(p.converged for p in pairs)}

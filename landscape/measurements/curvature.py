@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..curvature import HessianOperator, hutchinson_trace, spectrum_ends
+from ..curvature import HessianOperator, bound_scope, gradient_alignment, hutchinson_trace, spectrum_ends
 from .base import PER_REPEAT, At, Measurement
 
 
@@ -39,18 +39,21 @@ class Curvature(Measurement):
         def eigenpairs():
             op = HessianOperator(obj, obj.theta0, sigma=s.curvature_sigma,
                                  samples=s.curvature_samples if s.curvature_sigma > 0 else 0, seed=at.seed)
-            return a.group.lead_operator(op, solve, "the Hessian eigensolvers")
+            bounds = bound_scope(op)  # of the real operator: ranks other than 0 are served through a wrapper
+            return a.group.lead_operator(op, lambda served: solve(served, bounds), "the Hessian eigensolvers")
 
-        def solve(op):
+        def solve(op, bounds: str):
             started = time.perf_counter()
             ends = spectrum_ends(op, k_top=max(s.curvature_top, s.alignment_k), k_bottom=1, tol=s.curvature_tol,
                                  max_basis=s.curvature_max_basis, max_matvecs=s.curvature_max_matvecs, seed=at.seed,
-                                 measured_top=s.curvature_top)
+                                 measured_top=s.curvature_top, bound_for=bounds)
             top, neg = ends.top[:s.curvature_top], ends.most_negative
             summary = {"top": [pair_summary(p) for p in top], "most_negative": pair_summary(neg),
                        "restarts": ends.restarts, "hvps": op.hvps, "seconds": time.perf_counter() - started}
             if s.alignment_k:
-                summary["gradient_alignment"] = a.alignment(obj, ends.top[:s.alignment_k])
+                # the share of ‖∇F‖² (on the Hessian's examples) in the top-k eigenspace (Gur-Ari et al. 2018)
+                grad = obj.value_and_grad()[1]
+                summary["gradient_alignment"] = gradient_alignment(grad, ends.top[:s.alignment_k]).as_dict()
             if s.trace_samples:
                 summary["trace"] = as_dict(hutchinson_trace(op, s.trace_samples, seed=at.seed))
             arrays = {"top_vectors": np.stack([np.asarray(p.eigenvector, dtype=np.float32) for p in top]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..curvature import HessianOperator
-from ..density import default_width, lanczos_quadrature, negative_mass
+from ..density import default_width, lanczos_quadrature, negative_mass, outlier_count
 from .base import PER_REPEAT, At, Measurement
 
 
@@ -31,21 +31,18 @@ class Spectrum(Measurement):
             # side of it: only eigenvalues below −width (the broadening) count as negative.
             mass = negative_mass(q, below=-width)
             nodes, weights = q.pooled()
-            # Eigenvalues that stand out: the weight above a tenth of the largest node, times the
-            # dimension (each eigenvalue carries 1/dim of the weight on average over probes).
-            edge = 0.1 * float(nodes.max())
-            above = negative_mass(q, below=edge) if edge > 0 else None
-            count = q.dim * (1.0 - above.value) if above else float("nan")
-            count_err = q.dim * above.stderr if above else float("nan")
+            outliers = outlier_count(q)  # eigenvalues that stand out of the bulk (README: Spectrum)
             summary = {"negative_mass": mass.value, "negative_mass_stderr": mass.stderr, "negative_below": -width,
-                       "outliers_above": count, "outliers_above_stderr": count_err, "outlier_edge": edge,
+                       "outliers_above": outliers.value, "outliers_above_stderr": outliers.stderr,
+                       "outlier_edge": outliers.edge,
                        "width": width, "dimension": q.dim, "lambda_min_node": float(nodes.min()),
                        "lambda_max_node": float(nodes.max()), "matvecs": q.matvecs, "seconds": q.seconds}
             arrays = {"nodes": nodes, "weights": weights,
                       "probe": np.concatenate([np.full(len(x), i) for i, x in enumerate(q.nodes)])}
             return summary, arrays, (f"{at.name}: spectrum negative mass {mass.value:.3g} ± {mass.stderr:.2g} "
-                                     f"(below {-width:.3g}), about {count:.0f} ± {count_err:.0f} eigenvalues "
-                                     f"above λ_max/10 ({q.seconds:.0f} s)")
+                                     f"(below {-width:.3g}), about {outliers.value:.0f}"
+                                     + (f" ± {outliers.stderr:.0f}" if outliers.stderr is not None else "")
+                                     + f" eigenvalues above λ_max/10 ({q.seconds:.0f} s)")
         a.store.piece(at.out / self.file, key, f"{at.name}: spectrum", density, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
