@@ -45,7 +45,9 @@ class Analysis:
         self.settings = settings.validate()
         self.runtime = runtime = runtime or Runtime()
         self.device, self.group = runtime.torch_device, runtime.group  # one process unless launched by torchrun
-        self.progress, self.echo = runtime.progress, runtime.echo
+        # with bars on screen, status lines go above them (tqdm.write), never onto a bar's line
+        self.progress = runtime.progress
+        self.echo = (lambda message="": tqdm.write(str(message))) if runtime.progress else runtime.echo
         self.store = PieceStore(self.group, self.echo)
         self.budget_minutes = budget_minutes
         self.source = (CheckpointSource.load(Path(checkpoint), arch, dataset, self.run, runtime)

@@ -62,24 +62,24 @@ _STYLE = {
     "image.cmap": "viridis", "pdf.fonttype": 42, "legend.frameon": False,
     "axes.prop_cycle": None,  # filled in below (colour-blind friendly cycle)
 }
-_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 _DIRECTION_COLORS = {"neg_gradient": "#D55E00", "gaussian": "#0072B2", "filter_normalized": "#009E73",
                      "hessian_top": "#CC79A7", "hessian_most_negative": "#E69F00"}
 TRAIN_COLOR, TEST_COLOR = "#0072B2", "#D55E00"
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     from cycler import cycler
 
-    style = dict(_STYLE, **{"axes.prop_cycle": cycler(color=_COLORS)})
+    style = dict(_STYLE, **{"axes.prop_cycle": cycler(color=COLORS)})
     return plt, style
 
 
-def _wrap(text: str, width_in: float, fontsize: float = 8.5) -> str:
+def wrap_text(text: str, width_in: float, fontsize: float = 8.5) -> str:
     """Wrap each line of a caption to the figure width (about 0.55·fontsize points a character)."""
     import textwrap
 
@@ -111,7 +111,7 @@ def _log_ticks(ax, axis: str = "both") -> None:
         a.set_minor_formatter(fmt_minor if lo > 0 and hi / lo < 100 else NullFormatter())
 
 
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     """Write ``fig`` as PNG and PDF atomically; returns the paths."""
     import matplotlib.pyplot as plt
 
@@ -187,7 +187,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     if not surfaces:
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     first = surfaces[0]
     sigma = first["sigma"]
     if kind == "paper":
@@ -212,8 +212,8 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
             ax.set_ylabel(f"{_short(ylabel)}\n[{unit_y}]", fontsize=7.5, labelpad=4)
             ax.set_zlabel(zlabel, fontsize=7.5, labelpad=2)
             ax.set_title(_surface_title(s, kind), fontsize=8.5)
-        fig.suptitle(_wrap(caption + "; red dot: the checkpoint", width), fontsize=8.5)
-        written += _save(fig, out_dir, f"{name}_3d")
+        fig.suptitle(wrap_text(caption + "; red dot: the checkpoint", width), fontsize=8.5)
+        written += save_figure(fig, out_dir, f"{name}_3d")
         # ---- contour
         width = 4.3 * cols
         fig, axes = plt.subplots(rows, cols, figsize=(width, 4.2 * rows + 0.8), squeeze=False,
@@ -226,8 +226,8 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
             if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, _surface_marks(s["result"], kind)):
                 ax.set_xlabel(f"{xlabel} [{unit_x}]")
                 ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
-        fig.suptitle(_wrap(caption, width), fontsize=8.5)
-        written += _save(fig, out_dir, f"{name}_contour")
+        fig.suptitle(wrap_text(caption, width), fontsize=8.5)
+        written += save_figure(fig, out_dir, f"{name}_contour")
     return written
 
 
@@ -340,7 +340,7 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
         return []
     repeats = len({p["repeat"] for p in points})
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     train = config.get("train") or {}
     max_epoch = max([r["epoch"] for r in track] + [p["epoch"] for p in points] + [1])
     norm = mcolors.Normalize(0, max_epoch)
@@ -367,8 +367,8 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
         if track:
             caption += (f"\ntrack: every {train.get('track_every', '?')} iterations during training, on "
                         f"{track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, all parameters)")
-        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
-        return _save(fig, out_dir, "dominance")
+        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
+        return save_figure(fig, out_dir, "dominance")
 
 
 def _columns(records: list[dict], *keys: str) -> list[np.ndarray]:
@@ -431,7 +431,7 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
     chosen = select_epochs(available, epochs, config, "semi-smoothness probes")
     per_epoch = [(e, load_probes(run, e)) for e in chosen]
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     with plt.rc_context(style):
         rows = len(per_epoch)
         fig, axes = plt.subplots(rows, 2, figsize=(11, 3.7 * rows + 0.9), squeeze=False, layout="constrained")
@@ -466,8 +466,8 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
             ax_r.legend(loc="upper left", fontsize=6.5)
         caption = (f"{run_title(run, config)}\nsemi-smoothness probes on "
                    f"{common_caption([p['context'] for _, ps in per_epoch for p in ps])}; faint dots: below the noise floor")
-        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
-        return _save(fig, out_dir, "smoothness")
+        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
+        return save_figure(fig, out_dir, "smoothness")
 
 
 def draw_probe(ax_f, ax_r, t: np.ndarray, f: np.ndarray, r: np.ndarray, F: float, a: float, b: float,
@@ -522,7 +522,7 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
     if not items:
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     with plt.rc_context(style):
         rows = len(items)
         fig, axes = plt.subplots(rows, 2, figsize=(10, 2.9 * rows + 1.0), squeeze=False, layout="constrained")
@@ -545,8 +545,8 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
         caption = (f"{run_title(run, config)}\nlinear interpolation; {'; '.join(_BN_WORDS.get(p, f'BN {p}') for p in policies)}; "
                    f"train: {context_caption({k: v for k, v in train_ctx.items() if k != 'bn_policy'})}; "
                    f"test subset n={test_n}")
-        fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
-        return _save(fig, out_dir, "interpolation")
+        fig.suptitle(wrap_text(caption, 10, 8), fontsize=8)
+        return save_figure(fig, out_dir, "interpolation")
 
 
 # ============================================================================ spectrum
@@ -578,7 +578,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
     items = load_spectrum(run, chosen)
     curv = {(c["epoch"], c["repeat"]): c for c in load_curvature(run, chosen, repeats=True)}
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     rows, cols = _grid(len(chosen))
     with plt.rc_context(style):
         fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.8), squeeze=False,
@@ -588,13 +588,13 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
         for ax, epoch in zip(axes.flat, chosen):
             here = [t for t in items if t["epoch"] == epoch]
             for k, t in enumerate(here):
-                draw_density(ax, t["nodes"], t["weights"], t["width"], color=_COLORS[k % len(_COLORS)],
+                draw_density(ax, t["nodes"], t["weights"], t["width"], color=COLORS[k % len(COLORS)],
                              label=f"repeat {t['repeat']}: negative mass {fmt(t['negative_mass'], 2)} "
                                    f"± {fmt(t['negative_mass_stderr'], 2)} (below {fmt(-t['width'], 2)})")
                 c = curv.get((epoch, t["repeat"]))
                 if c is not None:
                     for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):
-                        ax.axvline(value, color=_COLORS[k % len(_COLORS)], ls=ls, lw=0.9)
+                        ax.axvline(value, color=COLORS[k % len(COLORS)], ls=ls, lw=0.9)
             t0 = here[0]
             ax.set_title(f"epoch {epoch}: about {fmt(t0['outliers_above'], 2)} eigenvalue(s) above λ_max/10")
             ax.set_xlabel("eigenvalue of H"); ax.set_ylabel("density (log)")
@@ -603,8 +603,8 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
         caption = (f"{run_title(run, config)}\nstochastic Lanczos quadrature, {s0.get('probes')} probe(s) × "
                    f"{s0.get('steps')} steps, Gaussian broadening {fmt(items[0]['width'], 2)}; dashed: λ_max, "
                    f"dotted: λ_min (curvature); {common_caption([t['context'] for t in items])}")
-        fig.suptitle(_wrap(caption, 4.6 * cols, 8), fontsize=8)
-        return _save(fig, out_dir, "spectrum")
+        fig.suptitle(wrap_text(caption, 4.6 * cols, 8), fontsize=8)
+        return save_figure(fig, out_dir, "spectrum")
 
 
 # ============================================================================ trajectory
@@ -635,7 +635,7 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
     if not items:
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     repeats = len(items)
     norm = mcolors.Normalize(0, max(float(t["epoch"].max()) for t in items))
     cmap = plt.get_cmap("viridis")
@@ -675,8 +675,8 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
         ax_d.legend(fontsize=7)
         caption = (f"{run_title(run, config)}\n{common_caption([t['context'] for t in items])}"
                    + (f"; mean and min–max over {repeats} repeats" if repeats > 1 else ""))
-        fig.suptitle(_wrap(caption, 14, 8), fontsize=8)
-        return _save(fig, out_dir, "trajectory")
+        fig.suptitle(wrap_text(caption, 14, 8), fontsize=8)
+        return save_figure(fig, out_dir, "trajectory")
 
 
 # ============================================================================ (e) training curves
@@ -693,7 +693,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
         return []
     augmented = "augmented" if (config.get("train") or {}).get("augment", True) else "no augmentation"
     out_dir = Path(out_dir) if out_dir else run.figures
-    plt, style = _pyplot()
+    plt, style = pyplot()
     checkpoints = analyzed_epochs(run)
     with plt.rc_context(style):
         fig, axes = plt.subplots(2, 2, figsize=(10, 7.4), sharex=True, layout="constrained")
@@ -755,8 +755,8 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
                     f"test on {data.get('test_examples', '?')}; dotted lines: analyzed checkpoints")
         if curv:
             caption += f"\neigenvalues: {common_caption([c['context'] for c in curv])}"
-        fig.suptitle(_wrap(caption, 10, 8), fontsize=8)
-        return _save(fig, out_dir, "training")
+        fig.suptitle(wrap_text(caption, 10, 8), fontsize=8)
+        return save_figure(fig, out_dir, "training")
 
 
 def draw_sharpness(ax, epoch: np.ndarray, sharpness: np.ndarray, limit_gd: np.ndarray,
@@ -801,7 +801,7 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
     repeats = len({t["repeat"] for t in tests})
-    plt, style = _pyplot()
+    plt, style = pyplot()
     with plt.rc_context(style):
         fig, (ax, ax_x) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
         for k, (key, marker, color, label) in enumerate((
@@ -829,8 +829,8 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
         caption = run_title(run, config) + f"\n{common_caption([t['context'] for t in tests])}; " \
             f"line searches to {fmt(tests[0]['result'].get('line_search_rtol', float('nan')))} relative in the step, " \
             f"Nelder–Mead in the plane; no grid"
-        fig.suptitle(_wrap(caption, 11, 8), fontsize=8)
-        return _save(fig, out_dir, "second_order")
+        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
+        return save_figure(fig, out_dir, "second_order")
 
 
 # ============================================================================ all of them

@@ -179,7 +179,7 @@ def render_html(blocks: list[tuple], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _header(title: str) -> list[tuple]:
+def report_header(title: str) -> list[tuple]:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [("h", 1, title),
             ("p", f"Written by landscape {__version__} on {stamp} from the stored result files only "
@@ -226,7 +226,7 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
     out = Path(out_dir) if out_dir else run.path
     fig_dir = run.figures if out_dir is None else out / "figures"
     figs = _figures_for(run.path, fig_dir, figures, epochs, floor)
-    blocks = _header(f"Loss-landscape report: {data.name}") + _run_blocks(data, figs, 1, out)
+    blocks = report_header(f"Loss-landscape report: {data.name}") + _run_blocks(data, figs, 1, out)
     return _write_all(out, blocks, f"landscape report: {data.name}", data.to_json(), [(data.name, data)])
 
 
@@ -252,7 +252,7 @@ def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
             name, k = f"{data.name}_{k}", k + 1
         names.add(name)
         cells.append((name, r, data))
-    blocks = _header("Loss-landscape report: " + ", ".join(n for n, _, _ in cells))
+    blocks = report_header("Loss-landscape report: " + ", ".join(n for n, _, _ in cells))
     blocks.append(("h", 2, "Summary"))
     titles = [c.title for c in cells[0][2].claims]
     blocks.append(("table", ["cell"] + titles,

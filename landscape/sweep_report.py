@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _COLORS, _pyplot, _save, _wrap
-from .report import _header, render_html, render_markdown
+from .plots import COLORS, pyplot, save_figure, wrap_text
+from .report import report_header, render_html, render_markdown
 from .results import atomic_write_text
 from .text import fmt
 
@@ -43,7 +43,7 @@ def draw_width_scaling(ax, widths: np.ndarray, values: np.ndarray, seeds: np.nda
 def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
     """sweep_<quantity>.png/.pdf for every quantity with a positive value, and sweep_depth for
     the gradient norm at initialization against depth when three or more depths were run."""
-    plt, style = _pyplot()
+    plt, style = pyplot()
     cells = summary["cells"]
     config = summary["config"]
     depths = sorted({c["depth"] for c in cells})
@@ -60,21 +60,21 @@ def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
             for k, depth in enumerate(depths):
                 sel = [c for c in cells if c["depth"] == depth]
                 draw_width_scaling(ax, np.array([c["width"] for c in sel], float), np.array([c[q] for c in sel], float),
-                                   np.array([c["seed"] for c in sel]), color=_COLORS[k % len(_COLORS)],
+                                   np.array([c["seed"] for c in sel]), color=COLORS[k % len(COLORS)],
                                    label=f"depth {depth}")
             ax.set_xscale("log", base=2); ax.set_yscale("log")
             ax.set_xlabel("width multiplier")
             ax.set_ylabel(info["label"])
             ax.set_title(f"{info['label']}: theory says it {info['predicted']} with width — {info['judgement']}")
             ax.legend(fontsize=7)
-            fig.suptitle(_wrap(caption, 6.4, 7), fontsize=7)
-            written += _save(fig, out_dir, f"sweep_{q}")
+            fig.suptitle(wrap_text(caption, 6.4, 7), fontsize=7)
+            written += save_figure(fig, out_dir, f"sweep_{q}")
     fits = {w: f for w, f in summary.get("depth_fits", {}).items() if "error" not in f}
     if fits:
         with plt.rc_context(style):
             fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
             for k, (width, f) in enumerate(fits.items()):
-                color = _COLORS[k % len(_COLORS)]
+                color = COLORS[k % len(COLORS)]
                 L, g = np.array(f["depths"], float), np.array(f["grad_norm_init"], float)
                 ax.plot(L, g, "o", color=color, label=f"width {width}: better fit {f['better']} "
                                                      f"(power {fmt(f['power'], 3)}, rate {fmt(f['rate'], 3)})")
@@ -87,8 +87,8 @@ def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
             ax.set_xlabel("depth"); ax.set_ylabel("‖∇F(θ_0)‖")
             ax.set_title("gradient at initialization against depth: power (solid) vs exponential (dotted)")
             ax.legend(fontsize=7)
-            fig.suptitle(_wrap(caption, 6.4, 7), fontsize=7)
-            written += _save(fig, out_dir, "sweep_depth")
+            fig.suptitle(wrap_text(caption, 6.4, 7), fontsize=7)
+            written += save_figure(fig, out_dir, "sweep_depth")
     return written
 
 
@@ -99,7 +99,7 @@ def write_sweep_report(out: Path, summary: dict) -> dict:
     out = Path(out)
     figures = plot_sweep(summary, out / "figures")
     config = summary["config"]
-    blocks = _header(f"Over-parameterization sweep: {config['arch']} on {config['dataset']}")
+    blocks = report_header(f"Over-parameterization sweep: {config['arch']} on {config['dataset']}")
     blocks.append(("p", f"Cells: depths {sorted({c['depth'] for c in summary['cells']})} × widths {config['widths']} "
                         f"× seeds {config['seeds']}; each trained until its epoch training loss ≤ "
                         f"{fmt(config['target_loss'])} (at most {config['max_epochs']} epochs), then analyzed. "
