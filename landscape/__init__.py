@@ -16,36 +16,41 @@ Names are imported on first use, so ``import landscape`` (and the CLI) stays fas
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Objective": "objective", "exact_bn_statistics": "objective", "per_example_loss": "objective",
-    "HessianOperator": "curvature", "Eigenpair": "curvature", "TraceEstimate": "curvature",
-    "extreme_eigenpairs": "curvature", "top_eigenpairs": "curvature", "most_negative_eigenpair": "curvature",
-    "hutchinson_trace": "curvature", "spectrum_ends": "curvature", "SpectrumEnds": "curvature",
-    "bound_scope": "curvature", "gradient_alignment": "curvature", "gradient_alignment_at": "curvature",
-    "GradientAlignment": "curvature",
-    "lanczos_quadrature": "density", "SpectralQuadrature": "density", "spectral_density": "density",
-    "negative_mass": "density", "outlier_count": "density", "Estimate": "density", "OutlierCount": "density",
-    "Direction": "directions", "UndefinedDirection": "directions", "gradient_direction": "directions",
-    "gaussian_direction": "directions", "filter_normalized_direction": "directions",
-    "eigenvector_direction": "directions", "orthogonalize": "directions",
-    "gradient_dominance": "measure", "semi_smoothness_probe": "measure", "default_steps": "measure",
-    "fit_envelope": "measure", "surface": "measure", "surface_summary": "measure", "interpolation": "measure",
-    "monotonicity": "measure", "second_order_test": "measure", "plane_function": "measure",
-    "max_decrease_along": "measure",
-    "build_model": "models", "LandscapeError": "errors",
-    "load_synthetic": "synthetic", "separated_points": "synthetic", "min_pairwise_distance": "synthetic",
-    "separation_bound": "synthetic",
-    "jacobian": "theory", "ntk": "theory", "ntk_drift": "theory", "depth_scaling_fit": "theory",
-    "DepthFit": "theory", "LogFit": "theory", "dominance_against_lemma": "theory", "DominanceComparison": "theory",
-    "activation_flips": "theory", "spectral_movement": "theory", "LayerMovement": "theory",
-    "ntk_min_eigenvalue": "theory",
-    "fit_slope": "scaling", "Slope": "scaling", "judge": "scaling", "Prediction": "scaling",
-    "PREDICTIONS": "scaling", "predictions": "scaling", "theorem_lr": "scaling",
-    "star_convexity": "trajectory", "StarConvexity": "trajectory", "pl_star": "trajectory", "PLStar": "trajectory",
-    "star_convexity_of": "trajectory", "pl_star_of": "trajectory",
-    "SharpnessTracker": "trajectory", "SharpnessRecord": "trajectory",
-    "analyze": "api", "ModelFactory": "checkpoint", "tensor_dataset": "sources",
+# The public names by what they are for (module: names); each is imported from its module on first use.
+GROUPS = {
+    "objective and operators": {
+        "objective": ["Objective", "exact_bn_statistics", "per_example_loss"],
+        "curvature": ["HessianOperator", "hutchinson_trace", "TraceEstimate"]},
+    "eigensolvers": {
+        "curvature": ["spectrum_ends", "SpectrumEnds", "Eigenpair", "top_eigenpairs", "most_negative_eigenpair",
+                      "extreme_eigenpairs", "bound_scope", "gradient_alignment", "gradient_alignment_at",
+                      "GradientAlignment"],
+        "density": ["lanczos_quadrature", "SpectralQuadrature", "spectral_density", "negative_mass", "outlier_count",
+                    "Estimate", "OutlierCount"]},
+    "measurements": {
+        "measure": ["gradient_dominance", "semi_smoothness_probe", "default_steps", "fit_envelope", "surface",
+                    "surface_summary", "interpolation", "monotonicity", "second_order_test", "plane_function",
+                    "max_decrease_along"],
+        "trajectory": ["star_convexity", "StarConvexity", "star_convexity_of", "pl_star", "PLStar", "pl_star_of",
+                       "SharpnessTracker", "SharpnessRecord"]},
+    "directions": {
+        "directions": ["Direction", "UndefinedDirection", "gradient_direction", "gaussian_direction",
+                       "filter_normalized_direction", "eigenvector_direction", "orthogonalize"]},
+    "data and models": {
+        "synthetic": ["load_synthetic", "separated_points", "min_pairwise_distance", "separation_bound"],
+        "sources": ["tensor_dataset"],
+        "models": ["build_model"],
+        "checkpoint": ["ModelFactory"]},
+    "theory and scaling": {
+        "theory": ["jacobian", "ntk", "ntk_drift", "ntk_min_eigenvalue", "depth_scaling_fit", "DepthFit", "LogFit",
+                   "dominance_against_lemma", "DominanceComparison", "activation_flips", "spectral_movement",
+                   "LayerMovement"],
+        "scaling": ["fit_slope", "Slope", "judge", "Prediction", "PREDICTIONS", "predictions", "theorem_lr"]},
+    "pipeline": {
+        "api": ["analyze"],
+        "errors": ["LandscapeError"]},
 }
+_EXPORTS = {name: module for group in GROUPS.values() for module, names in group.items() for name in names}
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
