@@ -26,7 +26,7 @@ _EXPORTS = {
     "monotonicity": "measure", "second_order_test": "measure", "plane_function": "measure",
     "max_decrease_along": "measure",
     "build_model": "models", "LandscapeError": "errors",
-    "load_synthetic": "synthetic", "separated_points": "synthetic", "min_pairwise_distance": "synthetic",
+    "load_synthetic": "data", "separated_points": "synthetic", "min_pairwise_distance": "synthetic",
     "separation_bound": "synthetic",
     "jacobian": "theory", "ntk": "theory", "ntk_drift": "theory", "depth_scaling_fit": "theory",
     "DepthFit": "theory", "LogFit": "theory", "dominance_against_lemma": "theory", "DominanceComparison": "theory",
