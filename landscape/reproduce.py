@@ -11,7 +11,8 @@ Presets:
   subsets (under 20 min on 2 cores).
 * ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
 
-Every stage resumes: rerunning the command skips finished checkpoints and results.
+Every stage resumes: rerunning the command skips finished checkpoints and results (each cell runs
+through ``cells.run_cell``; a cell folder holding a run of other settings is refused, not reused).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ steps                     SGD steps to the target loss                    not in
 A slope agrees when its sign is the predicted one for every seed, disagrees when it is the
 opposite for every seed, and is inconclusive otherwise. Across depths, the gradient norm at
 initialization is fitted as a power and as an exponential of the depth (polynomial is what
-the theory allows). Every cell resumes like ``reproduce``.
+the theory allows). Every cell runs, resumes and is checked against its stored settings by
+``cells.run_cell``, as ``reproduce``'s are.
 """
 
 from __future__ import annotations
