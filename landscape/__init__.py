@@ -37,7 +37,8 @@ GROUPS = {
         "directions": ["Direction", "UndefinedDirection", "gradient_direction", "gaussian_direction",
                        "filter_normalized_direction", "eigenvector_direction", "orthogonalize"]},
     "data and models": {
-        "synthetic": ["load_synthetic", "separated_points", "min_pairwise_distance", "separation_bound"],
+        "data": ["load_synthetic"],
+        "synthetic": ["separated_points", "min_pairwise_distance", "separation_bound"],
         "sources": ["tensor_dataset"],
         "models": ["build_model"],
         "checkpoint": ["ModelFactory"]},

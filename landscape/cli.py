@@ -181,6 +181,7 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
     (DistributedDataParallel); rank 0 writes the run.
     """
     from . import distributed
+    from .runtime import Runtime
     from .train import TrainConfig, train as run_training
 
     given = dict(arch=arch, dataset=dataset, width=width, epochs=epochs, lr=lr,
@@ -199,9 +200,9 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
     config = TrainConfig(arch=arch or "", dataset=dataset or "",
                          **{k: v for k, v in given.items() if v is not None and k not in ("arch", "dataset")})
     with distributed.session(device) as group:
-        run = run_training(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
-                           device=device, resume=resume, overrides=given, progress=not quiet,
-                           echo=click.echo, force=force, tensorboard=tensorboard)
+        runtime = Runtime(data_root, cache_dir, download, device, not quiet, click.echo, group)
+        run = run_training(config, out, runtime, resume=resume, overrides=given, force=force,
+                           tensorboard=tensorboard)
     if group.is_writer:
         click.echo(f"checkpoints in {run.checkpoints}")
 
@@ -226,16 +227,19 @@ def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_roo
 
     from .distributed import launched
     from .reproduce import reproduce as run_preset
+    from .runtime import Runtime
 
     if launched():
         raise click.UsageError("reproduce runs as one process per machine: spread cells with --shard I/K, or run "
                                "`landscape train` and `landscape analyze` under torchrun for one cell")
     started = time.perf_counter()
-    folders = run_preset(preset, out, only=list(only), shard=shard, cifar10=cifar10, cifar100=cifar100,
-                         data_root=data_root, cache_dir=cache_dir, download=download, device=device,
-                         progress=not quiet, echo=click.echo, seed=seed)
-    click.echo(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(str(f) for f in folders))
-    click.echo(f"report: {out}/report.md")
+    runtime = Runtime(data_root, cache_dir, download, device, not quiet, click.echo)
+    done = run_preset(preset, out, runtime, only=list(only), shard=shard, cifar10=cifar10, cifar100=cifar100,
+                      seed=seed)
+    if done.folders:
+        click.echo(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(str(f) for f in done.folders))
+    if done.report is not None:
+        click.echo(f"report: {done.report}")
 
 
 @main.command()
@@ -480,6 +484,7 @@ def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs,
     import dataclasses
     import time
 
+    from .runtime import Runtime
     from .sweep import SweepConfig, run_sweep, sweep_preset
 
     given = dict(arch=arch, dataset=dataset,
@@ -497,8 +502,7 @@ def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs,
             raise click.UsageError(f"--{missing[0]} is required without --preset")
         config = SweepConfig(**given)
     started = time.perf_counter()
-    summary = run_sweep(config, out, data_root=data_root, cache_dir=cache_dir, download=download, device=device,
-                        progress=not quiet, echo=click.echo)
+    summary = run_sweep(config, out, Runtime(data_root, cache_dir, download, device, not quiet, click.echo))
     for q, info in summary["quantities"].items():
         click.echo(f"{info['label']}: theory says it {info['predicted']} with width; measured: {info['judgement']}")
     click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import LandscapeError
+from .synthetic import separated_dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 CACHE_FORMAT = 1
@@ -94,8 +95,6 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None,
                  progress: bool = True) -> Dataset:
     """Load ``cifar10``, ``cifar100``, ``folder:PATH`` (PATH relative to the data root) or ``synthetic:...``."""
     if name.startswith("synthetic:"):
-        from .synthetic import load_synthetic
-
         return load_synthetic(name)
     root = resolve_data_root(data_root)
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -108,6 +107,11 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None,
         return _load_image_folder(name, path, cache, progress)
     raise LandscapeError(f"unknown dataset {name!r}: use cifar10, cifar100, folder:PATH or "
                          f"synthetic:separated?n=..&d=..&delta=..")
+
+
+def load_synthetic(name: str) -> Dataset:
+    """The ``Dataset`` a ``synthetic:separated?...`` name describes (see ``landscape.synthetic``)."""
+    return Dataset(**separated_dataset(name))
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -11,24 +11,24 @@ Presets:
   subsets (under 20 min on 2 cores).
 * ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
 
-Every stage resumes: rerunning the command skips finished checkpoints and results.
+Every stage resumes: rerunning the command skips finished checkpoints and results (each cell runs
+through ``cells.run_cell``; a cell folder holding a run of other settings is refused, not reused).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis import Analysis
-from .runtime import Runtime
-from .settings import AnalysisSettings
+from .cells import CellPlan, check_cell, record_timings, run_cell
 from .data import missing_data
 from .errors import LandscapeError
-from .results import RunDir, atomic_write_json, read_json
 from .recipe import PRESET_HELP, PAPER_EPOCHS, PAPER_FIGURE_EPOCHS, PAPER_SAVE_AT, scaled_figure_epochs
-from .train import TrainConfig, train
+from .results import RunDir
+from .runtime import Runtime
+from .settings import AnalysisSettings
+from .train import TrainConfig
 
 
 @dataclass
@@ -235,75 +235,76 @@ def select_cells(preset: Preset, only: list[str] | None) -> list[Cell]:
     return [names[o] for o in only]
 
 
-def reproduce(preset_name: str, out: str | Path, *, only: list[str] | None = None, shard: str | None = None,
-              cifar10: str = "cifar10", cifar100: str = "cifar100", data_root=None, cache_dir=None,
-              download: bool = False, device: str = "cpu", progress: bool = True, echo=print,
-              seed: int = 0) -> list[Path]:
-    """Run every stage of every selected cell into ``out``/<cell>; returns the cell folders.
+@dataclass
+class Reproduced:
+    """What a ``reproduce`` command did: the cell folders it worked on, and the combined report it wrote
+    (None when it wrote none: no cell on this shard, or none with data)."""
 
-    ``shard`` 'i/k' keeps shard i of the selected cells (``shard_cells``); its timings go to
-    ``timings.shard-i-of-k.json``, so the machines' output folders can be copied into one.
-    """
+    folders: list[Path]
+    report: Path | None
+
+
+def cell_plan(preset: Preset, cell: Cell, out: Path, dataset: str, seed: int) -> CellPlan:
+    """One cell of a preset: its training configuration, its analysis at the checkpoints the run holds,
+    and its figures and report."""
     from .plots import make_figures
-    from .report import write_combined_report, write_report
+    from .report import write_report
 
-    preset = get_preset(preset_name)
-    out = Path(out)
-    sources = {"cifar10": cifar10, "cifar100": cifar100}
-    cells = select_cells(preset, only)
-    if shard is not None:
-        index, count = parse_shard(shard)
-        cells = shard_cells(cells, index, count)
-        echo(f"shard {index}/{count}: " + (", ".join(c.name for c in cells) or "no cell"))
-    timings_path = out / ("timings.json" if shard is None else f"timings.shard-{index}-of-{count}.json")
-    timings = read_json(timings_path) if timings_path.is_file() else {}
-    folders, skipped = [], {}
-    for cell in cells:
-        run_dir = out / cell.folder
-        reason = missing_data(sources[cell.dataset], data_root, download)
-        if reason is not None:
-            if only:  # asked for by name: an error, not a skip
-                raise LandscapeError(f"{cell.name}: {reason}")
-            echo(f"== {cell.name}: skipped, {reason}")
-            skipped[cell.name] = reason
-            continue
-        folders.append(run_dir)
-        t = timings.setdefault(cell.name, {})
-        this_run: dict = {}
-        t.setdefault("invocations", []).append(this_run)  # each command's stage times; top level: totals
-        echo(f"== {cell.name}: {preset.description}")
-
-        started = time.perf_counter()
-        config = TrainConfig(arch=cell.arch, dataset=sources[cell.dataset], label_noise=cell.label_noise,
-                             width=cell.width, seed=seed, **preset.train_for(cell))
-        run = RunDir(run_dir)
-        resume = run.is_run()
-        if not (resume and _finished(run, config)):
-            train(config, run_dir, data_root=data_root, cache_dir=cache_dir, download=download,
-                  device=device, resume=resume, progress=progress, echo=echo)
-            this_run["train_s"] = time.perf_counter() - started
-
-        started = time.perf_counter()
+    def analyses(run: RunDir) -> list[AnalysisSettings]:
         settings = dataclasses.replace(preset.analysis_for(cell), seed=seed)
         if settings.epochs is not None:
             have = set(run.checkpoint_epochs())
             settings.epochs = [e for e in settings.epochs if e in have]
-        Analysis(run_dir, settings, Runtime(data_root, cache_dir, download, device, progress, echo)).run_all()
-        this_run["analysis_s"] = time.perf_counter() - started
+        return [settings]
 
-        started = time.perf_counter()
+    def draw(run_dir: Path) -> None:
         make_figures(run_dir, epochs=preset.figure_epochs)
         write_report(run_dir)
-        this_run["figures_report_s"] = time.perf_counter() - started
-        for stage in ("train_s", "analysis_s", "figures_report_s"):  # totals over every invocation
-            t[stage] = sum(run_times.get(stage, 0.0) for run_times in t["invocations"])
-        atomic_write_json(timings, timings_path)
+
+    config = TrainConfig(arch=cell.arch, dataset=dataset, label_noise=cell.label_noise, width=cell.width,
+                         seed=seed, **preset.train_for(cell))
+    return CellPlan(cell.name, out / cell.folder, config, analyses, draw)
+
+
+def reproduce(preset_name: str, out: str | Path, runtime: Runtime | None = None, *, only: list[str] | None = None,
+              shard: str | None = None, cifar10: str = "cifar10", cifar100: str = "cifar100",
+              seed: int = 0) -> Reproduced:
+    """Run every stage of every selected cell into ``out``/<cell> through ``cells.run_cell``.
+
+    Every cell folder is checked against its configuration before any is trained (``cells.check_cell``).
+    ``shard`` 'i/k' keeps shard i of the selected cells (``shard_cells``); its timings go to
+    ``timings.shard-i-of-k.json``, so the machines' output folders can be copied into one.
+    """
+    from .report import write_combined_report
+
+    runtime = runtime or Runtime()
+    preset, out = get_preset(preset_name), Path(out)
+    sources = {"cifar10": cifar10, "cifar100": cifar100}
+    cells, timings_path = select_cells(preset, only), out / "timings.json"
+    if shard is not None:
+        index, count = parse_shard(shard)
+        selected, cells = len(cells), shard_cells(cells, index, count)
+        if not cells:
+            runtime.echo(f"shard {index}/{count}: no cell (the {selected} selected fall to other shards); "
+                         f"nothing to do")
+            return Reproduced([], None)
+        runtime.echo(f"shard {index}/{count}: " + ", ".join(c.name for c in cells))
+        timings_path = out / f"timings.shard-{index}-of-{count}.json"
+    plans, skipped = [], {}
+    for cell in cells:
+        reason = missing_data(sources[cell.dataset], runtime.data_root, runtime.download)
+        if reason is None:
+            plans.append(cell_plan(preset, cell, out, sources[cell.dataset], seed))
+        elif only:  # asked for by name: an error, not a skip
+            raise LandscapeError(f"{cell.name}: {reason}")
+        else:
+            runtime.echo(f"== {cell.name}: skipped, {reason}")
+            skipped[cell.name] = reason
+    for plan in plans:  # every folder checked before any is trained
+        check_cell(plan)
+    for plan in plans:
+        runtime.echo(f"== {plan.name}: {preset.description}")
+        record_timings(timings_path, plan.name, run_cell(plan, runtime))
     ran = [out / c.folder for c in preset.cells if (out / c.folder).is_dir()]
-    if ran:
-        write_combined_report(out, ran, skipped=skipped)
-    return folders
-
-
-def _finished(run: RunDir, config: TrainConfig) -> bool:
-    """True when the run already holds its last epoch's checkpoint."""
-    return run.checkpoint(config.resolved().epochs).is_file()
+    report = write_combined_report(out, ran, skipped=skipped)["markdown"] if ran else None
+    return Reproduced([p.run_dir for p in plans], report)

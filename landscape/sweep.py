@@ -21,7 +21,8 @@ steps                     SGD steps to the target loss                    not in
 A slope agrees when its sign is the predicted one for every seed, disagrees when it is the
 opposite for every seed, and is inconclusive otherwise. Across depths, the gradient norm at
 initialization is fitted as a power and as an exponential of the depth (polynomial is what
-the theory allows). Every cell resumes like ``reproduce``.
+the theory allows). Every cell runs, resumes and is checked against its stored settings by
+``cells.run_cell``, as ``reproduce``'s are.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .cells import CellPlan, check_cell, differences, record_timings, refuse_other_settings, run_cell
 from .errors import LandscapeError
+from .results import RunDir, atomic_write_json, read_json
+from .runtime import Runtime
 from .settings import AnalysisSettings
+from .sweep_report import write_sweep_report
+from .train import TrainConfig
 
 QUANTITIES = {  # name: (label, predicted direction)
     "c": ("c = min ‖∇F‖²/F along training", "increases"),
@@ -88,9 +93,7 @@ class SweepConfig:
                     out.append((arch, _depth_of(arch), width, seed))
         return out
 
-    def train_config(self, arch: str, width: int, seed: int):
-        from .train import TrainConfig
-
+    def train_config(self, arch: str, width: int, seed: int) -> TrainConfig:
         save_at = sorted({0} | {max(1, round(self.max_epochs * (k + 1) / self.checkpoints))
                                 for k in range(self.checkpoints)})
         return TrainConfig(arch=arch, dataset=self.dataset, width=width, epochs=self.max_epochs, lr=self.lr,
@@ -168,70 +171,77 @@ def sweep_preset(name: str) -> SweepConfig:
 
 
 # ---------------------------------------------------------------------------------------------- running
-def run_sweep(config: SweepConfig, out: str | Path, *, data_root=None, cache_dir=None, download=False,
-              device: str = "cpu", progress: bool = True, echo=print) -> dict:
-    """Train and analyze every cell into ``out``/<cell> (resuming), then write sweep.json, the
-    figures and the report. Returns the summary (see ``summarize``)."""
+def sweep_cell_plan(config: SweepConfig, arch: str, width: int, seed: int, out: Path) -> CellPlan:
+    """One cell of the sweep: trained to the common target, analyzed with the sweep's settings at every
+    checkpoint, and its curvature at the last one."""
+    settings = dataclasses.replace(config.analysis, seed=seed)
+
+    def analyses(run: RunDir) -> list[AnalysisSettings]:
+        final = max(run.checkpoint_epochs())
+        return [settings, dataclasses.replace(settings, measurements=["curvature"], epochs=[final])]
+
+    name = cell_folder(arch, width, seed)
+    return CellPlan(name, out / name, config.train_config(arch, width, seed), analyses)
+
+
+def stored_sweep_config(path: Path) -> dict:
+    """The sweep a sweep_config.json describes, as ``dataclasses.asdict`` gives it (defaults for the
+    settings it predates); a one-line error when it describes none."""
+    stored = read_json(path)
+    sweep = stored.get("sweep") if isinstance(stored, dict) else None
+    try:
+        fields = {f.name for f in dataclasses.fields(SweepConfig)}
+        analysis = {f.name for f in dataclasses.fields(AnalysisSettings)}
+        given = {k: v for k, v in sweep.items() if k in fields}
+        given["analysis"] = AnalysisSettings(**{k: v for k, v in (sweep.get("analysis") or {}).items()
+                                                if k in analysis})
+        return dataclasses.asdict(SweepConfig(**given))
+    except (AttributeError, TypeError):
+        raise LandscapeError(f"{path} is not a sweep configuration; choose another --out") from None
+
+
+def check_sweep_folder(config: SweepConfig, out: Path) -> None:
+    """Refuse (one line) a folder whose sweep_config.json describes another sweep."""
+    path = out / "sweep_config.json"
+    if path.is_file():
+        refuse_other_settings(out, "a sweep", differences(stored_sweep_config(path), dataclasses.asdict(config)))
+
+
+def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = None) -> dict:
+    """Train and analyze every cell into ``out``/<cell> through ``cells.run_cell`` (resuming), then write
+    sweep.json, the figures and the report. Returns the summary (see ``summarize``).
+
+    A folder holding another sweep, or a cell folder holding a run of other settings, is refused
+    before anything is written (``check_sweep_folder``, ``cells.check_cell``).
+    """
     from tqdm import tqdm
 
-    from .analysis import Analysis
-    from .results import RunDir, atomic_write_json, read_json
-    from .runtime import Runtime
-    from .train import train
-
+    runtime = runtime or Runtime()
     out = Path(out)
+    plans = [sweep_cell_plan(config, arch, width, seed, out) for arch, _, width, seed in config.cells()]
+    check_sweep_folder(config, out)
+    for plan in plans:
+        check_cell(plan)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"sweep": dataclasses.asdict(config)}, out / "sweep_config.json")
-    cells = config.cells()
-    timings = {}
-    with tqdm(total=len(cells), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True) as bar:
-        for arch, depth, width, seed in cells:
-            name = cell_folder(arch, width, seed)
-            run_dir = out / name
-            started = time.perf_counter()
-            tc = config.train_config(arch, width, seed)
-            run = RunDir(run_dir)
-            if not _trained(run, tc):
-                train(tc, run_dir, data_root=data_root, cache_dir=cache_dir, download=download, device=device,
-                      resume=run.is_run(), progress=False, echo=lambda *a: None)
-            trained = time.perf_counter()
-            quiet = Runtime(data_root, cache_dir, download, device).quiet()
-            settings = dataclasses.replace(config.analysis, seed=seed)
-            Analysis(run_dir, settings, quiet).run_all()
-            final = max(run.checkpoint_epochs())
-            Analysis(run_dir, dataclasses.replace(settings, measurements=["curvature"], epochs=[final]),
-                     quiet).run_all()
-            timings[name] = {"train_s": trained - started, "analysis_s": time.perf_counter() - trained}
+    with tqdm(total=len(plans), desc="sweep", unit="cell", disable=not runtime.progress, dynamic_ncols=True) as bar:
+        for plan in plans:
+            times = run_cell(plan, runtime.quiet())
+            record_timings(out / "timings.json", plan.name, times)
             bar.update(1)
-            bar.set_postfix_str(name)
-            echo(f"{name}: trained in {timings[name]['train_s']:.0f} s, analyzed in {timings[name]['analysis_s']:.0f} s")
-    timings_path = out / "timings.json"
-    kept = read_json(timings_path) if timings_path.is_file() else {"invocations": []}
-    kept["invocations"].append(timings)  # each command's per-cell stage times
-    atomic_write_json(kept, timings_path)
+            bar.set_postfix_str(plan.name)
+            trained = f"trained in {times['train_s']:.0f} s" if "train_s" in times else "already trained"
+            runtime.echo(f"{plan.name}: {trained}, analyzed in {times['analysis_s']:.0f} s")
     summary = summarize(config, out)
     atomic_write_json(summary, out / "sweep.json")
-    from .sweep_report import write_sweep_report
-
     write_sweep_report(out, summary)
     return summary
-
-
-def _trained(run, config) -> bool:
-    """The run reached its target loss or its last epoch."""
-    from .readers import load_log
-
-    if not run.is_run() or not run.log.is_file():
-        return False
-    log = load_log(run)
-    return bool(log) and (bool(log[-1].get("reached_target")) or int(log[-1]["epoch"]) >= config.epochs)
 
 
 # ---------------------------------------------------------------------------------------------- numbers
 def cell_values(run_dir: Path) -> dict:
     """The sweep's quantities for one analyzed cell, read from its result files (NaN when absent)."""
     from .readers import load_curvature, load_dominance, load_log, read_config
-    from .results import RunDir
     from .verdicts import run_verdicts
 
     run = RunDir(run_dir)
@@ -296,6 +306,18 @@ def fit_slope(widths, values) -> float:
     return float(np.polyfit(np.log(w[ok]), np.log(v[ok]), 1)[0])
 
 
+def fit_means(widths, values) -> dict:
+    """The seeds' mean at each width and the log-log least-squares line through the means (what the
+    sweep's figures draw): widths, means, slope and intercept (NaN where undefined)."""
+    w, v = np.asarray(widths, float), np.asarray(values, float)
+    uniq = np.array(sorted(set(w.tolist())), float)
+    means = np.array([np.nanmean(v[w == x]) if np.isfinite(v[w == x]).any() else np.nan for x in uniq])
+    slope = fit_slope(uniq, means)
+    ok = np.isfinite(means) & (means > 0)
+    intercept = float(np.mean(np.log(means[ok]) - slope * np.log(uniq[ok]))) if math.isfinite(slope) else math.nan
+    return {"widths": uniq.tolist(), "means": means.tolist(), "slope": slope, "intercept": intercept}
+
+
 def judge(direction: str, slopes: list[float], all_zero: bool = False) -> str:
     """'agrees', 'disagrees' or 'inconclusive' for per-seed slopes against the predicted direction.
 
@@ -336,12 +358,14 @@ def summarize(config: SweepConfig, out: Path) -> dict:
                 sel = [r for r in rows if r["depth"] == depth and r["seed"] == seed]
                 slopes[seed] = fit_slope([r["width"] for r in sel], [r[q] for r in sel])
             finite = [s for s in slopes.values() if np.isfinite(s)]
-            values = np.array([r[q] for r in rows if r["depth"] == depth], float)
+            at_depth = [r for r in rows if r["depth"] == depth]
+            values = np.array([r[q] for r in at_depth], float)
             all_zero = bool(len(values)) and bool(np.all(values == 0))
             per_depth[str(depth)] = {"slopes": slopes, "mean_slope": float(np.mean(finite)) if finite else float("nan"),
                                      "min_slope": min(finite, default=float("nan")),
                                      "max_slope": max(finite, default=float("nan")),
                                      "all_zero": all_zero,
+                                     "means": fit_means([r["width"] for r in at_depth], values),
                                      "judgement": judge(direction, list(slopes.values()), all_zero)}
         judgements = [d["judgement"] for d in per_depth.values()]
         overall = ("agrees" if judgements and all(j == "agrees" for j in judgements) else

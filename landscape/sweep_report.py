@@ -17,26 +17,22 @@ from .results import atomic_write_text
 from .text import fmt
 
 
-def draw_width_scaling(ax, widths: np.ndarray, values: np.ndarray, seeds: np.ndarray, *, color="k",
-                       label: str = "") -> float:
+def draw_width_scaling(ax, widths: np.ndarray, values: np.ndarray, seeds: np.ndarray, means: dict, *,
+                       color="k", label: str = "") -> float:
     """One depth's values against width (log-log): each seed's points, their mean joined, and the
-    least-squares line through the means. Returns the slope of that line (NaN below two points)."""
-    from .sweep import fit_slope
-
+    least-squares line through the means (``means``: ``sweep.fit_means`` of the values, from the
+    summary). Returns the slope of that line (NaN below two points)."""
     for k, seed in enumerate(sorted(set(seeds.tolist()))):
         sel = seeds == seed
         ax.plot(widths[sel], values[sel], "o" if k == 0 else "s", color=color, ms=4, alpha=0.55, ls="none")
-    uniq = np.array(sorted(set(widths.tolist())), float)
-    means = np.array([np.nanmean(values[widths == w]) if np.isfinite(values[widths == w]).any() else np.nan
-                      for w in uniq])
-    slope = fit_slope(uniq, means)
-    ok = np.isfinite(means) & (means > 0)
-    ax.plot(uniq[ok], means[ok], "-", color=color, lw=1.2,
+    uniq, mean = np.array(means["widths"], float), np.array(means["means"], float)
+    slope = means["slope"]
+    ok = np.isfinite(mean) & (mean > 0)
+    ax.plot(uniq[ok], mean[ok], "-", color=color, lw=1.2,
             label=f"{label}: slope of the seeds' mean {fmt(slope, 3)}" if math.isfinite(slope)
             else f"{label}: slope undefined")
     if math.isfinite(slope):
-        intercept = np.mean(np.log(means[ok]) - slope * np.log(uniq[ok]))
-        ax.plot(uniq[ok], np.exp(intercept) * uniq[ok] ** slope, ":", color=color, lw=1.0)
+        ax.plot(uniq[ok], np.exp(means["intercept"]) * uniq[ok] ** slope, ":", color=color, lw=1.0)
     return slope
 
 
@@ -60,7 +56,8 @@ def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
             for k, depth in enumerate(depths):
                 sel = [c for c in cells if c["depth"] == depth]
                 draw_width_scaling(ax, np.array([c["width"] for c in sel], float), np.array([c[q] for c in sel], float),
-                                   np.array([c["seed"] for c in sel]), color=COLORS[k % len(COLORS)],
+                                   np.array([c["seed"] for c in sel]), info["per_depth"][str(depth)]["means"],
+                                   color=COLORS[k % len(COLORS)],
                                    label=f"depth {depth}")
             ax.set_xscale("log", base=2); ax.set_yscale("log")
             ax.set_xlabel("width multiplier")
@@ -94,8 +91,6 @@ def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
 
 def write_sweep_report(out: Path, summary: dict) -> dict:
     """report.md and a self-contained report.html in ``out``, with the figures in ``out``/figures."""
-    from .sweep import FLAT_SLOPE
-
     out = Path(out)
     figures = plot_sweep(summary, out / "figures")
     config = summary["config"]
@@ -104,7 +99,7 @@ def write_sweep_report(out: Path, summary: dict) -> dict:
                         f"× seeds {config['seeds']}; each trained until its epoch training loss ≤ "
                         f"{fmt(config['target_loss'])} (at most {config['max_epochs']} epochs), then analyzed. "
                         f"A slope agrees when every seed's slope has the predicted sign, disagrees when every "
-                        f"seed's has the other sign ('does not increase': slope ≤ {FLAT_SLOPE}), and is "
+                        f"seed's has the other sign ('does not increase': slope ≤ {summary['flat_slope']}), and is "
                         f"inconclusive otherwise."))
     blocks.append(("h", 2, "Predicted trends"))
     rows = []

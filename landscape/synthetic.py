@@ -159,10 +159,10 @@ def _split(options: dict, size: int, stream: int) -> tuple[torch.Tensor, torch.T
     return x, labels, measured
 
 
-def load_synthetic(name: str):
-    """The ``Dataset`` a ``synthetic:separated?...`` name describes (see the module doc)."""
-    from .data import Dataset
-
+def separated_dataset(name: str) -> dict:
+    """The fields of the dataset a ``synthetic:separated?...`` name describes (see the module doc):
+    name, train/test inputs and labels, classes, mean, std and provenance (``data.load_synthetic``
+    makes the ``Dataset`` of them, so this module needs nothing from ``data``)."""
     kind, o = parse_synthetic_name(name)
     for key in ("n", "test"):
         if o[key] < 2:
@@ -182,4 +182,5 @@ def load_synthetic(name: str):
     provenance = {"generator": kind, **o, "min_distance_train": train_sep, "min_distance_test": test_sep,
                   "separation_bound": separation_bound(o["n"], o["d"]),
                   "input_norm": "1 (float32 rounding)", "normalization": "identity (inputs used as stored)"}
-    return Dataset(canonical_name(o), train_x, train_y, test_x, test_y, classes, (0.0,), (1.0,), provenance)
+    return dict(name=canonical_name(o), train_images=train_x, train_labels=train_y, test_images=test_x,
+                test_labels=test_y, classes=classes, mean=(0.0,), std=(1.0,), provenance=provenance)

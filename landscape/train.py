@@ -27,8 +27,7 @@ from torch import nn
 
 from . import distributed
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from .data import (Dataset, add_label_noise, augment, balanced_subset, draw_augmentation,
-                   load_dataset, normalize)
+from .data import Dataset, add_label_noise, augment, balanced_subset, draw_augmentation, normalize
 from .errors import LandscapeError
 from .models import build_model, check_architecture, check_width, parameter_groups, select_parameters
 from .objective import Objective, exact_bn_statistics, per_example_loss
@@ -323,20 +322,19 @@ def deterministic_cudnn(device: torch.device | str):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
 
 
-def train(config: TrainConfig, out: str | Path, *, data_root=None, cache_dir=None,
-          download: bool = False, device: str = "cpu", resume: bool = False,
-          overrides: dict | None = None, progress: bool = True, echo=print, force: bool = False,
-          tensorboard: str | Path | None = None) -> RunDir:
-    """Train (or resume) a run in ``out``; returns the run directory.
+def train(config: TrainConfig, out: str | Path, runtime: Runtime | None = None, *, resume: bool = False,
+          overrides: dict | None = None, force: bool = False, tensorboard: str | Path | None = None) -> RunDir:
+    """Train (or resume) a run in ``out`` with ``runtime``'s data, device and messages (default: ``Runtime()``);
+    returns the run directory.
 
     ``out`` must be new, empty, or hold a landscape run (then ``resume`` continues it); a folder
     holding anything else is refused unless ``force``. The folder is held by one writer at a time.
     ``tensorboard``: a folder for TensorBoard scalars (see ``TensorBoard``).
     """
-    with deterministic_cudnn(device):
-        return _train(config, out, data_root=data_root, cache_dir=cache_dir, download=download,
-                      device=device, resume=resume, overrides=overrides, progress=progress, echo=echo,
-                      force=force, tensorboard=tensorboard)
+    runtime = runtime or Runtime()
+    with deterministic_cudnn(runtime.device):
+        return _train(config, out, runtime, resume=resume, overrides=overrides, force=force,
+                      tensorboard=tensorboard)
 
 
 def _check_folder(run: RunDir, config: TrainConfig, resume: bool, force: bool) -> bool:
@@ -407,12 +405,11 @@ def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo)
     return None
 
 
-def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, download: bool,
-           device: str, resume: bool, overrides: dict | None, progress: bool, echo, force: bool,
-           tensorboard: str | Path | None = None) -> RunDir:
+def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bool, overrides: dict | None,
+           force: bool, tensorboard: str | Path | None = None) -> RunDir:
     """Validate, lock the run folder, then train (see ``train``)."""
     run = RunDir(out)
-    device = torch.device(device)
+    device, progress, echo = runtime.torch_device, runtime.progress, runtime.echo
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LandscapeError("--device cuda asked for, but no CUDA device is available")
     group = distributed.current()  # one process unless launched by torchrun; rank 0 reads the folder
@@ -426,7 +423,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
         config = group.from_rank0(lambda: _check_resume(run, config, overrides or {}), "checking the run's settings")
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
-    dataset = load_dataset(config.dataset, data_root, cache_dir, download, progress)
+    dataset = runtime.with_(progress=progress).load_dataset(config.dataset)
     check_trainable(dataset, config)
     data = prepare_data(dataset, config)
     build_model(config.arch, data.num_classes, config.width)  # validates the name early
@@ -434,7 +431,7 @@ def _train(config: TrainConfig, out: str | Path, *, data_root, cache_dir, downlo
         if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
             raise LandscapeError(f"{run.path} changed while this run was starting; run the command again")
         _train_locked(run, config, data, device, exists, progress, echo,
-                      location=Runtime(data_root=data_root, cache_dir=cache_dir).data_location(),
+                      location=runtime.data_location(),
                       tensorboard=tensorboard if group.is_writer else None)
     return run
 

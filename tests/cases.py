@@ -71,10 +71,9 @@ def build_analyzed_run(tmp_path_factory, data_root, cache_dir) -> Path:
     from landscape.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("figrun") / "resnet8_cifar10"
-    quiet = dict(progress=False, echo=lambda *a: None)
     config = TrainConfig(arch="resnet8", dataset=f"folder:{REAL_FOLDER}", epochs=2, train_subset=40,
                          test_subset=20, batch_size=20, seed=0, save_at=[0, 1, 2], track_every=1, track_subset=40)
-    train(config, out, data_root=data_root, cache_dir=cache_dir, **quiet)
+    train(config, out, Runtime(data_root, cache_dir, progress=False, echo=lambda *a: None))
     common = dict(subset=16, test_subset=16, probe_gaussian=1, probe_filter=1, probe_steps=3,
                   curvature_tol=1e-1, curvature_max_matvecs=10, surface_points=5, interpolation_points=5)
     Analysis(out, AnalysisSettings(measurements=["dominance", "probes"], epochs=[1], **common),

@@ -18,6 +18,7 @@ from landscape.data import balanced_subset
 from landscape.models import build_model
 from landscape.objective import Objective
 from landscape.results import read_json, read_npz
+from landscape.runtime import Runtime
 
 from cases import REAL_FOLDER
 
@@ -32,7 +33,7 @@ def trained_run(tmp_path_factory, data_root, cache_dir):
     out = tmp_path_factory.mktemp("run") / "resnet8"
     config = TrainConfig(arch="resnet8", dataset=f"folder:{REAL_FOLDER}", epochs=2, train_subset=300,
                          test_subset=100, batch_size=64, seed=0, save_at=[0, 2])
-    train(config, out, data_root=data_root, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+    train(config, out, Runtime(data_root, cache_dir, progress=False, echo=lambda *a: None))
     return out
 
 
@@ -338,7 +339,7 @@ def tiny_run(tmp_path_factory, cache_dir):
     write_image_folder(root / "tiny", {c: 8 for c in "abc"}, {c: 4 for c in "abc"})
     out = tmp_path_factory.mktemp("tinyrun") / "run"
     train(TrainConfig(arch="resnet8", dataset="folder:tiny", epochs=1, batch_size=8, save_at=[0, 1]), out,
-          data_root=root, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+          Runtime(root, cache_dir, progress=False, echo=lambda *a: None))
     return out, root
 
 
@@ -541,7 +542,7 @@ def test_a_zero_gradient_makes_the_gradient_direction_undefined_not_a_crash(tmp_
     root = make_image_folder("one", classes=("only",), train_per_class=8, test_per_class=2)
     out = tmp_path / "run"
     train(TrainConfig(arch="resnet8", dataset="folder:one", epochs=1, batch_size=8, save_at=[1]), out,
-          data_root=root.parent, cache_dir=cache_dir, progress=False, echo=lambda *a: None)
+          Runtime(root.parent, cache_dir, progress=False, echo=lambda *a: None))
     args = ["--measure", "dominance,curvature,probes,surface", "--subset", "4", "--test-subset", "2",
             "--gaussian", "1", "--filter", "0", "--probe-steps", "2", "--grid", "3", "--eig-max-matvecs", "4"]
     result = _tiny_analyze(out, root.parent, cache_dir, *args)

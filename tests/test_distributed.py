@@ -161,7 +161,7 @@ def tiny_run(tmp_path: Path) -> Path:
 
     out = tmp_path / "run"
     train(TrainConfig(arch="mlp1_d12", dataset=SYNTHETIC, epochs=1, batch_size=16, augment=False, save_at=[1]),
-          out, progress=False, echo=lambda *a: None)
+          out, Runtime(progress=False, echo=lambda *a: None))
     return out
 
 
@@ -252,7 +252,7 @@ def train_config(**kw):
 def _train(group, out: str):
     from landscape.train import train
 
-    train(train_config(), out, progress=False, echo=lambda *a: None)
+    train(train_config(), out, Runtime(progress=False, echo=lambda *a: None))
     return sorted(str(p.relative_to(out)) for p in Path(out).rglob("*") if p.is_file())
 
 
@@ -263,7 +263,7 @@ def test_two_ddp_steps_equal_one_process_on_the_global_batch(tmp_path):
     from landscape.train import train
 
     single, ranked = tmp_path / "single", tmp_path / "ranked"
-    train(train_config(), single, progress=False, echo=lambda *a: None)
+    train(train_config(), single, Runtime(progress=False, echo=lambda *a: None))
     files = ok(run_ranks(tmp_path, _train, str(ranked)))
     assert files[0] == sorted(str(p.relative_to(single)) for p in single.rglob("*") if p.is_file()) + ["parallel.jsonl"]
     a = torch.load(single / "checkpoints" / "last.pt", weights_only=False)

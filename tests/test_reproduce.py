@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import landscape.reproduce as reproduce_module
+from landscape.cells import STAGES
 from landscape.cli import main
-from landscape.reproduce import get_preset, select_cells
+from landscape.reproduce import Cell, Preset, get_preset, select_cells
 from landscape.errors import LandscapeError
+from landscape.settings import AnalysisSettings
 
 from cases import REAL_FOLDER
 
@@ -150,3 +155,87 @@ def test_a_cell_asked_for_by_name_without_its_data_is_an_error(tmp_path, data_ro
                                        "--data-root", str(data_root), "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "resnet32_w0.25/cifar100: image folder" in result.output
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------- a synthetic cell, in seconds
+SEPARATED = "synthetic:separated?n=16&d=8&delta=0.5&classes=2&test=8"
+
+
+def _tiny_preset(**train) -> Preset:
+    """One mlp cell on δ-separated vectors (standing for CIFAR-10 through --cifar10): 2 epochs, dominance only."""
+    analysis = AnalysisSettings(measurements=["dominance"], subset=16, test_subset=8, params="hidden")
+    settings = {"epochs": 2, "save_at": [0, 1, 2], "augment": False, "loss": "mse", "batch_size": 8,
+                "train_params": "hidden", "test_subset": 8, "track_subset": 8, **train}
+    return Preset([Cell("mlp1_d8", "cifar10")], settings, analysis, "a synthetic cell for the tests", [1, 2])
+
+
+def _tiny(monkeypatch, out, *args, **train):
+    """``reproduce --preset smoke`` with the smoke preset replaced by ``_tiny_preset(**train)``."""
+    monkeypatch.setitem(reproduce_module.PRESETS, "smoke", lambda: _tiny_preset(**train))
+    return CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--cifar10", SEPARATED, "--out", str(out),
+                                     "--quiet", *args])
+
+
+@pytest.fixture(scope="module")
+def tiny_reproduced(tmp_path_factory) -> Path:
+    """The tiny preset reproduced once (tests copy it before running into it again)."""
+    out = tmp_path_factory.mktemp("tiny") / "R"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        result = _tiny(monkeypatch, out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _files(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, train, expected", [(["--seed", "1"], {}, "seed: stored 0, requested 1"),
+                                                   ([], {"lr": 0.05}, "lr: stored 0.1, requested 0.05")])
+def test_a_rerun_with_another_training_setting_is_refused_and_another_out_works(tiny_reproduced, monkeypatch,
+                                                                                  tmp_path, args, train, expected):
+    out = shutil.copytree(tiny_reproduced, tmp_path / "R")
+    before = _files(out)
+    refused = _tiny(monkeypatch, out, *args, **train)
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    lines = refused.output.strip().splitlines()
+    assert len(lines) == 1 and "mlp1_d8/cifar10" not in lines[0], refused.output  # refused before the cell starts
+    assert "mlp1_d8_cifar10 holds a run" in lines[0] and expected in lines[0] and "choose another --out" in lines[0]
+    assert _files(out) == before  # nothing written, nothing deleted
+    again = _tiny(monkeypatch, tmp_path / "R2", *args, **train)
+    assert again.exit_code == 0, again.output
+    stored = json.loads((tmp_path / "R2" / "mlp1_d8_cifar10" / "config.json").read_text())["train"]
+    assert stored[expected.split(":")[0]] == float(expected.rsplit(" ", 1)[1])
+
+
+def test_an_empty_shard_says_so_and_names_no_report(tmp_path):
+    out = tmp_path / "R"
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--shard", "2/2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines() == ["shard 2/2: no cell (the 1 selected fall to other shards); "
+                                                  "nothing to do"]
+    assert not out.exists()
+
+
+def _timings_format(record: dict) -> list[set]:
+    """The shape of one cell's timings record (the stage names of each invocation), after checking its totals."""
+    assert set(record) <= {"invocations", *STAGES}
+    for stage in set(record) - {"invocations"}:
+        assert record[stage] == pytest.approx(sum(i.get(stage, 0.0) for i in record["invocations"]))
+    return [set(i) for i in record["invocations"]]
+
+
+def test_reproduce_and_sweep_record_their_timings_alike(tiny_reproduced, monkeypatch, tmp_path):
+    """Both run cells through cells.run_cell: a first run trains and analyzes, a rerun only analyzes."""
+    shutil.copytree(tiny_reproduced, tmp_path / "R")
+    assert _tiny(monkeypatch, tmp_path / "R").exit_code == 0
+    sweep = ["sweep", "--preset", "smoke", "--widths", "1", "--depths", "1", "--seeds", "0", "--max-epochs", "4",
+             "--quiet", "--out", str(tmp_path / "S")]
+    for _ in range(2):
+        result = CliRunner().invoke(main, sweep)
+        assert result.exit_code == 0, result.output
+    reproduced = json.loads((tmp_path / "R" / "timings.json").read_text())
+    swept = json.loads((tmp_path / "S" / "timings.json").read_text())
+    assert list(reproduced) == ["mlp1_d8/cifar10"] and list(swept) == ["mlp1_d8_w1_s0"]
+    assert _timings_format(reproduced["mlp1_d8/cifar10"]) == [set(STAGES), {"analysis_s", "figures_report_s"}]
+    assert _timings_format(swept["mlp1_d8_w1_s0"]) == [{"train_s", "analysis_s"}, {"analysis_s"}]

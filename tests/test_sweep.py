@@ -9,10 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from landscape.checkpoint import load_model
+from landscape.cli import main
 from landscape.data import load_dataset
 from landscape.objective import Objective
+from landscape.runtime import Runtime
 from landscape.settings import AnalysisSettings
 from landscape.sweep import SweepConfig, arch_at_depth, fit_slope, judge, run_sweep
 
@@ -42,7 +45,7 @@ def tiny_sweep(tmp_path_factory):
                                                    interpolation_pairs="init-final", curvature_max_matvecs=20,
                                                    ntk_examples=16))
     out = tmp_path_factory.mktemp("sweep")
-    summary = run_sweep(config, out, progress=False, echo=lambda *a: None)
+    summary = run_sweep(config, out, Runtime(progress=False, echo=lambda *a: None))
     return config, out, summary
 
 
@@ -86,3 +89,73 @@ def test_trajectory_numbers_equal_a_direct_computation(tiny_sweep):
     np.testing.assert_allclose(stored["travelled"], travelled, rtol=1e-5, atol=1e-12)
     assert stored["ntk_drift"][0] == 0 and np.all(stored["ntk_drift"][1:] > 0)
     assert torch.isfinite(grads[final]).all()
+
+
+ONE_CELL = ["sweep", "--preset", "smoke", "--widths", "1", "--depths", "1", "--seeds", "0", "--quiet"]
+
+
+def _files(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _refusal(result) -> str:
+    """The one line a refused command prints (and asserts it is one line, without a traceback)."""
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def one_cell_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one-cell") / "S"
+    result = CliRunner().invoke(main, ONE_CELL + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("option, value, setting, stored", [("--target-loss", "0.01", "target_loss", 0.05),
+                                                             ("--lr", "0.05", "lr", 0.1)])
+def test_a_rerun_with_other_training_settings_is_refused_and_another_out_works(one_cell_sweep, tmp_path, option,
+                                                                                value, setting, stored):
+    before = _files(one_cell_sweep)
+    line = _refusal(CliRunner().invoke(main, ONE_CELL + [option, value, "--out", str(one_cell_sweep)]))
+    assert f"{setting}: stored {stored!r}, requested {float(value)!r}" in line and "choose another --out" in line
+    assert _files(one_cell_sweep) == before  # nothing written, nothing deleted
+    fresh = tmp_path / "S2"
+    result = CliRunner().invoke(main, ONE_CELL + [option, value, "--out", str(fresh)])
+    assert result.exit_code == 0, result.output
+    stored_train = json.loads((fresh / "mlp1_d8_w1_s0" / "config.json").read_text())["train"]
+    key = {"target_loss": "stop_at_loss"}.get(setting, setting)
+    assert stored_train[key] == float(value)
+    cell = json.loads((fresh / "sweep.json").read_text())["cells"][0]
+    target = json.loads((fresh / "sweep_config.json").read_text())["sweep"]["target_loss"]
+    assert cell["reached_target"] == (cell["final_train_loss"] <= target)  # the report's claim matches the cell
+
+
+def test_a_cell_of_other_settings_is_refused_without_a_sweep_config(one_cell_sweep, tmp_path):
+    """The cell's own config.json is checked too (a sweep folder of an older version has no sweep_config.json)."""
+    import shutil
+
+    copy = tmp_path / "S"
+    shutil.copytree(one_cell_sweep, copy)
+    (copy / "sweep_config.json").unlink()
+    before = _files(copy)
+    line = _refusal(CliRunner().invoke(main, ONE_CELL + ["--lr", "0.05", "--out", str(copy)]))
+    assert "mlp1_d8_w1_s0 holds a run" in line and "lr: stored 0.1, requested 0.05" in line
+    assert _files(copy) == before
+
+
+def test_a_rerun_with_the_same_settings_resumes_without_training(one_cell_sweep, tmp_path):
+    import shutil
+
+    copy = tmp_path / "S"
+    shutil.copytree(one_cell_sweep, copy)
+    checkpoints = {p: p.stat().st_mtime_ns for p in (copy / "mlp1_d8_w1_s0" / "checkpoints").iterdir()}
+    result = CliRunner().invoke(main, ONE_CELL + ["--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "mlp1_d8_w1_s0: already trained" in result.output
+    assert {p: p.stat().st_mtime_ns for p in checkpoints} == checkpoints
+    record = json.loads((copy / "timings.json").read_text())["mlp1_d8_w1_s0"]
+    assert "train_s" in record["invocations"][0] and "train_s" not in record["invocations"][1]
+    assert record["analysis_s"] == pytest.approx(sum(i["analysis_s"] for i in record["invocations"]))

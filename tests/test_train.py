@@ -14,6 +14,7 @@ from landscape.data import normalize
 from landscape.errors import LandscapeError
 from landscape.objective import Objective
 from landscape.results import RunDir, read_json, read_jsonl
+from landscape.runtime import Runtime
 from landscape.train import TrainConfig, train
 
 from cases import REAL_FOLDER
@@ -76,8 +77,7 @@ def _run(tmp_path, data_root, cache_dir, name, **overrides):
 
 
 def _train(config, out, data_root, cache_dir, **kwargs):
-    return train(config, out, data_root=data_root, cache_dir=cache_dir, progress=False,
-                 echo=lambda *a: None, **kwargs)
+    return train(config, out, Runtime(data_root, cache_dir, progress=False, echo=lambda *a: None), **kwargs)
 
 
 def _batch_stat_loss(model, images, labels, mean, std) -> float:
@@ -276,13 +276,15 @@ def test_training_on_cuda_keeps_cudnn_deterministic(monkeypatch, tmp_path):
         assert (cudnn.deterministic, cudnn.benchmark) == before
     seen = {}
 
-    def fake_train(config, out, **kwargs):
+    def fake_train(config, out, runtime, **kwargs):
         seen["flags"] = (cudnn.deterministic, cudnn.benchmark)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "_train", fake_train)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA runtime on any machine
+    on_cuda = Runtime(device="cuda")
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(arch="resnet8", dataset="x"), tmp_path / "r", device="cuda")
+        train(TrainConfig(arch="resnet8", dataset="x"), tmp_path / "r", on_cuda)
     assert seen["flags"] == (True, False)
     assert (cudnn.deterministic, cudnn.benchmark) == before
 
@@ -312,7 +314,7 @@ def test_a_stop_between_the_epoch_checkpoint_and_last_pt_resumes_from_the_newer(
     leftover.write_bytes(b"half a checkpoint")
     monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     messages = []
-    train(config, out, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append, resume=True)
+    train(config, out, Runtime(data_root, cache_dir, progress=False, echo=messages.append), resume=True)
     assert any("resuming" in m and "after epoch 2 (from epoch_0002.pt)" in m for m in messages), messages
     assert not leftover.exists()
     _assert_same_run(ref, run)
@@ -341,8 +343,7 @@ def test_resume_after_last_pt_was_deleted_continues_from_the_newest_checkpoint(r
     run = _interrupted_after_epoch_2(config, tmp_path / "run", data_root, cache_dir, monkeypatch)
     run.last_checkpoint.unlink()
     messages = []
-    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
-          resume=True)
+    train(config, run.path, Runtime(data_root, cache_dir, progress=False, echo=messages.append), resume=True)
     assert any("after epoch 2 (from epoch_0002.pt)" in m for m in messages), messages
     assert [r["epoch"] for r in read_jsonl(run.log)] == [1, 2, 3]  # no epoch trained twice
     _assert_same_run(ref, run)
@@ -355,8 +356,7 @@ def test_resume_re_creates_the_scheduled_checkpoint_of_the_resumed_epoch(referen
     run = _interrupted_after_epoch_2(config, tmp_path / "run", data_root, cache_dir, monkeypatch)
     run.checkpoint(2).unlink()
     messages = []
-    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
-          resume=True)
+    train(config, run.path, Runtime(data_root, cache_dir, progress=False, echo=messages.append), resume=True)
     assert any(f"re-created {run.checkpoint(2)}" in m for m in messages), messages
     _assert_same_run(ref, run)
 
@@ -371,8 +371,7 @@ def test_resume_skips_damaged_or_non_finite_checkpoints_and_refuses_when_none_is
     raw = run.checkpoint(2).read_bytes()
     run.checkpoint(2).write_bytes(raw[: len(raw) // 3])
     messages = []
-    train(config, run.path, data_root=data_root, cache_dir=cache_dir, progress=False, echo=messages.append,
-          resume=True)
+    train(config, run.path, Runtime(data_root, cache_dir, progress=False, echo=messages.append), resume=True)
     assert any("skipping" in m and "non-finite" in m for m in messages)
     assert any("skipping" in m and "corrupt or truncated" in m for m in messages)
     assert any("after epoch 1 (from epoch_0001.pt)" in m for m in messages), messages
@@ -439,6 +438,6 @@ def test_l2_training_stops_at_the_target_loss_and_tracks_the_sharpness(tmp_path)
         target = torch.nn.functional.one_hot(data.train_labels, 2).double()
     assert objective.value() == pytest.approx(float(0.5 * ((out - target) ** 2).sum(1).mean()), rel=1e-9)
     messages = []
-    train(config, run.path, resume=True, progress=False, echo=messages.append)
+    train(config, run.path, Runtime(progress=False, echo=messages.append), resume=True)
     assert any("already reached its target loss" in m for m in messages)
     assert read_jsonl(run.log) == log

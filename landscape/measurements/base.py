@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-if TYPE_CHECKING:  # the scheduler, for type hints only (it imports this package)
-    from ..analysis import Analysis
-    from ..budget import Sizes, UnitCosts
+if TYPE_CHECKING:  # for type hints only; the scheduler (analysis.Analysis) and budget import this package
     from ..objective import Objective
     from ..settings import AnalysisSettings
 
