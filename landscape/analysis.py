@@ -109,6 +109,7 @@ class Analysis:
         """What the numbers were computed on."""
         ctx = {"dataset": self.source.dataset_name, "split": split, "arch": self.source.arch, "epoch": epoch,
                "checkpoint": self._checkpoint_name(epoch), "subset_seed": self.settings.seed,
+               "checkpoint_sha256": self.source.fingerprint(epoch),
                "label_noise": self.source.train_config.get("label_noise", 0.0),
                "train_seed": self.source.train_config.get("seed"), **objective.describe()}
         if repeat is not None:

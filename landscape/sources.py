@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import checkpoint_classes, fingerprint, load_model
 from .errors import LandscapeError
 from .results import RunDir, atomic_write_json, read_json, read_labels
 from .runtime import Runtime
@@ -28,6 +30,26 @@ class Source:
     arch: str | None
     train_config: dict            # the run's training settings ({} for an external checkpoint)
 
+    def fingerprint(self, epoch: int | str) -> str:
+        """The sha256 of the checkpoint content a result at ``epoch`` rests on ('' if none).
+
+        ``epoch`` as analysis contexts name it: an epoch, 'A->B' (an interpolation: both ends) or
+        'A..B' (the trajectory: every checkpoint from A to B); several files give the sha256 of
+        their 'epoch:sha256' lines.
+        """
+        if isinstance(epoch, int):
+            path = self.checkpoints.get(epoch)
+            return fingerprint(path) if path is not None else ""
+        ends = [int(e) for e in re.findall(r"\d+", str(epoch))]
+        if "->" in str(epoch):
+            epochs = ends
+        elif ".." in str(epoch) and len(ends) == 2:
+            epochs = [e for e in sorted(self.checkpoints) if ends[0] <= e <= ends[1]]
+        else:
+            return ""
+        lines = "".join(f"{e}:{self.fingerprint(e)}\n" for e in epochs)
+        return hashlib.sha256(lines.encode()).hexdigest()
+
 
 class RunSource(Source):
     """A run directory made by `landscape train`: its data subset, labels and checkpoints."""
@@ -45,6 +67,12 @@ class RunSource(Source):
         checkpoints = {e: run.checkpoint(e) for e in run.checkpoint_epochs()}
         if not checkpoints:
             raise LandscapeError(f"{run.checkpoints} holds no checkpoints")
+        classes = config["data"].get("num_classes")
+        for path in checkpoints.values():  # a checkpoint of another task would fail deep inside the loss
+            found = checkpoint_classes(path)
+            if isinstance(classes, int) and found is not None and found != classes:
+                raise LandscapeError(f"checkpoint {path} has {found} outputs, but the run's dataset {name} has "
+                                     f"{classes} classes: it is not a checkpoint of this run")
         train_config = config.get("train") or {}
         return cls(name, dataset.train_images[saved["indices"]], saved["labels"], dataset.test_images,
                    dataset.test_labels, tuple(config["data"]["mean"]), tuple(config["data"]["std"]),
