@@ -715,6 +715,8 @@ class _Training:
             bar.update(len(idx))
             if config.track_every and self.step % config.track_every == 0:
                 row = _track(self.model, self.data, self.track_idx, self.hidden, device, config.loss)
+                if not (math.isfinite(row["F"]) and math.isfinite(row["grad_sq"])):
+                    raise self._stopped(f"the tracked loss became {row['F']} at step {self.step} (epoch {epoch})")
                 append_jsonl({"step": self.step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
                               "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row},

@@ -302,3 +302,21 @@ def test_the_named_last_good_checkpoint_is_verified(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "train_step", poisoned)
     line = one_line_failure(invoke(*command, "--resume"), "loss became nan at epoch 2")
     assert f"last good checkpoint: {run.checkpoint(0)} (epoch 0)" in line and _finite(run.checkpoint(0))
+
+
+def test_a_non_finite_tracked_loss_stops_the_run_before_it_is_written(tmp_path, monkeypatch):
+    real = train_module._track
+    calls = {"n": 0}
+
+    def track(*args, **kwargs):  # the second tracked point (step 2) overflows
+        calls["n"] += 1
+        row = real(*args, **kwargs)
+        return {**row, "F": math.inf} if calls["n"] == 2 else row
+
+    monkeypatch.setattr(train_module, "_track", track)
+    out = tmp_path / "run"
+    result = invoke("train", "--arch", "mlp1_d8", "--dataset", SYN, "--no-augment", "--epochs", 2, "--batch-size", 8,
+                    "--track-every", 1, "--out", out, "--quiet")
+    one_line_failure(result, "the tracked loss became inf at step 2 (epoch 1)", "(epoch 0)")
+    rows = read_jsonl(RunDir(out).track)
+    assert [r["step"] for r in rows] == [1] and all(math.isfinite(r["F"]) for r in rows)
