@@ -139,10 +139,13 @@ def fingerprint(path: str | Path) -> str:
 def checkpoint_classes(path: str | Path) -> int | None:
     """The number of outputs a checkpoint's network has, read from its metadata or its last layer's
     shape without loading the weights (memory-mapped); None when the file does not tell."""
-    try:
-        blob = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return None  # a damaged file is reported, with its reason, when it is loaded
+    blob = None
+    for mmap in (True, False):  # files in torch's legacy (non-zip) format cannot be memory-mapped
+        try:
+            blob = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:
+            continue  # a damaged file is reported, with its reason, when it is loaded
     if not isinstance(blob, dict):
         return None
     if blob.get("format") == FORMAT and isinstance(blob.get("num_classes"), int):

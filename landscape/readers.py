@@ -61,7 +61,7 @@ class Domain:
         if math.isinf(v) and not self.inf:
             return f"{v} where a finite number is required"
         if v < self.low or v > self.high or (self.strict and v == self.low):
-            return f"{v:g} is outside its domain ({self.text})"
+            return f"{v:g}, outside its domain ({self.text})"
         return None
 
 

@@ -116,10 +116,10 @@ def test_a_retrained_run_gets_new_interpolations_and_trajectory(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 4. impossible stored values
-@pytest.mark.parametrize("field,value,phrase", [("grad_sq", -5, "-5 is outside its domain (≥ 0: a squared norm)"),
-                                                ("F", -1, "-1 is outside its domain (≥ 0: a loss)"),
+@pytest.mark.parametrize("field,value,phrase", [("grad_sq", -5, "-5, outside its domain (≥ 0: a squared norm)"),
+                                                ("F", -1, "-1, outside its domain (≥ 0: a loss)"),
                                                 ("F", "nan", "NaN where a number is required"),
-                                                ("train_acc", 1.5, "1.5 is outside its domain")])
+                                                ("train_acc", 1.5, "1.5, outside its domain (a fraction in [0, 1])")])
 def test_report_refuses_an_impossible_stored_value(tmp_path, field, value, phrase):
     run = train(tmp_path / "run")
     analyze(run.path, "--measure", "dominance")
@@ -142,7 +142,7 @@ def test_every_domain_is_checked_where_the_readers_read(tmp_path):
     rows = read_jsonl(run.log)
     rows[0]["train_loss"] = -0.5
     run.log.write_text(json.dumps(rows[0]) + "\n")
-    one_line_failure(invoke("report", run.path), str(run.log), "'line 1: train_loss' is -0.5 is outside")
+    one_line_failure(invoke("report", run.path), str(run.log), "'line 1: train_loss' is -0.5, outside its domain (≥ 0: a loss)")
 
 
 def test_a_one_class_run_stores_an_undefined_ratio_not_inf(tmp_path, make_image_folder, cache_dir):
@@ -213,6 +213,18 @@ def test_a_checkpoint_of_another_class_count_in_a_run_is_one_line(tmp_path):
     shutil.copy(three.checkpoint(1), run.checkpoint(1))
     one_line_failure(invoke("analyze", run.path, "--measure", "dominance", "--quiet"),
                      str(run.checkpoint(1)), "has 3 outputs", "2 classes")
+
+
+def test_the_class_count_is_read_off_any_checkpoint_without_loading_it(tmp_path):
+    from landscape.checkpoint import checkpoint_classes
+    from landscape.models import build_model
+
+    state = build_model("resnet8", 3, 0.25).state_dict()
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "bare.pt")  # DataParallel keys
+    torch.save({"state_dict": state, "epoch": 4}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert checkpoint_classes(tmp_path / "bare.pt") == checkpoint_classes(tmp_path / "legacy.pt") == 3
+    assert checkpoint_classes(tmp_path / "junk.pt") is None  # its damage is reported when it is loaded
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
