@@ -105,6 +105,7 @@ class Analysis:
         """What the numbers were computed on (part of every result's key)."""
         ctx = {"dataset": self.source.dataset_name, "split": split, "arch": self.source.arch, "epoch": epoch,
                "checkpoint": self.checkpoint_name(epoch), "subset_seed": self.settings.seed,
+               "checkpoint_sha256": self.source.fingerprint(epoch),
                "label_noise": self.source.train_config.get("label_noise", 0.0),
                "train_seed": self.source.train_config.get("seed"), **objective.describe()}
         if repeat is not None:

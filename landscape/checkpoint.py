@@ -327,3 +327,49 @@ def checkpoint_files(folder: str | Path, echo=print) -> dict[int, Path]:
         echo(f"epochs of {folder}: the files' order (not every name or file states a distinct epoch)")
         return {i: p for i, p in enumerate(files)}
     return dict(sorted(zip(epochs, files)))
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) → sha256, this process
+
+
+def fingerprint(path: str | Path) -> str:
+    """The sha256 of a checkpoint file's content: what analysis keys hold, so that a file replaced
+    at the same path (a retrain, another model copied over it) is never taken for the old one.
+
+    Cached by (path, size, mtime_ns) within the process: a file is hashed once per change.
+    """
+    import hashlib
+
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise LandscapeError(f"checkpoint {path} cannot be read ({exc.strerror or exc})") from None
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        _FINGERPRINTS[key] = digest.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+def checkpoint_classes(path: str | Path) -> int | None:
+    """The number of outputs a checkpoint's network has, read from its metadata or its last layer's
+    shape without loading the weights (memory-mapped); None when the file does not tell."""
+    blob = None
+    for mmap in (True, False):  # files in torch's legacy (non-zip) format cannot be memory-mapped
+        try:
+            blob = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:
+            continue  # a damaged file is reported, with its reason, when it is loaded
+    if not isinstance(blob, dict):
+        return None
+    if blob.get("format") == FORMAT and isinstance(blob.get("num_classes"), int):
+        return blob["num_classes"]
+    state = blob.get("state_dict", blob)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return None
+    found = infer_architecture({re.sub(r"^module\.", "", k): v for k, v in state.items()})
+    return int(found[1]) if found else None

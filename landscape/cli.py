@@ -11,7 +11,7 @@ from . import __version__
 from .errors import LandscapeError
 from .recipe import (FIGURE_EPOCHS_TEXT, MILESTONES_TEXT, PAPER_EPOCHS, PAPER_LR, PAPER_MOMENTUM, PRESET_HELP,
                      SAVE_AT_TEXT)
-from .settings import DEFAULT_MEASUREMENTS, AnalysisSettings
+from .settings import DEFAULT_MEASUREMENTS, MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PARAMETERS, AnalysisSettings
 
 _A = AnalysisSettings  # the analysis defaults, read from their one definition
 
@@ -132,15 +132,18 @@ def main():
 @click.option("--dataset", default=None, help="cifar10, cifar100, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--width", type=POSITIVE, default=None,
-              help="Channel multiplier (over-parameterization; fractions such as 0.25 shrink the network).")
-@click.option("--epochs", type=COUNT, default=None, help=f"Epochs (paper: {PAPER_EPOCHS}).")
+              help="Channel multiplier (over-parameterization; fractions such as 0.25 shrink the network; "
+                   f"at most {MAX_PARAMETERS:,} parameters).")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=None,
+              help=f"Epochs (paper: {PAPER_EPOCHS}; at most {MAX_EPOCHS:,}).")
 @click.option("--lr", type=POSITIVE, default=None, help=f"Initial learning rate (paper: {PAPER_LR}).")
 @click.option("--milestones", default=None,
               help="Epochs where lr is x0.1, comma-separated; values < 1 are fractions of --epochs "
                    f"(default: {MILESTONES_TEXT} scaled to --epochs).")
 @click.option("--wd", type=NON_NEGATIVE, default=None, help="Weight decay (default 1e-4 ResNet, 5e-4 VGG).")
 @click.option("--momentum", type=_Number(0.0, below=1.0), default=None, help=f"SGD momentum (paper: {PAPER_MOMENTUM}).")
-@click.option("--batch-size", type=COUNT, default=None, help="Batch size (paper: 128).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
+              help=f"Batch size (paper: 128; at most {MAX_BATCH_SIZE:,}).")
 @click.option("--seed", type=SEED, default=None, help="Seed for init, subsets, noise, batches (default 0).")
 @click.option("--train-subset", type=COUNT, default=None, help="Train on a balanced subset of N images.")
 @click.option("--test-subset", type=COUNT, default=None, help="Evaluate on a balanced subset of N test images.")
@@ -149,7 +152,8 @@ def main():
               help="The recipe's pad-4 crop + flip (default on); off lets a small subset be fitted exactly.")
 @click.option("--train", "train_params", type=click.Choice(["all", "hidden"]), default=None,
               help="Train all parameters or only hidden layers (the theorem's setting).")
-@click.option("--save-at", default=None, help=f"Checkpoint epochs (default {SAVE_AT_TEXT} scaled to --epochs; the last is always saved).")
+@click.option("--save-at", default=None, help=f"Checkpoint epochs, 0 to --epochs (default {SAVE_AT_TEXT} scaled to "
+                                              f"--epochs; the last is always saved).")
 @click.option("--track-every", type=COUNT0, default=None, help="Record F and ||grad F||^2 every K iterations.")
 @click.option("--track-subset", type=COUNT, default=None, help="Examples used by --track-every (default 512).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
@@ -164,7 +168,8 @@ def main():
               help="Under torchrun: batch norm over the global batch (SyncBatchNorm, CUDA), not each rank's part.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True,
-              help="Start the run in --out even though it holds files that are not a landscape run.")
+              help="Start the run in --out even though it holds other files (never over them: refused when "
+                   "a file the run writes, e.g. log.jsonl or checkpoints/, is already there).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
               help="Also write loss, accuracy and lr per epoch, and the --track-every / --track-sharpness-every "
@@ -341,7 +346,8 @@ def analyze(target, out, arch, model, model_kwargs, dataset, measurements, epoch
     for name in ("test_subset", "curvature_subset"):  # 0: all of them
         options[name] = options[name] or None
     settings = AnalysisSettings(
-        measurements=[m.strip() for m in measurements.split(",")] if measurements else list(DEFAULT_MEASUREMENTS),
+        measurements=([m.strip() for m in measurements.split(",")] if measurements is not None
+                      else list(DEFAULT_MEASUREMENTS)),
         epochs=_checked_list(epochs, _int_list, "--epochs needs epochs ≥ 0", lambda e: e >= 0), probe_smallest=smallest, probe_largest=largest, **options)
     target = Path(target)
     external = is_checkpoint_target(target)

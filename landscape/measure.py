@@ -74,6 +74,13 @@ def along(theta: torch.Tensor, *directions: Direction) -> Callable[[np.ndarray],
 
 
 # ----------------------------------------------------------------------------- gradient dominance
+def _ratio(grad_sq: float, loss: float) -> float:
+    """‖∇F‖²/F; at F = 0 it is +inf for a non-zero gradient and undefined (NaN, stored 'nan') for 0/0."""
+    if loss > 0:
+        return grad_sq / loss
+    return float("inf") if grad_sq > 0 else float("nan")
+
+
 def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden: Sequence[str],
                        test: Objective | None = None) -> tuple[dict, torch.Tensor]:
     """F, ‖∇F‖² over all and hidden parameters, ratio ‖∇F‖²/F, per-layer norms, accuracies."""
@@ -85,8 +92,7 @@ def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden:
     grad_sq = float(grad.pow(2).sum())
     grad_sq_hidden = float(sum(norms[n] ** 2 for n in hidden if n in norms))
     result = {"F": loss, "grad_sq": grad_sq, "grad_sq_hidden": grad_sq_hidden,
-              "ratio": grad_sq / loss if loss > 0 else float("inf"),
-              "ratio_hidden": grad_sq_hidden / loss if loss > 0 else float("inf"),
+              "ratio": _ratio(grad_sq, loss), "ratio_hidden": _ratio(grad_sq_hidden, loss),
               "grad_norm": grad_sq ** 0.5, "theta_norm": float(theta.norm()),
               "train_acc": train_acc, "layer_grad_norms": norms}
     if test is not None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import LandscapeError
 from .measurements import REGISTRY
-from .readers import (_num, _undefined, analyzed_epochs, as_run, load_curvature, load_dominance,
+from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .text import common_caption, context_caption, fmt, run_title
@@ -903,6 +903,7 @@ class FigureSet(list):
 _SKIP_REASONS = {m.figure: m.hint for m in REGISTRY.values() if m.figure}  # why a figure has no input
 
 
+@holds_runs("landscape figures")
 def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE_F_FLOOR,
                  echo=None) -> FigureSet:
     """Draw every figure whose inputs exist into ``out_dir`` (default RUN/figures).

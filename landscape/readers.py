@@ -9,7 +9,13 @@ checkpoint (repeat 0 in ``analysis/epoch_XXXX/``, repeat r in ``repeat_r/`` belo
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
+import os
 import re
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,7 +23,7 @@ import numpy as np
 
 from .errors import LandscapeError
 from .measurements import REGISTRY
-from .results import RunDir, read_json, read_jsonl, read_npz
+from .results import RunDir, read_json, read_jsonl, read_npz, run_lock
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 DIRECTION_ORDER = ("neg_gradient", "gaussian", "filter_normalized", "hessian_top", "hessian_most_negative")
@@ -37,14 +43,73 @@ def _get(obj: Any, dotted: str, path: Path) -> Any:
     return cur
 
 
+@dataclass(frozen=True)
+class Domain:
+    """Where a stored number may lie: [low, high] (low excluded if ``strict``), and whether NaN
+    (an undefined or unresolved value, stored as 'nan' or null) or ±inf may stand for it."""
+
+    text: str
+    low: float = -math.inf
+    high: float = math.inf
+    strict: bool = False
+    nan: bool = False
+    inf: bool = False
+
+    def reject(self, v: float) -> str | None:
+        """Why ``v`` is outside the domain, or None."""
+        if math.isnan(v):
+            return None if self.nan else "NaN where a number is required"
+        if math.isinf(v) and not self.inf:
+            return f"{v} where a finite number is required"
+        if v < self.low or v > self.high or (self.strict and v == self.low):
+            return f"{v:g}, outside its domain ({self.text})"
+        return None
+
+
+_SQUARE = Domain("≥ 0: a squared norm", 0.0)
+_LOSS = Domain("≥ 0: a loss", 0.0)
+_SHARE = Domain("a fraction in [0, 1]", 0.0, 1.0, nan=True)  # NaN: accuracy of regression targets
+_SIZE = Domain("≥ 0: a norm, bound or count", 0.0, nan=True, inf=True)
+_REAL = Domain("a real number", nan=True)
+
+# Every number the readers take from a result file, by its field (the last part of its key),
+# with its domain; a field not listed may be any real number or NaN.
+FIELD_DOMAINS: dict[str, Domain] = {
+    "F": _LOSS, "train_loss": _LOSS, "grad_sq": _SQUARE, "grad_sq_hidden": _SQUARE,
+    "ratio": Domain("≥ 0, or undefined at 0/0", 0.0, nan=True, inf=True),
+    "ratio_hidden": Domain("≥ 0, or undefined at 0/0", 0.0, nan=True, inf=True),
+    "test_loss": Domain("≥ 0: a loss (NaN: diverged)", 0.0, nan=True),
+    "F_checkpoint_stats": Domain("≥ 0: a loss (NaN: unusable statistics)", 0.0, nan=True),
+    "F_recomputed_stats": Domain("≥ 0: a loss (NaN: unusable statistics)", 0.0, nan=True),
+    "train_acc": _SHARE, "test_acc": _SHARE, "negative_mass": _SHARE,
+    "grad_norm": Domain("≥ 0: a norm", 0.0), "theta_norm": Domain("≥ 0: a norm", 0.0),
+    "noise_floor": _SIZE, "rel_rms": _SIZE, "residual": _SIZE, "error_bound": _SIZE,
+    "negative_mass_stderr": _SIZE, "outliers_above": _SIZE, "width": _SIZE,
+    "epoch": Domain("≥ 0: an epoch", 0.0), "step": Domain("≥ 0: a count of steps", 0.0),
+    "lr": Domain("> 0: a learning rate", 0.0, strict=True),
+    "limit_gd": Domain("> 0: 2/lr", 0.0, strict=True), "limit_momentum": Domain("> 0: (2+2β)/lr", 0.0, strict=True),
+    "half_width": Domain("> 0: a surface half-width", 0.0, strict=True),
+}
+
+
+def _field(what: str) -> str:
+    """'eigenvalue' of 'result.top[0].eigenvalue', 'F' of 'line 3: F'."""
+    return re.split(r"[.: ]", re.sub(r"\[\d+\]", "", what))[-1]
+
+
 def _num(value: Any, path: Path, what: str) -> float:
-    """A stored number (non-finite ones are stored as the strings 'nan', 'inf')."""
+    """A stored number (non-finite ones are stored as the strings 'nan', 'inf'; null is NaN, undefined),
+    checked against its field's domain (``FIELD_DOMAINS``)."""
     if isinstance(value, bool):
         raise _damaged(path, f"'{what}' is not a number")
     try:
-        return float(value)
+        number = float("nan") if value is None else float(value)
     except (TypeError, ValueError):
         raise _damaged(path, f"'{what}' is not a number: {value!r}") from None
+    why = FIELD_DOMAINS.get(_field(what), _REAL).reject(number)
+    if why:
+        raise _damaged(path, f"'{what}' is {why}")
+    return number
 
 
 def load_json(path: Path, required: Iterable[str] = ()) -> dict:
@@ -349,6 +414,52 @@ def load_interpolations(run: RunDir) -> list[dict]:
         lo, hi = min(r["from"] for r in out), max(r["to"] for r in out)
         out.sort(key=lambda r: (not (r["from"] == lo and r["to"] == hi), r["from"], r["to"]))
     return out
+
+
+_HELD: set[Path] = set()  # run folders whose lock this process holds for figures or a report
+
+
+def _silent(*args, **kwargs) -> None:
+    """No message for a stale lock taken over: the command's own output says what it did."""
+
+
+@contextmanager
+def holding_runs(run_dirs: Iterable, command: str):
+    """Hold each run folder's lock (``results.run_lock``) while figures or a report read its results
+    and write beside them: while an ``analyze`` holds it this refuses in one line naming it (results
+    half written are never drawn or judged), and no analysis starts meanwhile. Re-entrant within
+    the process (a report draws its figures under its own hold); a folder that is not there, or
+    where no lock file can be made (read-only: nobody writes there), is read without one."""
+    with ExitStack() as stack:
+        for run_dir in run_dirs:
+            folder = as_run(run_dir).path
+            key = folder.resolve()
+            if key in _HELD or not folder.is_dir():
+                continue
+            try:
+                stack.enter_context(run_lock(folder, _silent, command))
+            except OSError:
+                continue
+            _HELD.add(key)
+            stack.callback(_HELD.discard, key)
+        yield
+
+
+def holds_runs(command: str, arg: int = 0):
+    """Decorate an entry point whose positional argument ``arg`` names one run folder or several:
+    it runs under ``holding_runs``."""
+    def wrap(function):
+        signature = inspect.signature(function)
+        name = list(signature.parameters)[arg]
+
+        @functools.wraps(function)
+        def held(*args, **kwargs):
+            runs = signature.bind_partial(*args, **kwargs).arguments.get(name, ())
+            runs = [runs] if isinstance(runs, (str, os.PathLike, RunDir)) else list(runs)
+            with holding_runs(runs, command):
+                return function(*args, **kwargs)
+        return held
+    return wrap
 
 
 def track_uses_statistics_of_theta(track: list[dict]) -> bool:

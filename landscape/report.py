@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import LandscapeError
 from .plots import figures_fresh, make_figures, read_manifest
-from .readers import as_run
+from .readers import as_run, holds_runs
 from .results import atomic_write_json, atomic_write_text
 from .text import fmt, settings_text
 from .verdicts import DOMINANCE_F_FLOOR, FAILS, HOLDS, RunVerdicts, run_verdicts
@@ -203,6 +203,7 @@ def _figures_for(run_dir, fig_dir: Path, figures, epochs, floor: float) -> list[
     return sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []
 
 
+@holds_runs("landscape report")
 def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
                  floor: float = DOMINANCE_F_FLOOR) -> dict:
     """Write report.md, report.html (self-contained: figures embedded) and report.json.
@@ -230,6 +231,7 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
     return _write_all(out, blocks, f"landscape report: {data.name}", data.to_json(), [(data.name, data)])
 
 
+@holds_runs("landscape report", arg=1)
 def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
                           floor: float = DOMINANCE_F_FLOOR, skipped: dict[str, str] | None = None) -> dict:
     """One report over several runs (the reproduction's cells): a summary table of verdicts,

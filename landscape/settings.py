@@ -6,6 +6,7 @@ Kept free of torch so that the command line starts fast.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import LandscapeError
@@ -15,6 +16,13 @@ MEASUREMENTS = ("dominance", "probes", "curvature", "spectrum", "second_order", 
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation", "trajectory")
 REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
 BN_STATS = ("recompute", "checkpoint")
+INTERPOLATION_PAIR_KINDS = ("init-final", "consecutive", "to-final")  # besides 'A-B' epoch pairs
+
+# Upper limits of training sizes: past them a run is a typo, not an experiment (the paper's largest
+# network, VGG19-BN, has 20 M parameters and trains 164 epochs).
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_PARAMETERS = 1_000_000_000  # weights, gradients and momentum: 12 bytes each in fp32, ~12 GB
 
 
 @dataclass
@@ -60,6 +68,9 @@ class AnalysisSettings:
 
     def validate(self) -> "AnalysisSettings":
         """The settings, or a one-line error for the first one out of range."""
+        if not self.measurements or any(not str(m).strip() for m in self.measurements):
+            raise LandscapeError(f"--measure needs measurement names, comma-separated, got {','.join(self.measurements)!r}: "
+                                 f"choose from {', '.join(MEASUREMENTS)}")
         unknown = [m for m in self.measurements if m not in MEASUREMENTS]
         if unknown:
             raise LandscapeError(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
@@ -77,4 +88,23 @@ class AnalysisSettings:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if self.surface_points < 3 or self.interpolation_points < 3:
             raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
+        parse_interpolation_pairs(self.interpolation_pairs)
         return self
+
+
+def parse_interpolation_pairs(text: str) -> list[str | tuple[int, int]]:
+    """The items of --interp-pairs: 'init-final', 'consecutive', 'to-final' or (A, B) epoch pairs;
+    a one-line error for anything else (checked before any work, not after the per-epoch analysis)."""
+    items: list[str | tuple[int, int]] = []
+    for kind in (k.strip() for k in str(text).split(",")):
+        if kind in INTERPOLATION_PAIR_KINDS:
+            items.append(kind)
+        elif re.fullmatch(r"\d+-\d+", kind):
+            a, b = (int(p) for p in kind.split("-"))
+            if a == b:
+                raise LandscapeError(f"--interp-pairs {kind}: a pair needs two different epochs")
+            items.append((a, b))
+        else:
+            raise LandscapeError(f"--interp-pairs: unknown pair {kind!r} in {text!r}: use "
+                                 f"{', '.join(INTERPOLATION_PAIR_KINDS)} or A-B (two checkpoint epochs), comma-separated")
+    return items

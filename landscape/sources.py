@@ -8,13 +8,15 @@ tensors; the Source builds each checkpoint's network, so the analysis never need
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoint import CHECKPOINT_SUFFIXES, ModelFactory, checkpoint_files, load_model
+from .checkpoint import CHECKPOINT_SUFFIXES, ModelFactory, checkpoint_classes, checkpoint_files, fingerprint, load_model
 from .data import Dataset, normalize
 from .errors import LandscapeError
 from .results import RunDir, atomic_write_json, read_json, read_labels
@@ -42,6 +44,26 @@ class Source:
     def load_model(self, epoch: int) -> tuple[nn.Module, dict, dict]:
         """(model, info, raw checkpoint) of the checkpoint of ``epoch``, whichever network it is."""
         return load_model(self.checkpoints[epoch], self.model_factory or self.arch)
+
+    def fingerprint(self, epoch: int | str) -> str:
+        """The sha256 of the checkpoint content a result at ``epoch`` rests on ('' if none).
+
+        ``epoch`` as analysis contexts name it: an epoch, 'A->B' (an interpolation: both ends) or
+        'A..B' (the trajectory: every checkpoint from A to B); several files give the sha256 of
+        their 'epoch:sha256' lines.
+        """
+        if isinstance(epoch, int):
+            path = self.checkpoints.get(epoch)
+            return fingerprint(path) if path is not None else ""
+        ends = [int(e) for e in re.findall(r"\d+", str(epoch))]
+        if "->" in str(epoch):
+            epochs = ends
+        elif ".." in str(epoch) and len(ends) == 2:
+            epochs = [e for e in sorted(self.checkpoints) if ends[0] <= e <= ends[1]]
+        else:
+            return ""
+        lines = "".join(f"{e}:{self.fingerprint(e)}\n" for e in epochs)
+        return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def cell_folders(path: str | os.PathLike) -> list[Path]:
@@ -86,7 +108,6 @@ def with_stored_data(runtime: Runtime, location: dict | None) -> Runtime:
         changes["cache_dir"] = location["cache_dir"]
     return runtime.with_(**changes) if changes else runtime
 
-
 class RunSource(Source):
     """A run directory made by `landscape train`: its data subset, labels and checkpoints."""
 
@@ -107,6 +128,12 @@ class RunSource(Source):
         checkpoints = {e: run.checkpoint(e) for e in run.checkpoint_epochs()}
         if not checkpoints:
             raise LandscapeError(f"{run.checkpoints} holds no checkpoints")
+        classes = config["data"].get("num_classes")
+        for path in checkpoints.values():  # a checkpoint of another task would fail deep inside the loss
+            found = checkpoint_classes(path)
+            if isinstance(classes, int) and found is not None and found != classes:
+                raise LandscapeError(f"checkpoint {path} has {found} outputs, but the run's dataset {name} has "
+                                     f"{classes} classes: it is not a checkpoint of this run")
         train_config = config.get("train") or {}
         return cls(name, dataset.train_images[saved["indices"]], saved["labels"], dataset.test_images,
                    dataset.test_labels, tuple(config["data"]["mean"]), tuple(config["data"]["std"]),

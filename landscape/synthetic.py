@@ -169,6 +169,8 @@ def separated_dataset(name: str) -> dict:
             raise LandscapeError(f"{key} must be at least 2 (separation is about pairs), got {o[key]}")
     if o["d"] < 1:
         raise LandscapeError(f"d must be at least 1, got {o['d']}")
+    if not 0 <= o["seed"] < 2**32:
+        raise LandscapeError(f"seed must be a whole number from 0 to {2**32 - 1}, got {o['seed']} in {name!r}")
     if not (math.isfinite(o["delta"]) and o["delta"] > 0):
         raise LandscapeError(f"delta must be a finite number > 0, got {o['delta']}")
     if o["targets"] == "classes" and o["classes"] < 2:

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
@@ -40,6 +41,7 @@ from .runtime import Runtime
 from .versions import versions
 from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPER_MILESTONES, PAPER_MOMENTUM,
                      PAPER_SAVE_AT, paper_weight_decay, scaled_epoch)
+from .settings import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PARAMETERS
 
 
 def _silent(*args, **kwargs) -> None:
@@ -86,8 +88,8 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with every default filled in and checked."""
         c = dataclasses.replace(self)
-        _check_int("--epochs", c.epochs, 1)
-        _check_int("--batch-size", c.batch_size, 1)
+        _check_int("--epochs", c.epochs, 1, MAX_EPOCHS)
+        _check_int("--batch-size", c.batch_size, 1, MAX_BATCH_SIZE)
         c.width = check_width(c.arch, c.width)
         _check_int("--seed", c.seed, 0)
         for name, value in (("--train-subset", c.train_subset), ("--test-subset", c.test_subset)):
@@ -111,6 +113,10 @@ class TrainConfig:
             _check_number("--milestones", m, 0.0, strict=True)
         for e in c.save_at or []:
             _check_int("--save-at", e, 0)
+        beyond = [e for e in c.save_at or [] if e > c.epochs]
+        if beyond:
+            raise LandscapeError(f"--save-at {beyond[0]} is beyond --epochs {c.epochs}: a run saves epochs "
+                                 f"0 to {c.epochs} only")
         if c.train_params not in ("all", "hidden"):
             raise LandscapeError(f"--train must be 'all' or 'hidden', got {c.train_params!r}")
         if c.weight_decay is None:
@@ -146,9 +152,11 @@ def _check_number(name: str, value, low: float, strict: bool = False, below: flo
         raise LandscapeError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
-def _check_int(name: str, value, low: int) -> None:
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise LandscapeError(f"{name} must be at least {low} (a whole number), got {value!r}")
+    if high is not None and value > high:
+        raise LandscapeError(f"{name} must be at most {high:,}, got {value:,}")
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -356,7 +364,21 @@ def _check_folder(run: RunDir, config: TrainConfig, resume: bool, force: bool) -
             shown = ", ".join(p.name for p in entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise LandscapeError(f"{run.path} is not empty ({shown}) and holds no landscape run (no config.json); "
                                  f"choose a new or empty folder, or pass --force to write into it")
+    if not exists and force:
+        clashes = [p for p in run_entries(run) if os.path.lexists(p) and not (p.is_dir() and not p.is_symlink()
+                                                                             and not user_entries(p))]
+        if clashes:
+            shown = ", ".join(p.name for p in clashes[:4]) + (", ..." if len(clashes) > 4 else "")
+            raise LandscapeError(f"--force writes a run beside the files in {run.path}, never over them, and "
+                                 f"{shown} there would be overwritten or mixed with the run's; move them away "
+                                 f"or choose another --out")
     return exists
+
+
+def run_entries(run: RunDir) -> list[Path]:
+    """The names at the top of a run folder that the run, its analysis, figures and report write."""
+    return [run.config, run.labels, run.log, run.track, run.sharpness, run.path / "parallel.jsonl", run.checkpoints,
+            run.analysis, run.figures, *(run.path / f"report.{ext}" for ext in ("md", "html", "json"))]
 
 
 def _state_is_finite(state: dict, optimizer_state: dict | None = None) -> bool:
@@ -367,6 +389,20 @@ def _state_is_finite(state: dict, optimizer_state: dict | None = None) -> bool:
     if not tensors:
         return True
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def checkpoint_is_good(path: Path, epoch: int) -> bool:
+    """Whether ``path`` holds epoch ``epoch`` with finite weights, optimizer state and recorded losses."""
+    if not path.is_file():
+        return False
+    try:
+        blob = read_checkpoint(path)
+    except LandscapeError:
+        return False
+    metrics = blob.get("metrics") or {}
+    losses = [metrics[k] for k in ("train_loss", "test_loss") if k in metrics]
+    return (blob.get("epoch") == epoch and _state_is_finite(blob["state_dict"], blob.get("optimizer"))
+            and all(_is_number(v) for v in losses))
 
 
 def _resume_checkpoint(run: RunDir, config: TrainConfig, num_classes: int, echo) -> tuple[Path, dict, nn.Module] | None:
@@ -426,7 +462,7 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
     dataset = runtime.with_(progress=progress).load_dataset(config.dataset)
     check_trainable(dataset, config)
     data = prepare_data(dataset, config)
-    build_model(config.arch, data.num_classes, config.width)  # validates the name early
+    check_model(config, data)  # affordable, and takes the data: before the folder is touched
     with group.on_rank0(lambda: run_lock(run.path, echo, "landscape train")):
         if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
             raise LandscapeError(f"{run.path} changed while this run was starting; run the command again")
@@ -434,6 +470,37 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
                       location=runtime.data_location(),
                       tensorboard=tensorboard if group.is_writer else None)
     return run
+
+
+def check_model(config: TrainConfig, data: TrainingData) -> None:
+    """Refuse, in one line, a network too large to train or one that does not take the data.
+
+    Parameters are counted on the meta device (no memory); then one training example goes through
+    the built network and its loss, so an input size or class count that does not fit fails here,
+    before the run folder is created, and not as a shape error inside the first step.
+    """
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in build_model(config.arch, data.num_classes, config.width).parameters())
+    except RuntimeError:  # a layer too large for torch to describe (its size overflows)
+        count = math.inf
+    if count > MAX_PARAMETERS:
+        size = (f"{count:,} parameters (about {count * 12 / 1e9:,.0f} GB for weights, gradients and momentum)"
+                if math.isfinite(count) else "more parameters than torch can allocate")
+        raise LandscapeError(f"{config.arch} at width {config.width:g} has {size}; the limit is "
+                             f"{MAX_PARAMETERS:,}: choose a smaller --width")
+    model = build_model(config.arch, data.num_classes, config.width).eval()
+    x = data.train_images[:1]
+    loss_fn, _ = per_example_loss(config.loss)
+    try:
+        with torch.no_grad():
+            loss_fn(model(_channels_last(normalize(x, data.mean, data.std))).float(), data.train_labels[:1])
+    except (RuntimeError, IndexError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        family, arch = check_architecture(config.arch)
+        hint = (f"--arch mlp{arch['depth']}_d{x[0].numel()}" if family == "mlp" else "an architecture for this data")
+        raise LandscapeError(f"{config.arch} does not fit {config.dataset}, whose examples have shape "
+                             f"{tuple(x.shape[1:])} and {data.num_classes} classes ({first}); choose {hint}") from None
 
 
 def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: torch.device, exists: bool,
@@ -568,8 +635,14 @@ class _Training:
         self.board = TensorBoard(None)  # `train --tensorboard DIR` replaces it
 
     def _stopped(self, what: str) -> TrainingDiverged:
+        """The divergence error, naming the newest checkpoint verified now to be finite."""
         path, epoch = self.last_good
-        return TrainingDiverged(f"{what}; stopped, last good checkpoint: {path} (epoch {epoch})")
+        candidates = [(path, epoch)] + [(self.run.checkpoint(e), e) for e in
+                                        sorted(self.run.checkpoint_epochs(), reverse=True) if e <= epoch]
+        good = next(((p, e) for p, e in candidates if checkpoint_is_good(p, e)), None)
+        where = (f"last good checkpoint: {good[0]} (epoch {good[1]})" if good else
+                 "no checkpoint of this run has finite weights and losses")
+        return TrainingDiverged(f"{what}; stopped, {where}")
 
     def require_finite(self, epoch: int) -> None:
         """Refuse to log or save weights (or optimizer state) that became non-finite."""
@@ -607,6 +680,8 @@ class _Training:
         calibrated = calibrate_batchnorm(self.model, self.data, self.device, self.config.seed)
         test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data,
                                         self.device, self.config.loss)
+        if not math.isfinite(test_loss):
+            raise self._stopped(f"the test loss of the initial network is {test_loss}")
         self.checkpoint(0, {"test_loss": test_loss, "test_acc": test_acc,
                             "bn_statistics": f"estimated at initialization over {calibrated} training images"})
         self.board.add({"test/loss": test_loss, "test/accuracy": test_acc}, 0)  # the tags of EPOCH_TAGS
@@ -653,6 +728,8 @@ class _Training:
             bar.update(len(idx))
             if config.track_every and self.step % config.track_every == 0:
                 row = _track(self.model, self.data, self.track_idx, self.hidden, device, config.loss)
+                if not (math.isfinite(row["F"]) and math.isfinite(row["grad_sq"])):
+                    raise self._stopped(f"the tracked loss became {row['F']} at step {self.step} (epoch {epoch})")
                 append_jsonl({"step": self.step, "epoch": epoch - 1 + (i + 1) / steps, "lr": lr,
                               "examples": len(self.track_idx), "bn_policy": TRACK_BN_POLICY,
                               "precision": "fp32", "param_subset": "all (hidden reported too)", **row},
@@ -662,12 +739,20 @@ class _Training:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
         bar.close()
         losses, correct = self.parallel.totals(losses, correct)  # over the global batches
-        seconds = time.perf_counter() - start
+        return self.end_epoch(epoch, lr, float(losses.mean()), correct.item(), time.perf_counter() - start)
+
+    def end_epoch(self, epoch: int, lr: float, train_loss: float, correct: int, seconds: float) -> dict:
+        """Check the epoch's weights and losses are finite (else stop: diverged), evaluate on the test
+        set, then log, checkpoint and print the epoch. Returns its metrics."""
+        config, n = self.config, len(self.train_y)
         self.require_finite(epoch)  # before the epoch is logged or checkpointed
-        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data, device,
-                                        config.loss)
-        train_acc = correct.item() / n if not self.train_y.is_floating_point() else float("nan")
-        metrics = {"epoch": epoch, "train_loss": float(losses.mean()), "train_acc": train_acc,
+        test_loss, test_acc = _evaluate(self.model, self.data.test_images, self.data.test_labels, self.data,
+                                        self.device, config.loss)
+        for name, value in (("training loss", train_loss), ("test loss", test_loss)):
+            if not math.isfinite(value):  # diverged, even where every step's loss was finite
+                raise self._stopped(f"the {name} became {value} in epoch {epoch}")
+        train_acc = correct / n if not self.train_y.is_floating_point() else float("nan")
+        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                    "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": seconds,
                    "img_per_s": n / seconds, "step": self.step}
         reached = config.stop_at_loss is not None and metrics["train_loss"] <= config.stop_at_loss

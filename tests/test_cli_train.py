@@ -247,9 +247,18 @@ def test_a_non_empty_folder_that_is_not_a_run_is_refused_unless_forced(tmp_path,
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.jsonl"]
     result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, "--resume", *tiny)
     assert_clean_failure(result, "is not empty")
-    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, "--force", *tiny)
+    result = invoke("--arch", "resnet8", "--out", out, "--epochs", 1, "--force", *tiny)  # never over the user's files
+    assert_clean_failure(result, "--force writes a run beside the files", "log.jsonl", "checkpoints")
+    assert (out / "checkpoints" / "last.pt").read_bytes() == b"my own model"
+    assert (out / "log.jsonl").read_text() == '{"mine": 1}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.jsonl"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    (other / "checkpoints").mkdir()  # an empty folder of that name holds nothing to overwrite
+    result = invoke("--arch", "resnet8", "--out", other, "--epochs", 1, "--force", *tiny)
     assert result.exit_code == 0, result.output
-    assert RunDir(out).is_run()
+    assert RunDir(other).is_run() and (other / "notes.txt").read_text() == "mine"
 
 
 def test_an_empty_folder_or_one_holding_only_leftovers_is_fine(tmp_path, tiny):

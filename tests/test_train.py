@@ -36,8 +36,10 @@ def test_schedule_scales_with_epochs():
     c = TrainConfig(arch="resnet8", dataset="x", epochs=16).resolved()
     assert c.milestones == [8, 12]  # 81/164 and 122/164 of 16 epochs
     assert c.save_at == [0, 4, 9, 12, 13, 16]
-    frac = TrainConfig(arch="resnet8", dataset="x", epochs=10, milestones=[0.5, 0.75], save_at=[3, 99]).resolved()
+    frac = TrainConfig(arch="resnet8", dataset="x", epochs=10, milestones=[0.5, 0.75], save_at=[3]).resolved()
     assert frac.milestones == [5, 8] and frac.save_at == [3, 10]
+    with pytest.raises(LandscapeError, match="--save-at 99 is beyond --epochs 10"):  # never silently dropped
+        TrainConfig(arch="resnet8", dataset="x", epochs=10, save_at=[3, 99]).resolved()
     assert [frac.lr_at(e) for e in (5, 6, 8, 9)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
     assert TrainConfig(arch="resnet8", dataset="x", epochs=3, milestones=[]).resolved().lr_at(3) == 0.1
     assert frac.resolved() == frac  # resolving is idempotent (resume re-resolves the stored config)
