@@ -11,8 +11,12 @@ many-point evaluator ``values``. Definitions (see README, "Definitions"):
   so F is deterministic); 'batch' uses each batch's statistics (F then depends on the batch
   size); 'recompute' re-estimates the statistics at every θ over a fixed set (values only).
 
-The fast path of ``values`` folds each eval-mode batch norm into the convolution before it
-(exact: eval batch norm is a per-channel affine map) and runs in channels_last.
+The fast path folds each eval-mode batch norm into the convolution before it (exact: eval
+batch norm is a per-channel affine map) and runs in channels_last. ``values`` evaluates several
+parameter points per forward pass where that is possible and pays (``plan_point_batching``):
+torch.func.vmap over the stacked, folded weights of the points, each point's losses summed in
+float64 as ``evaluate`` sums them, so the numbers equal one-at-a-time evaluation to the
+rounding of the model's own arithmetic.
 
 Across ranks (``group``, see ``distributed``): each rank keeps a contiguous shard of whole
 batches of the examples, and the sums (loss, correct count, gradient, Hv) are all-reduced in
@@ -523,13 +527,13 @@ class Objective:
 
         ``buffers``: frozen statistics per point (None entries: the objective's own), as
         ``evaluate`` takes them. Each pass is ``batched_values`` (one all-reduce across ranks)
-        or, where the points cannot be batched, one ``evaluate`` per point; memory stays flat in
-        the number of points (thetas may be a generator).
+        or, where the points cannot be batched (and for a pass of one point), one ``evaluate``
+        per point; memory stays flat in the number of points (thetas may be a generator).
         """
         points = zip(thetas, buffers) if buffers is not None else ((t, None) for t in thetas)
         losses, accs = [], []
         while chunk := list(itertools.islice(points, self.points_per_pass)):
-            if self.point_batching:
+            if self.point_batching and len(chunk) > 1:
                 loss, acc = batched_values(self, [t for t, _ in chunk], [b for _, b in chunk])
             else:
                 loss, acc = np.array([self.evaluate(t, b) for t, b in chunk], dtype=np.float64).reshape(-1, 2).T
