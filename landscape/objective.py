@@ -159,6 +159,26 @@ def scan_stream(batches) -> tuple[torch.Tensor, torch.Tensor, int]:
     return first[0], first[1], count
 
 
+def read_examples(data, labels, stream: bool, bn: str, recompute_images):
+    """(inputs, labels, example count, the streamed source or None) from tensors or (inputs, labels) batches."""
+    source, count = None, None
+    if labels is None:
+        if isinstance(data, torch.Tensor):
+            raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
+        if stream:
+            source = data
+            data, labels, count = scan_stream(data)
+        else:
+            data, labels = materialize_batches(data)
+    elif stream:
+        raise LandscapeError("stream=True streams an iterable of (inputs, labels) batches; tensors are already in memory")
+    if stream and bn == "recompute" and recompute_images is None:
+        raise LandscapeError("bn='recompute' on streamed data needs recompute_images (a tensor of inputs)")
+    if len(data) != len(labels) or len(data) == 0:
+        raise LandscapeError(f"need as many labels as inputs, got {len(data)} and {len(labels)}")
+    return data, labels, count if count is not None else len(labels), source
+
+
 def _fold_batchnorm(model: nn.Module):
     """Trace ``model`` and drop every BatchNorm2d that directly follows a Conv2d.
 
@@ -277,7 +297,87 @@ def exact_bn_statistics(model: nn.Module, images: torch.Tensor, max_batch: int =
     return len(layers)
 
 
-class Objective:
+class _Derivatives:
+    """∇F and H·v of an ``Objective`` (mixed into it: they read its model, data and policies)."""
+
+    def _require_derivatives(self):
+        if self.bn == "recompute":
+            raise LandscapeError("derivatives need bn='frozen' or 'batch' (recomputed statistics "
+                                 "depend on θ in a way the gradient would ignore)")
+        if self.precision == "bf16":
+            raise LandscapeError("gradients and curvature are computed in fp32 or fp64, never bf16")
+
+    def value_and_grad(self, theta: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+        """F(θ) and ∇F(θ) (float64), exact over the whole set."""
+        self._require_derivatives()
+        theta = self._theta(theta).detach().requires_grad_(True)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        grad = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for x, y in self._batches():
+            batch_loss = self._batch_loss(theta, x, y)
+            (g,) = torch.autograd.grad(batch_loss, theta)
+            total += batch_loss.detach()
+            grad += g.to(torch.float64)
+        if self.group is not None:
+            total, grad = self.group.all_reduce_sum(total, grad, what="F and its gradient")
+        return total.item() / self.num_examples, grad / self.num_examples
+
+    def hvp(self, theta: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
+        """H(θ)·v (float64), exact over the whole set, by ``self.hvp_method`` (see the class doc)."""
+        self._require_derivatives()
+        theta = self._theta(theta).detach()
+        v = v.to(self.device, self.dtype)
+        if self.hvp_method == "forward-over-reverse":
+            try:
+                return self._hvp_forward_over_reverse(theta, v)
+            except (RuntimeError, NotImplementedError) as err:  # an op without a forward-mode formula
+                self.hvp_method = "double-backprop"
+                self.hvp_fallback = f"forward-over-reverse failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        return self._hvp_double_backprop(theta, v)
+
+    def _batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum (float64) of the per-example losses of one batch, as derivatives see it.
+
+        With frozen statistics and a foldable model, the forward pass is the batch-norm-folded
+        one: the same function of θ (folding is differentiable), with no batch-norm layers to
+        differentiate, which roughly halves the cost of a Hessian-vector product on CPU.
+        """
+        if self._folded is not None and self.bn == "frozen":
+            out = functional_call(self._folded, self._folded_state(theta, self.buffers), (x,))
+        else:
+            out = self._forward(theta, x)
+        return self._loss(out, y).to(torch.float64).sum()
+
+    def _hvp_forward_over_reverse(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """H·v as the directional derivative of ∇F along v: forward-mode AD through the backward pass.
+
+        One pass costs about one gradient plus its tangent, and keeps no second graph.
+        """
+        out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for x, y in self._batches():
+            grad_of_batch = torch.func.grad(lambda t: self._batch_loss(t, x, y))
+            with warnings.catch_warnings():  # torch's own forward-mode decompositions still call torch.jit.script
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
+                _, hv = torch.func.jvp(grad_of_batch, (theta,), (v,))
+            out += hv.to(torch.float64)
+        if self.group is not None:
+            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
+        return out / self.num_examples
+
+    def _hvp_double_backprop(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """H·v as ∇(∇F·v): reverse mode twice, through the graph of the gradient."""
+        theta = theta.requires_grad_(True)
+        out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for x, y in self._batches():
+            (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta, create_graph=True)
+            (hv,) = torch.autograd.grad(g @ v, theta)
+            out += hv.to(torch.float64)
+        if self.group is not None:
+            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
+        return out / self.num_examples
+
+
+class Objective(_Derivatives):
     """F(θ) = mean loss of ``model`` over fixed examples, θ a flat parameter vector.
 
     ``data`` is the inputs with ``labels`` given: uint8 NCHW images (standardized here with
@@ -314,7 +414,7 @@ class Objective:
         if points_per_pass is not None and (not isinstance(points_per_pass, int) or points_per_pass < 1):
             raise LandscapeError(f"points_per_pass must be a positive integer or None, got {points_per_pass!r}")
         self.hvp_method, self.hvp_fallback = hvp_method, None
-        images, labels, count = self._read_data(data, labels, stream, bn, recompute_images)
+        images, labels, count, self._stream = read_examples(data, labels, stream, bn, recompute_images)
         self._loss, self.loss_name = per_example_loss(loss)
         self.device = torch.device(device) if device else next(model.parameters()).device
         if precision == "bf16" and self.device.type != "cuda":
@@ -351,25 +451,6 @@ class Objective:
         self.points_per_pass, self.point_batching, self._point_note = plan_point_batching(self, points_per_pass)
 
     # ----------------------------------------------------------------- set-up helpers
-    def _read_data(self, data, labels, stream: bool, bn: str, recompute_images):
-        """(inputs, labels, example count) from tensors or batches; a stream keeps its source in ``_stream``."""
-        self._stream, count = None, None
-        if labels is None:
-            if isinstance(data, torch.Tensor):
-                raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
-            if stream:
-                self._stream = data
-                data, labels, count = scan_stream(data)
-            else:
-                data, labels = materialize_batches(data)
-        elif stream:
-            raise LandscapeError("stream=True streams an iterable of (inputs, labels) batches; tensors are already in memory")
-        if stream and bn == "recompute" and recompute_images is None:
-            raise LandscapeError("bn='recompute' on streamed data needs recompute_images (a tensor of inputs)")
-        if len(data) != len(labels) or len(data) == 0:
-            raise LandscapeError(f"need as many labels as inputs, got {len(data)} and {len(labels)}")
-        return data, labels, count if count is not None else len(labels)
-
     def _select_parameters(self, params, buffers) -> None:
         """θ's parameter names, shapes and starting point; the fixed parameters and the statistics."""
         all_params = dict(self.model.named_parameters())
@@ -544,83 +625,6 @@ class Objective:
         if not losses:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(losses), np.concatenate(accs)
-
-    # ----------------------------------------------------------------- derivatives
-    def _require_derivatives(self):
-        if self.bn == "recompute":
-            raise LandscapeError("derivatives need bn='frozen' or 'batch' (recomputed statistics "
-                                 "depend on θ in a way the gradient would ignore)")
-        if self.precision == "bf16":
-            raise LandscapeError("gradients and curvature are computed in fp32 or fp64, never bf16")
-
-    def value_and_grad(self, theta: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
-        """F(θ) and ∇F(θ) (float64), exact over the whole set."""
-        self._require_derivatives()
-        theta = self._theta(theta).detach().requires_grad_(True)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        grad = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        for x, y in self._batches():
-            batch_loss = self._batch_loss(theta, x, y)
-            (g,) = torch.autograd.grad(batch_loss, theta)
-            total += batch_loss.detach()
-            grad += g.to(torch.float64)
-        if self.group is not None:
-            total, grad = self.group.all_reduce_sum(total, grad, what="F and its gradient")
-        return total.item() / self.num_examples, grad / self.num_examples
-
-    def hvp(self, theta: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
-        """H(θ)·v (float64), exact over the whole set, by ``self.hvp_method`` (see the class doc)."""
-        self._require_derivatives()
-        theta = self._theta(theta).detach()
-        v = v.to(self.device, self.dtype)
-        if self.hvp_method == "forward-over-reverse":
-            try:
-                return self._hvp_forward_over_reverse(theta, v)
-            except (RuntimeError, NotImplementedError) as err:  # an op without a forward-mode formula
-                self.hvp_method = "double-backprop"
-                self.hvp_fallback = f"forward-over-reverse failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-        return self._hvp_double_backprop(theta, v)
-
-    def _batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Sum (float64) of the per-example losses of one batch, as derivatives see it.
-
-        With frozen statistics and a foldable model, the forward pass is the batch-norm-folded
-        one: the same function of θ (folding is differentiable), with no batch-norm layers to
-        differentiate, which roughly halves the cost of a Hessian-vector product on CPU.
-        """
-        if self._folded is not None and self.bn == "frozen":
-            out = functional_call(self._folded, self._folded_state(theta, self.buffers), (x,))
-        else:
-            out = self._forward(theta, x)
-        return self._loss(out, y).to(torch.float64).sum()
-
-    def _hvp_forward_over_reverse(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """H·v as the directional derivative of ∇F along v: forward-mode AD through the backward pass.
-
-        One pass costs about one gradient plus its tangent, and keeps no second graph.
-        """
-        out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        for x, y in self._batches():
-            grad_of_batch = torch.func.grad(lambda t: self._batch_loss(t, x, y))
-            with warnings.catch_warnings():  # torch's own forward-mode decompositions still call torch.jit.script
-                warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
-                _, hv = torch.func.jvp(grad_of_batch, (theta,), (v,))
-            out += hv.to(torch.float64)
-        if self.group is not None:
-            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
-        return out / self.num_examples
-
-    def _hvp_double_backprop(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """H·v as ∇(∇F·v): reverse mode twice, through the graph of the gradient."""
-        theta = theta.requires_grad_(True)
-        out = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        for x, y in self._batches():
-            (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta, create_graph=True)
-            (hv,) = torch.autograd.grad(g @ v, theta)
-            out += hv.to(torch.float64)
-        if self.group is not None:
-            (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
-        return out / self.num_examples
 
     def layer_norms(self, vector: torch.Tensor) -> dict[str, float]:
         """‖vector‖ restricted to each parameter tensor, keyed by parameter name."""
