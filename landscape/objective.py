@@ -641,10 +641,11 @@ class Objective(_Derivatives):
 
 
 # ----------------------------------------------------------------------------- many points per pass
-MAX_POINTS_PER_PASS = 32          # more points per pass save no measurable time, only memory
+MAX_POINTS_PER_PASS = 32          # an upper bound (a surface row is 15 to 21 points): more cost memory
 POINT_MEMORY = {"cpu": 1 << 30,   # bytes for the points of one pass on the CPU
                 "cuda": 0.25}     # the share of the device's free memory on CUDA
 ACTIVATION_FACTOR = 4             # live activations of a forward pass, in units of its largest layer output
+STATE_COPIES = 4                  # copies of a point's weights alive in a pass: θ, its stack, folded, temporaries
 
 
 def plan_point_batching(objective: Objective, requested: int | None) -> tuple[int, bool, str | None]:
@@ -697,14 +698,14 @@ def _vmap_refusal(objective: Objective, sample: torch.Tensor) -> str | None:
                                                          **objective.unflatten(theta)}, (sample,))
     except Exception as err:  # any op without a batching rule, data-dependent control flow, ...
         return f"vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
-    if out.shape != (2, *plain.shape) or not torch.allclose(out.float(), plain.float().expand_as(out),
-                                                            rtol=1e-4, atol=1e-5 * float(plain.abs().max()) + 1e-6):
+    # a gross check (another function, not another rounding: cuDNN convolutions may run in TF32)
+    if out.shape != (2, *plain.shape) or float((out - plain).abs().max()) > 1e-2 * float(plain.abs().max()) + 1e-6:
         return "vmap gave other numbers than the plain forward pass"
     return None
 
 
 def _points_that_fit(objective: Objective, sample: torch.Tensor) -> int:
-    """How many points' weights (twice: state and temporaries) and batch activations fit POINT_MEMORY."""
+    """How many points' weights (``STATE_COPIES``) and batch activations fit ``POINT_MEMORY``."""
     net = objective._folded if objective._folded is not None else objective.model
     state = sum(t.numel() for t in itertools.chain(net.parameters(), net.buffers()))
     largest = [0]
@@ -720,7 +721,8 @@ def _points_that_fit(objective: Objective, sample: torch.Tensor) -> int:
     finally:
         for h in hooks:
             h.remove()
-    per_point = objective.dtype.itemsize * (2 * state + ACTIVATION_FACTOR * objective.batch_size * largest[0])
+    activations = ACTIVATION_FACTOR * objective.batch_size * largest[0]
+    per_point = objective.dtype.itemsize * (STATE_COPIES * state + activations)
     if objective.device.type == "cuda":
         budget = POINT_MEMORY["cuda"] * torch.cuda.mem_get_info(objective.device)[0]
     else:
@@ -735,7 +737,8 @@ def point_states(objective: Objective, thetas: torch.Tensor, buffers: list[dict 
     are stacked too; everything else (fixed parameters, shared statistics) stays unstacked.
     """
     if buffers is not None and any(b is not None for b in buffers):
-        full = [objective.buffers if b is None else {**objective.buffers, **objective._cast_buffers(b)} for b in buffers]
+        full = [objective.buffers if b is None else {**objective.buffers, **objective._cast_buffers(b)}
+                for b in buffers]
         stats = {n: torch.stack([f[n] for f in full]) for n in objective.buffers}
     else:
         stats = objective.buffers
@@ -775,7 +778,8 @@ def batched_values(objective: Objective, thetas: list[torch.Tensor],
         for x, y in objective._batches():
             out = forward(batched, x)
             labels = y.repeat(k, *([1] * (y.dim() - 1)))  # point-major, as the outputs flatten
-            total += objective._loss(out.reshape(k * len(y), *out.shape[2:]), labels).to(torch.float64).view(k, -1).sum(1)
+            losses = objective._loss(out.reshape(k * len(y), *out.shape[2:]), labels)
+            total += losses.to(torch.float64).view(k, -1).sum(1)
             if objective.classification:
                 correct += (out.argmax(dim=-1) == y).sum(dim=1)
     if objective.group is not None:

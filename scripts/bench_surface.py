@@ -170,7 +170,8 @@ def full_surfaces(args, model, ds, device, coords, theta_seed) -> None:
     """A whole grid over every training image (CUDA), fp32 and bf16, with the default points per pass."""
     all_images, all_labels = ds.train_images.contiguous(), ds.train_labels
     total = len(coords) ** 2
-    print(f"\nfull: {args.grid}x{args.grid} surface over all {len(all_labels)} training images, batch {args.batch_size}")
+    print(f"\nfull: {args.grid}x{args.grid} surface over all {len(all_labels)} training images, "
+          f"batch {args.batch_size}")
     for precision in ("fp32", "bf16"):
         big = Objective(model, all_images, all_labels, mean=ds.mean, std=ds.std, batch_size=args.batch_size,
                         device=device, precision=precision)

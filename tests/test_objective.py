@@ -560,7 +560,8 @@ def test_points_per_pass_fits_the_memory_cap(monkeypatch):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2))  # 58 parameters, widest layer output 7
     x, y = torch.randn(20, 5), torch.randint(0, 2, (20,))
-    per_point = 4 * (2 * 58 + objective_module.ACTIVATION_FACTOR * 16 * 7)  # fp32 bytes: weights twice, activations
+    # fp32 bytes of a point: copies of its weights, and the activations of a batch of 16
+    per_point = 4 * (objective_module.STATE_COPIES * 58 + objective_module.ACTIVATION_FACTOR * 16 * 7)
     monkeypatch.setitem(objective_module.POINT_MEMORY, "cpu", 3 * per_point + 100)
     assert Objective(model, x, y, batch_size=16).points_per_pass == 3
     assert Objective(model, x, y, batch_size=16, points_per_pass=2).points_per_pass == 2
