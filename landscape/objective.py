@@ -646,6 +646,11 @@ POINT_MEMORY = {"cpu": 1 << 30,   # bytes for the points of one pass on the CPU
                 "cuda": 0.25}     # the share of the device's free memory on CUDA
 ACTIVATION_FACTOR = 4             # live activations of a forward pass, in units of its largest layer output
 STATE_COPIES = 4                  # copies of a point's weights alive in a pass: θ, its stack, folded, temporaries
+# Whether convolutional networks batch points by default, by device type. CPU: no, a grouped
+# convolution over K points ran 0.28-0.36x the points/s of K plain ones (scripts/bench_surface.py,
+# ResNet-32 and ResNet-8 on 256 images); CUDA: yes, fewer and larger kernels (gpu_check.sh
+# records the ratio; set this to False if it is below 1).
+BATCH_CONVOLUTIONS = {"cpu": False, "cuda": True}
 
 
 def plan_point_batching(objective: Objective, requested: int | None) -> tuple[int, bool, str | None]:
@@ -657,8 +662,8 @@ def plan_point_batching(objective: Objective, requested: int | None) -> tuple[in
     statistics first, one pass per point, then the points together). One at a time: 'batch'
     statistics (one train-mode pass per point), a model vmap cannot run or runs to other
     numbers (tried here on one random input) and, unless ``requested``, convolutional networks
-    on the CPU, where a grouped convolution over K points is slower than K plain ones
-    (scripts/bench_surface.py). One at a time is the reference path: it records no note
+    where ``BATCH_CONVOLUTIONS`` says a grouped convolution over K points is slower than K
+    plain ones (the CPU). One at a time is the reference path: it records no note
     unless batching was asked for or refused. The count fits ``POINT_MEMORY`` and is the
     smallest over ranks, so that every rank makes the same passes.
     """
@@ -667,8 +672,8 @@ def plan_point_batching(objective: Objective, requested: int | None) -> tuple[in
     if objective.bn == "batch":
         return 1, False, "one at a time: bn='batch' normalizes each batch by its own statistics"
     net = objective._folded if objective._folded is not None else objective.model
-    if requested is None and objective.device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd)
-                                                                    for m in net.modules()):
+    if requested is None and not BATCH_CONVOLUTIONS.get(objective.device.type, False) and any(
+            isinstance(m, nn.modules.conv._ConvNd) for m in net.modules()):
         return 1, False, None
     sample = torch.randn(1, *objective.images.shape[1:], generator=torch.Generator().manual_seed(0),
                          dtype=objective.dtype).to(objective.device)

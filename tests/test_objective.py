@@ -1,5 +1,5 @@
 """landscape.objective: F, ∇F and H·v against closed forms, finite differences, batch sizes,
-the folded-batch-norm fast path and the three batch-norm policies."""
+the folded-batch-norm fast path, the three batch-norm policies and several points per pass."""
 
 from __future__ import annotations
 
@@ -552,6 +552,15 @@ def test_points_that_cannot_be_batched_are_evaluated_one_at_a_time_and_say_why()
     np.testing.assert_array_equal(untraceable.values(thetas)[0], [untraceable.value(t) for t in thetas])
     with pytest.raises(LandscapeError, match="points_per_pass"):
         Objective(model, images, labels, points_per_pass=0)
+
+
+def test_convolutional_networks_batch_points_by_default_where_the_device_table_says_so(monkeypatch):
+    from landscape import objective as objective_module
+
+    model, x, y = _conv_bn_mlp_head()
+    assert not Objective(model, x, y).point_batching  # the CPU: one at a time
+    monkeypatch.setitem(objective_module.BATCH_CONVOLUTIONS, "cpu", True)
+    assert Objective(model, x, y).point_batching
 
 
 def test_points_per_pass_fits_the_memory_cap(monkeypatch):
