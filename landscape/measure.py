@@ -6,9 +6,12 @@
 * descent check along −∇F: actual decrease against the first-order prediction η·‖∇F‖;
 * 2D surfaces on a plane and 1D interpolation between two points.
 
-Every many-point evaluation goes through ``evaluate_points``, which hands finished points to a
-store (``results.Partial``) so an interrupted measurement resumes without recomputing them;
-this module itself reads and writes no files.
+Every many-point evaluation whose points are known in advance (probes, surfaces,
+interpolations) goes through ``evaluate_points``: it asks ``Objective.values`` for several
+points per forward pass and hands finished points to a store (``results.Partial``) so an
+interrupted measurement resumes without recomputing them; this module itself reads and writes
+no files. Searches whose next point depends on the last (line and plane searches) evaluate
+one point at a time.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ SAVE_EVERY_S = 2.0  # finished points reach disk at least this often (and on any
 
 def evaluate_points(objective: Objective, coords: np.ndarray,
                     make_point: Callable[[np.ndarray], tuple[torch.Tensor, dict | None]],
-                    store=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                    store=None, progress=None, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F and accuracy at each row of ``coords``; finished points are handed to ``store``.
 
-    ``make_point(row)`` returns (θ, batch-norm buffers or None). ``store`` (e.g. a
-    ``results.Partial``) has ``load(coords)`` → (loss, acc, done) or None and
-    ``save(coords, loss, acc, done)``: points it already holds are not recomputed, and finished
-    points are handed to it every ``SAVE_EVERY_S`` seconds and when the loop is interrupted.
+    ``make_point(row)`` returns (θ, batch-norm buffers or None). The points not yet done go to
+    ``objective.values`` in passes of ``objective.points_per_pass`` (at most ``chunk``, e.g. a
+    surface's row). ``store`` (e.g. a ``results.Partial``) has ``load(coords)`` → (loss, acc,
+    done) or None and ``save(coords, loss, acc, done)``: points it already holds are not
+    recomputed, and finished points are handed to it every ``SAVE_EVERY_S`` seconds and when
+    the loop is interrupted (a pass cut short loses only its own points).
     """
     coords = np.asarray(coords, dtype=np.float64)
     n = len(coords)
@@ -45,18 +50,21 @@ def evaluate_points(objective: Objective, coords: np.ndarray,
                                                        np.zeros(n, dtype=bool))
     if progress is not None:
         progress.update(int(done.sum()))
+    size = max(1, min(chunk or objective.points_per_pass, objective.points_per_pass))
+    todo = np.flatnonzero(~done)
     last_save, unsaved = time.perf_counter(), 0
     try:
-        for i in np.flatnonzero(~done):
-            theta, buffers = make_point(coords[i])
-            loss[i], acc[i] = objective.evaluate(theta, buffers)
-            done[i] = True
-            unsaved += 1
+        for start in range(0, len(todo), size):
+            idx = todo[start:start + size]
+            thetas, buffers = zip(*(make_point(coords[i]) for i in idx))
+            loss[idx], acc[idx] = objective.values(thetas, buffers=buffers)
+            done[idx] = True
+            unsaved += len(idx)
             if store is not None and time.perf_counter() - last_save > SAVE_EVERY_S:
                 store.save(coords, loss, acc, done)
                 last_save, unsaved = time.perf_counter(), 0
             if progress is not None:
-                progress.update(1)
+                progress.update(len(idx))
     finally:  # an interruption (Ctrl-C, an error) keeps every finished point
         if store is not None and unsaved:
             store.save(coords, loss, acc, done)
@@ -179,7 +187,7 @@ def surface(objective: Objective, theta: torch.Tensor, x: Direction, y: Directio
             progress=None) -> dict[str, np.ndarray]:
     """F and accuracy on the grid θ + a·x + b·y, a ∈ xs, b ∈ ys (arrays shaped len(ys)×len(xs))."""
     grid = np.array([(a, b) for b in ys for a in xs], dtype=np.float64)
-    loss, acc = evaluate_points(objective, grid, along(theta, x, y), store, progress)
+    loss, acc = evaluate_points(objective, grid, along(theta, x, y), store, progress, chunk=len(xs))
     shape = (len(ys), len(xs))
     return {"xs": np.asarray(xs, float), "ys": np.asarray(ys, float),
             "loss": loss.reshape(shape), "acc": acc.reshape(shape)}

@@ -11,8 +11,12 @@ many-point evaluator ``values``. Definitions (see README, "Definitions"):
   so F is deterministic); 'batch' uses each batch's statistics (F then depends on the batch
   size); 'recompute' re-estimates the statistics at every θ over a fixed set (values only).
 
-The fast path of ``values`` folds each eval-mode batch norm into the convolution before it
-(exact: eval batch norm is a per-channel affine map) and runs in channels_last.
+The fast path folds each eval-mode batch norm into the convolution before it (exact: eval
+batch norm is a per-channel affine map) and runs in channels_last. ``values`` evaluates several
+parameter points per forward pass where that is possible and pays (``plan_point_batching``):
+torch.func.vmap over the stacked, folded weights of the points, each point's losses summed in
+float64 as ``evaluate`` sums them, so the numbers equal one-at-a-time evaluation to the
+rounding of the model's own arithmetic.
 
 Across ranks (``group``, see ``distributed``): each rank keeps a contiguous shard of whole
 batches of the examples, and the sums (loss, correct count, gradient, Hv) are all-reduced in
@@ -22,6 +26,7 @@ float64 before dividing by the total count, so F, ∇F and Hv are those of one p
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from contextlib import nullcontext
 from typing import Callable, Iterable
@@ -37,6 +42,11 @@ from .models import select_parameters
 BN_POLICIES = ("frozen", "batch", "recompute")
 PRECISIONS = ("fp32", "fp64", "bf16")
 HVP_METHODS = ("forward-over-reverse", "double-backprop")
+
+
+def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise LandscapeError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
 
 
 def _at_least_fp32(outputs: torch.Tensor) -> torch.Tensor:
@@ -147,6 +157,26 @@ def scan_stream(batches) -> tuple[torch.Tensor, torch.Tensor, int]:
     if first is None:
         raise LandscapeError("the data yielded no batch")
     return first[0], first[1], count
+
+
+def read_examples(data, labels, stream: bool, bn: str, recompute_images):
+    """(inputs, labels, example count, the streamed source or None) from tensors or (inputs, labels) batches."""
+    source, count = None, None
+    if labels is None:
+        if isinstance(data, torch.Tensor):
+            raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
+        if stream:
+            source = data
+            data, labels, count = scan_stream(data)
+        else:
+            data, labels = materialize_batches(data)
+    elif stream:
+        raise LandscapeError("stream=True streams an iterable of (inputs, labels) batches; tensors are already in memory")
+    if stream and bn == "recompute" and recompute_images is None:
+        raise LandscapeError("bn='recompute' on streamed data needs recompute_images (a tensor of inputs)")
+    if len(data) != len(labels) or len(data) == 0:
+        raise LandscapeError(f"need as many labels as inputs, got {len(data)} and {len(labels)}")
+    return data, labels, count if count is not None else len(labels), source
 
 
 def _fold_batchnorm(model: nn.Module):
@@ -267,245 +297,9 @@ def exact_bn_statistics(model: nn.Module, images: torch.Tensor, max_batch: int =
     return len(layers)
 
 
-class Objective:
-    """F(θ) = mean loss of ``model`` over fixed (images, labels), θ a flat parameter vector.
+class _Derivatives:
+    """∇F and H·v of an ``Objective`` (mixed into it: they read its model, data and policies)."""
 
-    ``images`` are uint8 NCHW (standardized here with ``mean``/``std``), any float inputs
-    (images, tabular rows, ...), or, with ``labels`` omitted, an iterable of (inputs, labels)
-    batches such as a DataLoader: read once into memory, or, with ``stream=True``, re-read at
-    every evaluation (for data that does not fit; the batches must be the same at every pass). ``loss`` is a name ('cross_entropy', 'mse'), a
-    torch loss module (its reduction is ignored: F is always the mean over examples) or a
-    callable returning one loss per example. ``bn``: 'frozen' (the model's statistics),
-    'batch' or 'recompute' (see the module doc); ``params``: 'all', 'hidden' or a list of
-    names; ``precision``: 'fp32', 'fp64' or 'bf16' (values on CUDA only). ``hvp_method``:
-    'forward-over-reverse' (default, the faster; falls back to double backpropagation, once
-    and for good, when the model has an op without a forward-mode derivative) or
-    'double-backprop'; ``describe()`` says which one computed the products. ``group``: a
-    ``distributed.Group`` of several ranks shards the examples (tensors only, not streams); every
-    rank must then make the same calls in the same order. 'recompute' statistics use all examples.
-    """
-
-    def __init__(self, model: nn.Module, images, labels: torch.Tensor | None = None, *,
-                 mean=None, std=None, loss: str | Callable = "cross_entropy",
-                 bn: str = "frozen", params: str | list[str] = "all",
-                 precision: str = "fp32", batch_size: int | None = None,
-                 device: str | torch.device | None = None, fold_bn: bool = True,
-                 channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
-                 buffers: dict[str, torch.Tensor] | None = None, stream: bool = False,
-                 hvp_method: str = "forward-over-reverse", group=None):
-        """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
-        if bn not in BN_POLICIES:
-            raise LandscapeError(f"unknown batch-norm policy {bn!r}: use one of {', '.join(BN_POLICIES)}")
-        if precision not in PRECISIONS:
-            raise LandscapeError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        if hvp_method not in HVP_METHODS:
-            raise LandscapeError(f"unknown hvp_method {hvp_method!r}: use one of {', '.join(HVP_METHODS)}")
-        self.hvp_method, self.hvp_fallback = hvp_method, None
-        self._stream, count = None, None
-        if labels is None:
-            if isinstance(images, torch.Tensor):
-                raise LandscapeError("labels are missing: pass (inputs, labels) or an iterable of (inputs, labels) batches")
-            if stream:
-                self._stream = images
-                images, labels, count = scan_stream(images)
-            else:
-                images, labels = materialize_batches(images)
-        elif stream:
-            raise LandscapeError("stream=True streams an iterable of (inputs, labels) batches; tensors are already in memory")
-        if stream and bn == "recompute" and recompute_images is None:
-            raise LandscapeError("bn='recompute' on streamed data needs recompute_images (a tensor of inputs)")
-        self._loss, self.loss_name = per_example_loss(loss)
-        if len(images) != len(labels) or len(images) == 0:
-            raise LandscapeError(f"need as many labels as images, got {len(images)} and {len(labels)}")
-        self.device = torch.device(device) if device else next(model.parameters()).device
-        if precision == "bf16" and self.device.type != "cuda":
-            raise LandscapeError("bf16 precision needs a CUDA device")
-        self.dtype = torch.float64 if precision == "fp64" else torch.float32
-        self.precision, self.bn = precision, bn
-        self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
-        if channels_last is None:
-            channels_last = images.dim() == 4
-        self.channels_last = channels_last
-        self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 128)
-        self.mean, self.std = mean, std
-        self.group = group if group is not None and group.distributed else None
-        if self.group is not None:
-            if stream:
-                raise LandscapeError("a streamed objective cannot be sharded across ranks: pass tensors")
-            if bn == "recompute" and recompute_images is None:
-                recompute_images = images  # the statistics of θ over every example, on every rank
-            count, shard = len(labels), self.group.shard(len(labels), self.batch_size)
-            images, labels = images[shard], labels[shard]
-        self.images = self._prepare(images, mean, std)  # streamed: the first example only
-        self.labels = labels.to(self.device)
-        self.num_examples = count if stream or self.group is not None else len(labels)
-        self.classification = labels.dim() == 1 and not labels.is_floating_point()  # accuracy is defined
-        self.recompute_images = (self._prepare(recompute_images, mean, std)
-                                 if recompute_images is not None else None)
-        if bn == "recompute" and self.recompute_images is None:
-            self.recompute_images = self.images
-
-        all_params = dict(self.model.named_parameters())
-        self.param_names = select_parameters(self.model, params) if isinstance(params, str) else list(params)
-        self.param_subset = params if isinstance(params, str) else "custom"
-        missing = [n for n in self.param_names if n not in all_params]
-        if missing:
-            raise LandscapeError(f"model has no parameters named {missing[:3]}")
-        self.shapes = [all_params[n].shape for n in self.param_names]
-        self.numels = [all_params[n].numel() for n in self.param_names]
-        self.dim = sum(self.numels)
-        self.fixed = {n: p.detach() for n, p in all_params.items() if n not in set(self.param_names)}
-        self.buffers = {n: b.detach() for n, b in self.model.named_buffers()}
-        if buffers is not None:
-            self.buffers.update(self._cast_buffers(buffers))
-        self.theta0 = torch.cat([all_params[n].detach().reshape(-1) for n in self.param_names])
-        folded = _fold_batchnorm(self.model) if fold_bn and bn != "batch" else None
-        self._folded, self._fold_pairs = folded if folded else (None, [])
-        if self._folded is not None:
-            self._folded.to(self.device, self.dtype)
-            self._folded_names = [n for n, _ in self._folded.named_parameters()] + \
-                                 [n for n, _ in self._folded.named_buffers()]
-
-    # ----------------------------------------------------------------- set-up helpers
-    def _prepare(self, images: torch.Tensor, mean, std) -> torch.Tensor:
-        """Inputs on the device in the objective's dtype: uint8 images standardized, channels_last if 4-D."""
-        x = images.to(self.device)
-        if x.dtype == torch.uint8:
-            if mean is None or std is None:
-                raise LandscapeError("uint8 images need the dataset's mean and std")
-            from .data import normalize
-
-            x = normalize(x, mean, std, self.dtype)
-        else:
-            x = x.to(self.dtype)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    def describe(self) -> dict:
-        """What every number computed from this objective depends on."""
-        return {"examples": self.num_examples, "loss": self.loss_name, "bn_policy": self.bn,
-                "param_subset": self.param_subset, "num_params": self.dim,
-                "precision": self.precision, "batch_size": self.batch_size,
-                "hvp_method": self.hvp_method, **({"hvp_fallback": self.hvp_fallback} if self.hvp_fallback else {})}
-
-    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Views of θ, one per selected parameter, shaped like it."""
-        return {n: t.view(s) for n, t, s in zip(self.param_names, theta.split(self.numels), self.shapes)}
-
-    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([tensors[n].reshape(-1) for n in self.param_names])
-
-    def _theta(self, theta: torch.Tensor | None) -> torch.Tensor:
-        if theta is None:
-            return self.theta0
-        if theta.shape != (self.dim,):
-            raise LandscapeError(f"θ has shape {tuple(theta.shape)}, expected ({self.dim},)")
-        return theta.to(self.device, self.dtype)
-
-    def _batches(self, images: torch.Tensor | None = None):
-        """The fixed examples in batches, on the device and standardized."""
-        if images is None and self._stream is not None:
-            yield from self._streamed_batches()
-            return
-        images = self.images if images is None else images
-        for i in range(0, len(images), self.batch_size):
-            yield images[i:i + self.batch_size], self.labels[i:i + self.batch_size]
-
-    def _streamed_batches(self):
-        """Re-read the streamed batches; a pass that yields another number of examples is an error."""
-        count = 0
-        for x, y in checked_batches(self._stream):
-            count += len(y)
-            yield self._prepare(x, self.mean, self.std), y.to(self.device)
-        if count != self.num_examples:
-            raise LandscapeError(f"the data yielded {count} examples, {self.num_examples} before: "
-                                 f"a streamed objective needs the same examples at every pass")
-
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
-
-    def _forward(self, theta: torch.Tensor, x: torch.Tensor, buffers=None) -> torch.Tensor:
-        """The plain (unfolded) forward pass used for derivatives."""
-        state = {**self.fixed, **(self.buffers if buffers is None else buffers), **self.unflatten(theta)}
-        self.model.train(self.bn == "batch")
-        if self.bn == "batch":  # keep the stored running statistics untouched
-            state.update({n: b.clone() for n, b in self.buffers.items()})
-        return functional_call(self.model, state, (x,))
-
-    # ----------------------------------------------------------------- batch-norm statistics
-    def recomputed_buffers(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Batch-norm statistics of the network at θ over the recompute set (see ``exact_bn_statistics``)."""
-        images = self.recompute_images if self.recompute_images is not None else self.images
-        if getattr(self, "_stat_model", None) is None:  # one private copy, reused at every θ
-            self._stat_model = copy.deepcopy(self.model)
-        stat_model = self._stat_model
-        with torch.no_grad():
-            for name, p in self.unflatten(self._theta(theta)).items():
-                stat_model.get_parameter(name).copy_(p)
-        with self._autocast():
-            exact_bn_statistics(stat_model, images, max(self.batch_size, BN_SINGLE_PASS_IMAGES))
-        return {n: b.detach().clone() for n, b in stat_model.named_buffers()}
-
-    # ----------------------------------------------------------------- values
-    def _folded_state(self, theta: torch.Tensor, buffers) -> dict[str, torch.Tensor]:
-        """Weights of the batch-norm-folded model at θ: each conv scaled and shifted by its BN."""
-        p = {**self.fixed, **self.unflatten(theta)}
-        state = {**p, **buffers}
-        state = {n: state[n] for n in self._folded_names if n in state}
-        for conv, bn, eps in self._fold_pairs:
-            scale = p[f"{bn}.weight"] * torch.rsqrt(buffers[f"{bn}.running_var"] + eps)
-            weight = p[f"{conv}.weight"] * scale.view(-1, 1, 1, 1)
-            if self.channels_last:
-                weight = weight.contiguous(memory_format=torch.channels_last)
-            conv_bias = p.get(f"{conv}.bias")
-            shift = -buffers[f"{bn}.running_mean"] if conv_bias is None else conv_bias - buffers[f"{bn}.running_mean"]
-            state[f"{conv}.weight"] = weight
-            state[f"{conv}.bias"] = p[f"{bn}.bias"] + shift * scale
-        return state
-
-    @torch.no_grad()
-    def evaluate(self, theta: torch.Tensor | None = None, buffers=None) -> tuple[float, float]:
-        """(F(θ), accuracy) over the fixed examples."""
-        theta = self._theta(theta)
-        if self.bn == "recompute":
-            buffers = self.recomputed_buffers(theta)
-        buffers = self.buffers if buffers is None else {**self.buffers, **self._cast_buffers(buffers)}
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        if self._folded is not None:
-            state = self._folded_state(theta, buffers)
-            forward = lambda x: functional_call(self._folded, state, (x,))  # noqa: E731
-        else:
-            forward = lambda x: self._forward(theta, x, buffers)  # noqa: E731
-        with self._autocast():
-            for x, y in self._batches():
-                out = forward(x)
-                total += self._loss(out, y).to(torch.float64).sum()
-                if self.classification:
-                    correct += (out.argmax(dim=1) == y).sum()
-        if self.group is not None:
-            total, correct = self.group.all_reduce_sum(total, correct, what="F and accuracy")
-        loss = total.item() / self.num_examples
-        return loss, (correct.item() / self.num_examples if self.classification else float("nan"))
-
-    def value(self, theta: torch.Tensor | None = None) -> float:
-        return self.evaluate(theta)[0]
-
-    def values(self, thetas: Iterable[torch.Tensor], progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """F and accuracy at many points; memory stays flat in the number of points."""
-        losses, accs = [], []
-        for theta in thetas:
-            loss, acc = self.evaluate(theta)
-            losses.append(loss)
-            accs.append(acc)
-            if progress is not None:
-                progress.update(1)
-        return np.asarray(losses, dtype=np.float64), np.asarray(accs, dtype=np.float64)
-
-    # ----------------------------------------------------------------- derivatives
     def _require_derivatives(self):
         if self.bn == "recompute":
             raise LandscapeError("derivatives need bn='frozen' or 'batch' (recomputed statistics "
@@ -582,6 +376,256 @@ class Objective:
             (out,) = self.group.all_reduce_sum(out, what="a Hessian-vector product")
         return out / self.num_examples
 
+
+class Objective(_Derivatives):
+    """F(θ) = mean loss of ``model`` over fixed examples, θ a flat parameter vector.
+
+    ``data`` is the inputs with ``labels`` given: uint8 NCHW images (standardized here with
+    ``mean``/``std``) or any float inputs (images, tabular rows, ...); or, with ``labels``
+    omitted, an iterable of (inputs, labels) batches such as a DataLoader: read once into
+    memory, or, with ``stream=True``, re-read at every evaluation (for data that does not fit;
+    the batches must be the same at every pass). ``loss`` is a name ('cross_entropy', 'mse'), a
+    torch loss module (its reduction is ignored: F is always the mean over examples) or a
+    callable returning one loss per example. ``bn``: 'frozen' (the model's statistics),
+    'batch' or 'recompute' (see the module doc); ``params``: 'all', 'hidden' or a list of
+    names; ``precision``: 'fp32', 'fp64' or 'bf16' (values on CUDA only). ``hvp_method``:
+    'forward-over-reverse' (default, the faster; falls back to double backpropagation, once
+    and for good, when the model has an op without a forward-mode derivative) or
+    'double-backprop'; ``describe()`` says which one computed the products.
+    ``points_per_pass``: how many parameter points ``values`` evaluates in one forward pass
+    (None: as many as fit ``POINT_MEMORY``, where batching pays, see ``plan_point_batching``;
+    1: one at a time). ``group``: a ``distributed.Group`` of several ranks shards the examples
+    (tensors only, not streams); every rank must then make the same calls in the same order.
+    'recompute' statistics use all examples.
+    """
+
+    def __init__(self, model: nn.Module, data, labels: torch.Tensor | None = None, *,
+                 mean=None, std=None, loss: str | Callable = "cross_entropy",
+                 bn: str = "frozen", params: str | list[str] = "all",
+                 precision: str = "fp32", batch_size: int | None = None,
+                 device: str | torch.device | None = None, fold_bn: bool = True,
+                 channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
+                 buffers: dict[str, torch.Tensor] | None = None, stream: bool = False,
+                 hvp_method: str = "forward-over-reverse", points_per_pass: int | None = None, group=None):
+        """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
+        _check_choice("batch-norm policy", bn, BN_POLICIES)
+        _check_choice("precision", precision, PRECISIONS)
+        _check_choice("hvp_method", hvp_method, HVP_METHODS)
+        if points_per_pass is not None and (not isinstance(points_per_pass, int) or points_per_pass < 1):
+            raise LandscapeError(f"points_per_pass must be a positive integer or None, got {points_per_pass!r}")
+        self.hvp_method, self.hvp_fallback = hvp_method, None
+        images, labels, count, self._stream = read_examples(data, labels, stream, bn, recompute_images)
+        self._loss, self.loss_name = per_example_loss(loss)
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        if precision == "bf16" and self.device.type != "cuda":
+            raise LandscapeError("bf16 precision needs a CUDA device")
+        self.dtype = torch.float64 if precision == "fp64" else torch.float32
+        self.precision, self.bn = precision, bn
+        self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
+        self.channels_last = images.dim() == 4 if channels_last is None else channels_last
+        self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 128)
+        self.mean, self.std = mean, std
+        self.group = group if group is not None and group.distributed else None
+        if self.group is not None:
+            if stream:
+                raise LandscapeError("a streamed objective cannot be sharded across ranks: pass tensors")
+            if bn == "recompute" and recompute_images is None:
+                recompute_images = images  # the statistics of θ over every example, on every rank
+            count, shard = len(labels), self.group.shard(len(labels), self.batch_size)
+            images, labels = images[shard], labels[shard]
+        self.images = self._prepare(images, mean, std)  # streamed: the first example only
+        self.labels = labels.to(self.device)
+        self.num_examples = count
+        self.classification = labels.dim() == 1 and not labels.is_floating_point()  # accuracy is defined
+        self.recompute_images = (self._prepare(recompute_images, mean, std)
+                                 if recompute_images is not None else None)
+        if bn == "recompute" and self.recompute_images is None:
+            self.recompute_images = self.images
+        self._select_parameters(params, buffers)
+        folded = _fold_batchnorm(self.model) if fold_bn and bn != "batch" else None
+        self._folded, self._fold_pairs = folded if folded else (None, [])
+        if self._folded is not None:
+            self._folded.to(self.device, self.dtype)
+            self._folded_names = [n for n, _ in self._folded.named_parameters()] + \
+                                 [n for n, _ in self._folded.named_buffers()]
+        self.points_per_pass, self.point_batching, self._point_note = plan_point_batching(self, points_per_pass)
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _select_parameters(self, params, buffers) -> None:
+        """θ's parameter names, shapes and starting point; the fixed parameters and the statistics."""
+        all_params = dict(self.model.named_parameters())
+        self.param_names = select_parameters(self.model, params) if isinstance(params, str) else list(params)
+        self.param_subset = params if isinstance(params, str) else "custom"
+        missing = [n for n in self.param_names if n not in all_params]
+        if missing:
+            raise LandscapeError(f"model has no parameters named {missing[:3]}")
+        self.shapes = [all_params[n].shape for n in self.param_names]
+        self.numels = [all_params[n].numel() for n in self.param_names]
+        self.dim = sum(self.numels)
+        self.fixed = {n: p.detach() for n, p in all_params.items() if n not in set(self.param_names)}
+        self.buffers = {n: b.detach() for n, b in self.model.named_buffers()}
+        if buffers is not None:
+            self.buffers.update(self._cast_buffers(buffers))
+        self.theta0 = torch.cat([all_params[n].detach().reshape(-1) for n in self.param_names])
+
+    def _prepare(self, images: torch.Tensor, mean, std) -> torch.Tensor:
+        """Inputs on the device in the objective's dtype: uint8 images standardized, channels_last if 4-D."""
+        x = images.to(self.device)
+        if x.dtype == torch.uint8:
+            if mean is None or std is None:
+                raise LandscapeError("uint8 images need the dataset's mean and std")
+            from .data import normalize
+
+            x = normalize(x, mean, std, self.dtype)
+        else:
+            x = x.to(self.dtype)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> dict:
+        """What every number computed from this objective depends on."""
+        return {"examples": self.num_examples, "loss": self.loss_name, "bn_policy": self.bn,
+                "param_subset": self.param_subset, "num_params": self.dim,
+                "precision": self.precision, "batch_size": self.batch_size,
+                "hvp_method": self.hvp_method, **({"hvp_fallback": self.hvp_fallback} if self.hvp_fallback else {}),
+                **({"point_batching": self._point_note} if self._point_note else {})}
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of θ, one per selected parameter, shaped like it; θ of shape (K, dim) gives (K, *shape) each."""
+        lead = theta.shape[:-1]
+        return {n: t.view(s) if not lead else t.reshape(*lead, *s)
+                for n, t, s in zip(self.param_names, theta.split(self.numels, dim=-1), self.shapes)}
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tensors[n].reshape(-1) for n in self.param_names])
+
+    def _theta(self, theta: torch.Tensor | None) -> torch.Tensor:
+        if theta is None:
+            return self.theta0
+        if theta.shape != (self.dim,):
+            raise LandscapeError(f"θ has shape {tuple(theta.shape)}, expected ({self.dim},)")
+        return theta.to(self.device, self.dtype)
+
+    def _batches(self, images: torch.Tensor | None = None):
+        """The fixed examples in batches, on the device and standardized."""
+        if images is None and self._stream is not None:
+            yield from self._streamed_batches()
+            return
+        images = self.images if images is None else images
+        for i in range(0, len(images), self.batch_size):
+            yield images[i:i + self.batch_size], self.labels[i:i + self.batch_size]
+
+    def _streamed_batches(self):
+        """Re-read the streamed batches; a pass that yields another number of examples is an error."""
+        count = 0
+        for x, y in checked_batches(self._stream):
+            count += len(y)
+            yield self._prepare(x, self.mean, self.std), y.to(self.device)
+        if count != self.num_examples:
+            raise LandscapeError(f"the data yielded {count} examples, {self.num_examples} before: "
+                                 f"a streamed objective needs the same examples at every pass")
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _forward(self, theta: torch.Tensor, x: torch.Tensor, buffers=None) -> torch.Tensor:
+        """The plain (unfolded) forward pass used for derivatives."""
+        state = {**self.fixed, **(self.buffers if buffers is None else buffers), **self.unflatten(theta)}
+        self.model.train(self.bn == "batch")
+        if self.bn == "batch":  # keep the stored running statistics untouched
+            state.update({n: b.clone() for n, b in self.buffers.items()})
+        return functional_call(self.model, state, (x,))
+
+    # ----------------------------------------------------------------- batch-norm statistics
+    def recomputed_buffers(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Batch-norm statistics of the network at θ over the recompute set (see ``exact_bn_statistics``)."""
+        images = self.recompute_images if self.recompute_images is not None else self.images
+        if getattr(self, "_stat_model", None) is None:  # one private copy, reused at every θ
+            self._stat_model = copy.deepcopy(self.model)
+        stat_model = self._stat_model
+        with torch.no_grad():
+            for name, p in self.unflatten(self._theta(theta)).items():
+                stat_model.get_parameter(name).copy_(p)
+        with self._autocast():
+            exact_bn_statistics(stat_model, images, max(self.batch_size, BN_SINGLE_PASS_IMAGES))
+        return {n: b.detach().clone() for n, b in stat_model.named_buffers()}
+
+    # ----------------------------------------------------------------- values
+    def _folded_state(self, theta: torch.Tensor, buffers) -> dict[str, torch.Tensor]:
+        """Weights of the batch-norm-folded model at θ: each conv scaled and shifted by its BN.
+
+        θ of shape (K, dim) and/or statistics with a leading K give every entry that depends on
+        them a leading K (broadcasting), for ``batched_values``.
+        """
+        p = {**self.fixed, **self.unflatten(theta)}
+        state = {**p, **buffers}
+        state = {n: state[n] for n in self._folded_names if n in state}
+        for conv, bn, eps in self._fold_pairs:
+            scale = p[f"{bn}.weight"] * torch.rsqrt(buffers[f"{bn}.running_var"] + eps)
+            weight = p[f"{conv}.weight"] * scale[..., None, None, None]
+            if self.channels_last and weight.dim() == 4:
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            conv_bias = p.get(f"{conv}.bias")
+            shift = -buffers[f"{bn}.running_mean"] if conv_bias is None else conv_bias - buffers[f"{bn}.running_mean"]
+            state[f"{conv}.weight"] = weight
+            state[f"{conv}.bias"] = p[f"{bn}.bias"] + shift * scale
+        return state
+
+    @torch.no_grad()
+    def evaluate(self, theta: torch.Tensor | None = None, buffers=None) -> tuple[float, float]:
+        """(F(θ), accuracy) over the fixed examples."""
+        theta = self._theta(theta)
+        if self.bn == "recompute":
+            buffers = self.recomputed_buffers(theta)
+        buffers = self.buffers if buffers is None else {**self.buffers, **self._cast_buffers(buffers)}
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        if self._folded is not None:
+            state = self._folded_state(theta, buffers)
+            forward = lambda x: functional_call(self._folded, state, (x,))  # noqa: E731
+        else:
+            forward = lambda x: self._forward(theta, x, buffers)  # noqa: E731
+        with self._autocast():
+            for x, y in self._batches():
+                out = forward(x)
+                total += self._loss(out, y).to(torch.float64).sum()
+                if self.classification:
+                    correct += (out.argmax(dim=1) == y).sum()
+        if self.group is not None:
+            total, correct = self.group.all_reduce_sum(total, correct, what="F and accuracy")
+        loss = total.item() / self.num_examples
+        return loss, (correct.item() / self.num_examples if self.classification else float("nan"))
+
+    def value(self, theta: torch.Tensor | None = None) -> float:
+        return self.evaluate(theta)[0]
+
+    def values(self, thetas: Iterable[torch.Tensor], progress=None, *,
+               buffers: Iterable[dict | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """F and accuracy at many points, ``points_per_pass`` of them per forward pass.
+
+        ``buffers``: frozen statistics per point (None entries: the objective's own), as
+        ``evaluate`` takes them. Each pass is ``batched_values`` (one all-reduce across ranks)
+        or, where the points cannot be batched (and for a pass of one point), one ``evaluate``
+        per point; memory stays flat in the number of points (thetas may be a generator).
+        """
+        points = zip(thetas, buffers) if buffers is not None else ((t, None) for t in thetas)
+        losses, accs = [], []
+        while chunk := list(itertools.islice(points, self.points_per_pass)):
+            if self.point_batching and len(chunk) > 1:
+                loss, acc = batched_values(self, [t for t, _ in chunk], [b for _, b in chunk])
+            else:
+                loss, acc = np.array([self.evaluate(t, b) for t, b in chunk], dtype=np.float64).reshape(-1, 2).T
+            losses.append(loss)
+            accs.append(acc)
+            if progress is not None:
+                progress.update(len(chunk))
+        if not losses:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(losses), np.concatenate(accs)
+
     def layer_norms(self, vector: torch.Tensor) -> dict[str, float]:
         """‖vector‖ restricted to each parameter tensor, keyed by parameter name."""
         return {n: float(t.norm()) for n, t in self.unflatten(vector).items()}
@@ -594,3 +638,157 @@ class Objective:
         other = copy.copy(self)
         other.buffers = {**self.buffers, **self._cast_buffers(buffers)}
         return other
+
+
+# ----------------------------------------------------------------------------- many points per pass
+MAX_POINTS_PER_PASS = 32          # an upper bound (a surface row is 15 to 21 points): more cost memory
+POINT_MEMORY = {"cpu": 1 << 30,   # bytes for the points of one pass on the CPU
+                "cuda": 0.25}     # the share of the device's free memory on CUDA
+ACTIVATION_FACTOR = 4             # live activations of a forward pass, in units of its largest layer output
+STATE_COPIES = 4                  # copies of a point's weights alive in a pass: θ, its stack, folded, temporaries
+# Whether convolutional networks batch points by default, by device type. CPU: no, a grouped
+# convolution over K points ran 0.28-0.36x the points/s of K plain ones (scripts/bench_surface.py,
+# ResNet-32 and ResNet-8 on 256 images); CUDA: yes, fewer and larger kernels (gpu_check.sh
+# records the ratio; set this to False if it is below 1).
+BATCH_CONVOLUTIONS = {"cpu": False, "cuda": True}
+
+
+def plan_point_batching(objective: Objective, requested: int | None) -> tuple[int, bool, str | None]:
+    """(points per pass, whether a pass batches them, the note ``describe()`` records or None).
+
+    Batched (torch.func.vmap over stacked parameters; a convolution becomes one grouped
+    convolution over the points) wherever each point's network is a fixed function of its own
+    parameters and statistics: frozen statistics (shared or per point) and 'recompute' (the
+    statistics first, one pass per point, then the points together). One at a time: 'batch'
+    statistics (one train-mode pass per point), a model vmap cannot run or runs to other
+    numbers (tried here on one random input) and, unless ``requested``, convolutional networks
+    where ``BATCH_CONVOLUTIONS`` says a grouped convolution over K points is slower than K
+    plain ones (the CPU). One at a time is the reference path: it records no note
+    unless batching was asked for or refused. The count fits ``POINT_MEMORY`` and is the
+    smallest over ranks, so that every rank makes the same passes.
+    """
+    if requested == 1:
+        return 1, False, None
+    if objective.bn == "batch":
+        return 1, False, "one at a time: bn='batch' normalizes each batch by its own statistics"
+    net = objective._folded if objective._folded is not None else objective.model
+    if requested is None and not BATCH_CONVOLUTIONS.get(objective.device.type, False) and any(
+            isinstance(m, nn.modules.conv._ConvNd) for m in net.modules()):
+        return 1, False, None
+    sample = torch.randn(1, *objective.images.shape[1:], generator=torch.Generator().manual_seed(0),
+                         dtype=objective.dtype).to(objective.device)
+    if objective.channels_last and sample.dim() == 4:
+        sample = sample.contiguous(memory_format=torch.channels_last)
+    refused = _vmap_refusal(objective, sample)
+    size = 0 if refused else min(requested or MAX_POINTS_PER_PASS, _points_that_fit(objective, sample))
+    if objective.group is not None:
+        sizes = torch.zeros(objective.group.world_size, dtype=torch.float64)
+        sizes[objective.group.rank] = size
+        (sizes,) = objective.group.all_reduce_sum(sizes, what="agreeing on the points per pass")
+        size = int(sizes.min())
+        refused = refused or (None if size else "another rank could not batch points")
+    if refused:
+        return 1, False, f"one at a time: {refused}"
+    return size, True, "vmap"
+
+
+@torch.no_grad()
+def _vmap_refusal(objective: Objective, sample: torch.Tensor) -> str | None:
+    """Why two copies of θ0 under vmap do not give the plain forward pass on ``sample``, or None."""
+    theta = objective.theta0.to(objective.device, objective.dtype)
+    try:
+        batched, shared = point_states(objective, torch.stack([theta, theta]), None)
+        out = _points_forward(objective, shared)(batched, sample)
+        plain = functional_call(objective.model.eval(), {**objective.fixed, **objective.buffers,
+                                                         **objective.unflatten(theta)}, (sample,))
+    except Exception as err:  # any op without a batching rule, data-dependent control flow, ...
+        return f"vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
+    # a gross check (another function, not another rounding: cuDNN convolutions may run in TF32)
+    if out.shape != (2, *plain.shape) or float((out - plain).abs().max()) > 1e-2 * float(plain.abs().max()) + 1e-6:
+        return "vmap gave other numbers than the plain forward pass"
+    return None
+
+
+def _points_that_fit(objective: Objective, sample: torch.Tensor) -> int:
+    """How many points' weights (``STATE_COPIES``) and batch activations fit ``POINT_MEMORY``."""
+    net = objective._folded if objective._folded is not None else objective.model
+    state = sum(t.numel() for t in itertools.chain(net.parameters(), net.buffers()))
+    largest = [0]
+
+    def record(_module, _args, out):
+        if isinstance(out, torch.Tensor):
+            largest[0] = max(largest[0], out.numel())
+    leaves = [m for m in objective.model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(record) for m in leaves]
+    try:
+        with torch.no_grad():
+            objective.model.eval()(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+    activations = ACTIVATION_FACTOR * objective.batch_size * largest[0]
+    per_point = objective.dtype.itemsize * (STATE_COPIES * state + activations)
+    if objective.device.type == "cuda":
+        budget = POINT_MEMORY["cuda"] * torch.cuda.mem_get_info(objective.device)[0]
+    else:
+        budget = POINT_MEMORY["cpu"]
+    return max(1, min(MAX_POINTS_PER_PASS, int(budget // per_point)))
+
+
+def point_states(objective: Objective, thetas: torch.Tensor, buffers: list[dict | None] | None):
+    """(entries with a leading K, shared entries) of the network's state at the K rows of ``thetas``.
+
+    With per-point ``buffers`` (dicts of statistics, None for the objective's own) the statistics
+    are stacked too; everything else (fixed parameters, shared statistics) stays unstacked.
+    """
+    if buffers is not None and any(b is not None for b in buffers):
+        full = [objective.buffers if b is None else {**objective.buffers, **objective._cast_buffers(b)}
+                for b in buffers]
+        stats = {n: torch.stack([f[n] for f in full]) for n in objective.buffers}
+    else:
+        stats = objective.buffers
+    if objective._folded is not None:
+        state, net = objective._folded_state(thetas, stats), objective._folded
+    else:
+        state, net = {**objective.fixed, **stats, **objective.unflatten(thetas)}, objective.model
+    dims = {n: t.dim() for n, t in itertools.chain(net.named_parameters(), net.named_buffers())}
+    batched = {n: t for n, t in state.items() if t.dim() == dims[n] + 1}
+    return batched, {n: t for n, t in state.items() if n not in batched}
+
+
+def _points_forward(objective: Objective, shared: dict) -> Callable:
+    """(stacked state, inputs) -> outputs (K, batch, ...): the network at K points, one vmapped pass."""
+    net = objective._folded if objective._folded is not None else objective.model.eval()
+    return torch.func.vmap(lambda state, x: functional_call(net, {**state, **shared}, (x,)), in_dims=(0, None))
+
+
+@torch.no_grad()
+def batched_values(objective: Objective, thetas: list[torch.Tensor],
+                   buffers: list[dict | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(F, accuracy) at each θ in one forward pass over the examples, as ``evaluate`` at each.
+
+    Each point's per-example losses are summed in float64 as ``evaluate`` sums them; across
+    ranks, one all-reduce for all the points. Statistics: per point where given ('frozen'),
+    recomputed at each θ first ('recompute').
+    """
+    stacked = torch.stack([objective._theta(t) for t in thetas])
+    if objective.bn == "recompute":
+        buffers = [objective.recomputed_buffers(t) for t in stacked]
+    batched, shared = point_states(objective, stacked, buffers)
+    forward = _points_forward(objective, shared)
+    k = len(stacked)
+    total = torch.zeros(k, dtype=torch.float64, device=objective.device)
+    correct = torch.zeros(k, dtype=torch.int64, device=objective.device)
+    with objective._autocast():
+        for x, y in objective._batches():
+            out = forward(batched, x)
+            labels = y.repeat(k, *([1] * (y.dim() - 1)))  # point-major, as the outputs flatten
+            losses = objective._loss(out.reshape(k * len(y), *out.shape[2:]), labels)
+            total += losses.to(torch.float64).view(k, -1).sum(1)
+            if objective.classification:
+                correct += (out.argmax(dim=-1) == y).sum(dim=1)
+    if objective.group is not None:
+        total, correct = objective.group.all_reduce_sum(total, correct, what="F and accuracy at several points")
+    n = objective.num_examples
+    acc = (correct.to(torch.float64) / n).cpu().numpy() if objective.classification else np.full(k, np.nan)
+    return (total / n).cpu().numpy(), acc

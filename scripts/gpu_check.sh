@@ -17,6 +17,8 @@ common=(--device cuda --data-root "$DATA" --cache-dir "$CACHE")
   echo "== bench_train resnet110";  timeout 120 python3 scripts/bench_train.py "${common[@]}" --arch resnet110 --images 8192 --steps 64 --workers 8
   echo "== bench_objective";        timeout 120 python3 scripts/bench_objective.py "${common[@]}"
   echo "== bench_surface (+50k)";   timeout 180 python3 scripts/bench_surface.py "${common[@]}" --full --full-budget 90
+  echo "== bench_surface: several points per pass against one at a time (resnet32, 256 images: the ratio)"
+  timeout 120 python3 scripts/bench_surface.py "${common[@]}" --images 256 --no-reference --repeats 2
   echo "== bench_curvature";        timeout 120 python3 scripts/bench_curvature.py "${common[@]}" --dataset folder:cifar10-jpeg --n 1024 --eig-n 1024 --tol 1e-3
   echo "== bench_networks (paper-cpu sizes)"; timeout 120 python3 scripts/bench_networks.py "${common[@]}"
   echo "== smoke reproduction on cuda"

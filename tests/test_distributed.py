@@ -173,20 +173,21 @@ def analysis_settings():
 
 
 def _analyze(group, run: str, die_after: int | None = None):
-    """Analyze ``run``; with ``die_after``, rank 1 exits abruptly at that point evaluation (a killed rank).
-    Returns the number of points this rank evaluated."""
+    """Analyze ``run``; with ``die_after``, rank 1 exits abruptly in the pass of points that takes it past
+    that many evaluated points (a killed rank). Returns the number of points this rank evaluated."""
     from landscape.analysis import Analysis
 
-    measure.SAVE_EVERY_S = 0.0  # every finished point reaches the partial file at once
+    measure.SAVE_EVERY_S = 0.0  # every finished pass of points reaches the partial file at once
     calls = {"n": 0}
-    evaluate = Objective.evaluate
+    values = Objective.values
 
-    def counted(self, *args, **kwargs):
-        calls["n"] += 1
+    def counted(self, thetas, *args, **kwargs):
+        thetas = list(thetas)
+        calls["n"] += len(thetas)
         if die_after is not None and group.rank == 1 and calls["n"] > die_after:
             os._exit(3)
-        return evaluate(self, *args, **kwargs)
-    Objective.evaluate = counted
+        return values(self, thetas, *args, **kwargs)
+    Objective.values = counted
     Analysis(run, analysis_settings(), Runtime(progress=False, echo=lambda *a: None)).run_all()
     return calls["n"]
 
@@ -210,10 +211,10 @@ def test_killed_analysis_resumes_with_identical_numbers(tmp_path):
     status, message, _ = first[0]["outcome"]
     assert status == "error" and "did not complete" in message and "another rank failed" in message, message
     partial = ranked / "analysis" / "epoch_0001" / "random_surface.partial.npz"
-    assert np.load(partial)["done"].sum() == 10
+    assert np.load(partial)["done"].sum() == 7  # the first pass: a row of the 7×7 grid (the second was cut short)
 
     evaluated = ok(run_ranks(tmp_path, _analyze, str(ranked)))
-    assert evaluated == [49 - 10, 49 - 10]  # the saved points are not computed again
+    assert evaluated == [49 - 7, 49 - 7]  # the saved points are not computed again
     result = np.load(ranked / "analysis" / "epoch_0001" / "random_surface.npz")
     np.testing.assert_allclose(result["loss"], reference["loss"], rtol=RTOL)
     np.testing.assert_array_equal(result["acc"], reference["acc"])

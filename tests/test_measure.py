@@ -148,18 +148,20 @@ def test_gradient_dominance_on_a_quadratic(quadratic):
 
 # ----------------------------------------------------------------------------- resumable points
 def _counting(obj, raise_after=None):
-    """Wrap obj.evaluate: count calls; raise KeyboardInterrupt on call number raise_after + 1."""
-    calls = []
-    original = type(obj).evaluate.__get__(obj)
+    """Wrap obj.values: record the points of each pass; raise KeyboardInterrupt in the pass that
+    would take the count past ``raise_after`` (none of its points finish)."""
+    passes = []
+    original = type(obj).values.__get__(obj)
 
-    def evaluate(theta=None, buffers=None):
-        if raise_after is not None and len(calls) == raise_after:
+    def values(thetas, progress=None, *, buffers=None):
+        thetas = list(thetas)
+        if raise_after is not None and sum(passes) + len(thetas) > raise_after:
             raise KeyboardInterrupt
-        calls.append(1)
-        return original(theta, buffers)
+        passes.append(len(thetas))
+        return original(thetas, progress, buffers=buffers)
 
-    obj.evaluate = evaluate
-    return calls
+    obj.values = values
+    return passes
 
 
 class _Progress:
@@ -170,8 +172,14 @@ class _Progress:
         self.n += k
 
 
-def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninterrupted_one(quadratic, tmp_path):
-    obj, *_ = quadratic
+@pytest.mark.parametrize("points_per_pass", [1, None])
+def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninterrupted_one(
+        points_per_pass, tmp_path):
+    _, model, features, labels = least_squares(n=50, d=6, classes=4, seed=2)
+    obj = Objective(model, features, labels, loss="mse", precision="fp64", batch_size=16,
+                    points_per_pass=points_per_pass)
+    row = 1 if points_per_pass == 1 else 5  # points per pass: one, or a row of the grid
+    assert obj.points_per_pass >= row
     x = gaussian_direction(obj, 1)
     y = gaussian_direction(obj, 2)
     xs = np.linspace(-1, 1, 5)
@@ -179,34 +187,78 @@ def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninte
     reference = measure.surface(obj, obj.theta0, x, y, xs, ys)
     partial = Partial(tmp_path / "surface.partial.npz")
 
-    calls = _counting(obj, raise_after=7)
+    passes = _counting(obj, raise_after=7)
     with pytest.raises(KeyboardInterrupt):
         measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
-    assert len(calls) == 7 and partial.path.is_file()
+    finished = 7 // row * row  # the interrupted pass finishes nothing
+    assert sum(passes) == finished and set(passes) == {row} and partial.path.is_file()
     with np.load(partial) as z:
-        assert int(z["done"].sum()) == 7
+        assert int(z["done"].sum()) == finished
 
-    calls = _counting(obj)
+    passes = _counting(obj)
     progress = _Progress()
     resumed = measure.surface(obj, obj.theta0, x, y, xs, ys, partial, progress)
-    assert len(calls) == 20 - 7
+    assert sum(passes) == 20 - finished and max(passes) <= row
     assert progress.n == 20
     for key in ("xs", "ys", "loss", "acc"):
         np.testing.assert_array_equal(resumed[key], reference[key])
     # once complete, a rerun evaluates nothing
-    calls = _counting(obj)
+    passes = _counting(obj)
     again = measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
-    assert len(calls) == 0
+    assert sum(passes) == 0
     np.testing.assert_array_equal(again["loss"], reference["loss"])
     # a partial file for other coordinates is not reused
-    calls = _counting(obj)
+    passes = _counting(obj)
     measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
-    assert len(calls) == 15
+    assert sum(passes) == 15
     # nor is a damaged one
     partial.path.write_bytes(b"not an npz file")
-    calls = _counting(obj)
+    passes = _counting(obj)
     measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
-    assert len(calls) == 15
+    assert sum(passes) == 15
+
+
+def _conv_bn_net():
+    """A conv + batch norm + linear network with random statistics, on 23 random 6×6 images."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.1, 0.1)
+        model[1].running_var.uniform_(0.5, 1.5)
+    gen = torch.Generator().manual_seed(1)
+    return model.eval(), torch.randn(23, 3, 6, 6, generator=gen), torch.randint(0, 3, (23,), generator=gen)
+
+
+def _mlp():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    return (nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 3)), torch.randn(23, 6, generator=gen),
+            torch.randint(0, 3, (23,), generator=gen))
+
+
+@pytest.mark.parametrize("case", [_conv_bn_net, _mlp])
+def test_surfaces_and_probes_in_passes_of_several_points_equal_one_point_at_a_time(case):
+    model, x, y = case()
+    one = Objective(model, x, y, batch_size=8, points_per_pass=1)
+    many = Objective(model, x, y, batch_size=8, points_per_pass=6)
+    assert many.point_batching and not one.point_batching
+    dx, dy = gaussian_direction(one, 1), gaussian_direction(one, 2)
+    xs, ys = np.linspace(-1, 1, 5), np.linspace(-0.5, 1.0, 4)
+    passes = _counting(many)
+    batched = measure.surface(many, many.theta0, dx, dy, xs, ys)
+    assert passes == [5] * 4  # a row of the grid per pass
+    single = measure.surface(one, one.theta0, dx, dy, xs, ys)
+    np.testing.assert_allclose(batched["loss"], single["loss"], rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(batched["acc"], single["acc"])
+    assert single["loss"][2, 3] == one.value(one.theta0 + xs[3] * dx.vector + ys[2] * dy.vector)
+    _, grad = one.value_and_grad()
+    steps = measure.default_steps(float(one.theta0.norm()), 4, 1e-3, 0.3)
+    passes = _counting(many)
+    _, probe_many = measure.semi_smoothness_probe(many, many.theta0, grad, dx, steps)
+    assert passes == [6, 3]  # nine steps
+    _, probe_one = measure.semi_smoothness_probe(one, one.theta0, grad, dx, steps)
+    np.testing.assert_allclose(probe_many["f"], probe_one["f"], rtol=1e-6, atol=0)
 
 
 def test_surface_layout_rows_are_y_columns_are_x(quadratic):
@@ -294,6 +346,24 @@ def test_interpolation_with_interpolated_statistics_reproduces_both_ends(two_net
     obj64 = Objective(model_a, images, labels, precision="fp64")
     res64 = measure.interpolation(obj64, obj64.theta0, theta_b, alphas, bufs_a, bufs_b)
     assert res64["loss"][3] == pytest.approx(Objective(model_b, images, labels, precision="fp64").value(), rel=1e-13)
+
+
+@pytest.mark.parametrize("bn", ["frozen", "recompute"])
+def test_interpolation_in_passes_of_several_points_equals_one_point_at_a_time(two_nets, bn):
+    model_a, model_b, images, labels = two_nets
+    alphas = np.linspace(-0.5, 1.5, 5)
+    bufs = ({n: b.detach() for n, b in model_a.named_buffers()},
+            {n: b.detach() for n, b in model_b.named_buffers()}) if bn == "frozen" else (None, None)
+    results = {}
+    for k in (1, 5):
+        obj = Objective(model_a, images, labels, bn=bn, points_per_pass=k)
+        theta_b = obj.flatten(dict(model_b.named_parameters())).detach()
+        passes = _counting(obj)
+        results[k] = measure.interpolation(obj, obj.theta0, theta_b, alphas, *bufs)
+        assert passes == ([1] * 5 if k == 1 else [5])
+    np.testing.assert_allclose(results[5]["loss"], results[1]["loss"], rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(results[5]["acc"], results[1]["acc"])
+    assert len(set(np.round(results[1]["loss"], 5))) == 5
 
 
 def test_interpolation_with_recomputed_statistics_reproduces_both_ends(two_nets):

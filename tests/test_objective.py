@@ -1,5 +1,5 @@
 """landscape.objective: F, ∇F and H·v against closed forms, finite differences, batch sizes,
-the folded-batch-norm fast path and the three batch-norm policies."""
+the folded-batch-norm fast path, the three batch-norm policies and several points per pass."""
 
 from __future__ import annotations
 
@@ -471,3 +471,155 @@ def test_unknown_hvp_method_is_refused():
     model, x, y = _hvp_case("relu-mlp")
     with pytest.raises(LandscapeError):
         Objective(model, x, y, hvp_method="finite-differences")
+
+
+# ----------------------------------------------------------------------------- many points per pass
+def _conv_bn_mlp_head():
+    """Conv → BN2d (folds) → ReLU → pool → Linear → BN1d (does not fold): both kinds of statistics."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16, 5), nn.BatchNorm1d(5))
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for bn in (model[1], model[6]):
+            bn.running_mean.copy_(0.2 * torch.randn(bn.num_features, generator=gen))
+            bn.running_var.copy_(0.5 + torch.rand(bn.num_features, generator=gen))
+    x = torch.randn(37, 3, 6, 6, generator=gen)
+    y = torch.randint(0, 5, (37,), generator=gen)
+    return model.eval(), x, y
+
+
+def _scaled_statistics(obj, factors):
+    """Per-point statistics: the objective's own scaled by each factor (None: its own)."""
+    return [None if f is None else {n: b * f if b.is_floating_point() else b for n, b in obj.buffers.items()}
+            for f in factors]
+
+
+@pytest.mark.parametrize("kw", [{}, {"fold_bn": False}, {"params": "hidden"}, {"bn": "recompute"},
+                                {"batch_size": 5}, {"precision": "fp64"}])
+def test_batched_values_equal_one_point_at_a_time_on_a_conv_net_with_batch_norm(kw):
+    model, x, y = _conv_bn_mlp_head()
+    one = Objective(model, x, y, points_per_pass=1, **kw)
+    many = Objective(model, x, y, points_per_pass=4, **kw)  # asked for: a conv net on the CPU is not batched by default
+    assert many.points_per_pass == 4 and many.point_batching and many.describe()["point_batching"] == "vmap"
+    assert not one.point_batching and "point_batching" not in one.describe()
+    assert (many._folded is not None) == kw.get("fold_bn", True)
+    thetas = _points(one, 7, scale=0.2)
+    rtol = 1e-13 if kw.get("precision") == "fp64" else 1e-6  # fp32: the rounding of a grouped convolution
+    batched, single = many.values(thetas), one.values(thetas)
+    np.testing.assert_allclose(batched[0], single[0], rtol=rtol, atol=0)
+    np.testing.assert_array_equal(batched[1], single[1])
+    np.testing.assert_allclose(single[0], [one.value(t) for t in thetas], rtol=0, atol=0)
+    assert len(set(np.round(single[0], 6))) == 7  # seven different points, not one repeated
+    if kw.get("bn") != "recompute":  # per-point frozen statistics, as interpolations pass them
+        bufs = _scaled_statistics(one, [1.3, None, 0.7, 1.1, 0.9, None, 1.5])
+        batched, single = many.values(thetas, buffers=bufs), one.values(thetas, buffers=bufs)
+        np.testing.assert_allclose(batched[0], single[0], rtol=rtol, atol=0)
+        assert single[0][0] == one.evaluate(thetas[0], bufs[0])[0] != one.value(thetas[0])
+
+
+def test_batched_values_on_an_mlp_are_the_default_on_the_cpu_and_handle_float_targets():
+    gen = torch.Generator().manual_seed(0)
+    x, targets = torch.randn(40, 5, generator=gen), torch.randn(40, 3, generator=gen)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    auto = Objective(model, x, targets, loss="mse", batch_size=16)
+    one = Objective(model, x, targets, loss="mse", batch_size=16, points_per_pass=1)
+    assert auto.point_batching and auto.points_per_pass > 1
+    thetas = _points(auto, 5)
+    (fa, aa), (fo, ao) = auto.values(iter(thetas)), one.values(thetas)  # a generator is fine
+    np.testing.assert_allclose(fa, fo, rtol=1e-6, atol=0)
+    with torch.no_grad():
+        direct = 0.5 * (model(x) - targets).pow(2).sum(1).double().mean()
+    assert fa[0] == pytest.approx(float(direct), rel=1e-6)
+    assert np.isnan(aa).all() and np.isnan(ao).all()  # float targets: no accuracy
+    assert auto.values([])[0].shape == (0,)
+
+
+def test_points_that_cannot_be_batched_are_evaluated_one_at_a_time_and_say_why():
+    model, images, labels = randomized_resnet8(n=6)
+    batch = Objective(model, images, labels, bn="batch", batch_size=3)
+    assert batch.points_per_pass == 1 and not batch.point_batching
+    assert "bn='batch'" in batch.describe()["point_batching"]
+    auto = Objective(model, images, labels)  # a conv net on the CPU: one at a time, the reference path
+    assert not auto.point_batching and "point_batching" not in auto.describe()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 6, generator=gen), torch.randint(0, 4, (30,), generator=gen)
+    torch.manual_seed(0)
+    untraceable = Objective(Untraceable().eval(), x, y, batch_size=8)  # data-dependent control flow: vmap refuses
+    assert not untraceable.point_batching and untraceable.describe()["point_batching"].startswith("one at a time: vmap")
+    thetas = _points(untraceable, 3)
+    np.testing.assert_array_equal(untraceable.values(thetas)[0], [untraceable.value(t) for t in thetas])
+    with pytest.raises(LandscapeError, match="points_per_pass"):
+        Objective(model, images, labels, points_per_pass=0)
+
+
+def test_convolutional_networks_batch_points_by_default_where_the_device_table_says_so(monkeypatch):
+    from landscape import objective as objective_module
+
+    model, x, y = _conv_bn_mlp_head()
+    assert not Objective(model, x, y).point_batching  # the CPU: one at a time
+    monkeypatch.setitem(objective_module.BATCH_CONVOLUTIONS, "cpu", True)
+    assert Objective(model, x, y).point_batching
+
+
+def test_points_per_pass_fits_the_memory_cap(monkeypatch):
+    from landscape import objective as objective_module
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2))  # 58 parameters, widest layer output 7
+    x, y = torch.randn(20, 5), torch.randint(0, 2, (20,))
+    # fp32 bytes of a point: copies of its weights, and the activations of a batch of 16
+    per_point = 4 * (objective_module.STATE_COPIES * 58 + objective_module.ACTIVATION_FACTOR * 16 * 7)
+    monkeypatch.setitem(objective_module.POINT_MEMORY, "cpu", 3 * per_point + 100)
+    assert Objective(model, x, y, batch_size=16).points_per_pass == 3
+    assert Objective(model, x, y, batch_size=16, points_per_pass=2).points_per_pass == 2
+    monkeypatch.setitem(objective_module.POINT_MEMORY, "cpu", 10)
+    tight = Objective(model, x, y, batch_size=16)
+    assert tight.points_per_pass == 1 and tight.point_batching  # still batched code, one point a pass
+    monkeypatch.setitem(objective_module.POINT_MEMORY, "cpu", 1 << 40)
+    assert Objective(model, x, y, batch_size=16).points_per_pass == objective_module.MAX_POINTS_PER_PASS
+
+
+class _TwoRanks:
+    """A stand-in process group of two ranks seen from rank 0, which holds every example; the
+    other rank contributes nothing to sums and can batch ``other_points`` points a pass."""
+
+    distributed, world_size, rank = True, 2, 0
+
+    def __init__(self, other_points):
+        self.other_points, self.reductions = other_points, []
+
+    def shard(self, count, batch_size):
+        return slice(0, count)
+
+    def all_reduce_sum(self, *tensors, what=""):
+        self.reductions.append(what)
+        if what.startswith("agreeing"):
+            (sizes,) = tensors
+            sizes = sizes.clone()
+            sizes[1] = self.other_points
+            return [sizes]
+        return [t.to(torch.float64) for t in tensors]
+
+
+def test_ranks_agree_on_the_points_per_pass_and_reduce_once_a_pass():
+    model, x, y = _conv_bn_mlp_head()
+    group = _TwoRanks(other_points=2)
+    obj = Objective(model, x, y, points_per_pass=4, group=group)
+    assert obj.points_per_pass == 2 and group.reductions == ["agreeing on the points per pass"]
+    thetas = _points(obj, 5)
+    loss, acc = obj.values(thetas)
+    # passes of 2, 2 and 1 points: one all-reduce each (a lone point takes the one-point path)
+    assert group.reductions[1:] == ["F and accuracy at several points"] * 2 + ["F and accuracy"]
+    np.testing.assert_allclose(loss, Objective(model, x, y, points_per_pass=1).values(thetas)[0], rtol=1e-6)
+    refused = _TwoRanks(other_points=0)
+    obj = Objective(model, x, y, points_per_pass=4, group=refused)
+    assert not obj.point_batching and "another rank" in obj.describe()["point_batching"]
+
+
+def test_data_is_the_second_parameter_by_name_or_position():
+    model, images, labels = tiny_net(n=10)
+    by_name = Objective(model, data=images, labels=labels)
+    assert by_name.value() == Objective(model, images, labels).value()
+    assert by_name.value() == Objective(model, list(zip(images.split(4), labels.split(4)))).value()
