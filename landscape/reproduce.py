@@ -308,3 +308,15 @@ def reproduce(preset_name: str, out: str | Path, runtime: Runtime | None = None,
     ran = [out / c.folder for c in preset.cells if (out / c.folder).is_dir()]
     report = write_combined_report(out, ran, skipped=skipped)["markdown"] if ran else None
     return Reproduced([p.run_dir for p in plans], report)
+
+
+def plan_reproduction(preset_name: str, *, only: list[str] | None = None, calibrate: bool = False,
+                      device: str = "cpu") -> str:
+    """The plan of a preset's selected cells as text (``planning``): training and analysis time per cell and
+    the total, FLOP-based on the reference device, or with ``calibrate`` timed on ``device``. Runs nothing."""
+    from .planning import format_plan, plan_cells
+
+    preset = get_preset(preset_name)
+    cells = select_cells(preset, only)
+    result = plan_cells(cells, preset.train_for, preset.analysis_for, calibrate_on=device if calibrate else None)
+    return format_plan(result, f"plan of preset {preset_name!r} ({len(cells)} cell{'s' if len(cells) != 1 else ''})")

@@ -65,9 +65,11 @@ class Curvature(Measurement):
         return a.store.read(path, "reading the curvature")
 
     def cost(self, s, n, c, curvature: bool) -> float:
-        # the Lanczos cap, one residual product per reported pair, Hutchinson probes, the alignment's gradient
+        # the Lanczos cap, one residual product per reported pair, Hutchinson probes, the alignment's gradient;
+        # a smoothed Hessian (sigma > 0) averages every product over its samples
         pairs = s.curvature_top + 1
-        return ((s.curvature_max_matvecs + pairs + s.trace_samples) * c.hvp
+        smoothing = s.curvature_samples if s.curvature_sigma > 0 else 1
+        return ((s.curvature_max_matvecs + pairs + s.trace_samples) * smoothing * c.hvp
                 + (c.gradient if s.alignment_k else 0.0)) * n.curvature
 
 
