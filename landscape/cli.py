@@ -215,7 +215,8 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 @main.command()
 @click.option("--preset", type=click.Choice(list(PRESET_HELP)), default="quick", show_default=True,
               help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()) + ".")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, one sub-folder per cell.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder, one sub-folder per cell (required unless --plan).")
 @click.option("--only", multiple=True, help="Run only this cell, e.g. resnet32/cifar10 (repeatable).")
 @click.option("--shard", default=None, metavar="I/K",
               help="Machine I of K: run only this machine's deterministic share of the cells (no coordination).")
@@ -224,16 +225,31 @@ def train(arch, dataset, out, width, epochs, lr, milestones, wd, momentum, batch
 @click.option("--cifar100", default="cifar100", show_default=True, help="Dataset standing for CIFAR-100.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Only print each cell's estimated training and analysis time and the total (GPU-hours on an "
+                   "H100, from FLOPs); trains, analyzes and writes nothing.")
+@click.option("--calibrate", is_flag=True,
+              help="With --plan: time a forward pass, a gradient and a Hessian-vector product of each network on "
+                   "--device (random weights and images) instead of the FLOP-based unit costs.")
 @data_options
 @device_option
-def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, data_root, cache_dir, download, device):
-    """Train, analyze, draw and report every cell of a preset (rerun to resume)."""
+def reproduce(preset, out, only, shard, cifar10, cifar100, seed, quiet, plan_only, calibrate, data_root, cache_dir,
+              download, device):
+    """Train, analyze, draw and report every cell of a preset (rerun to resume), or --plan its cost."""
     import time
 
     from .distributed import launched
+    from .reproduce import plan_reproduction
     from .reproduce import reproduce as run_preset
     from .runtime import Runtime
 
+    if calibrate and not plan_only:
+        raise click.UsageError("--calibrate goes with --plan (it measures the unit costs of the plan)")
+    if plan_only:
+        click.echo(plan_reproduction(preset, only=list(only), shard=shard, calibrate=calibrate, device=device))
+        return
+    if out is None:
+        raise click.UsageError("Missing option '--out' (needed unless --plan).")
     if launched():
         raise click.UsageError("reproduce runs as one process per machine: spread cells with --shard I/K, or run "
                                "`landscape train` and `landscape analyze` under torchrun for one cell")

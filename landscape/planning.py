@@ -223,13 +223,14 @@ def plan_cells(cells, train_for, analysis_for, calibrate_on: str | None = None, 
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f}"
+    hours = seconds / 3600
+    return f"{hours:.2f}" if hours >= 0.01 or hours == 0 else f"{hours:.1e}"
 
 
 def _sizes_text(n: Sizes, epochs: int, train_examples: int) -> str:
     return (f"training {epochs} epochs × {train_examples:,} examples; analysis on {n.train:,} training and "
             f"{n.test:,} test examples, the Hessian on {n.curvature:,}, {n.checkpoints} of {n.all_checkpoints} "
-            f"checkpoints, {n.interpolation_pairs} interpolations")
+            f"checkpoints, {n.interpolation_pairs} interpolation(s)")
 
 
 def format_plan(p: PresetPlan, title: str) -> str:

@@ -36,3 +36,39 @@ def test_a_budget_shrinks_the_expensive_settings_until_the_plan_fits():
     assert record["changed"]["curvature_max_matvecs"] == [s.curvature_max_matvecs, chosen.curvature_max_matvecs]
     same, record = fit_to_budget(s, 2 * before / 60, n, costs)
     assert same == s and record["changed"] == {}
+
+
+def test_the_flop_unit_cost_of_a_tiny_mlp_is_a_hand_count():
+    from landscape.models import build_model
+    from landscape.planning import REFERENCE, arch_forward_flops, example_input, flop_unit_costs, forward_flops
+
+    # mlp1_d8 at width 4/64: 8 → 4 → 4 → 10, no biases; a product of (1×k)·(k×m) is 2·k·m FLOPs
+    hand = 2 * (8 * 4 + 4 * 4 + 4 * 10)
+    assert arch_forward_flops("mlp1_d8", 10, 4 / 64) == hand == 176
+    assert forward_flops(build_model("mlp1_d8", 10, 4 / 64), example_input("mlp1_d8")) == hand  # real weights too
+    costs = flop_unit_costs(hand, tflops=hand / 1e12)  # one second per forward pass
+    assert costs.forward == pytest.approx(1.0)
+    assert costs.gradient == pytest.approx(REFERENCE.gradient_forwards)
+    assert costs.hvp == pytest.approx(REFERENCE.gradient_forwards * REFERENCE.hvp_gradients)
+
+
+def test_a_cell_plan_is_its_pass_counts_times_the_unit_costs():
+    from landscape.planning import cell_cost
+    from landscape.reproduce import Cell
+
+    s = AnalysisSettings(measurements=["dominance", "curvature", "surface", "interpolation"], subset=1000,
+                         test_subset=500, repeats=2, curvature_subset=100, curvature_max_matvecs=20,
+                         trace_samples=0, alignment_k=0, surface_points=5, interpolation_points=7,
+                         interpolation_pairs="init-final,consecutive")
+    train = {"epochs": 4, "save_at": [0, 2, 4], "train_subset": 2000}
+    costs = UnitCosts(forward=1e-3, gradient=3e-3, hvp=1e-2)
+    c = cell_cost(Cell("resnet8", "cifar10"), train, s, costs, training_gradient=5e-3)
+    assert (c.sizes.train, c.sizes.test, c.sizes.curvature) == (1000, 500, 100)
+    assert (c.sizes.checkpoints, c.sizes.all_checkpoints, c.sizes.interpolation_pairs) == (3, 3, 3)
+    assert c.training_s == pytest.approx(4 * 2000 * 5e-3)
+    # by hand: per checkpoint × repeat, statistics (1000) + dominance (∇F on 1000, F on 1000 + 500) forwards,
+    # (20 + 2) products on 100; a 5×5 surface per checkpoint; 3 pairs × 7 points × (3·1000 + 500)
+    runs = 3 * 2
+    assert c.hvps == runs * 22 * 100 and c.gradients == runs * 1000
+    assert c.forwards == runs * (1000 + 1000 + 500) + 3 * 25 * 1000 + 3 * 7 * 3500
+    assert c.analysis_total_s == pytest.approx(c.forwards * 1e-3 + c.gradients * 3e-3 + c.hvps * 1e-2)

@@ -239,3 +239,54 @@ def test_reproduce_and_sweep_record_their_timings_alike(tiny_reproduced, monkeyp
     assert list(reproduced) == ["mlp1_d8/cifar10"] and list(swept) == ["mlp1_d8_w1_s0"]
     assert _timings_format(reproduced["mlp1_d8/cifar10"]) == [set(STAGES), {"analysis_s", "figures_report_s"}]
     assert _timings_format(swept["mlp1_d8_w1_s0"]) == [{"train_s", "analysis_s"}, {"analysis_s"}]
+
+
+def test_plan_trains_and_analyzes_nothing_and_prints_every_cell_and_a_total(monkeypatch, tmp_path):
+    import landscape.cells as cells_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--plan must not train or analyze")
+
+    monkeypatch.setattr(cells_module, "train", refuse)
+    monkeypatch.setattr(reproduce_module, "run_cell", refuse)
+    out = tmp_path / "never"
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "paper", "--plan", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not out.exists()
+    rows = [line for line in result.output.splitlines() if line.startswith("| ") and "/" in line.split("|")[1]]
+    assert [r.split("|")[1].strip() for r in rows] == [c.name for c in get_preset("paper").cells]
+    assert "| **total** |" in result.output and "GPU-hours on one NVIDIA H100" in result.output
+    assert "TFLOP/s achieved" in result.output  # the assumptions are stated
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--calibrate", "--out", str(out)])
+    assert result.exit_code != 0 and "--calibrate goes with --plan" in result.output and not out.exists()
+
+
+def test_the_paper_preset_fits_a_day_of_one_gpu():
+    from landscape.planning import plan_cells
+
+    preset = get_preset("paper")
+    planned = plan_cells(preset.cells, preset.train_for, preset.analysis_for)
+    assert planned.total_s <= 24 * 3600
+    for cell in planned.cells:
+        assert cell.epochs == 164 and cell.train_examples == 50_000  # the paper's recipe, every cell
+        assert cell.sizes.train == 50_000 and cell.sizes.curvature == 2048
+    assert preset.analysis.curvature_sigma == 0 and preset.analysis.surface_points == 21
+    assert preset.analysis.interpolation_points == 41
+
+
+def test_calibrate_measures_the_unit_costs_on_this_device(monkeypatch):
+    import landscape.planning as planning
+
+    timed = []
+
+    def spy(objective, repeats=2):
+        timed.append((objective.num_examples, objective.device.type))
+        return real(objective, repeats)
+
+    real = planning.measure_unit_costs
+    monkeypatch.setattr(planning, "measure_unit_costs", spy)
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--plan", "--calibrate"])
+    assert result.exit_code == 0, result.output
+    assert timed == [(16, "cpu")]  # one network, timed on 16 images on this machine's device
+    assert "measured on this machine's CPU" in result.output and "FLOP-based" not in result.output
+    assert "resnet8/cifar10" in result.output and "hours on this machine's CPU" in result.output
