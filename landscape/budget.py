@@ -41,12 +41,19 @@ def measure_unit_costs(objective, repeats: int = 2) -> UnitCosts:
 
     v = torch.randn(objective.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
-    def best(fn):
+    cuda = getattr(objective, "device", None) is not None and objective.device.type == "cuda"
+
+    def finished(fn):  # CUDA kernels run asynchronously: time them to their end
         fn()
+        if cuda:
+            torch.cuda.synchronize(objective.device)
+
+    def best(fn):
+        finished(fn)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            fn()
+            finished(fn)
             times.append(time.perf_counter() - start)
         return min(times) / objective.num_examples
 

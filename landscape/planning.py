@@ -17,12 +17,14 @@ import functools
 from dataclasses import dataclass
 
 from .budget import Sizes, UnitCosts, measure_unit_costs, plan
+from .errors import LandscapeError
 from .measurements import interpolation_pairs
 from .settings import AnalysisSettings
 
 # The CIFAR splits' sizes: the presets' cells analyze these unless their training settings take subsets.
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
+SMALL_BATCH = 1024  # analyzed examples below which FLOP-based GPU times are latency-bound, not FLOP-bound
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ class FlopAssumptions:
                 f"the cell's network (multiply-adds of convolutions and matrix products × 2); a gradient = "
                 f"{self.gradient_forwards:g} forward passes, a Hessian-vector product = {self.hvp_gradients:g} "
                 f"gradients (measured 3.33 on the CPU, README \"Speed\"); analysis at {self.analysis_tflops:g} "
-                f"TFLOP/s achieved (fixed examples in batches of 1,024, surface, probe and interpolation points several "
-                f"per pass with Objective.values), training (batch 128) at {self.training_tflops:g} TFLOP/s achieved")
+                f"TFLOP/s achieved (fixed examples in batches of 1,024, surface, probe and interpolation points "
+                f"several per pass with Objective.values), training (batch 128) at {self.training_tflops:g} TFLOP/s "
+                f"achieved")
 
 
 REFERENCE = FlopAssumptions()
@@ -111,6 +114,14 @@ def calibrated_unit_costs(arch: str, num_classes: int, width: float, device: str
     labels = torch.randint(0, num_classes, (examples,), generator=gen)
     obj = Objective(build_model(arch, num_classes, width), data, labels, device=device, **scale)
     return measure_unit_costs(obj, repeats=2)
+
+
+def check_device(device: str) -> None:
+    """A one-line error when ``device`` cannot be timed here."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LandscapeError("--calibrate --device cuda: no CUDA device on this machine (--device cpu times the CPU)")
 
 
 def device_name(device: str) -> str:
@@ -191,6 +202,8 @@ class PresetPlan:
     units: dict[tuple[str, int, float], tuple[int, UnitCosts]]  # (arch, classes, width) → (forward FLOPs, costs)
     basis: str
     device: str
+    gpu: bool  # whether the hours are a GPU's
+    flop_based: bool = True
 
     @property
     def total_s(self) -> float:
@@ -202,6 +215,9 @@ def plan_cells(cells, train_for, analysis_for, calibrate_on: str | None = None, 
     """The plan of ``cells`` (``train_for(cell)``: training settings, ``analysis_for(cell)``: analysis settings),
     with FLOP-based unit costs on the reference device, or, with ``calibrate_on`` ('cpu'/'cuda'), unit
     costs timed there on ``examples`` random images (default 256 on CUDA, 16 on the CPU)."""
+    if calibrate_on is not None:
+        check_device(calibrate_on)
+        examples = examples or (256 if calibrate_on == "cuda" else 16)
     units, planned = {}, []
     for cell in cells:
         key = (cell.arch, CIFAR_CLASSES.get(cell.dataset, 10), cell.width)
@@ -209,18 +225,18 @@ def plan_cells(cells, train_for, analysis_for, calibrate_on: str | None = None, 
             flops = arch_forward_flops(*key)
             units[key] = (flops, flop_unit_costs(flops, assumptions.analysis_tflops, assumptions)
                           if calibrate_on is None else
-                          calibrated_unit_costs(*key, calibrate_on, examples or (256 if calibrate_on == "cuda" else 16)))
+                          calibrated_unit_costs(*key, calibrate_on, examples))
         flops, costs = units[key]
         training = (flop_unit_costs(flops, assumptions.training_tflops, assumptions).gradient
                     if calibrate_on is None else costs.gradient)
         planned.append(cell_cost(cell, train_for(cell), analysis_for(cell), costs, training))
     if calibrate_on is None:
-        return PresetPlan(planned, units, assumptions.describe(), assumptions.device)
+        return PresetPlan(planned, units, assumptions.describe(), assumptions.device, True)
     device = device_name(calibrate_on)
     basis = (f"measured on {device} by --calibrate: F, ∇F and one Hessian-vector product timed on each network with "
-             f"random weights on {examples or (256 if calibrate_on == 'cuda' else 16)} random images (best of 2 "
+             f"random weights on {examples} random images (best of 2 "
              f"after a warm-up); training counted at the measured fp32 gradient cost per example")
-    return PresetPlan(planned, units, basis, device)
+    return PresetPlan(planned, units, basis, device, calibrate_on == "cuda", flop_based=False)
 
 
 def _hours(seconds: float) -> str:
@@ -260,6 +276,8 @@ def format_plan(p: PresetPlan, title: str) -> str:
                      for text, names in shapes.items()]
     lines += ["F evaluations and gradients are counted in passes over the analyzed training examples, "
               "Hessian-vector products on the Hessian's examples; eigensolves at their product caps (an upper bound).",
-              f"total: {_hours(p.total_s)} GPU-hours on {p.device}" if "cuda" in p.device or "H100" in p.device
-              else f"total: {_hours(p.total_s)} hours on {p.device}"]
+              f"total: {_hours(p.total_s)} {'GPU-hours' if p.gpu else 'hours'} on {p.device}"]
+    if p.flop_based and any(c.sizes.train < SMALL_BATCH for c in p.cells):
+        lines.append(f"(fewer than {SMALL_BATCH:,} analyzed examples do not keep a GPU busy: the FLOP-based hours "
+                     f"are far too low here; --calibrate times them)")
     return "\n".join(lines)

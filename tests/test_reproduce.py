@@ -290,3 +290,12 @@ def test_calibrate_measures_the_unit_costs_on_this_device(monkeypatch):
     assert timed == [(16, "cpu")]  # one network, timed on 16 images on this machine's device
     assert "measured on this machine's CPU" in result.output and "FLOP-based" not in result.output
     assert "resnet8/cifar10" in result.output and "hours on this machine's CPU" in result.output
+
+
+def test_calibrating_on_a_missing_gpu_is_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--plan", "--calibrate", "--device", "cuda"])
+    assert result.exit_code == 1 and "no CUDA device" in result.output and "Traceback" not in result.output
