@@ -78,8 +78,8 @@ def paper_cells(width: float = 1) -> list[Cell]:
     return [Cell(a, d, n, width) for a in PAPER_ARCHS for d, n in PAPER_DATASETS]
 
 
-# The paper preset's Hessian: a balanced subset of 2,048 of the 50,000 training images (205 per class on
-# CIFAR-10, 20 on CIFAR-100). Its products are 25 times cheaper than on all 50,000, which is what brings the
+# The paper preset's Hessian: a balanced subset of 2,048 of the 50,000 training images (204–205 per class on
+# CIFAR-10, 20–21 on CIFAR-100). Its products are 25 times cheaper than on all 50,000, which is what brings the
 # whole run under a day of one GPU (`reproduce --preset paper --plan`). 2,048 keeps ≥ 20 images per class on
 # CIFAR-100 and the products at batch sizes a GPU fills; whether the subset decides the eigenvalues is for the
 # report's Hessian-subset check (eigenvalues on nested subsets; issue 21, not part of this preset).
