@@ -286,7 +286,7 @@ def adaptive_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor
     ladder = [sign * m for side, sign in (("+", 1.0), ("-", -1.0))
               if edges[side]["t_lo"] is not None and edges[side]["t_hi"] is not None
               for m in np.geomspace(edges[side]["t_lo"], edges[side]["t_hi"], count)]
-    ladder = np.array(sorted(ladder), dtype=np.float64)
+    ladder = np.array(sorted(set(ladder) - set(known)), dtype=np.float64)  # its ends are evaluated already
     if len(ladder):
         known.update(zip(ladder.tolist(), zip(*evaluate_points(objective, ladder[:, None], make, store, progress))))
     steps = np.array(sorted(known), dtype=np.float64)

@@ -441,7 +441,8 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
                 draw_probe(ax_f, ax_r, p["t"], p["f"], p["r"], p["F"], p["a"], p["b"], p["noise_floor"],
                            color=_DIRECTION_COLORS.get(p["kind"], "0.3"), label=_direction_label(p),
                            fit_label=(f"{p['name']}: a/‖∇F‖={fmt(p['a_over_grad_norm'], 2)}, "
-                                      f"a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)}" if p["resolved"] else
+                                      f"a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)} "
+                                      f"({p['distinct_t']} |t|, rel. RMS {fmt(p['rel_rms'], 2)})" if p["resolved"] else
                                       f"{p['name']}: not measured ({p['distinct_t']} |t| between floor and F)"))
             floor = max(p["noise_floor"] for p in probes)
             ax_r.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")

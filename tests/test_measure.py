@@ -129,7 +129,11 @@ def test_adaptive_probe_recovers_a_known_kink_with_ten_resolved_steps():
     d = torch.tensor((u + v) / np.sqrt(2), dtype=torch.float64)
     direction = Direction(d, "test")
     _, grad = obj.value_and_grad()
+    evaluated, values = [], obj.values
+    obj.values = lambda thetas, **kw: (evaluated.append(len(list(thetas := list(thetas)))), values(thetas, **kw))[1]
     summary, arrays = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
+    assert sum(evaluated) == len(arrays["t"]) == summary["evaluations"]  # every point evaluated once
+    assert len(evaluated) <= 1 + measure.PROBE_REFINE_ROUNDS + 1  # scout, bisection rounds, ladder: a few passes
     F0 = c + K
     assert summary["F"] == pytest.approx(F0, rel=1e-14)
     fit = summary["fit"]
