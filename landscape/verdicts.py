@@ -188,7 +188,8 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> Claim:
     note = ""
     if not math.isfinite(c):
         verdict = NOT_MEASURED
-        summary = (f"no point with F > {fmt(floor)} (every F is at or below it, in the converged regime); "
+        summary = (f"no point with F > {fmt(floor)}, the floor of the PL regime (every F is at or below it, in the "
+                   f"converged regime); "
                    + _dominance_all_text(numbers, floor))
     else:
         verdict = HOLDS if c >= DOMINANCE_MIN_C else FAILS
