@@ -263,7 +263,7 @@ def _dominance_all_text(n: dict, floor: float) -> str:
 
 def _dominance_summary(n: dict, track: list[dict], track_judged: bool, floor: float) -> str:
     return (f"PL regime F > {fmt(floor)}: c = {fmt(n['c'], 4)}, {margin_text(n['c'], DOMINANCE_MIN_C, upper=False)}; "
-            f"checkpoints, per repeat {spread_text(n['c_spread'])}; "
+            + (f"checkpoints, per repeat {spread_text(n['c_spread'])}; " if n["c_spread"]["n"] else "")
             + (f"dense track {'' if track_judged else '(lagging statistics, not judged) '}"
                f"c = {fmt(n['c_track'], 4)}; " if track else "")
             + f"hidden layers c = {fmt(n['c_hidden'], 4)}; " + _dominance_all_text(n, floor))
