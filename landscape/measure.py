@@ -110,6 +110,12 @@ def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden:
 
 
 # ----------------------------------------------------------------------------- semi-smoothness
+PROBE_MIN_POINTS = 4       # a fit rests on at least this many distinct |t| ...
+PROBE_MIN_DECADES = 1.0    # ... spanning at least this many decades; otherwise the probe is 'not measured'
+PROBE_SCOUT_PER_DECADE = 1  # scouting magnitudes per decade of the scouting range
+PROBE_REFINE_ROUNDS = 3    # bisections (in log |t|) of each window edge; 3: edges to a factor 10^(1/8) ≈ 1.33
+
+
 def default_steps(theta_norm: float, count: int = 10, smallest: float = 1e-5, largest: float = 0.05) -> np.ndarray:
     """t = 0 and ±(log-spaced magnitudes from smallest·‖θ‖ to largest·‖θ‖)."""
     mags = np.logspace(np.log10(smallest), np.log10(largest), count) * theta_norm
@@ -124,49 +130,171 @@ def noise_floor(f0: float, precision: str) -> float:
     return 64 * float(eps) * max(abs(f0), 1.0)
 
 
+def fit_resolution(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> dict:
+    """Which points a fit may use (t ≠ 0, floor < |r| ≤ ceiling, finite) and whether they resolve it.
+
+    Resolved: at least PROBE_MIN_POINTS distinct |t| spanning at least PROBE_MIN_DECADES decades
+    (fewer cannot tell a·|t| from b·t²). Returns ``use`` (a mask), resolved, reason (None when
+    resolved), points, distinct |t|, their range and the decades it spans.
+    """
+    t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
+    use = (t > 0) & np.isfinite(r) & (r > floor) & (r <= ceiling)
+    mags = np.unique(t[use])
+    span = [float(mags[0]), float(mags[-1])] if len(mags) else None
+    decades = float(np.log10(mags[-1] / mags[0])) if len(mags) else 0.0
+    reason = None
+    if len(mags) < PROBE_MIN_POINTS or decades < PROBE_MIN_DECADES:
+        reason = (f"{len(mags)} distinct |t| spanning {decades:.2g} decades with rounding floor < |r| ≤ F: a fit needs "
+                  f"{PROBE_MIN_POINTS} over {PROBE_MIN_DECADES:g} decade(s)")
+    return {"use": use, "resolved": reason is None, "reason": reason, "points": int(use.sum()),
+            "distinct_t": int(len(mags)), "t_range": span, "decades": decades}
+
+
 def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> dict:
     """Fit |r(t)| ≈ a·|t| + b·t² with a, b ≥ 0 in relative error (each point weighs alike).
 
     Only points with floor < |r| ≤ ceiling are fitted: below the floor is rounding, and above
     the ceiling (the probe passes F(θ)) the step has left the neighbourhood the local bound is about.
+    An unresolved fit (``fit_resolution``) is 'not measured': resolved False, its reason, and
+    a, b, rel_rms, envelope None — never 0.
 
-    Returns a, b, the RMS relative error of the fit, and ``envelope``: the factor κ ≥ 1 by
-    which the fit must be scaled to bound every |r| (κ·(a|t| + b t²) ≥ |r| everywhere).
+    Returns a, b, the RMS relative error of the fit, ``envelope`` (the factor κ ≥ 1 by which the
+    fit must be scaled to bound every fitted |r|), the fitted points, distinct |t|, |t| range, decades.
     """
     t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
-    use = (t > 0) & (r > floor) & (r <= ceiling)
-    if use.sum() < 2:
-        return {"a": 0.0, "b": 0.0, "rel_rms": float("nan"), "envelope": float("nan"), "points": int(use.sum())}
+    res = fit_resolution(t, r, floor, ceiling)
+    use = res.pop("use")
+    if not res["resolved"]:
+        return {"a": None, "b": None, "rel_rms": None, "envelope": None, **res}
     tu, ru = t[use], r[use]
     design = np.stack([tu / ru, tu ** 2 / ru], axis=1)
     (a, b), _ = nnls(design, np.ones(len(tu)))
     model = a * tu + b * tu ** 2
     rel = model / ru - 1.0
     envelope = float(np.max(ru / model)) if np.all(model > 0) else float("inf")
-    return {"a": float(a), "b": float(b), "rel_rms": float(np.sqrt(np.mean(rel ** 2))),
-            "envelope": envelope, "points": int(use.sum())}
+    return {"a": float(a), "b": float(b), "rel_rms": float(np.sqrt(np.mean(rel ** 2))), "envelope": envelope, **res}
+
+
+def _ratio_or_none(a: float | None, scale: float) -> float | None:
+    """a / scale for a measured a and scale > 0; None for an unmeasured a, NaN for scale 0."""
+    if a is None:
+        return None
+    return a / scale if scale > 0 else float("nan")
 
 
 def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor,
                           direction: Direction, steps: np.ndarray, store=None,
                           progress=None) -> tuple[dict, dict[str, np.ndarray]]:
-    """f(t), r(t) and the envelope fit along a unit direction; arrays and a summary."""
+    """f(t), r(t) and the envelope fit along a unit direction on a given grid of t; arrays and a summary."""
     steps = np.asarray(steps, dtype=np.float64)
     if not np.any(steps == 0):
         raise LandscapeError("the step grid must contain t = 0")
     f, acc = evaluate_points(objective, steps[:, None], along(theta, direction), store, progress)
+    return probe_summary(objective, grad, direction, steps, f, acc)
+
+
+def probe_summary(objective: Objective, grad: torch.Tensor, direction: Direction, steps: np.ndarray,
+                  f: np.ndarray, acc: np.ndarray, window: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """The residuals, the fit and both normalizations of a probe's evaluated points (t = 0 among them).
+
+    a/√F is the theorem's form; a/‖∇F‖ is what a gradient step needs (it gains η‖∇F‖² and the
+    kinks cost at most η·a·‖∇F‖). Both are None when the fit is not measured.
+    """
     f0 = float(f[steps == 0][0])
     slope = float(grad.to(torch.float64) @ direction.vector.to(torch.float64))
+    grad_norm = float(grad.to(torch.float64).norm())
     r = f - f0 - steps * slope
     floor = noise_floor(f0, objective.precision)
     fit = fit_envelope(steps, r, floor, ceiling=max(f0, floor))
-    summary = {"direction": direction.describe(), "F": f0, "slope": slope, "noise_floor": floor,
-               "fit_ceiling": max(f0, floor),
-               "fit": fit, "a_over_sqrt_F": fit["a"] / np.sqrt(f0) if f0 > 0 else float("nan"),
-               "max_abs_t": float(np.abs(steps).max())}
+    summary = {"direction": direction.describe(), "F": f0, "slope": slope, "grad_norm": grad_norm,
+               "noise_floor": floor, "fit_ceiling": max(f0, floor), "fit": fit,
+               "a_over_sqrt_F": _ratio_or_none(fit["a"], np.sqrt(f0) if f0 > 0 else 0.0),
+               "a_over_grad_norm": _ratio_or_none(fit["a"], grad_norm),
+               "max_abs_t": float(np.abs(steps).max()), "evaluations": int(len(steps))}
+    if window is not None:
+        summary["window"] = window
     if direction.kind == "neg_gradient":
-        summary["descent"] = descent_check(steps, f, float(grad.norm()))
+        summary["descent"] = descent_check(steps, f, grad_norm)
     return summary, {"t": steps, "f": f, "r": r, "acc": acc}
+
+
+def window_edges(mags: np.ndarray, r: np.ndarray, floor: float, ceiling: float) -> dict:
+    """One side's window from its evaluated magnitudes (ascending) and residuals |r|.
+
+    t_lo: the smallest magnitude with |r| > floor; t_hi: the largest magnitude below the first
+    one beyond t_lo with |r| > ceiling (non-finite counts as above), or the largest evaluated.
+    ``lo_bracket``/``hi_bracket``: the evaluated neighbours around each edge that a bisection
+    can narrow (None when the edge is at the end of the evaluated range).
+    """
+    above = np.flatnonzero(r > floor)
+    if not len(above):
+        return {"t_lo": None, "t_hi": None, "lo_bracket": None, "hi_bracket": None}
+    j = int(above[0])
+    over = np.flatnonzero(~(r[j:] <= ceiling))
+    h = j + int(over[0]) if len(over) else None
+    lo_bracket = (float(mags[j - 1]), float(mags[j])) if j > 0 else None
+    if h is None:
+        return {"t_lo": float(mags[j]), "t_hi": float(mags[-1]), "lo_bracket": lo_bracket, "hi_bracket": None}
+    hi_bracket = (float(mags[h - 1]), float(mags[h])) if h > 0 else None
+    t_hi = float(mags[h - 1]) if h > j else None  # the first point above the floor is already over F
+    return {"t_lo": float(mags[j]), "t_hi": t_hi, "lo_bracket": lo_bracket, "hi_bracket": hi_bracket}
+
+
+def adaptive_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor, direction: Direction,
+                   count: int = 10, smallest: float = 1e-7, largest: float = 1.0,
+                   refine: int = PROBE_REFINE_ROUNDS, store=None, progress=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """A probe whose steps lie where the residual is geometry: between the rounding floor and F.
+
+    1. Scout: t = 0 and ±(PROBE_SCOUT_PER_DECADE magnitudes per decade from smallest·‖θ‖ to
+       largest·‖θ‖), one ``values`` pass.
+    2. Per side, the window [t_lo, t_hi] of ``window_edges`` (t_lo: smallest |t| with |r| above
+       the rounding floor; t_hi: the last |t| before |r| first exceeds F); ``refine`` rounds each
+       evaluate the geometric midpoint of every edge's bracket (both edges, both sides in one
+       pass) and recompute the window.
+    3. Ladder: ``count`` log-spaced magnitudes from t_lo to t_hi on each side (``store`` keeps
+       them resumable). The fit uses every evaluated point (scout, bisection, ladder).
+    A side with no |r| above the floor, or whose first such point is already over F, adds no ladder.
+    """
+    make = along(theta, direction)
+    norm = float(theta.norm())
+    scout = default_steps(norm, max(2, int(round(np.log10(largest / smallest) * PROBE_SCOUT_PER_DECADE)) + 1),
+                          smallest, largest)
+    slope = float(grad.to(torch.float64) @ direction.vector.to(torch.float64))
+    known = dict(zip(scout.tolist(), zip(*evaluate_points(objective, scout[:, None], make, None, progress))))
+    f0 = known[0.0][0]
+    floor = noise_floor(f0, objective.precision)
+    ceiling = max(f0, floor)
+
+    def windows():
+        out = {}
+        for side, sign in (("+", 1.0), ("-", -1.0)):
+            mags = np.array(sorted(abs(t) for t in known if t * sign > 0))
+            res = np.array([abs(known[sign * m][0] - f0 - sign * m * slope) for m in mags])
+            out[side] = window_edges(mags, res, floor, ceiling)
+        return out
+
+    for _ in range(refine):
+        edges = windows()
+        mids = [sign * float(np.sqrt(b[0] * b[1])) for side, sign in (("+", 1.0), ("-", -1.0))
+                for b in (edges[side]["lo_bracket"], edges[side]["hi_bracket"]) if b is not None]
+        mids = [m for m in dict.fromkeys(mids) if m not in known]
+        if not mids:
+            break
+        coords = np.array(mids)[:, None]
+        known.update(zip(mids, zip(*evaluate_points(objective, coords, make, None, progress))))
+    edges = windows()
+    ladder = [sign * m for side, sign in (("+", 1.0), ("-", -1.0))
+              if edges[side]["t_lo"] is not None and edges[side]["t_hi"] is not None
+              for m in np.geomspace(edges[side]["t_lo"], edges[side]["t_hi"], count)]
+    ladder = np.array(sorted(set(ladder) - set(known)), dtype=np.float64)  # its ends are evaluated already
+    if len(ladder):
+        known.update(zip(ladder.tolist(), zip(*evaluate_points(objective, ladder[:, None], make, store, progress))))
+    steps = np.array(sorted(known), dtype=np.float64)
+    f = np.array([known[t][0] for t in steps])
+    acc = np.array([known[t][1] for t in steps])
+    window = {side: {"t_lo": e["t_lo"], "t_hi": e["t_hi"]} for side, e in edges.items()}
+    window.update(scout=[smallest * norm, largest * norm], refine_rounds=refine, ladder_per_side=count)
+    return probe_summary(objective, grad, direction, steps, f, acc, window)
 
 
 def descent_check(steps: np.ndarray, f: np.ndarray, grad_norm: float) -> dict:

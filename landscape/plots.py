@@ -405,11 +405,11 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
         if np.isfinite(env["c"]) and env["c"] > 0:
             ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
                     label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
-                          f"(min ratio over the {env['points']} points with F > {fmt(floor)})")
+                          f"(min ratio over the {env['points']} points with F > {fmt(floor)}, the PL regime judged)")
         else:
             ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
         if lo < floor * 3:
-            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F floor {fmt(floor)}: points left of it do not set c")
+            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F = {fmt(floor)}: left of it the converged regime, reported (exponent p), not judged")
         _log_ticks(ax)
     return env
 
@@ -440,7 +440,10 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
             for p in probes:
                 draw_probe(ax_f, ax_r, p["t"], p["f"], p["r"], p["F"], p["a"], p["b"], p["noise_floor"],
                            color=_DIRECTION_COLORS.get(p["kind"], "0.3"), label=_direction_label(p),
-                           fit_label=f"{p['name']}: a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)}")
+                           fit_label=(f"{p['name']}: a/‖∇F‖={fmt(p['a_over_grad_norm'], 2)}, "
+                                      f"a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)} "
+                                      f"({p['distinct_t']} |t|, rel. RMS {fmt(p['rel_rms'], 2)})" if p["resolved"] else
+                                      f"{p['name']}: not measured ({p['distinct_t']} |t| between floor and F)"))
             floor = max(p["noise_floor"] for p in probes)
             ax_r.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
             lin_t = _symlog_thresh(all_t, 1e-6)

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import LandscapeError
+from .measure import fit_resolution
 from .measurements import REGISTRY
 from .results import RunDir, read_json, read_jsonl, read_npz, run_lock
 
@@ -89,6 +90,8 @@ FIELD_DOMAINS: dict[str, Domain] = {
     "lr": Domain("> 0: a learning rate", 0.0, strict=True),
     "limit_gd": Domain("> 0: 2/lr", 0.0, strict=True), "limit_momentum": Domain("> 0: (2+2β)/lr", 0.0, strict=True),
     "half_width": Domain("> 0: a surface half-width", 0.0, strict=True),
+    "a": _SIZE, "b": _SIZE, "envelope": _SIZE, "a_over_sqrt_F": _SIZE, "a_over_grad_norm": _SIZE,
+    "fit_ceiling": _SIZE,
 }
 
 
@@ -263,31 +266,49 @@ def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
 
 
 def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
-    """The probe records of one repeat folder."""
-    out = []
-    probes = REGISTRY["probes"]
-    for path in sorted(folder.glob(probes.file_glob())):
-        if _undefined(path):
-            continue
-        d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
-                             "result.direction.kind", "result.a_over_sqrt_F"])
-        arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
-        r = d["result"]
-        rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": probes.file_fields(path.name)["name"],
-               "context": d["context"],
-               "kind": str(r["direction"]["kind"]), "direction": r["direction"],
-               "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
-               "a": _num(r["fit"]["a"], path, "result.fit.a"), "b": _num(r["fit"]["b"], path, "result.fit.b"),
-               "a_over_sqrt_F": _num(r["a_over_sqrt_F"], path, "result.a_over_sqrt_F"),
-               "rel_rms": _num(r["fit"].get("rel_rms", "nan"), path, "result.fit.rel_rms"),
-               "envelope": _num(r["fit"].get("envelope", "nan"), path, "result.fit.envelope"),
-               "points": r["fit"].get("points"), "descent": r.get("descent"),
-               "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
-               "r": np.asarray(arrays["r"], float)}
-        if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
-            raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
-        out.append(rec)
+    """The probe records of one repeat folder; ‖∇F‖ of files that predate it from the −∇F probe's slope."""
+    out = [_probe_record(path, epoch, repeat) for path in sorted(folder.glob(REGISTRY["probes"].file_glob()))
+           if not _undefined(path)]
+    neg = [p for p in out if p["kind"] == "neg_gradient" and math.isfinite(p["slope"])]
+    for p in out:
+        if not math.isfinite(p["grad_norm"]) and neg:  # slope along −∇F/‖∇F‖ is −‖∇F‖
+            p["grad_norm"] = abs(neg[0]["slope"])
+            p["a_over_grad_norm"] = p["a"] / p["grad_norm"] if p["grad_norm"] > 0 else float("nan")
     return out
+
+
+def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
+    """One probe: its numbers, arrays and fit. A fit that is not resolved (``measure.fit_resolution``;
+    files that predate the check are judged by it from their arrays) has a, b, a/√F, a/‖∇F‖ NaN,
+    ``resolved`` False and its ``reason``: not measured, never 0."""
+    d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
+                         "result.direction.kind", "result.a_over_sqrt_F"])
+    arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
+    r, fit = d["result"], d["result"]["fit"]
+    rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": REGISTRY["probes"].file_fields(path.name)["name"],
+           "context": d["context"], "kind": str(r["direction"]["kind"]), "direction": r["direction"],
+           "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
+           "slope": _num(r.get("slope"), path, "result.slope"),
+           "grad_norm": _num(r["grad_norm"], path, "result.grad_norm") if "grad_norm" in r else float("nan"),
+           "descent": r.get("descent"), "window": r.get("window"),
+           "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
+           "r": np.asarray(arrays["r"], float)}
+    if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
+        raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
+    ceiling = _num(r.get("fit_ceiling", max(rec["F"], rec["noise_floor"])), path, "result.fit_ceiling")
+    gate = fit_resolution(rec["t"], rec["r"], rec["noise_floor"], ceiling)
+    resolved = bool(fit["resolved"]) if "resolved" in fit else gate["resolved"]
+    rec.update(resolved=resolved, reason=None if resolved else (fit.get("reason") or gate["reason"]),
+               points=fit.get("points", gate["points"]), distinct_t=fit.get("distinct_t", gate["distinct_t"]),
+               t_range=fit.get("t_range", gate["t_range"]), decades=fit.get("decades", gate["decades"]))
+    for key, what in (("a", "result.fit.a"), ("b", "result.fit.b"), ("rel_rms", "result.fit.rel_rms"),
+                      ("envelope", "result.fit.envelope"), ("a_over_sqrt_F", "result.a_over_sqrt_F"),
+                      ("a_over_grad_norm", "result.a_over_grad_norm")):
+        source = fit if what.startswith("result.fit.") else r
+        rec[key] = _num(source.get(key), path, what) if resolved else float("nan")
+    if resolved and not math.isfinite(rec["a_over_grad_norm"]) and rec["grad_norm"] > 0:
+        rec["a_over_grad_norm"] = rec["a"] / rec["grad_norm"]
+    return rec
 
 
 def _undefined(path: Path) -> bool:

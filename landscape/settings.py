@@ -44,9 +44,10 @@ class AnalysisSettings:
     batch_size: int | None = None
     probe_gaussian: int = 2
     probe_filter: int = 2
-    probe_steps: int = 10
-    probe_smallest: float = 1e-5
-    probe_largest: float = 0.05
+    probe_steps: int = 10                    # ladder steps per sign, between the rounding floor and F
+    probe_smallest: float = 1e-7             # scouting range of the probe window, in units of ‖θ‖
+    probe_largest: float = 1.0
+    probe_refine: int = 3                    # bisections of each window edge (measure.adaptive_probe)
     curvature_top: int = 1
     curvature_subset: int | None = 128       # Hessian on a balanced subset of the analyzed examples (None: all)
     curvature_sigma: float = 0.0
@@ -86,6 +87,10 @@ class AnalysisSettings:
             raise LandscapeError(f"--ntk-examples must be at least 0, got {self.ntk_examples}")
         if self.repeats < 1:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
+        if not 0 < self.probe_smallest < self.probe_largest:
+            raise LandscapeError(f"--probe-range needs 0 < smallest < largest, got {self.probe_smallest:g},{self.probe_largest:g}")
+        if self.probe_refine < 0:
+            raise LandscapeError(f"probe_refine must be at least 0, got {self.probe_refine}")
         if self.surface_points < 3 or self.interpolation_points < 3:
             raise LandscapeError("surfaces and interpolations need at least 3 points per axis")
         parse_interpolation_pairs(self.interpolation_pairs)

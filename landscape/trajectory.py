@@ -6,6 +6,7 @@ the solution and is large wherever F is. Measured here, for any object with
 
 * star-convexity toward θ_T: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T);
 * PL*: ‖∇F(θ_t)‖² ≥ μ·(F(θ_t) − F*);
+* the exponent p of ‖∇F‖² ∝ F^p along training (``gradient_exponent``);
 * edge of stability: the sharpness λ_max(H) along the path against 2/η, the step size's
   stability limit for gradient descent on a quadratic.
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import t as student
 
 from .errors import LandscapeError
 
@@ -132,6 +134,37 @@ def pl_star_of(values, grad_sq, f_star: float | str = "zero") -> PLStar:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(excess > 0, grad_sq / np.where(excess > 0, excess, 1.0), np.nan)
     return PLStar(ratio, grad_sq, excess, star, rule)
+
+
+EXPONENT_MIN_POINTS = 3  # a power-law fit needs at least this many points with distinct F
+
+
+def gradient_exponent(values, grad_sq, level: float = 0.95) -> dict:
+    """The exponent p of ‖∇F‖² ≈ k·F^p: least squares of log ‖∇F‖² on log F, with its t-interval.
+
+    PL (‖∇F‖² ≥ c·F with one c down to F = 0) needs p ≤ 1 as F → 0; cross-entropy near
+    interpolation gives p ≈ 2 (‖∇F‖ and F both shrink with the margins), so ‖∇F‖²/F ∝ F → 0.
+    Points with F ≤ 0 or ‖∇F‖² ≤ 0 or non-finite are left out (counted in ``dropped``). The
+    interval assumes independent residuals: consecutive points of a training track are
+    correlated, so read it as a lower bound on the uncertainty. No fit (p NaN, ``reason`` set)
+    with fewer than EXPONENT_MIN_POINTS points or a single F.
+    """
+    F, G = np.asarray(list(values), float), np.asarray(list(grad_sq), float)
+    keep = np.isfinite(F) & np.isfinite(G) & (F > 0) & (G > 0)
+    x, y = np.log(F[keep]), np.log(G[keep])
+    out = {"p": float("nan"), "low": float("nan"), "high": float("nan"), "k": float("nan"), "n": int(keep.sum()),
+           "dropped": int((~keep).sum()), "level": level, "reason": None,
+           "F_range": [float(F[keep].min()), float(F[keep].max())] if keep.any() else None}
+    if len(x) < EXPONENT_MIN_POINTS or np.ptp(x) == 0:
+        return {**out, "reason": f"{len(x)} point(s) with F > 0 and ‖∇F‖² > 0 over "
+                                 f"{len(np.unique(x))} distinct F: a fit needs {EXPONENT_MIN_POINTS} and two F"}
+    xc = x - x.mean()
+    p = float(xc @ (y - y.mean()) / (xc @ xc))
+    intercept = float(y.mean() - p * x.mean())
+    dof = len(x) - 2
+    se = float(np.sqrt(np.sum((y - intercept - p * x) ** 2) / dof / (xc @ xc))) if dof > 0 else float("inf")
+    half = float(student.ppf(0.5 + level / 2, dof)) * se if dof > 0 else float("inf")
+    return {**out, "p": p, "low": p - half, "high": p + half, "k": float(np.exp(intercept))}
 
 
 @dataclass

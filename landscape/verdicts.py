@@ -6,10 +6,12 @@ and its margin to the threshold, and is 'inconclusive' when it rests on an artef
 detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair):
 
 * gradient dominance: c = min ‖∇F‖²/F over the checkpoints of every repeat and the dense
-  track, on points with F > DOMINANCE_F_FLOOR; holds when c ≥ DOMINANCE_MIN_C (a track made
-  with the lagging running statistics of older versions is shown, not judged);
-* semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/√F ≤ SMOOTHNESS_MAX_A_OVER_SQRT_F at every
-  checkpoint, direction and repeat (the non-smooth part is small next to the loss);
+  track, judged in the PL regime F > DOMINANCE_F_FLOOR; holds when c ≥ DOMINANCE_MIN_C (a track
+  made with the lagging running statistics of older versions is shown, not judged); c over all
+  points and the exponent p of ‖∇F‖² ∝ F^p (trajectory.gradient_exponent) are reported beside it;
+* semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/‖∇F‖ ≤ SMOOTHNESS_MAX_A_OVER_GRAD_NORM at every
+  checkpoint, direction and repeat, on resolved fits (measure.fit_resolution) with relative RMS
+  ≤ FIT_MAX_REL_RMS (the kinks cost little of a gradient step's decrease); a/√F beside it;
 * second-order help: d_plane − d_grad ≤ SECOND_ORDER_MAX_EXTRA_FRACTION · d_grad at every
   checkpoint and repeat, from the grid-free test (the second_order measurement);
 * monotone interpolation: the largest bump of the train loss along init → final is
@@ -30,17 +32,22 @@ from typing import Iterable
 
 import numpy as np
 
+from .measure import PROBE_MIN_DECADES, PROBE_MIN_POINTS
 from .measurements import REGISTRY
 from .readers import (analyzed_epochs, as_run, load_curvature, load_dominance, load_interpolations, load_log, load_probes,
                       load_second_order, load_spectrum, load_surface, load_track, load_trajectory, read_config,
                       track_uses_statistics_of_theta)
 from .results import RunDir
 from .text import fmt, run_title, settings_of
+from .trajectory import gradient_exponent
 
-DOMINANCE_F_FLOOR = 0.01                     # points with F at or below it do not set c
+DOMINANCE_F_FLOOR = 0.01                     # the PL form is judged on points with F above it (the converged
+                                             # regime below is reported: c over all points, exponent p)
+DOMINANCE_P_LEVEL = 0.95                     # confidence level of the exponent p of ‖∇F‖² ∝ F^p
 SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10       # 'little help' when d_plane − d_grad ≤ this · d_grad
 DOMINANCE_MIN_C = 1e-3                       # dominance holds when c (min over repeats) is at least this
-SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1           # semi-smoothness holds when max a/√F is at most this
+SMOOTHNESS_MAX_A_OVER_GRAD_NORM = 0.1        # semi-smoothness holds when max a/‖∇F‖ is at most this
+SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1           # the theorem's form a/√F: reported beside it, not judged
 INTERPOLATION_MAX_BUMP_FRACTION = 1e-3       # monotone enough when largest bump ≤ this · F(init)
 # artefacts the run can detect; a verdict that rests on one is 'inconclusive'
 BN_LAG_MAX = 0.25                 # |F(checkpoint statistics) − F(statistics of θ)| / F(statistics of θ)
@@ -156,51 +163,37 @@ class RunVerdicts:
 
 # ============================================================================ the claims
 def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> Claim:
-    """‖∇F‖² ≥ c·F: c over every repeat's checkpoints and the dense track, margin to DOMINANCE_MIN_C."""
+    """‖∇F‖² ≥ c·F judged in the PL regime F > floor (worst repeat, margin to DOMINANCE_MIN_C), beside
+    c over every point and the exponent p of ‖∇F‖² ∝ F^p (all points, above and at/below the floor)."""
     title = "Gradient dominance: ‖∇F‖² ≥ c·F"
-    threshold = (f"holds when c ≥ {fmt(DOMINANCE_MIN_C)}; c = min ‖∇F‖²/F over the checkpoints of every repeat "
-                 f"and the dense track, on points with F > {fmt(floor)}")
+    threshold = (f"holds when c ≥ {fmt(DOMINANCE_MIN_C)}, c = min ‖∇F‖²/F over the checkpoints of every repeat and "
+                 f"the dense track on the points with F > {fmt(floor)} (the PL regime); c over all points and the "
+                 f"exponent p of ‖∇F‖² ∝ F^p (log-log least squares, {fmt(100 * DOMINANCE_P_LEVEL)} % t-interval) "
+                 f"are reported beside it")
     points = load_dominance(run, repeats=True)
     track = load_track(run)
     if not points and not track:
         return Claim("gradient_dominance", title, NOT_MEASURED, f"no {REGISTRY['dominance'].file} and no track.jsonl",
                       threshold, {}, {})
-    repeats = sorted({p["repeat"] for p in points})
-    per = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
-                                [p["grad_sq"] for p in points if p["repeat"] == r], floor) for r in repeats}
-    per_h = {r: envelope_constant([p["F"] for p in points if p["repeat"] == r],
-                                  [p["grad_sq_hidden"] for p in points if p["repeat"] == r], floor) for r in repeats}
-    tr = envelope_constant([r["F"] for r in track], [r["grad_sq"] for r in track], floor)
-    c_spread = spread(per[r]["c"] for r in repeats)
-    h_spread = spread(per_h[r]["c"] for r in repeats)
-    c, c_hidden = c_spread["min"], h_spread["min"]
     track_judged = track_uses_statistics_of_theta(track)
-    if track_judged:  # the dense track counts too, once its F is the loss of the network at θ
-        tr_h = envelope_constant([r["F"] for r in track], [r["grad_sq_hidden"] for r in track], floor)
-        c = min(_finite([c, tr["c"]]), default=float("nan"))
-        c_hidden = min(_finite([c_hidden, tr_h["c"]]), default=float("nan"))
-    lagging = bn_lag(points)
-    numbers = {"c": c, "c_spread": c_spread, "c_hidden": c_hidden, "c_hidden_spread": h_spread,
-               "c_track": tr["c"], "threshold": DOMINANCE_MIN_C, "margin": c / DOMINANCE_MIN_C, "floor": floor,
-               "checkpoints_used": sum(per[r]["points"] for r in repeats),
-               "checkpoints_total": sum(per[r]["total"] for r in repeats),
-               "track_used": tr["points"], "track_total": tr["total"], "repeats": len(repeats),
-               "bn_lag_epochs": [e for e, *_ in lagging]}
+    numbers = _dominance_numbers(points, track, track_judged, floor)
+    c = numbers["c"]
     settings = settings_of([p["context"] for p in points], [p["epoch"] for p in points])
     if track:
         settings["track"] = (f"{len(track)} points during training on {int(track[0].get('examples', 0)) or '?'} "
                              f"training examples, " + ("BN statistics of θ" if track_judged else
                                                        "running BN statistics of the moment (not judged)"))
+    lagging = bn_lag(points)
+    numbers["bn_lag_epochs"] = [e for e, *_ in lagging]
     note = ""
     if not math.isfinite(c):
-        verdict, summary = NOT_MEASURED, f"no checkpoint with F > {fmt(floor)} (every F is at or below the floor)"
+        verdict = NOT_MEASURED
+        summary = (f"no point with F > {fmt(floor)}, the floor of the PL regime (every F is at or below it, in the "
+                   f"converged regime); "
+                   + _dominance_all_text(numbers, floor))
     else:
         verdict = HOLDS if c >= DOMINANCE_MIN_C else FAILS
-        summary = (f"c = {fmt(c, 4)}, {margin_text(c, DOMINANCE_MIN_C, upper=False)}; "
-                   f"checkpoints, per repeat {spread_text(c_spread)}; "
-                   + (f"dense track {'' if track_judged else '(lagging statistics, not judged) '}"
-                      f"c = {fmt(tr['c'], 4)}; " if track else "")
-                   + f"hidden layers c = {fmt(c_hidden, 4)}")
+        summary = _dominance_summary(numbers, track, track_judged, floor)
         if lagging:
             verdict = INCONCLUSIVE
             e, lag, fc, fr = max(lagging, key=lambda x: x[1])
@@ -210,58 +203,152 @@ def dominance_verdict(run: RunDir, floor: float = DOMINANCE_F_FLOOR) -> Claim:
     rows = [{"epoch": p["epoch"], "repeat": p["repeat"], "F": p["F"],
              "F (checkpoint BN statistics)": p.get("F_checkpoint_stats"), "‖∇F‖²": p["grad_sq"],
              "‖∇F‖²/F": p["ratio"], "‖∇F‖² hidden": p["grad_sq_hidden"], "ratio hidden": p["ratio_hidden"],
-             "sets c": "yes" if p["F"] > floor else "no (below floor)"} for p in points]
+             "regime": f"PL (F > {fmt(floor)})" if p["F"] > floor else "converged (not judged)"} for p in points]
     return Claim("gradient_dominance", title, verdict, summary, threshold, numbers, settings, rows,
                  [p["path"] for p in points] + ([run.track] if track else []), note)
 
 
+def _dominance_numbers(points: list[dict], track: list[dict], track_judged: bool, floor: float) -> dict:
+    """c in the PL regime (per repeat, track, hidden layers), c over every point, and the exponent fits."""
+    repeats = sorted({p["repeat"] for p in points})
+
+    def column(records, key):
+        return [r[key] for r in records]
+    per = {r: envelope_constant(*(column([p for p in points if p["repeat"] == r], k) for k in ("F", "grad_sq")), floor)
+           for r in repeats}
+    per_h = {r: envelope_constant(*(column([p for p in points if p["repeat"] == r], k) for k in ("F", "grad_sq_hidden")),
+                                  floor) for r in repeats}
+    tr = envelope_constant(column(track, "F"), column(track, "grad_sq"), floor)
+    c_spread, h_spread = spread(per[r]["c"] for r in repeats), spread(per_h[r]["c"] for r in repeats)
+    c, c_hidden = c_spread["min"], h_spread["min"]
+    judged = points + (track if track_judged else [])
+    if track_judged:  # the dense track counts too, once its F is the loss of the network at θ
+        tr_h = envelope_constant(column(track, "F"), column(track, "grad_sq_hidden"), floor)
+        c = min(_finite([c, tr["c"]]), default=float("nan"))
+        c_hidden = min(_finite([c_hidden, tr_h["c"]]), default=float("nan"))
+    F, G = np.array(column(judged, "F"), float), np.array(column(judged, "grad_sq"), float)
+    every = envelope_constant(F, G, 0.0)
+    return {"c": c, "c_spread": c_spread, "c_hidden": c_hidden, "c_hidden_spread": h_spread,
+            "c_track": tr["c"], "threshold": DOMINANCE_MIN_C, "margin": c / DOMINANCE_MIN_C, "floor": floor,
+            "c_all": every["c"], "c_all_at_F": every["at_F"], "points_all": every["points"],
+            "p_all": gradient_exponent(F, G, DOMINANCE_P_LEVEL),
+            "p_pl_regime": gradient_exponent(F[F > floor], G[F > floor], DOMINANCE_P_LEVEL),
+            "p_converged": gradient_exponent(F[F <= floor], G[F <= floor], DOMINANCE_P_LEVEL),
+            "checkpoints_used": sum(per[r]["points"] for r in repeats),
+            "checkpoints_total": sum(per[r]["total"] for r in repeats),
+            "track_used": tr["points"], "track_total": tr["total"], "repeats": len(repeats)}
+
+
+def _exponent_text(fit: dict) -> str:
+    """'p = 1.98 [1.9, 2.1] (40 points, F 1e-4 to 2)' or 'p not fitted (why)'."""
+    if not math.isfinite(fit["p"]):
+        return f"p not fitted ({fit['reason']})"
+    lo, hi = fit["F_range"]
+    return (f"p = {fmt(fit['p'], 3)} [{fmt(fit['low'], 3)}, {fmt(fit['high'], 3)}] "
+            f"({fit['n']} points, F {fmt(lo, 2)} to {fmt(hi, 2)})")
+
+
+def _dominance_all_text(n: dict, floor: float) -> str:
+    """c over every point and where the PL form collapses, in words."""
+    text = (f"over all {n['points_all']} points c = {fmt(n['c_all'], 4)} (at F = {fmt(n['c_all_at_F'], 3)}); "
+            f"‖∇F‖² ∝ F^p: all points {_exponent_text(n['p_all'])}; F > {fmt(floor)}: "
+            f"{_exponent_text(n['p_pl_regime'])}; F ≤ {fmt(floor)}: {_exponent_text(n['p_converged'])}")
+    low = n["p_converged"] if math.isfinite(n["p_converged"]["p"]) else n["p_all"]
+    if math.isfinite(low["p"]) and low["low"] > 1:
+        text += (f". The PL form collapses toward F → 0: with p > 1 the ratio ‖∇F‖²/F ∝ F^(p−1) falls with F, so no "
+                 f"c > 0 holds down to the minimum (cross-entropy near interpolation gives p ≈ 2: ‖∇F‖ and F both "
+                 f"shrink with the margins); it is judged only on F > {fmt(floor)}")
+    return text
+
+
+def _dominance_summary(n: dict, track: list[dict], track_judged: bool, floor: float) -> str:
+    return (f"PL regime F > {fmt(floor)}: c = {fmt(n['c'], 4)}, {margin_text(n['c'], DOMINANCE_MIN_C, upper=False)}; "
+            + (f"checkpoints, per repeat {spread_text(n['c_spread'])}; " if n["c_spread"]["n"] else "")
+            + (f"dense track {'' if track_judged else '(lagging statistics, not judged) '}"
+               f"c = {fmt(n['c_track'], 4)}; " if track else "")
+            + f"hidden layers c = {fmt(n['c_hidden'], 4)}; " + _dominance_all_text(n, floor))
+
+
 def _good_fit(p: dict) -> bool:
-    return (p.get("points") or 0) >= 3 and math.isfinite(p["rel_rms"]) and p["rel_rms"] <= FIT_MAX_REL_RMS
+    """A resolved fit (measure.fit_resolution: PROBE_MIN_POINTS distinct |t| over PROBE_MIN_DECADES, between
+    the rounding floor and F) whose relative RMS error is at most FIT_MAX_REL_RMS."""
+    return bool(p.get("resolved")) and math.isfinite(p["rel_rms"]) and p["rel_rms"] <= FIT_MAX_REL_RMS
 
 
-def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_SQRT_F) -> Claim:
-    """Semi-smoothness: the largest a/√F over well-fitted probes, worst repeat, margin to the limit."""
-    title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to √F"
-    threshold = (f"holds when max a/√F ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, "
-                 f"on fits with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}")
+def _probe_row(p: dict) -> dict:
+    """A probe's detail row: both normalizations and the fit's quality; 'not measured' with its reason."""
+    span = p.get("t_range")
+    return {"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "‖∇F‖": p["grad_norm"],
+            "a": p["a"] if p["resolved"] else None, "b": p["b"] if p["resolved"] else None,
+            "a/‖∇F‖": p["a_over_grad_norm"] if p["resolved"] else None,
+            "a/√F": p["a_over_sqrt_F"] if p["resolved"] else None,
+            "fit": ("resolved" if _good_fit(p) else f"poor (rel. RMS > {fmt(FIT_MAX_REL_RMS)})") if p["resolved"]
+            else f"not measured: {p['reason']}",
+            "fitted |t|": p.get("distinct_t"), "|t| range": f"{fmt(span[0], 2)}–{fmt(span[1], 2)}" if span else "—",
+            "fit rel. RMS": p["rel_rms"] if p["resolved"] else None, "envelope κ": p["envelope"] if p["resolved"] else None,
+            "noise floor": p["noise_floor"], "max |t|": float(np.abs(p["t"]).max())}
+
+
+def _over_text(p: dict) -> str:
+    return (f"epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 3)}, "
+            f"a/√F = {fmt(p['a_over_sqrt_F'], 3)}, {p.get('distinct_t')} fitted |t|, rel. RMS {fmt(p['rel_rms'], 2)}"
+            + ("" if _good_fit(p) else " (poor fit)"))
+
+
+def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_GRAD_NORM) -> Claim:
+    """Semi-smoothness: the largest a/‖∇F‖ over well-fitted probes (a/√F beside it), worst repeat, margin;
+    every probe over the limit listed with its fit quality, every unresolved one as 'not measured'."""
+    title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to ‖∇F‖"
+    threshold = (f"holds when max a/‖∇F‖ ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, on "
+                 f"resolved fits (≥ {PROBE_MIN_POINTS} distinct |t| over ≥ {PROBE_MIN_DECADES:g} decade with "
+                 f"rounding floor < |r| ≤ F) with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}; a/√F reported beside it")
     probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
         return Claim("semi_smoothness", title, NOT_MEASURED, f"no {REGISTRY['probes'].file_glob()}", threshold, {}, {})
-    rows = [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "a": p["a"],
-             "b": p["b"], "a/√F": p["a_over_sqrt_F"], "fit rel. RMS": p["rel_rms"], "envelope κ": p["envelope"],
-             "noise floor": p["noise_floor"], "max |t|": float(np.abs(p["t"]).max())} for p in probes]
+    rows = [_probe_row(p) for p in probes]
     settings = settings_of([p["context"] for p in probes], [p["epoch"] for p in probes])
-    good = [p for p in probes if _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])]
-    poor_over = [p for p in probes if not _good_fit(p) and math.isfinite(p["a_over_sqrt_F"])
-                 and p["a_over_sqrt_F"] > threshold_value]
+    sources = [p["path"] for p in probes]
+    unresolved = [p for p in probes if not p["resolved"]]
+    good = [p for p in probes if _good_fit(p) and math.isfinite(p["a_over_grad_norm"])]
+    over = [p for p in probes if p["resolved"] and math.isfinite(p["a_over_grad_norm"])
+            and p["a_over_grad_norm"] > threshold_value]
+    listed = {"over_threshold": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
+                                  "a_over_grad_norm": p["a_over_grad_norm"], "a_over_sqrt_F": p["a_over_sqrt_F"],
+                                  "points": p.get("distinct_t"), "rel_rms": p["rel_rms"], "good_fit": _good_fit(p)}
+                                 for p in over],
+              "not_measured": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
+                                "reason": p["reason"]} for p in unresolved],
+              "probes": len(probes), "good_fits": len(good), "threshold": threshold_value}
+    over_note = (f"{len(over)} probe(s) over a/‖∇F‖ = {fmt(threshold_value)}: " + "; ".join(map(_over_text, over))
+                 if over else "")
     if not good:
-        verdict = INCONCLUSIVE if probes else NOT_MEASURED
-        return Claim("semi_smoothness", title, verdict, "no probe has a good fit (or F = 0 everywhere)",
-                      threshold, {}, settings, [], [p["path"] for p in probes])
+        return Claim("semi_smoothness", title, INCONCLUSIVE,
+                     f"no probe has a resolved, good fit ({len(unresolved)} of {len(probes)} not measured)",
+                     threshold, listed, settings, rows, sources, over_note)
     repeats = sorted({p["repeat"] for p in good})
-    per_repeat = spread(max(p["a_over_sqrt_F"] for p in good if p["repeat"] == r) for r in repeats)
-    worst = max(good, key=lambda p: p["a_over_sqrt_F"])
+    per_repeat = spread(max(p["a_over_grad_norm"] for p in good if p["repeat"] == r) for r in repeats)
+    worst = max(good, key=lambda p: p["a_over_grad_norm"])
+    worst_sqrt = max(good, key=lambda p: _finite([p["a_over_sqrt_F"]]) or [-math.inf])
     max_b = max(good, key=lambda p: p["b"])
-    value = worst["a_over_sqrt_F"]
-    numbers = {"max_a_over_sqrt_F": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
-               "direction": worst["name"], "repeat": worst["repeat"], "max_b": max_b["b"],
-               "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"], "threshold": threshold_value,
+    value = worst["a_over_grad_norm"]
+    numbers = {**listed, "max_a_over_grad_norm": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
+               "direction": worst["name"], "repeat": worst["repeat"],
+               "a_over_sqrt_F_there": worst["a_over_sqrt_F"], "max_a_over_sqrt_F": worst_sqrt["a_over_sqrt_F"],
+               "max_a_over_sqrt_F_at": [worst_sqrt["epoch"], worst_sqrt["repeat"], worst_sqrt["name"]],
+               "max_b": max_b["b"], "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"],
                "margin": value / threshold_value if threshold_value > 0 else float("nan"),
-               "probes": len(probes), "good_fits": len(good),
-               "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in poor_over]}
+               "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in over if not _good_fit(p)]}
     verdict = HOLDS if value <= threshold_value else FAILS
-    summary = (f"max a/√F = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)}; "
-               f"epoch {worst['epoch']}, {worst['name']}); worst per repeat {spread_text(per_repeat)}; "
-               f"max b = {fmt(max_b['b'], 4)} (epoch {max_b['epoch']}, {max_b['name']})")
-    note = ""
-    if verdict == HOLDS and poor_over:
+    summary = (f"max a/‖∇F‖ = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)}; "
+               f"epoch {worst['epoch']}, {worst['name']}, a/√F = {fmt(worst['a_over_sqrt_F'], 3)} there); "
+               f"worst per repeat {spread_text(per_repeat)}; max a/√F = {fmt(worst_sqrt['a_over_sqrt_F'], 4)} "
+               f"(epoch {worst_sqrt['epoch']}, {worst_sqrt['name']}); max b = {fmt(max_b['b'], 4)}; judged on "
+               f"{len(good)} of {len(probes)} probes ({len(unresolved)} not measured, "
+               f"{len(probes) - len(good) - len(unresolved)} poor fits)")
+    if verdict == HOLDS and numbers["poor_fits_over_threshold"]:
         verdict = INCONCLUSIVE
-        p = max(poor_over, key=lambda q: q["a_over_sqrt_F"])
-        note = (f"{len(poor_over)} probe(s) with a poor fit (relative RMS > {fmt(FIT_MAX_REL_RMS)}) exceed the "
-                f"threshold, e.g. epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/√F = "
-                f"{fmt(p['a_over_sqrt_F'], 4)}, fit error {fmt(p['rel_rms'], 3)}")
-    return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows,
-                 [p["path"] for p in probes], note)
+        over_note = f"poor fits over the limit make it inconclusive. {over_note}"
+    return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows, sources, over_note)
 
 
 def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> Claim:
@@ -498,7 +585,9 @@ def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> RunVerdicts:
     claims = [dominance_verdict(run, floor), smoothness_verdict(run), second_order_verdict(run),
               interpolation_verdict(run), star_convexity_verdict(run), spectrum_report(run), accuracy_verdict(run, config)]
     thresholds = {"DOMINANCE_F_FLOOR": floor, "DOMINANCE_MIN_C": DOMINANCE_MIN_C,
-                  "SMOOTHNESS_MAX_A_OVER_SQRT_F": SMOOTHNESS_MAX_A_OVER_SQRT_F,
+                  "SMOOTHNESS_MAX_A_OVER_GRAD_NORM": SMOOTHNESS_MAX_A_OVER_GRAD_NORM,
+                  "PROBE_MIN_POINTS": PROBE_MIN_POINTS, "PROBE_MIN_DECADES": PROBE_MIN_DECADES,
+                  "DOMINANCE_P_LEVEL": DOMINANCE_P_LEVEL,
                   "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
                   "BN_LAG_MAX": BN_LAG_MAX, "SECOND_ORDER_MAX_EXTRA_FRACTION": SECOND_ORDER_MAX_EXTRA_FRACTION,
                   "INTERPOLATION_MAX_BUMP_FRACTION": INTERPOLATION_MAX_BUMP_FRACTION}

@@ -117,7 +117,9 @@ def test_dominance_and_probes_on_real_images(probed_run, data_root, cache_dir, c
             for where, value in _finite_numbers(summary["result"]):
                 assert math.isfinite(value), (probe, where)
             arrays = read_npz(folder / f"probe_{probe}.npz")
-            assert set(arrays) == {"t", "f", "r", "acc"} and len(arrays["t"]) == 7
+            # the adaptive probe: every evaluated point is stored (scout, bisections, 3 ladder steps per side)
+            assert set(arrays) == {"t", "f", "r", "acc"} and len(arrays["t"]) == summary["result"]["evaluations"] >= 7
+            assert {"resolved", "points", "distinct_t", "t_range"} <= set(summary["result"]["fit"])
             for k, a in arrays.items():
                 assert np.isfinite(a).all(), (probe, k)
             # the probe's f(0) is F of the same checkpoint, same examples
@@ -259,10 +261,11 @@ def test_external_bearpaw_checkpoint(tmp_path, data_root, cache_dir, cifar10):
 # ----------------------------------------------------------------------------- changed settings, moved runs
 def test_changed_settings_recompute_only_what_they_touch(probed_run, data_root, cache_dir, monkeypatch):
     counter = _Counter(monkeypatch)
-    # one more Gaussian direction: only its probes are evaluated (7 points at each of 2 epochs)
+    # one more Gaussian direction: only its probes are evaluated (each of its points once, at each of 2 epochs)
     _analyze([probed_run, *PROBE_ARGS[:-6], "--gaussian", "2", "--filter", "1", "--probe-steps", "3"],
              data_root, cache_dir)
-    assert counter.calls["evaluate"] == 2 * 7
+    assert counter.calls["evaluate"] == sum(len(read_npz(probed_run / "analysis" / f"epoch_{e:04d}" / "probe_gaussian_1.npz")["t"])
+                                            for e in (0, 2))
     for epoch in (0, 2):
         assert (probed_run / "analysis" / f"epoch_{epoch:04d}" / "probe_gaussian_1.npz").is_file()
 

@@ -19,7 +19,9 @@ def test_plan_counts_every_pass():
     # the cap, residuals of the reported top pair and the most negative one, the alignment's ∇F
     assert seconds["curvature"] == runs * ((30 + 1 + 1) * 3 + 2) * 16
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
-    assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * 2 * 4 * 64  # −∇F, Gaussian, filter, two Hessian
+    # −∇F, Gaussian, filter, two Hessian; each: the scout (t = 0 and ±8 magnitudes, one per decade from
+    # 1e-7 to 1), 3 rounds of 4 bisections, and 4 ladder steps per side
+    assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * ((2 * 8 + 1) + 3 * 4 + 2 * 4) * 64
     assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
     assert seconds["surface"] == 3 * 25 * 64  # once per checkpoint, not per repeat
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from landscape import measure
-from landscape.directions import gaussian_direction, gradient_direction
+from landscape.directions import Direction, gaussian_direction, gradient_direction
 from landscape.errors import LandscapeError
 from landscape.models import build_model
 from landscape.objective import Objective
@@ -61,6 +61,8 @@ def test_fit_envelope_recovers_kink_and_curvature_terms():
     fit = measure.fit_envelope(t, r)
     assert fit["a"] == pytest.approx(0.3, rel=1e-10) and fit["b"] == pytest.approx(2.0, rel=1e-10)
     assert fit["envelope"] == pytest.approx(1.0, rel=1e-10) and fit["points"] == 18
+    assert fit["resolved"] and fit["distinct_t"] == 9 and fit["decades"] == pytest.approx(4.0)
+    assert fit["t_range"] == [pytest.approx(1e-4), pytest.approx(1.0)]
     # a purely linear |r| (a kink) gives b = 0; the sign of r does not matter
     fit = measure.fit_envelope(t, -0.7 * np.abs(t))
     assert fit["a"] == pytest.approx(0.7, rel=1e-10) and fit["b"] == pytest.approx(0.0, abs=1e-12)
@@ -71,11 +73,111 @@ def test_fit_envelope_recovers_kink_and_curvature_terms():
     bound = fit["envelope"] * (fit["a"] * np.abs(t) + fit["b"] * t ** 2)
     assert fit["envelope"] >= 1.0 and np.all(bound >= np.abs(noisy) * (1 - 1e-12))
     assert np.isclose(bound[np.abs(t) > 0], np.abs(noisy)[np.abs(t) > 0]).any()  # and touches one
-    # points at or below the noise floor are ignored; fewer than two left: no fit
+
+
+def test_a_fit_on_too_few_or_too_close_points_is_not_measured_never_zero():
+    t = np.concatenate([-np.logspace(-4, 0, 9), [0.0], np.logspace(-4, 0, 9)])
+    r = 0.3 * np.abs(t) + 2.0 * t ** 2
+    # above the floor 1.0 only |t| = 1 is left (both signs): one distinct |t|
     fit = measure.fit_envelope(t, r, floor=1.0)
-    assert fit["points"] == 2 and fit["a"] + fit["b"] > 0
+    assert not fit["resolved"] and fit["points"] == 2 and fit["distinct_t"] == 1
+    assert fit["a"] is None and fit["b"] is None and fit["rel_rms"] is None and "1 distinct |t|" in fit["reason"]
     fit = measure.fit_envelope(t, r, floor=10.0)
-    assert fit["points"] == 0 and np.isnan(fit["rel_rms"])
+    assert not fit["resolved"] and fit["points"] == 0 and fit["t_range"] is None
+    # four distinct |t| but within less than a decade: not measured either
+    close = np.array([0.0, 1.0, 1.5, 2.0, 3.0])
+    fit = measure.fit_envelope(close, 0.3 * close)
+    assert fit["distinct_t"] == measure.PROBE_MIN_POINTS and fit["decades"] < measure.PROBE_MIN_DECADES
+    assert not fit["resolved"] and fit["a"] is None
+    # the ceiling: points with |r| > F are left out
+    fit = measure.fit_envelope(t, r, ceiling=0.3 * 1e-2 + 2e-4)
+    assert fit["t_range"][1] == pytest.approx(1e-2) and fit["resolved"]
+
+
+def test_window_edges_bracket_the_rounding_floor_and_F():
+    mags = np.array([1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    r = np.array([1e-9, 1e-5, 1e-2, 0.5, 40.0])
+    w = measure.window_edges(mags, r, floor=1e-6, ceiling=1.0)
+    assert (w["t_lo"], w["t_hi"]) == (1e-2, 1.0)
+    assert w["lo_bracket"] == (1e-3, 1e-2) and w["hi_bracket"] == (1.0, 10.0)
+    w = measure.window_edges(mags, np.array([1e-5, 1e-4, 1e-3, 1e-2, np.nan]), floor=1e-6, ceiling=1.0)
+    assert (w["t_lo"], w["t_hi"], w["lo_bracket"], w["hi_bracket"]) == (1e-3, 1.0, None, (1.0, 10.0))
+    w = measure.window_edges(mags, np.full(5, 1e-9), floor=1e-6, ceiling=1.0)
+    assert w["t_lo"] is None and w["t_hi"] is None
+
+
+def _kinked(a: float, c: float, K: float):
+    """F(θ) = a·|u·θ| + c·(v·θ)² + K (u ⊥ v unit vectors), at θ₀ with u·θ₀ = 0 (the kink) and v·θ₀ = 1.
+
+    Two examples x₁ = u, x₂ = v through a bias-free linear map; the per-example loss
+    y₀·|z| + y₁·z² + y₂ (the labels carry the coefficients, each example weighs ½)."""
+    d = 6
+    u, v = np.eye(d)[0], np.eye(d)[1]  # exact: u·θ₀ is exactly 0
+    x = torch.tensor(np.stack([u, v]), dtype=torch.float64)
+    y = torch.tensor([[2 * a, 0.0, 0.0], [0.0, 2 * c, 2 * K]], dtype=torch.float64)
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor(v, dtype=torch.float64)[None])
+    loss = lambda out, lab: lab[:, 0] * out[:, 0].abs() + lab[:, 1] * out[:, 0] ** 2 + lab[:, 2]
+    obj = Objective(model, x, y, loss=loss, precision="fp64", channels_last=False)
+    return obj, u, v
+
+
+def test_adaptive_probe_recovers_a_known_kink_with_ten_resolved_steps():
+    a, c, K = 0.4, 0.3, 1.0
+    obj, u, v = _kinked(a, c, K)
+    d = torch.tensor((u + v) / np.sqrt(2), dtype=torch.float64)
+    direction = Direction(d, "test")
+    _, grad = obj.value_and_grad()
+    evaluated, values = [], obj.values
+    obj.values = lambda thetas, **kw: (evaluated.append(len(list(thetas := list(thetas)))), values(thetas, **kw))[1]
+    summary, arrays = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
+    assert sum(evaluated) == len(arrays["t"]) == summary["evaluations"]  # every point evaluated once
+    assert len(evaluated) <= 1 + measure.PROBE_REFINE_ROUNDS + 1  # scout, bisection rounds, ladder: a few passes
+    F0 = c + K
+    assert summary["F"] == pytest.approx(F0, rel=1e-14)
+    fit = summary["fit"]
+    assert fit["resolved"] and fit["distinct_t"] >= 10 and fit["decades"] >= 1
+    # r(t) = a·|u·d|·|t| + c·(v·d)²·t² exactly: a_fit = a/√2, b = c/2
+    assert fit["a"] == pytest.approx(a / np.sqrt(2), rel=1e-6)
+    assert fit["b"] == pytest.approx(c / 2, rel=1e-4)
+    gnorm = float(grad.norm())
+    assert gnorm == pytest.approx(2 * c, rel=1e-12)  # ∇F = 2c·(v·θ₀)·v (|z| has gradient 0 at the kink)
+    assert summary["a_over_grad_norm"] == pytest.approx(fit["a"] / gnorm, rel=1e-12)
+    assert summary["a_over_sqrt_F"] == pytest.approx(fit["a"] / np.sqrt(F0), rel=1e-12)
+    # the ladder lies between the rounding floor and F on both sides
+    w = summary["window"]
+    for side in ("+", "-"):
+        lo, hi = w[side]["t_lo"], w[side]["t_hi"]
+        r_hi = a / np.sqrt(2) * hi + c / 2 * hi ** 2
+        assert r_hi <= F0 and a / np.sqrt(2) * lo + c / 2 * lo ** 2 > summary["noise_floor"]
+    assert np.all(np.diff(arrays["t"]) > 0) and np.any(arrays["t"] == 0)
+
+
+def test_adaptive_probe_on_a_quadratic_finds_b_and_no_kink(quadratic):
+    obj, F, grad, H = quadratic
+    g = torch.from_numpy(grad)
+    u = gaussian_direction(obj, 5)
+    un = u.vector.numpy()
+    summary, arrays = measure.adaptive_probe(obj, obj.theta0, g, u, count=12)
+    fit = summary["fit"]
+    assert fit["resolved"] and fit["distinct_t"] >= 12
+    assert fit["b"] == pytest.approx(0.5 * float(un @ H @ un), rel=1e-3)  # points near the floor carry ~1 % rounding
+    # no kink: a·|t| stays at the rounding level of the smallest fitted step (a few % of r there) ...
+    assert fit["a"] <= 0.05 * fit["b"] * fit["t_range"][0]
+    # ... and is nothing next to the gradient: the descent-step condition a ≪ ‖∇F‖ holds by orders of magnitude
+    assert summary["a_over_grad_norm"] == pytest.approx(fit["a"] / np.linalg.norm(grad), rel=1e-12)
+    assert summary["a_over_grad_norm"] < 1e-6
+
+
+def test_a_probe_flat_below_the_rounding_floor_is_not_measured():
+    obj, u, v = _kinked(0.0, 1e-40, 1.0)  # r(t) = 1e-40·t²/2: below 64 ε for every scouted t
+    direction = Direction(torch.tensor((u + v) / np.sqrt(2), dtype=torch.float64), "test")
+    _, grad = obj.value_and_grad()
+    summary, arrays = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
+    assert not summary["fit"]["resolved"] and summary["fit"]["points"] == 0
+    assert summary["fit"]["a"] is None and summary["a_over_sqrt_F"] is None and summary["a_over_grad_norm"] is None
+    assert summary["window"]["+"]["t_lo"] is None  # no ladder: nothing rose above the floor
 
 
 def test_default_steps_and_noise_floor():

@@ -61,4 +61,5 @@ def test_the_budget_counts_curvature_only_where_it_runs():
     seconds = plan(s, n, c)
     assert seconds["curvature"] == REGISTRY["curvature"].cost(s, n, c, True) * n.checkpoints
     # probes: −∇F plus the two Hessian directions on repeat 0, −∇F alone on repeats 1 and 2
-    assert seconds["probes"] == n.checkpoints * 2 * 2 * n.train * (3 + 1 + 1)
+    evaluations = (2 * 8 + 1) + 3 * 4 + 2 * 2  # scout, bisections, the two ladders of probe_steps = 2
+    assert seconds["probes"] == n.checkpoints * evaluations * n.train * (3 + 1 + 1)

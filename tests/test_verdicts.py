@@ -51,15 +51,29 @@ def _second_order(run, epoch, repeat, d_grad, d_plane, converged=True, residual=
         "lambda_min_residual": residual, "bracketed": True, "evaluations": 50, "line_search_rtol": 1e-3})
 
 
-def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1):
+def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1, grad_norm=1.0, name=None, resolved=True):
+    """A probe file as the adaptive probe writes it: a resolved fit on 12 |t| over 3 decades, or 'not measured'."""
     folder = _folder(run, epoch, repeat)
-    name = f"gaussian_{1000 * repeat}"
+    name = name or f"gaussian_{1000 * repeat}"
+    mags = np.geomspace(1e-3, 1.0, 12)
+    t = np.concatenate([-mags[::-1], [0.0], mags])
+    fit = ({"resolved": True, "a": a, "b": 0.1, "rel_rms": rel_rms, "envelope": 1.2, "points": 24, "distinct_t": 12,
+            "t_range": [1e-3, 1.0], "decades": 3.0, "reason": None} if resolved else
+           {"resolved": False, "reason": "1 distinct |t| spanning 0 decades", "a": None, "b": None, "rel_rms": None,
+            "envelope": None, "points": 2, "distinct_t": 1, "t_range": [1.0, 1.0], "decades": 0.0})
     _write(folder / f"probe_{name}.json", {
-        "F": F, "noise_floor": 1e-6, "a_over_sqrt_F": a / np.sqrt(F),
-        "direction": {"kind": "gaussian", "seed": 1000 * repeat},
-        "fit": {"a": a, "b": 0.1, "rel_rms": rel_rms, "envelope": 1.2, "points": 8}})
-    t = np.linspace(-1, 1, 5)
-    np.savez(folder / f"probe_{name}.npz", t=t, f=t ** 2, r=t ** 2)
+        "F": F, "noise_floor": 1e-6, "fit_ceiling": F, "slope": -grad_norm, "grad_norm": grad_norm,
+        "a_over_sqrt_F": a / np.sqrt(F) if resolved else None, "a_over_grad_norm": a / grad_norm if resolved else None,
+        "direction": {"kind": "gaussian", "seed": 1000 * repeat}, "fit": fit})
+    np.savez(folder / f"probe_{name}.npz", t=t, f=F + 0.1 * t ** 2, r=0.1 * t ** 2)
+
+
+def _track(run, rows):
+    from landscape.train import TRACK_BN_POLICY
+
+    (run / "track.jsonl").write_text("".join(json.dumps({"step": i, "epoch": i, "F": F, "grad_sq": G,
+                                                          "grad_sq_hidden": G / 2, "bn_policy": TRACK_BN_POLICY}) + "\n"
+                                             for i, (F, G) in enumerate(rows)))
 
 
 @pytest.mark.parametrize("ratios, verdict", [((2.0, 1.0, 3.0), V.HOLDS), ((2.0, 5e-4, 3.0), V.FAILS)])
@@ -117,12 +131,103 @@ def test_a_small_residual_resolves_an_eigenpair_that_ran_out_of_products(tmp_pat
     (0.05, 0.1, V.HOLDS), (0.3, 0.1, V.FAILS),
     (0.3, 0.9, V.INCONCLUSIVE),  # over the threshold only where the fit is poor
 ])
-def test_smoothness_verdict_and_poor_fits(tmp_path, a, rel_rms, verdict):
+def test_smoothness_verdict_judges_a_over_grad_norm_and_poor_fits(tmp_path, a, rel_rms, verdict):
     run = _run(tmp_path)
     _probe(run, 1, 0, 0.02)
     _probe(run, 1, 1, a, rel_rms=rel_rms)
     claim = {c.id: c for c in V.run_verdicts(run).claims}["semi_smoothness"]
     assert claim.verdict == verdict
     if verdict == V.HOLDS:
-        assert claim.numbers["max_a_over_sqrt_F"] == pytest.approx(a)
+        assert claim.numbers["max_a_over_grad_norm"] == pytest.approx(a)
         assert claim.numbers["per_repeat"]["n"] == 2
+
+
+def test_a_over_grad_norm_is_judged_and_a_over_sqrt_F_shown_beside_it(tmp_path):
+    """Near a minimum F is small and ‖∇F‖ large (or the reverse): the two normalizations disagree."""
+    run = _run(tmp_path)
+    _probe(run, 1, 0, a=0.05, F=0.01, grad_norm=1.0)   # a/√F = 0.5, a/‖∇F‖ = 0.05: holds
+    claim = V.smoothness_verdict(V.as_run(run))
+    assert claim.verdict == V.HOLDS
+    assert claim.numbers["max_a_over_grad_norm"] == pytest.approx(0.05)
+    assert claim.numbers["max_a_over_sqrt_F"] == pytest.approx(0.5)
+    assert "a/√F = 0.5" in claim.summary and claim.rows[0]["a/√F"] == pytest.approx(0.5)
+    _probe(run, 2, 0, a=0.05, F=4.0, grad_norm=0.1)    # a/√F = 0.025, a/‖∇F‖ = 0.5: fails
+    assert V.smoothness_verdict(V.as_run(run)).verdict == V.FAILS
+
+
+def test_every_probe_over_the_threshold_is_listed_with_its_fit_quality(tmp_path):
+    run = _run(tmp_path)
+    over = [(1, "gaussian_1", 0.2, 0.1), (2, "gaussian_2", 0.3, 0.8), (3, "gaussian_3", 0.15, 0.2)]
+    for epoch, name, a, rms in over:
+        _probe(run, epoch, 0, a, rel_rms=rms, name=name)
+    _probe(run, 4, 0, 0.01, name="gaussian_4")
+    claim = V.smoothness_verdict(V.as_run(run))
+    assert claim.verdict == V.FAILS
+    listed = claim.numbers["over_threshold"]
+    assert sorted((o["epoch"], o["direction"], o["a_over_grad_norm"], o["rel_rms"], o["points"]) for o in listed) == \
+        sorted((e, n, pytest.approx(a), pytest.approx(rms), 12) for e, n, a, rms in over)
+    assert [o["good_fit"] for o in sorted(listed, key=lambda o: o["epoch"])] == [True, False, True]
+    for epoch, name, a, rms in over:  # the note names each, with points and error
+        assert f"epoch {epoch} repeat 0 {name}: a/‖∇F‖ = {V.fmt(a, 3)}" in claim.note
+    assert "poor fit" in claim.note and "12 fitted |t|" in claim.note
+
+
+def test_an_unresolved_probe_is_not_measured_never_zero(tmp_path):
+    run = _run(tmp_path)
+    _probe(run, 1, 0, 0.02, name="gaussian_1")
+    _probe(run, 1, 0, 0.0, name="gaussian_2", resolved=False)
+    # a file from before the resolution check: a = b = 0 on two points; the reader applies the gate
+    folder = _folder(run, 1, 0)
+    _write(folder / "probe_gaussian_3.json", {"F": 1.0, "noise_floor": 1e-6, "a_over_sqrt_F": 0.0,
+                                              "direction": {"kind": "gaussian", "seed": 3},
+                                              "fit": {"a": 0.0, "b": 0.0, "rel_rms": 0.0, "envelope": 1.0, "points": 2}})
+    t = np.array([-1e-3, 0.0, 1e-3, 1.0])
+    np.savez(folder / "probe_gaussian_3.npz", t=t, f=1.0 + t, r=np.array([1e-9, 0.0, 1e-9, 0.5]))
+    claim = V.smoothness_verdict(V.as_run(run))
+    rows = {r["direction"]: r for r in claim.rows}
+    for name in ("gaussian_2", "gaussian_3"):
+        row = rows[name]
+        assert row["a"] is None and row["b"] is None and row["a/√F"] is None and row["a/‖∇F‖"] is None
+        assert row["fit"].startswith("not measured")
+    assert sorted(n["direction"] for n in claim.numbers["not_measured"]) == ["gaussian_2", "gaussian_3"]
+    assert claim.numbers["good_fits"] == 1 and claim.numbers["max_a_over_grad_norm"] == pytest.approx(0.02)
+    assert "2 not measured" in claim.summary
+    (tmp_path / "only").mkdir()
+    only = _run(tmp_path / "only")
+    _probe(only, 1, 0, 0.0, resolved=False)
+    claim = V.smoothness_verdict(V.as_run(only))
+    assert claim.verdict == V.INCONCLUSIVE and "max_a_over_grad_norm" not in claim.numbers
+
+
+def test_dominance_reports_c_over_all_points_and_the_exponent(tmp_path):
+    """A cross-entropy-like track: ‖∇F‖² = F above 0.01 (PL, p = 1), ‖∇F‖² = 100·F² below (p = 2)."""
+    run = _run(tmp_path)
+    high = np.geomspace(2.0, 0.011, 12)
+    low = np.geomspace(0.01, 1e-5, 12)
+    _track(run, [(F, F) for F in high] + [(F, 100 * F ** 2) for F in low])
+    _dominance(run, 1, 0, F=0.5, grad_sq=0.5)
+    claim = V.dominance_verdict(V.as_run(run))
+    n = claim.numbers
+    assert claim.verdict == V.HOLDS and n["c"] == pytest.approx(1.0)
+    assert n["c_all"] == pytest.approx(100 * 1e-5) and n["c_all_at_F"] == pytest.approx(1e-5)
+    assert n["points_all"] == 25
+    assert n["p_pl_regime"]["p"] == pytest.approx(1.0) and n["p_pl_regime"]["n"] == 13
+    assert n["p_converged"]["p"] == pytest.approx(2.0) and n["p_converged"]["n"] == 12
+    assert n["p_all"]["n"] == 25 and 1.0 < n["p_all"]["p"] < 2.0
+    assert "collapses" in claim.summary and "F > 0.01" in claim.summary
+
+
+def test_the_readme_threshold_table_names_every_gate():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Verdicts"):readme.index("## Results")]
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    smooth, dom = rows["semi-smoothness"], rows["gradient dominance"]
+    assert f"a/‖∇F‖ ≤ {V.fmt(V.SMOOTHNESS_MAX_A_OVER_GRAD_NORM)}" in smooth
+    assert f"relative RMS error ≤ {V.fmt(V.FIT_MAX_REL_RMS)}" in smooth
+    assert f"{V.PROBE_MIN_POINTS} distinct \\|t\\|" in smooth and f"{V.PROBE_MIN_DECADES:g} decade" in smooth
+    assert "64 machine epsilons" in smooth and "\\|r\\| ≤ F" in smooth  # pipes escaped in a table cell
+    spelled = lambda x: {V.fmt(x), f"{x:g}", f"{x:.0e}".replace("e-0", "e-")}  # 0.001, 1e-3
+    assert any(f"F > {v}" in dom for v in spelled(V.DOMINANCE_F_FLOOR))
+    assert any(f"≥ {v}" in dom for v in spelled(V.DOMINANCE_MIN_C))
+    assert f"{V.fmt(100 * V.DOMINANCE_P_LEVEL)} % t-interval" in dom
+    assert "all points" in dom and "F^p" in dom

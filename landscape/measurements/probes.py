@@ -1,6 +1,9 @@
-"""Semi-smoothness probes: f(t) = F(θ + t·u) along unit directions, the residual and its fit a|t| + bt²."""
+"""Semi-smoothness probes: f(t) = F(θ + t·u) along unit directions, the residual and its fit a|t| + bt²,
+on steps placed between the rounding floor and F (``measure.adaptive_probe``)."""
 
 from __future__ import annotations
+
+import math
 
 from .. import measure
 from ..directions import (Direction, eigenvector_direction, filter_normalized_direction, gaussian_direction,
@@ -37,24 +40,37 @@ class Probes(Measurement):
         for spec in self.specs(at):
             path = self.path(at.out, spec["name"])
             key = {"context": at.context(at.obj), "settings": {
-                "direction": spec, "steps_per_sign": s.probe_steps,
-                "smallest": s.probe_smallest, "largest": s.probe_largest}}
+                "direction": spec, "steps_per_sign": s.probe_steps, "smallest": s.probe_smallest,
+                "largest": s.probe_largest, "refine_rounds": s.probe_refine, "placement": "adaptive window"}}
 
             def probe(spec=spec, path=path, key=key):
                 direction = direction_of(spec, at)
-                steps = measure.default_steps(float(at.theta.norm()), s.probe_steps, s.probe_smallest,
-                                              s.probe_largest)
-                with a.bar(len(steps), f"{at.name} probe {direction.name}") as bar:
-                    summary, arrays = measure.semi_smoothness_probe(at.obj, at.theta, at.gradient(), direction, steps,
-                                                                    a.store.partial(path, key), bar)
-                fit = summary["fit"]
-                return summary, arrays, (f"{at.name}: probe {direction.name}: a={fit['a']:.3g} "
-                                         f"b={fit['b']:.3g} (rel. rms {fit['rel_rms']:.2g})")
+                with a.bar(evaluations(s), f"{at.name} probe {direction.name}") as bar:
+                    summary, arrays = measure.adaptive_probe(at.obj, at.theta, at.gradient(), direction,
+                                                             s.probe_steps, s.probe_smallest, s.probe_largest,
+                                                             s.probe_refine, a.store.partial(path, key), bar)
+                return summary, arrays, f"{at.name}: probe {direction.name}: {fit_text(summary)}"
             a.store.piece(path, key, f"{at.name}: probe {spec['name']}", probe, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
         directions = 1 + s.probe_gaussian + s.probe_filter + (2 if curvature else 0)
-        return directions * 2 * s.probe_steps * c.forward * n.train
+        return directions * evaluations(s) * c.forward * n.train
+
+
+def evaluations(s) -> int:
+    """Points one adaptive probe evaluates at most: the scout, 4 bisections per round, the two ladders."""
+    scout = 2 * (max(2, round(math.log10(s.probe_largest / s.probe_smallest) * measure.PROBE_SCOUT_PER_DECADE)) + 1) + 1
+    return scout + 4 * s.probe_refine + 2 * s.probe_steps
+
+
+def fit_text(summary: dict) -> str:
+    """'a=… b=… a/‖∇F‖=… a/√F=… (n points over d decades, rel. rms …)' or 'not measured (reason)'."""
+    fit = summary["fit"]
+    if not fit.get("resolved", True):
+        return f"not measured ({fit['reason']})"
+    return (f"a={fit['a']:.3g} b={fit['b']:.3g} a/||grad F||={summary['a_over_grad_norm']:.3g} "
+            f"a/sqrt(F)={summary['a_over_sqrt_F']:.3g} ({fit['distinct_t']} |t| over {fit['decades']:.2g} decades, "
+            f"rel. rms {fit['rel_rms']:.2g})")
 
 
 def direction_of(spec: dict, at: At) -> Direction:
