@@ -44,11 +44,24 @@ def _dominance(run, epoch, repeat, F, grad_sq, bn_stats="recompute", F_other=Non
         "F_recomputed_stats": F if bn_stats == "recompute" else (F_other or F)})
 
 
-def _second_order(run, epoch, repeat, d_grad, d_plane, converged=True, residual=0.0, lam=-1.0):
+def _direction(d_grad, extra_fraction, d_dir=0.01):
+    d_plane = d_grad * (1 + extra_fraction)
+    return {"d_dir": d_dir, "d_plane": d_plane, "extra": d_plane - d_grad, "extra_fraction": extra_fraction}
+
+
+def _second_order(run, epoch, repeat, d_grad, d_plane, converged=True, residual=0.0, lam=-1.0, controls=(0.0,),
+                  top=0.0, F=1.0, d_curv=0.0):
+    """A second_order.json: the most negative direction's numbers and controls random_k (extra fractions)
+    and top; any number may be given as an unresolved record."""
+    extra_fraction = (d_plane - d_grad) / d_grad
+    ctrl = {f"random_{k}": _direction(d_grad, x) for k, x in enumerate(controls)}
+    if top is not None:
+        ctrl["top"] = _direction(d_grad, top)
     _write(_folder(run, epoch, repeat) / "second_order.json", {
-        "F": 1.0, "d_grad": d_grad, "d_curv": 0.0, "d_plane": d_plane, "extra": d_plane - d_grad,
-        "extra_fraction": (d_plane - d_grad) / d_grad, "lambda_min": lam, "lambda_min_converged": converged,
-        "lambda_min_residual": residual, "bracketed": True, "evaluations": 50, "line_search_rtol": 1e-3})
+        "F": F, "d_grad": d_grad, "d_curv": d_curv, "d_plane": d_plane, "extra": d_plane - d_grad,
+        "extra_fraction": extra_fraction, "lambda_min": lam, "lambda_min_converged": converged,
+        "lambda_min_residual": residual, "bracketed": True, "evaluations": 50, "line_search_rtol": 1e-3,
+        "controls": ctrl})
 
 
 def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1):
@@ -87,23 +100,31 @@ def test_lagging_checkpoint_statistics_make_dominance_inconclusive(tmp_path):
     assert claim.numbers["bn_lag_epochs"] == [1]
 
 
-@pytest.mark.parametrize("extras, converged, verdict", [
-    ((0.05, 0.08, 0.02), True, V.HOLDS),
-    ((0.05, 0.12, 0.02), True, V.FAILS),
-    ((0.05, 0.08, 0.02), False, V.INCONCLUSIVE),   # unresolved eigenpair behind a 'holds'
-    ((0.05, 0.12, 0.02), False, V.FAILS),          # a direction that helps is help, resolved or not
+@pytest.mark.parametrize("extras, controls, converged, verdict", [
+    ((0.05, 0.08, 0.02), 0.01, True, V.HOLDS),        # attributable 0.04 ± 0.03: mean + sd ≤ 0.1
+    ((0.30, 0.35, 0.32), 0.02, True, V.FAILS),        # 0.30 ± 0.025 above the controls: help
+    ((0.30, 0.35, 0.32), 0.30, True, V.HOLDS),        # as large as a random direction's: not negative curvature
+    ((0.05, 0.08, 0.02), 0.01, False, V.INCONCLUSIVE),  # unresolved eigenpair behind a 'holds'
+    ((0.30, 0.35, 0.32), 0.02, False, V.FAILS),       # a direction that helps is help, resolved or not
+    ((0.02, 0.20, 0.05), 0.0, True, V.INCONCLUSIVE),  # 0.09 ± 0.096 straddles the limit
 ])
-def test_second_order_verdict_worst_repeat_margin_and_unresolved_eigenpairs(tmp_path, extras, converged, verdict):
+def test_second_order_verdict_judges_the_help_beyond_the_controls(tmp_path, extras, controls, converged, verdict):
     run = _run(tmp_path)
     for r, extra in enumerate(extras):
         _second_order(run, 3, r, d_grad=0.2, d_plane=0.2 * (1 + extra), converged=converged,
-                      residual=0.5 if not converged else 0.0)
-        _second_order(run, 5, r, d_grad=0.1, d_plane=0.1)
+                      residual=0.5 if not converged else 0.0, controls=(controls, controls / 2, 0.0), top=controls / 3)
+        _second_order(run, 5, r, d_grad=0.1, d_plane=0.1, F=0.5)
     claim = {c.id: c for c in V.run_verdicts(run).claims}["second_order"]
     assert claim.verdict == verdict
-    assert claim.numbers["worst_extra_fraction"] == pytest.approx(max(extras))
-    assert claim.numbers["margin"] == pytest.approx(max(extras) / V.SECOND_ORDER_MAX_EXTRA_FRACTION)
-    assert claim.numbers["worst_epoch"] == 3 and claim.numbers["worst_repeat"] == extras.index(max(extras))
+    attributable = np.array(extras) - controls
+    row = next(r for r in claim.rows if r["epoch"] == 3)
+    assert row["attributable mean"] == pytest.approx(attributable.mean())
+    assert row["attributable sd"] == pytest.approx(attributable.std(ddof=1))
+    assert claim.numbers["worst_epoch"] == 3
+    assert claim.numbers["margin"] == pytest.approx(attributable.mean() / V.SECOND_ORDER_MAX_EXTRA_FRACTION)
+    five = next(r for r in claim.rows if r["epoch"] == 5)
+    assert five["status"] == "little help" and five["F"] == 0.5
+    assert ("epoch 5 (F = 0.5)" in claim.summary) and ("epoch 3 (F = 1)" in claim.summary)
 
 
 def test_a_small_residual_resolves_an_eigenpair_that_ran_out_of_products(tmp_path):
