@@ -147,3 +147,66 @@ def test_smoothness_verdict_and_poor_fits(tmp_path, a, rel_rms, verdict):
     if verdict == V.HOLDS:
         assert claim.numbers["max_a_over_sqrt_F"] == pytest.approx(a)
         assert claim.numbers["per_repeat"]["n"] == 2
+
+
+def test_unresolved_numbers_are_shown_as_bounds_never_as_values(tmp_path):
+    run = _run(tmp_path)
+    floor = 64 * float(np.finfo(np.float32).eps)
+    below = {"resolved": False, "bound": floor, "side": "below", "why": "below the rounding floor of F"}
+    for r in range(2):
+        _second_order(run, 3, r, d_grad=0.2, d_plane=0.2, d_curv=below, controls=(0.0, 0.0, 0.0))
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["second_order"]
+    row = claim.rows[0]
+    assert row["d_curv"] == f"not resolved (< {V.fmt(floor, 2)})" and "0" not in row["d_curv"].split("(")[0]
+    assert claim.verdict == V.HOLDS
+    # d_grad never bracketed: the extra has no denominator, the checkpoint is not judged
+    falling = {"resolved": False, "bound": 0.3, "side": "above", "why": "still falling"}
+    _write(_folder(run, 4, 0) / "second_order.json", {
+        "F": 1.0, "d_grad": falling, "d_curv": 0.01, "d_plane": 0.31, "extra": 0.01,
+        "extra_fraction": {"resolved": False, "bound": None, "side": "below", "why": "d_grad"},
+        "lambda_min": -1.0, "lambda_min_converged": True, "bracketed": False,
+        "controls": {"random_0": _direction(0.3, 0.0)}})
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["second_order"]
+    row = next(r for r in claim.rows if r["epoch"] == 4)
+    assert row["d_grad"] == "not resolved (≥ 0.3)" and row["status"] == "not judged"
+    assert claim.verdict == V.INCONCLUSIVE and claim.numbers["unjudged_epochs"] == [4]
+
+
+def _trajectory(run, repeat, margins, tolerance=1e-6, gap=1e-3):
+    """A trajectory file of checkpoints 0, 1, 2, … toward the last, with the given margins inner − gap."""
+    folder = run / "analysis" / "trajectory"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(margins)
+    epochs = np.arange(n + 1, dtype=float)
+    status = np.where(np.array(margins) >= tolerance, 1.0, np.where(np.array(margins) < -tolerance, -1.0, 0.0))
+    inner = gap + np.array(margins)
+    (folder / f"repeat_{repeat}.json").write_text(json.dumps({
+        "key": {}, "context": {**CONTEXT, "epoch": f"0..{n}"}, "settings": {},
+        "result": {"target_epoch": n, "star_holds_fraction": float(np.mean(status == 1.0))}}))
+    np.savez(folder / f"repeat_{repeat}.npz", epoch=epochs, F=np.linspace(2, 1, n + 1), grad_sq=np.ones(n + 1),
+             star_epoch=epochs[:-1], star_inner=inner, star_gap=np.full(n, gap), star_ratio=inner / gap,
+             star_holds=(status == 1.0).astype(float), star_status=status, star_tolerance=np.full(n, tolerance),
+             star_target_F=np.ones(n), star_margin=np.array(margins, float), pl_zero=np.ones(n + 1),
+             pl_min=np.ones(n + 1), travelled=np.linspace(0, 1, n + 1), distance_to_final=np.linspace(1, 0, n + 1))
+
+
+@pytest.mark.parametrize("margins, verdict, failing", [
+    ([[1e-3, 2e-3, 5e-4]], V.HOLDS, []),
+    ([[1e-3, -5e-7, 5e-4]], V.INCONCLUSIVE, []),                 # a failure inside the rounding tolerance
+    ([[1e-3, -5e-3, 5e-4]], V.FAILS, [1]),                        # beyond it
+    ([[1e-3, -5e-3, 5e-4], [1e-3, 1e-3, 5e-4], [1e-3, 2e-3, 1e-3]], V.INCONCLUSIVE, []),  # fails in 1 repeat of 3
+    ([[1e-3, -5e-3, 5e-4], [1e-3, -1e-3, 5e-4], [1e-3, 2e-3, 1e-3]], V.FAILS, [1]),       # in 2 of 3
+])
+def test_star_convexity_verdict_counts_failures_beyond_rounding_in_most_repeats(tmp_path, margins, verdict, failing):
+    run = _run(tmp_path)
+    for r, m in enumerate(margins):
+        _trajectory(run, r, m)
+    claim = {c.id: c for c in V.run_verdicts(run).claims}["star_convexity"]
+    assert claim.verdict == verdict and claim.numbers["failing_epochs"] == failing
+    flat = np.array(margins).ravel()
+    assert claim.numbers["holds_fraction"] == pytest.approx(np.mean(flat >= 1e-6))
+    assert [f[2] for f in claim.numbers["failing"]] == pytest.approx(list(flat[flat < -1e-6]))
+    if len(margins) > 1:
+        assert claim.numbers["holds_fraction_per_repeat"]["n"] == len(margins)
+    if verdict == V.INCONCLUSIVE and len(margins) == 1:
+        assert "inside the rounding tolerance" in claim.note
