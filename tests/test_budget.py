@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from landscape.budget import SECOND_ORDER_EVALUATIONS, Sizes, UnitCosts, fit_to_budget, plan
+from landscape.measurements.second_order import DIRECTION_EVALUATIONS
 from landscape.settings import AnalysisSettings
 
 
@@ -20,7 +21,8 @@ def test_plan_counts_every_pass():
     assert seconds["curvature"] == runs * ((30 + 1 + 1) * 3 + 2) * 16
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * 2 * 4 * 64  # −∇F, Gaussian, filter, two Hessian
-    assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
+    # the test runs on the Hessian's examples: y's searches, then those of 3 random controls and the top eigenvector
+    assert seconds["second_order"] == runs * (SECOND_ORDER_EVALUATIONS + DIRECTION_EVALUATIONS * 4) * 16
     assert seconds["surface"] == 3 * 25 * 64  # once per checkpoint, not per repeat
 
 
