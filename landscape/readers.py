@@ -415,9 +415,8 @@ def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats:
         controls = r.get("controls", {})
         if not isinstance(controls, dict):
             raise _damaged(path, "'result.controls' is not an object")
-        rec["controls"] = {name: {"kind": "top" if name == "top" else "random",
-                                  **_second_order_numbers(c, SECOND_ORDER_CONTROL_KEYS, path, f"result.controls.{name}.")}
-                           for name, c in controls.items()}
+        rec["controls"] = {name: {"kind": "top" if name == "top" else "random", **_second_order_numbers(
+            c, SECOND_ORDER_CONTROL_KEYS, path, f"result.controls.{name}.")} for name, c in controls.items()}
         out.append(rec)
     return out
 

@@ -364,12 +364,13 @@ def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_F
                "margin": worst["attributable mean"] / fraction if worst and fraction > 0 else float("nan"),
                "evaluations": spread(t["evaluations"] for t in tests),
                "unresolved_eigenpairs": [[t["epoch"], t["repeat"]] for t in unresolved]}
-    verdict = FAILS if named["helps"] else INCONCLUSIVE if (named["within the spread"] or named["not judged"]) else HOLDS
+    unclear = named["within the spread"] or named["not judged"]
+    verdict = FAILS if named["helps"] else INCONCLUSIVE if unclear else HOLDS
     summary = "; ".join(f"{st}: {', '.join(v)}" for st, v in named.items() if v)
     if worst:
-        summary += (f"; largest attributable help at epoch {worst['epoch']}: {fmt(100 * worst['attributable mean'], 3)}% "
-                    f"± {fmt(100 * worst['attributable sd'], 2)}% of d_grad "
-                    f"({margin_text(worst['attributable mean'], fraction, upper=True, shown=f'{fmt(100 * fraction)}%')})")
+        mean, sd = worst["attributable mean"], worst["attributable sd"]
+        summary += (f"; largest attributable help at epoch {worst['epoch']}: {fmt(100 * mean, 3)}% ± "
+                    f"{fmt(100 * sd, 2)}% of d_grad ({margin_text(mean, fraction, upper=True, shown=f'{fmt(100 * fraction)}%')})")
     notes = []
     if named["not judged"]:
         notes.append("not judged where the test has no controls (measured before they existed: rerun) or d_grad "
@@ -499,21 +500,25 @@ def star_convexity_verdict(run: RunDir) -> Claim:
     summary = (f"holds beyond rounding at {fmt(100 * fraction, 3)}% of {len(points)} checkpoint(s) × repeat(s) "
                f"toward epoch {target} (per repeat {spread_text(fractions)})"
                + (f"; fails at epoch(s) {numbers['failing_epochs']}" if numbers["failing_epochs"] else "")
-               + (f"; inconclusive at epoch(s) {numbers['inconclusive_epochs']}" if numbers["inconclusive_epochs"] else "")
-               + ("; failure margins " + ", ".join(f"epoch {p['epoch']}{' r' + str(p['repeat']) if p['repeat'] else ''}: "
-                                                   f"{fmt(p['margin'], 3)} ({fmt(-p['margin'] / p['tolerance'], 3)}× "
-                                                   f"the tolerance)" if p["tolerance"] > 0 else
-                                                   f"epoch {p['epoch']}: {fmt(p['margin'], 3)}" for p in failures[:8])
-                  if failures else "")
+               + (f"; inconclusive at epoch(s) {numbers['inconclusive_epochs']}"
+                  if numbers["inconclusive_epochs"] else "")
+               + ("; failure margins " + ", ".join(_failure_text(p) for p in failures[:8]) if failures else "")
                + f"; smallest ratio {spread_text(min_ratio)}; PL* min ‖∇F‖²/F {spread_text(pl_zero)}; "
                f"‖θ_T − θ_0‖/‖θ_0‖ {spread_text(travelled)}"
                + (f"; NTK drift ‖K_T − K_0‖/‖K_0‖ {spread_text(drift)}" if drift["n"] else ""))
     note = (f"{len(within)} failure(s) inside the rounding tolerance (not counted): "
-            + ", ".join(f"epoch {p['epoch']} margin {fmt(p['margin'], 2)} vs {fmt(p['tolerance'], 2)}" for p in within[:6])
-            ) if within else ""
+            + ", ".join(f"epoch {p['epoch']} margin {fmt(p['margin'], 2)} vs {fmt(p['tolerance'], 2)}"
+                        for p in within[:6])) if within else ""
     settings = settings_of([t["context"] for t in items], [int(e) for t in items for e in t["epoch"]])
     return Claim("star_convexity", title, verdict, summary, threshold, numbers, settings, _star_rows(items),
                  [t["path"] for t in items], note)
+
+
+def _failure_text(p: dict) -> str:
+    """'epoch 3 (repeat 1): −0.002 (40× the tolerance)'."""
+    where = f"epoch {p['epoch']}" + (f" (repeat {p['repeat']})" if p["repeat"] else "")
+    times = f" ({fmt(-p['margin'] / p['tolerance'], 3)}× the tolerance)" if p["tolerance"] > 0 else ""
+    return f"{where}: {fmt(p['margin'], 3)}{times}"
 
 
 def _star_rows(items: list[dict]) -> list[dict]:

@@ -51,7 +51,8 @@ class SecondOrder(Measurement):
             ys = {"most_negative": orthogonalize(eigenvector_direction(
                 vectors["most_negative_vector"], neg["eigenvalue"], cobj, "most_negative"), x)}
             ys.update({f"random_{k}": orthogonalize(gaussian_direction(cobj, k), x) for k in seeds})
-            ys["top"] = orthogonalize(eigenvector_direction(vectors["top_vectors"][0], top["eigenvalue"], cobj, "top"), x)
+            ys["top"] = orthogonalize(eigenvector_direction(vectors["top_vectors"][0], top["eigenvalue"], cobj, "top"),
+                                      x)
             start = best_step if best_step is not None else 1e-3 * float(theta.norm())
             with a.bar(None, f"{at.name} second-order test") as bar:
                 started = time.perf_counter()
