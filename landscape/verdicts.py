@@ -386,7 +386,7 @@ def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_F
     surfaces = [s for e in analyzed_epochs(run) if (s := load_surface(run, e)) is not None]
     return Claim("second_order", title, verdict, summary, threshold, numbers,
                  settings_of([t["context"] for t in tests], [t["epoch"] for t in tests],
-                             controls=len(tests[0]["controls"]),
+                             controls=", ".join(tests[0]["controls"]) or "none (measured before controls)",
                              grid_pictures=(f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} (figures only)"
                                             if surfaces else None)),
                  rows, [t["path"] for t in tests], "; ".join(notes))
