@@ -382,34 +382,66 @@ def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> dict:
 LINE_SEARCH_RTOL = 1e-3      # bracketing line searches locate the best step to this relative precision
 PLANE_MAX_EVALUATIONS = 40   # of the Nelder–Mead search in the plane
 PLANE_FTOL = 1e-7            # relative change of F below which the plane search stops (fp32 rounding)
+SEARCH_RULE = ("every search keeps its best evaluated point: line searches stop at the nearest local maximum of "
+               "the decrease, the plane search (Nelder-Mead from the best gradient step) after its budget; every "
+               "direction, the controls included, gets the same searches, budget and starting rule")
+
+
+def unresolved(bound: float | None, side: str = "below", why: str = "") -> dict:
+    """A number a search could not resolve, stored as its bound (the true value lies ``side`` it)."""
+    return {"resolved": False, "bound": None if bound is None else float(bound), "side": side, "why": why}
+
+
+def resolved_value(x) -> float | None:
+    """A stored number as a float, or None where it is ``unresolved``."""
+    return None if isinstance(x, dict) else float(x)
 
 
 class _Counted:
-    """f(a, b) on the plane θ + a·x + b·y, memoized, counting distinct evaluations."""
+    """f(a, b) on the plane θ + a·x + b·y, memoized; the points with b = 0 (the gradient line, the
+    same for every y) live in ``axis``, which several planes of one test share."""
 
-    def __init__(self, f: Callable[[float, float], float]):
-        self.f, self.seen = f, {}
+    def __init__(self, f: Callable[[float, float], float], axis: dict | None = None):
+        self.f, self.seen, self.axis = f, {}, ({} if axis is None else axis)
+
+    def _store(self, key):
+        return self.axis if key[1] == 0.0 else self.seen
 
     def __call__(self, a: float, b: float) -> float:
-        key = (float(a), float(b))
-        if key not in self.seen:
-            self.seen[key] = float(self.f(*key))
-        return self.seen[key]
+        return self.many([(a, b)])[0]
+
+    def many(self, points) -> list[float]:
+        """f at several points, the new ones in one call of ``f.many`` where f has it (Objective.values)."""
+        keys = [(float(a), float(b)) for a, b in points]
+        todo = [k for k in dict.fromkeys(keys) if k not in self._store(k)]
+        if todo:
+            values = f_many(todo) if (f_many := getattr(self.f, "many", None)) else [self.f(*k) for k in todo]
+            for k, v in zip(todo, values):
+                self._store(k)[k] = float(v)
+        return [self._store(k)[k] for k in keys]
+
+    @property
+    def count(self) -> int:
+        return len(self.seen) + len(self.axis)
 
     def best(self) -> tuple[float, tuple[float, float]]:
-        """The lowest value seen and where."""
-        point = min(self.seen, key=self.seen.get)
-        return self.seen[point], point
+        """The lowest value seen (on the axis too) and where."""
+        both = {**self.axis, **self.seen}
+        point = min(both, key=both.get)
+        return both[point], point
 
 
 def max_decrease_along(f: Callable[[float], float], f0: float, start: float,
                        rtol: float = LINE_SEARCH_RTOL, max_evaluations: int = 80) -> dict:
     """max over s > 0 of f0 − f(s), by bracketing and Brent's method (to ``rtol`` relative in s).
 
-    Starts at ``start`` and shrinks it until f decreases (no decrease down to start·1e-4: 0),
-    then doubles the step until f rises again, so the best step lies inside the bracket; Brent
-    then refines it. This finds the first local maximum of the decrease beyond the bracket's
-    start: on a function with several dips it is the nearest one, as a line search would take.
+    Starts at ``start`` and shrinks it until f decreases (no decrease down to start·1e-4: 0,
+    status 'no decrease'), then doubles the step until f rises again, so the best step lies
+    inside the bracket; Brent then refines it. This finds the first local maximum of the
+    decrease beyond the bracket's start: on a function with several dips it is the nearest one,
+    as a line search would take. The decrease is that of the best point evaluated. ``status``:
+    'bracketed', 'plateau' (equal values, nothing to refine), 'no decrease' or 'unbracketed'
+    (still falling when the evaluations ran out: the decrease is a lower bound).
     """
     from scipy.optimize import minimize_scalar
 
@@ -420,72 +452,144 @@ def max_decrease_along(f: Callable[[float], float], f0: float, start: float,
             values[s] = float(f(s))
         return values[s]
 
+    def done(status, bracket):
+        best_s = min(values, key=values.get)
+        return {"decrease": f0 - values[best_s], "step": best_s, "evaluations": len(values), "bracket": bracket,
+                "status": status}
+
     s = float(start)
     while g(s) >= f0 and s > start * 1e-4 and len(values) < max_evaluations:
         s /= 4.0
     if g(s) >= f0:
-        return {"decrease": 0.0, "step": 0.0, "evaluations": len(values), "bracket": None}
+        return {"decrease": 0.0, "step": 0.0, "evaluations": len(values), "bracket": None, "status": "no decrease"}
     lo, mid, hi = 0.0, s, 2.0 * s
     while g(hi) <= g(mid) and len(values) < max_evaluations:
         lo, mid, hi = mid, hi, 2.0 * hi
     if g(hi) <= g(mid):  # still falling after the budget: report the best seen, unbracketed
-        return {"decrease": f0 - g(hi), "step": hi, "evaluations": len(values), "bracket": None}
+        return done("unbracketed", None)
     if lo > 0.0 and not g(mid) < g(lo):  # a plateau (equal values, e.g. at F's rounding floor): nothing to refine
-        best_s = min(values, key=values.get)
-        return {"decrease": f0 - values[best_s], "step": best_s, "evaluations": len(values), "bracket": [lo, hi]}
+        return done("plateau", [lo, hi])
     minimize_scalar(lambda v: f0 if v == 0.0 else g(v), bracket=(lo, mid, hi), method="brent",
                     tol=rtol, options={"maxiter": max_evaluations})
-    best_s = min(values, key=values.get)
-    return {"decrease": f0 - values[best_s], "step": best_s, "evaluations": len(values),
-            "bracket": [lo, hi]}
+    return done("bracketed", [lo, hi])
 
 
-def second_order_test(f: Callable[[float, float], float], scale: float, rtol: float = LINE_SEARCH_RTOL,
-                      max_evaluations: int = PLANE_MAX_EVALUATIONS) -> dict:
-    """How much the curvature direction adds to the gradient step, with no grid.
+def line_decrease(search: dict, floor: float) -> float | dict:
+    """A line search's decrease as a number, or ``unresolved`` with its bound: still falling when
+    the evaluations ran out (at least the best seen), or below the rounding floor of F (no
+    decrease found, or one smaller than ``floor``; with floor 0 'no decrease' is the value 0)."""
+    if search["status"] == "unbracketed":
+        return unresolved(search["decrease"], "above", "the line search was still falling when its evaluations ran out")
+    if floor > 0 and search["decrease"] < floor:
+        return unresolved(floor, "below", "below the rounding floor of F (64 eps x max(F, 1))")
+    return float(search["decrease"])
 
-    ``f(a, b)`` is F on the plane θ + a·x + b·y, x the unit negative gradient and y the unit
-    most-negative-curvature direction orthogonal to x; ``scale`` is a first step length.
-    d_grad = max over a > 0 of F(θ) − f(a, 0); d_curv = max over b of F(θ) − f(0, b) (both
-    signs); d_plane = max over the plane, by Nelder–Mead started from the best gradient step
-    towards the better sign of y (both are tried first; never below d_grad or d_curv: every
-    evaluated point is a candidate).
-    """
+
+def plane_search(counted: _Counted, f0: float, a0: float, scale: float, rtol: float, max_evaluations: int) -> dict:
+    """The searches of one plane θ + a·x + b·y, x's best step ``a0`` known: the line search along
+    ±y (both signs), then Nelder–Mead from (a0, 0), (1.1·a0, 0) and (a0, ±b0) towards the better
+    sign of y, b0 = max(best step along y, 0.1·a0). Every evaluated point counts for d_plane."""
     from scipy.optimize import minimize
 
-    counted = _Counted(f)
-    f0 = counted(0.0, 0.0)
-    grad = max_decrease_along(lambda a: counted(a, 0.0), f0, scale, rtol)
-    curv = [max_decrease_along(lambda b, sgn=sgn: counted(0.0, sgn * b), f0, scale, rtol) for sgn in (1.0, -1.0)]
-    best_curv = max(curv, key=lambda r: r["decrease"])
-    curv_sign = 1.0 if best_curv is curv[0] else -1.0
-    a0 = grad["step"] if grad["step"] > 0 else scale
-    b0 = max(best_curv["step"], 0.1 * a0)
-    sign = 1.0 if counted(a0, b0) <= counted(a0, -b0) else -1.0  # the better side of y, then one local search
+    counted.many([(0.0, scale), (0.0, -scale)])
+    lines = [max_decrease_along(lambda b, sgn=sgn: counted(0.0, sgn * b), f0, scale, rtol) for sgn in (1.0, -1.0)]
+    best = max(lines, key=lambda r: r["decrease"])
+    b0 = max(best["step"], 0.1 * a0)
+    up, down = counted.many([(a0, b0), (a0, -b0)])
+    sign = 1.0 if up <= down else -1.0  # the better side of y, then one local search
     simplex = np.array([[a0, 0.0], [1.1 * a0, 0.0], [a0, sign * b0]])
+    counted.many(simplex)
     res = minimize(lambda z: counted(z[0], z[1]), simplex[0], method="Nelder-Mead",
                    options={"initial_simplex": simplex, "xatol": rtol * a0, "fatol": PLANE_FTOL * max(abs(f0), 1.0),
                             "maxfev": max_evaluations})
-    plane = {"sign_of_y": sign, "evaluations": int(res.nfev), "converged": bool(res.success)}
     f_best, (a_best, b_best) = counted.best()
-    d_grad, d_curv, d_plane = grad["decrease"], best_curv["decrease"], f0 - f_best
-    extra = d_plane - d_grad
-    return {"F": f0, "d_grad": d_grad, "grad_step": grad["step"], "d_curv": d_curv,
-            "curv_step": curv_sign * best_curv["step"], "d_plane": d_plane, "plane_at": [a_best, b_best],
-            "extra": extra, "extra_fraction": extra / d_grad if d_grad > 0 else (0.0 if extra <= 0 else float("inf")),
-            "line_search_rtol": rtol, "evaluations": len(counted.seen),
-            "plane_converged": plane["converged"], "plane_search": plane,
-            "bracketed": grad["bracket"] is not None}
+    return {"line": best, "line_sign": 1.0 if best is lines[0] else -1.0, "d_plane": f0 - f_best,
+            "plane_at": [a_best, b_best], "evaluations": counted.count,
+            "plane_search": {"sign_of_y": sign, "evaluations": int(res.nfev), "converged": bool(res.success)}}
+
+
+def extra_decrease(d_plane: float, grad: dict, d_grad, floor: float) -> tuple[float | dict, float | dict]:
+    """(d_plane − d_grad, that over d_grad), each a number or ``unresolved`` with its bound.
+
+    ``grad`` is the gradient line search (its best seen decrease), ``d_grad`` its resolved form."""
+    raw = grad["decrease"]
+    extra = d_plane - raw  # ≥ 0: the plane's candidates include the gradient line's points
+    extra_value = extra if extra >= floor else unresolved(floor, "below", "below the rounding floor of F")
+    if raw <= 0 or (isinstance(d_grad, dict) and d_grad["side"] == "below"):
+        return extra_value, unresolved(None, "below", "d_grad is not resolved: no denominator")
+    if isinstance(d_grad, dict):  # d_grad at least raw: the fraction is at most this
+        return extra_value, unresolved(max(extra, floor) / raw, "below", "d_grad was still growing")
+    if isinstance(extra_value, dict):
+        return extra_value, unresolved(floor / raw, "below", "the extra decrease is below the rounding floor of F")
+    return extra, extra / raw
+
+
+def second_order_test(f: Callable[[float, float], float], scale: float, rtol: float = LINE_SEARCH_RTOL,
+                      max_evaluations: int = PLANE_MAX_EVALUATIONS, controls: dict | None = None,
+                      precision: str | None = None) -> dict:
+    """How much the curvature direction adds to the gradient step, with no grid, beside controls.
+
+    ``f(a, b)`` is F on the plane θ + a·x + b·y, x the unit negative gradient and y the unit
+    most-negative-curvature direction orthogonal to x; ``controls`` maps names to the same kind
+    of function with y replaced by another unit direction orthogonal to x (random, the top
+    eigenvector); ``scale`` is a first step length. d_grad = max over a > 0 of F(θ) − f(a, 0)
+    (one line search, shared); for each y: d_curv = max over b of F(θ) − f(0, b) (both signs) and
+    d_plane = the best point of ``plane_search`` (never below d_grad or d_curv), extra =
+    d_plane − d_grad. Functions with a ``many`` method get the points known in advance at once.
+    With ``precision`` ('fp32'/'fp64'), decreases below ``noise_floor`` are stored ``unresolved``.
+    """
+    axis: dict = {}
+    main = _Counted(f, axis)
+    f0 = main(0.0, 0.0)
+    floor = noise_floor(f0, precision) if precision else 0.0
+    grad = max_decrease_along(lambda a: main(a, 0.0), f0, scale, rtol)
+    d_grad = line_decrease(grad, floor)
+    a0 = grad["step"] if grad["step"] > 0 else scale
+
+    def direction(counted):
+        p = plane_search(counted, f0, a0, scale, rtol, max_evaluations)
+        extra, fraction = extra_decrease(p["d_plane"], grad, d_grad, floor)
+        return {"d_dir": line_decrease(p["line"], floor), "dir_step": p["line_sign"] * p["line"]["step"],
+                "d_plane": p["d_plane"], "plane_at": p["plane_at"], "extra": extra, "extra_fraction": fraction,
+                "evaluations": p["evaluations"], "plane_converged": p["plane_search"]["converged"],
+                "plane_search": p["plane_search"]}
+
+    y = direction(main)
+    result = {"F": f0, "d_grad": d_grad, "grad_step": grad["step"], "grad_search": grad["status"],
+              "d_curv": y.pop("d_dir"), "curv_step": y.pop("dir_step"), **y,
+              "line_search_rtol": rtol, "rounding_floor": floor, "search_rule": SEARCH_RULE,
+              "bracketed": grad["status"] in ("bracketed", "plateau")}
+    result["controls"] = {name: direction(_Counted(fc, axis)) for name, fc in (controls or {}).items()}
+    return result
+
+
+def plane_points(objective: Objective, theta: torch.Tensor, x: Direction, ys: Sequence[Direction],
+                 progress=None) -> Callable[[np.ndarray], np.ndarray]:
+    """F at rows (k, a, b) meaning θ + a·x + b·y_k, several points per pass (``Objective.values``)."""
+    makers = [along(theta, x, y) for y in ys]
+
+    def evaluate(rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        values, _ = objective.values((makers[int(k)]((a, b))[0] for k, a, b in rows), progress)
+        return values
+    return evaluate
+
+
+class Plane:
+    """F(θ + a·x + b·y_k) for one k of a ``plane_points`` family: f(a, b), or f.many([(a, b), ...])."""
+
+    def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], k: int = 0):
+        self.evaluate, self.k = evaluate, k
+
+    def __call__(self, a: float, b: float) -> float:
+        return self.many([(a, b)])[0]
+
+    def many(self, points) -> list[float]:
+        rows = np.array([[self.k, a, b] for a, b in points], dtype=np.float64).reshape(-1, 3)
+        return [float(v) for v in self.evaluate(rows)]
 
 
 def plane_function(objective: Objective, theta: torch.Tensor, x: Direction, y: Direction,
-                   progress=None) -> Callable[[float, float], float]:
-    """F(θ + a·x + b·y) as a function of (a, b)."""
-    make = along(theta, x, y)
-
-    def f(a, b):
-        value = objective.value(make((a, b))[0])
-        if progress is not None:
-            progress.update(1)
-        return value
-    return f
+                   progress=None) -> Plane:
+    """F(θ + a·x + b·y) as a function of (a, b) (with ``many`` for several points per pass)."""
+    return Plane(plane_points(objective, theta, x, [y], progress))

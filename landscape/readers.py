@@ -390,10 +390,37 @@ def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: boo
 
 
 SECOND_ORDER_KEYS = ("F", "d_grad", "d_curv", "d_plane", "extra", "extra_fraction")
+SECOND_ORDER_CONTROL_KEYS = ("d_dir", "d_plane", "extra", "extra_fraction")
+
+
+def _maybe_num(value: Any, path: Path, what: str) -> tuple[float, dict | None]:
+    """A stored number, or an unresolved one ({'resolved': false, 'bound': ..., 'side': ...}) as
+    (NaN, that record with its bound checked): never a value where the search resolved none."""
+    if isinstance(value, dict):
+        if value.get("resolved") is not False or value.get("side") not in ("below", "above"):
+            raise _damaged(path, f"'{what}' is neither a number nor an unresolved bound")
+        bound = value.get("bound")
+        return float("nan"), {**value, "bound": None if bound is None else _num(bound, path, f"{what}.bound")}
+    return _num(value, path, what), None
+
+
+def _second_order_numbers(r: dict, keys, path: Path, prefix: str) -> dict:
+    """The numbers ``keys`` of one direction: NaN where unresolved, the bounds under 'unresolved'."""
+    out, bounds = {}, {}
+    for k in keys:
+        out[k], bound = _maybe_num(_get(r, k, path), path, f"{prefix}{k}")
+        if bound is not None:
+            bounds[k] = bound
+    out["unresolved"] = bounds
+    out["stored"] = {k: r[k] for k in keys}
+    return out
 
 
 def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
-    """The grid-free second-order test of each analyzed checkpoint and repeat."""
+    """The grid-free second-order test of each analyzed checkpoint and repeat, with its controls.
+
+    Unresolved numbers read as NaN with their bound in ``unresolved``; ``stored`` keeps them as written;
+    ``controls`` maps each control's name to the same fields (empty for results made before controls)."""
     out = []
     for epoch, repeat, path in _result_files(run, epochs, REGISTRY["second_order"].file, repeats):
         if _undefined(path):
@@ -401,11 +428,16 @@ def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats:
         d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
         r = d["result"]
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
-        rec.update({k: _num(r[k], path, f"result.{k}") for k in SECOND_ORDER_KEYS})
+        rec.update(_second_order_numbers(r, SECOND_ORDER_KEYS, path, "result."))
         rec["lambda_min"] = _num(r.get("lambda_min", "nan"), path, "result.lambda_min")
         rec["lambda_min_converged"] = bool(r.get("lambda_min_converged", True))
         rec["bracketed"] = bool(r.get("bracketed", True))
         rec["evaluations"] = int(r.get("evaluations", 0))
+        controls = r.get("controls", {})
+        if not isinstance(controls, dict):
+            raise _damaged(path, "'result.controls' is not an object")
+        rec["controls"] = {name: {"kind": "top" if name == "top" else "random", **_second_order_numbers(
+            c, SECOND_ORDER_CONTROL_KEYS, path, f"result.controls.{name}.")} for name, c in controls.items()}
         out.append(rec)
     return out
 

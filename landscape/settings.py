@@ -66,6 +66,7 @@ class AnalysisSettings:
     interpolation_bn: str = "recompute"      # recompute | interpolate | batch
     interpolation_pairs: str = "init-final,consecutive,to-final"
     ntk_examples: int = 0                    # trajectory: NTK drift from epoch 0 on this many examples (0: off)
+    second_order_controls: int = 3           # seeded random unit directions ⊥ ∇F run through the second-order test
 
     def validate(self) -> "AnalysisSettings":
         """The settings, or a one-line error for the first one out of range."""
@@ -85,6 +86,9 @@ class AnalysisSettings:
             raise LandscapeError(f"--alignment-k must be at least 0, got {self.alignment_k}")
         if self.ntk_examples < 0:
             raise LandscapeError(f"--ntk-examples must be at least 0, got {self.ntk_examples}")
+        if self.second_order_controls < 1:
+            raise LandscapeError(f"--second-order-controls must be at least 1 (the test needs a control), "
+                                 f"got {self.second_order_controls}")
         if self.repeats < 1:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if not 0 < self.probe_smallest < self.probe_largest:

@@ -37,53 +37,102 @@ def _points(function, thetas) -> tuple[np.ndarray, list[torch.Tensor]]:
     return np.asarray(values), grads
 
 
+HOLDS, FAILS, UNRESOLVED = 1.0, -1.0, 0.0  # star-convexity at one point, as stored (a float array)
+
+
+def rounding_tolerance(f_a: float, f_b: float, precision: str = "fp64", examples: int = 1) -> float:
+    """How far a difference F_a − F_b can be rounding: the noise floor of the larger of the two
+    (``measure.noise_floor``: 64 eps of the precision × max(F, 1)) plus the bound of the float64
+    sum over ``examples`` per-example losses (examples · eps64 · max(F, 1))."""
+    from .measure import noise_floor
+
+    scale = max(abs(f_a), abs(f_b), 1.0)
+    return noise_floor(scale, precision) + examples * float(np.finfo(np.float64).eps) * scale
+
+
 @dataclass
 class StarConvexity:
     """Star-convexity of F toward θ_T at each point θ_t of a trajectory (θ_T itself excluded).
 
-    ``inner`` = ⟨∇F(θ_t), θ_t − θ_T⟩, ``gap`` = F(θ_t) − F(θ_T); the condition holds at t when
-    inner ≥ gap (up to ``rtol``·(|inner| + |gap|) for rounding). ``ratio`` = inner/gap where
-    gap > 0 (NaN elsewhere): a convex F gives ratio ≥ 1, a quadratic with minimum at θ_T exactly 2.
+    ``inner`` = ⟨∇F_t(θ_t), θ_t − θ_T⟩ and ``gap`` = F_t(θ_t) − F_t(θ_T), both of ONE function F_t
+    (the same F for every t, or θ_t's own, e.g. with θ_t's batch-norm statistics frozen);
+    ``margin`` = inner − gap. ``status``: HOLDS where margin ≥ ``tolerance`` (the rounding floor of
+    the F difference), FAILS where margin < −tolerance, UNRESOLVED in between. ``ratio`` =
+    inner/gap where gap exceeds the tolerance (NaN elsewhere): a convex F gives ratio ≥ 1, a
+    quadratic with minimum at θ_T exactly 2.
     """
 
     inner: np.ndarray
     gap: np.ndarray
     ratio: np.ndarray
-    holds: np.ndarray
-    target_value: float
+    status: np.ndarray
+    tolerance: np.ndarray
+    target_values: np.ndarray
     indices: np.ndarray
 
     @property
+    def margin(self) -> np.ndarray:
+        return self.inner - self.gap
+
+    @property
+    def holds(self) -> np.ndarray:
+        return self.status == HOLDS
+
+    @property
+    def target_value(self) -> float:
+        """F(θ_T) of the first point's function (of every point's, with one function)."""
+        return float(self.target_values[0]) if len(self.target_values) else float("nan")
+
+    @property
     def holds_fraction(self) -> float:
-        return float(np.mean(self.holds)) if len(self.holds) else float("nan")
+        return float(np.mean(self.holds)) if len(self.status) else float("nan")
+
+    @property
+    def fails_fraction(self) -> float:
+        return float(np.mean(self.status == FAILS)) if len(self.status) else float("nan")
 
 
-def star_convexity(function, thetas, target: torch.Tensor | None = None, rtol: float = 1e-9) -> StarConvexity:
+def star_convexity(function, thetas, target: torch.Tensor | None = None, functions=None) -> StarConvexity:
     """Check ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) along ``thetas``; θ_T = ``target`` or the last point.
 
-    Points equal to θ_T are skipped (both sides are 0 there).
+    ``functions`` (one per θ_t, optional): the function both sides of point t use, e.g. the
+    objective with θ_t's batch-norm statistics frozen (``Objective.with_buffers``); F_t(θ_T) is
+    then evaluated under it. Points equal to θ_T are skipped (both sides are 0 there). The
+    tolerance is ``rounding_tolerance`` of each function's precision and example count.
     """
     thetas = list(thetas)
     target = thetas[-1] if target is None else target
     target64 = target.detach().to(torch.float64)
-    f_target, _ = function.value_and_grad(target)
     kept = [i for i, t in enumerate(thetas) if not torch.equal(t.detach().to(torch.float64), target64)]
-    values, grads = _points(function, [thetas[i] for i in kept]) if kept else (np.zeros(0), [])
-    inner = np.array([float(g @ (thetas[i].detach().to(g) - target64.to(g))) for i, g in zip(kept, grads)])
-    return star_convexity_of(inner, values, float(f_target), kept, rtol)
+    fns = [function if functions is None else functions[i] for i in kept]
+    shared = function.value_and_grad(target)[0] if functions is None else None
+    inner, values, targets, tols = [], [], [], []
+    for i, fn in zip(kept, fns):
+        value, grad = fn.value_and_grad(thetas[i])
+        grad = grad.detach().to(torch.float64)
+        f_target = shared if shared is not None else fn.value_and_grad(target)[0]
+        inner.append(float(grad @ (thetas[i].detach().to(grad) - target64.to(grad))))
+        values.append(float(value))
+        targets.append(float(f_target))
+        tols.append(rounding_tolerance(float(value), float(f_target), getattr(fn, "precision", "fp64"),
+                                       int(getattr(fn, "num_examples", 1))))
+    return star_convexity_of(inner, values, targets, kept, tols)
 
 
-def star_convexity_of(inner, values, target_value: float, indices=None, rtol: float = 1e-9) -> StarConvexity:
-    """The star-convexity test from numbers already computed: inner_t = ⟨∇F(θ_t), θ_t − θ_T⟩ and
-    values_t = F(θ_t), with F(θ_T) = ``target_value`` (used when each θ_t has its own objective,
-    e.g. batch-norm statistics recomputed at every checkpoint)."""
+def star_convexity_of(inner, values, target_value, indices=None, tolerance=0.0) -> StarConvexity:
+    """The star-convexity test from numbers already computed: inner_t = ⟨∇F_t(θ_t), θ_t − θ_T⟩,
+    values_t = F_t(θ_t) and F_t(θ_T) = ``target_value`` (one number, or one per point where each
+    θ_t has its own function), judged against ``tolerance`` (one number or one per point)."""
     inner, values = np.asarray(inner, float), np.asarray(values, float)
-    gap = values - target_value
+    targets = np.broadcast_to(np.asarray(target_value, float), inner.shape).copy()
+    tol = np.broadcast_to(np.asarray(tolerance, float), inner.shape).copy()
+    gap = values - targets
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(gap > 0, inner / np.where(gap > 0, gap, 1.0), np.nan)
-    holds = inner >= gap - rtol * (np.abs(inner) + np.abs(gap))
+        ratio = np.where(gap > tol, inner / np.where(gap > tol, gap, 1.0), np.nan)
+    margin = inner - gap
+    status = np.where(margin >= tol, HOLDS, np.where(margin < -tol, FAILS, UNRESOLVED))
     indices = np.arange(len(inner)) if indices is None else np.asarray(indices, dtype=np.int64)
-    return StarConvexity(inner, gap, ratio, holds, float(target_value), indices)
+    return StarConvexity(inner, gap, ratio, status, tol, targets, indices)
 
 
 @dataclass

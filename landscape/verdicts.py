@@ -12,13 +12,15 @@ detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair
 * semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/‖∇F‖ ≤ SMOOTHNESS_MAX_A_OVER_GRAD_NORM at every
   checkpoint, direction and repeat, on resolved fits (measure.fit_resolution) with relative RMS
   ≤ FIT_MAX_REL_RMS (the kinks cost little of a gradient step's decrease); a/√F beside it;
-* second-order help: d_plane − d_grad ≤ SECOND_ORDER_MAX_EXTRA_FRACTION · d_grad at every
-  checkpoint and repeat, from the grid-free test (the second_order measurement);
+* second-order help: per checkpoint, the extra decrease of the most negative curvature direction
+  beyond its controls' (random directions and the top eigenvector, all ⊥ ∇F, same searches), in
+  units of d_grad, mean ± sd over repeats against SECOND_ORDER_MAX_EXTRA_FRACTION;
 * monotone interpolation: the largest bump of the train loss along init → final is
   ≤ INTERPOLATION_MAX_BUMP_FRACTION · F(init);
-* star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) toward the final
-  checkpoint θ_T at every analyzed checkpoint of every repeat (trajectory/), with the PL* ratios
-  and the distance travelled beside it;
+* star-convexity along the trajectory: ⟨∇F_t(θ_t), θ_t − θ_T⟩ ≥ F_t(θ_t) − F_t(θ_T), F_t the
+  loss with θ_t's batch-norm statistics, beyond the rounding tolerance of the F difference, at
+  every analyzed checkpoint in most repeats (trajectory/), with the PL* ratios and the distance
+  travelled beside it;
 * the Hessian: extreme eigenvalues, the gradient's share in the top-k eigenspace, and the
   eigenvalue density's negative mass and eigenvalues above λ_max/10 (reported, no threshold);
 * accuracy reached: the final train/test accuracies of log.jsonl (no threshold).
@@ -44,7 +46,7 @@ from .trajectory import gradient_exponent
 DOMINANCE_F_FLOOR = 0.01                     # the PL form is judged on points with F above it (the converged
                                              # regime below is reported: c over all points, exponent p)
 DOMINANCE_P_LEVEL = 0.95                     # confidence level of the exponent p of ‖∇F‖² ∝ F^p
-SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10       # 'little help' when d_plane − d_grad ≤ this · d_grad
+SECOND_ORDER_MAX_EXTRA_FRACTION = 0.10       # 'little help' when the extra beyond the controls ≤ this · d_grad
 DOMINANCE_MIN_C = 1e-3                       # dominance holds when c (min over repeats) is at least this
 SMOOTHNESS_MAX_A_OVER_GRAD_NORM = 0.1        # semi-smoothness holds when max a/‖∇F‖ is at most this
 SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1           # the theorem's form a/√F: reported beside it, not judged
@@ -351,55 +353,130 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
     return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows, sources, over_note)
 
 
+def _upper_fraction(rec: dict) -> float | None:
+    """extra/d_grad of one direction, or its upper bound where the search could not resolve it
+    (an extra below F's rounding floor), or None where it is undefined (d_grad unresolved)."""
+    v = rec["extra_fraction"]
+    if math.isfinite(v):
+        return float(v)
+    bound = rec["unresolved"].get("extra_fraction", {})
+    return bound.get("bound") if bound.get("side") == "below" else None
+
+
+def attributable_extra(test: dict) -> dict | None:
+    """The extra decrease of the most negative direction beyond its controls', in units of d_grad:
+    {'neg', 'controls' (name → value), 'random_max', 'top', 'control_max', 'attributable' = neg −
+    control_max}, or None where undefined (no controls, or d_grad not resolved). An unresolved
+    extra counts as its bound for the most negative direction and as 0 for a control: both err
+    towards help, against the claim of little help."""
+    neg = _upper_fraction(test)
+    if neg is None or not test.get("controls"):
+        return None
+    controls = {}
+    for name, c in test["controls"].items():
+        value = _upper_fraction(c)
+        if value is None:
+            return None
+        controls[name] = value if math.isfinite(c["extra_fraction"]) else 0.0
+    random = [v for n, v in controls.items() if test["controls"][n]["kind"] == "random"]
+    top = controls.get("top")
+    control_max = max(controls.values())
+    return {"neg": neg, "controls": controls, "random_max": max(random) if random else float("nan"),
+            "top": float("nan") if top is None else top, "control_max": control_max,
+            "attributable": neg - control_max}
+
+
+def _values_text(tests: list[dict], key: str, digits: int = 3) -> str:
+    """The spread of a stored number over repeats, or 'not resolved (< bound)' where it is unresolved."""
+    values = [t[key] for t in tests if math.isfinite(t[key])]
+    bounds = [t["unresolved"][key] for t in tests if key in t["unresolved"]]
+    parts = [spread_text(spread(values), digits)] if values else []
+    if bounds:
+        below = [b["bound"] for b in bounds if b["side"] == "below" and b["bound"] is not None]
+        above = [b["bound"] for b in bounds if b["side"] == "above"]
+        text = ("not resolved" + (f" (< {fmt(max(below), 2)})" if below else "")
+                + (f" (≥ {fmt(min(above), 2)})" if above else ""))
+        parts.append(text if not values else f"{len(bounds)} {text}")
+    return "; ".join(parts) or "—"
+
+
+def _second_order_row(epoch: int, here: list[dict], fraction: float) -> dict:
+    """One checkpoint: the decreases, the extras of y and of the controls, and the attributable help."""
+    att = [x for t in here if (x := attributable_extra(t)) is not None]
+    a = spread(x["attributable"] for x in att)
+    if not a["n"]:
+        status = "not judged"
+    elif a["mean"] - a["std"] > fraction:
+        status = "helps"
+    elif a["mean"] + a["std"] <= fraction:
+        status = "little help"
+    else:
+        status = "within the spread"
+    return {"epoch": epoch, "repeats": len(here), "F": spread(t["F"] for t in here)["mean"],
+            "d_grad": _values_text(here, "d_grad", 4), "d_curv": _values_text(here, "d_curv", 4),
+            "extra / d_grad, most negative": spread_text(spread(x["neg"] for x in att)) if att else "—",
+            "random controls (max of each repeat)": spread_text(spread(x["random_max"] for x in att)) if att else "—",
+            "top eigenvector control": spread_text(spread(x["top"] for x in att)) if att else "—",
+            "attributable (most negative − max control)": spread_text(a) if att else "—",
+            "attributable mean": a["mean"], "attributable sd": a["std"], "status": status}
+
+
 def second_order_verdict(run: RunDir, fraction: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> Claim:
-    """Little help from second order: the worst (d_plane − d_grad)/d_grad over checkpoints and repeats."""
-    title = "Second-order information gives little help (negative curvature vs gradient)"
-    threshold = (f"holds when, at every checkpoint and in every repeat, d_plane − d_grad ≤ {fmt(fraction)} × d_grad "
+    """Little help from negative curvature: per checkpoint, the extra decrease of the most negative
+    direction beyond that of its controls, over repeats, against the limit."""
+    title = "Second-order information gives little help (negative curvature vs gradient, against controls)"
+    threshold = (f"holds when, at every checkpoint, the help attributable to negative curvature — "
+                 f"(d_plane − d_grad)/d_grad of the most negative direction minus the largest of its controls' "
+                 f"(random directions ⊥ ∇F, the top eigenvector ⊥ ∇F; the same searches) — has mean + sd over "
+                 f"repeats ≤ {fmt(fraction)}; fails where mean − sd > {fmt(fraction)}; between: inconclusive "
                  f"({REGISTRY['second_order'].file}: line searches and a local search in the plane, no grid)")
     tests = load_second_order(run)
     if not tests:
         return Claim("second_order", title, NOT_MEASURED, f"no {REGISTRY['second_order'].file}", threshold, {}, {})
     epochs = sorted({t["epoch"] for t in tests})
-    rows, per_epoch = [], {}
-    for e in epochs:
-        here = [t for t in tests if t["epoch"] == e]
-        per_epoch[e] = {k: spread(t[k] for t in here) for k in ("d_grad", "d_curv", "d_plane", "extra_fraction")}
-        st = per_epoch[e]
-        rows.append({"epoch": e, "repeats": len(here), "F": spread(t["F"] for t in here)["mean"],
-                     "d_grad (along −∇F)": spread_text(st["d_grad"]), "d_curv (along y)": spread_text(st["d_curv"]),
-                     "d_plane": spread_text(st["d_plane"]), "extra / d_grad": spread_text(st["extra_fraction"]),
-                     "worst extra / d_grad": st["extra_fraction"]["max"],
-                     "λ_min": spread_text(spread(t["lambda_min"] for t in here)),
-                     "little help": "yes" if st["extra_fraction"]["max"] <= fraction else "no"})
-    worst = max(tests, key=lambda t: t["extra_fraction"])
-    value = worst["extra_fraction"]
+    rows = [_second_order_row(e, [t for t in tests if t["epoch"] == e], fraction) for e in epochs]
+    named = {st: [f"epoch {r['epoch']} (F = {fmt(r['F'], 3)})" for r in rows if r["status"] == st]
+             for st in ("helps", "little help", "within the spread", "not judged")}
+    judged = [r for r in rows if r["status"] != "not judged"]
+    worst = max(judged, key=lambda r: r["attributable mean"], default=None)
     unresolved = [t for t in tests if not _eigen_resolved(t)]
-    numbers = {"worst_extra_fraction": value, "worst_epoch": worst["epoch"], "worst_repeat": worst["repeat"],
-               "fraction": fraction, "margin": value / fraction if fraction > 0 else float("nan"),
-               "checkpoints": len(epochs), "failing_epochs": [r["epoch"] for r in rows if r["little help"] == "no"],
-               "per_epoch": {str(e): v for e, v in per_epoch.items()},
+    numbers = {"fraction": fraction, "checkpoints": len(epochs),
+               "failing_epochs": [r["epoch"] for r in rows if r["status"] == "helps"],
+               "holding_epochs": [r["epoch"] for r in rows if r["status"] == "little help"],
+               "unclear_epochs": [r["epoch"] for r in rows if r["status"] == "within the spread"],
+               "unjudged_epochs": [r["epoch"] for r in rows if r["status"] == "not judged"],
+               "worst_attributable": worst["attributable mean"] if worst else float("nan"),
+               "worst_attributable_sd": worst["attributable sd"] if worst else float("nan"),
+               "worst_epoch": worst["epoch"] if worst else None,
+               "margin": worst["attributable mean"] / fraction if worst and fraction > 0 else float("nan"),
                "evaluations": spread(t["evaluations"] for t in tests),
                "unresolved_eigenpairs": [[t["epoch"], t["repeat"]] for t in unresolved]}
-    verdict = HOLDS if value <= fraction else FAILS
-    summary = (f"worst: epoch {worst['epoch']} (repeat {worst['repeat']}), the curvature direction adds "
-               f"{fmt(100 * value, 3)}% of d_grad = {fmt(worst['d_grad'], 4)} "
-               f"({margin_text(value, fraction, upper=True, shown=f'{fmt(100 * fraction)}%')}); over all checkpoints "
-               f"and repeats, extra / d_grad = {spread_text(spread(t['extra_fraction'] for t in tests), unit='tests')}")
-    note = ""
+    unclear = named["within the spread"] or named["not judged"]
+    verdict = FAILS if named["helps"] else INCONCLUSIVE if unclear else HOLDS
+    summary = "; ".join(f"{st}: {', '.join(v)}" for st, v in named.items() if v)
+    if worst:
+        mean, sd = worst["attributable mean"], worst["attributable sd"]
+        summary += (f"; largest attributable help at epoch {worst['epoch']}: {fmt(100 * mean, 3)}% ± "
+                    f"{fmt(100 * sd, 2)}% of d_grad ({margin_text(mean, fraction, upper=True, shown=f'{fmt(100 * fraction)}%')})")
+    notes = []
+    if named["not judged"]:
+        notes.append("not judged where the test has no controls (measured before they existed: rerun) or d_grad "
+                     "is not resolved")
     if verdict == HOLDS and unresolved:
         verdict = INCONCLUSIVE
-        note = (f"the most negative eigenpair is not resolved (‖Hv − λv‖ > {fmt(EIGEN_MAX_RELATIVE_RESIDUAL)}·|λ|) at "
-                + ", ".join(f"epoch {t['epoch']} repeat {t['repeat']}" for t in unresolved[:6])
-                + ": a better-resolved direction of negative curvature could help more; raise --eig-max-matvecs")
+        notes.append(f"the most negative eigenpair is not resolved (‖Hv − λv‖ > {fmt(EIGEN_MAX_RELATIVE_RESIDUAL)}·|λ|) "
+                     "at " + ", ".join(f"epoch {t['epoch']} repeat {t['repeat']}" for t in unresolved[:6])
+                     + ": a better-resolved direction of negative curvature could help more; raise --eig-max-matvecs")
     if verdict == HOLDS and not all(t["bracketed"] for t in tests):
         verdict = INCONCLUSIVE
-        note = "a gradient line search ran out of evaluations before bracketing its best step"
+        notes.append("a gradient line search ran out of evaluations before bracketing its best step")
     surfaces = [s for e in analyzed_epochs(run) if (s := load_surface(run, e)) is not None]
     return Claim("second_order", title, verdict, summary, threshold, numbers,
-                  settings_of([t["context"] for t in tests], [t["epoch"] for t in tests],
-                            grid_pictures=(f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} (figures only)"
-                                           if surfaces else None)),
-                 rows, [t["path"] for t in tests], note)
+                 settings_of([t["context"] for t in tests], [t["epoch"] for t in tests],
+                             controls=", ".join(tests[0]["controls"]) or "none (measured before controls)",
+                             grid_pictures=(f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} (figures only)"
+                                            if surfaces else None)),
+                 rows, [t["path"] for t in tests], "; ".join(notes))
 
 
 def _eigen_resolved(test: dict) -> bool:
@@ -450,45 +527,105 @@ def interpolation_verdict(run: RunDir, fraction: float = INTERPOLATION_MAX_BUMP_
                  rows, [it["path"] for it in items])
 
 
+def _star_points(t: dict) -> list[dict]:
+    """One repeat's star-convexity per checkpoint: margin, tolerance, ratio and status ('holds',
+    'fails', 'unresolved'); files made before the tolerance read with tolerance 0 and their holds."""
+    n = len(t["star_epoch"])
+    tol = t.get("star_tolerance", np.zeros(n))
+    status = t.get("star_status", np.where(t["star_holds"] > 0, 1.0, -1.0))
+    words = {1.0: "holds", -1.0: "fails", 0.0: "unresolved"}
+    return [{"epoch": int(t["star_epoch"][i]), "repeat": t["repeat"], "inner": float(t["star_inner"][i]),
+             "gap": float(t["star_gap"][i]), "ratio": float(t["star_ratio"][i]), "tolerance": float(tol[i]),
+             "margin": float(t["star_inner"][i] - t["star_gap"][i]), "status": words[float(status[i])]}
+            for i in range(n)]
+
+
+def _star_checkpoint(epoch: int, points: list[dict]) -> str:
+    """A checkpoint over its repeats: FAILS where most repeats fail beyond the rounding tolerance;
+    HOLDS where none fails and none falls short inside the tolerance (margin ≥ 0 as measured, even
+    if within rounding); else INCONCLUSIVE (a failure inside the tolerance or in a minority of repeats)."""
+    fails = sum(p["status"] == "fails" for p in points)
+    if fails > len(points) / 2:
+        return FAILS
+    if not fails and all(p["margin"] >= 0 for p in points):
+        return HOLDS
+    return INCONCLUSIVE
+
+
 def star_convexity_verdict(run: RunDir) -> Claim:
-    """Star-convexity toward θ_T at every checkpoint and repeat; PL*, distance and NTK drift reported."""
-    title = "Star-convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T)"
-    threshold = "holds when the inequality holds at every analyzed checkpoint of every repeat (θ_T: the final checkpoint)"
+    """Star-convexity toward θ_T on one function per checkpoint, beyond the rounding tolerance; the
+    fraction that holds, each failure's margin, the spread over repeats; PL*, distance and NTK drift reported."""
+    title = "Star-convexity along the trajectory: ⟨∇F_t(θ_t), θ_t − θ_T⟩ ≥ F_t(θ_t) − F_t(θ_T)"
+    threshold = ("F_t: the loss with θ_t's batch-norm statistics frozen, at θ_t and θ_T; a checkpoint fails where "
+                 "the margin ⟨∇F_t, θ_t − θ_T⟩ − (F_t(θ_t) − F_t(θ_T)) < −tolerance (rounding of the F difference) "
+                 "in most repeats; holds when no checkpoint fails or is inconclusive (a failure inside the "
+                 "tolerance or in a minority of repeats); θ_T: the final checkpoint")
     items = load_trajectory(run)
     if not items:
         return Claim("star_convexity", title, NOT_MEASURED, f"no analysis/{REGISTRY['trajectory'].name}/*.json", threshold)
-    holds = np.concatenate([t["star_holds"] for t in items]).astype(bool)
-    failing = [(int(e), t["repeat"]) for t in items for e, h in zip(t["star_epoch"], t["star_holds"]) if not h]
+    points = [p for t in items for p in _star_points(t)]
+    epochs = sorted({p["epoch"] for p in points})
+    per = {e: _star_checkpoint(e, [p for p in points if p["epoch"] == e]) for e in epochs}
+    failures = [p for p in points if p["status"] == "fails"]
+    within = [p for p in points if p["status"] == "unresolved" and p["margin"] < 0]
+    fractions = spread(float(np.mean([p["status"] == "holds" for p in _star_points(t)])) for t in items
+                       if len(t["star_epoch"]))
     min_ratio = spread(float(np.nanmin(t["star_ratio"])) for t in items if np.isfinite(t["star_ratio"]).any())
     pl_zero = spread(float(np.nanmin(t["pl_zero"])) for t in items if np.isfinite(t["pl_zero"]).any())
-    pl_min = spread(float(np.nanmin(t["pl_min"])) for t in items if np.isfinite(t["pl_min"]).any())
     travelled = spread(float(t["travelled"][-1]) for t in items)
     drift = spread(float(t["ntk_drift"][-1]) for t in items if "ntk_drift" in t)
-    fraction = float(holds.mean()) if len(holds) else float("nan")
     target = items[0]["result"]["target_epoch"]
-    numbers = {"holds_fraction": fraction, "failing": failing, "min_ratio": min_ratio, "pl_zero_min": pl_zero,
-               "pl_min_min": pl_min, "travelled": travelled, "ntk_drift": drift, "target_epoch": target,
-               "repeats": len(items), "checkpoints": int(len(holds))}
-    verdict = HOLDS if not failing else FAILS
-    summary = (f"holds at {fmt(100 * fraction, 3)}% of {len(holds)} checkpoint(s) × repeat(s) toward epoch {target}"
-               + (f" (fails at epoch(s) {sorted({e for e, _ in failing})})" if failing else "")
-               + f"; smallest ratio ⟨∇F, θ_t − θ_T⟩/(F − F_T) {spread_text(min_ratio)}; "
-               f"PL* min ‖∇F‖²/F {spread_text(pl_zero)}; ‖θ_T − θ_0‖/‖θ_0‖ {spread_text(travelled)}"
+    fraction = float(np.mean([p["status"] == "holds" for p in points])) if points else float("nan")
+    numbers = {"holds_fraction": fraction, "holds_fraction_per_repeat": fractions,
+               "failing": [[p["epoch"], p["repeat"], p["margin"], p["tolerance"]] for p in failures],
+               "failing_epochs": [e for e in epochs if per[e] == FAILS],
+               "inconclusive_epochs": [e for e in epochs if per[e] == INCONCLUSIVE],
+               "within_tolerance": [[p["epoch"], p["repeat"], p["margin"], p["tolerance"]] for p in within],
+               "min_ratio": min_ratio, "pl_zero_min": pl_zero, "travelled": travelled, "ntk_drift": drift,
+               "target_epoch": target, "repeats": len(items), "checkpoints": len(points)}
+    verdict = FAILS if numbers["failing_epochs"] else INCONCLUSIVE if numbers["inconclusive_epochs"] else HOLDS
+    summary = (f"holds beyond rounding at {fmt(100 * fraction, 3)}% of {len(points)} checkpoint(s) × repeat(s) "
+               f"toward epoch {target} (per repeat {spread_text(fractions)})"
+               + (f"; fails at epoch(s) {numbers['failing_epochs']}" if numbers["failing_epochs"] else "")
+               + (f"; inconclusive at epoch(s) {numbers['inconclusive_epochs']}"
+                  if numbers["inconclusive_epochs"] else "")
+               + ("; failure margins " + ", ".join(_failure_text(p) for p in failures[:8]) if failures else "")
+               + f"; smallest ratio {spread_text(min_ratio)}; PL* min ‖∇F‖²/F {spread_text(pl_zero)}; "
+               f"‖θ_T − θ_0‖/‖θ_0‖ {spread_text(travelled)}"
                + (f"; NTK drift ‖K_T − K_0‖/‖K_0‖ {spread_text(drift)}" if drift["n"] else ""))
+    note = (f"{len(within)} failure(s) inside the rounding tolerance (not counted): "
+            + ", ".join(f"epoch {p['epoch']} margin {fmt(p['margin'], 2)} vs {fmt(p['tolerance'], 2)}"
+                        for p in within[:6])) if within else ""
+    settings = settings_of([t["context"] for t in items], [int(e) for t in items for e in t["epoch"]])
+    return Claim("star_convexity", title, verdict, summary, threshold, numbers, settings, _star_rows(items),
+                 [t["path"] for t in items], note)
+
+
+def _failure_text(p: dict) -> str:
+    """'epoch 3 (repeat 1): −0.002 (40× the tolerance)'."""
+    where = f"epoch {p['epoch']}" + (f" (repeat {p['repeat']})" if p["repeat"] else "")
+    times = f" ({fmt(-p['margin'] / p['tolerance'], 3)}× the tolerance)" if p["tolerance"] > 0 else ""
+    return f"{where}: {fmt(p['margin'], 3)}{times}"
+
+
+def _star_rows(items: list[dict]) -> list[dict]:
+    """The trajectory table: one row per checkpoint and repeat."""
     rows = []
     for t in items:
-        star = dict(zip(t["star_epoch"].astype(int), zip(t["star_inner"], t["star_gap"], t["star_ratio"], t["star_holds"])))
+        star = {p["epoch"]: p for p in _star_points(t)}
+        target_f = dict(zip(t["star_epoch"].astype(int), t.get("star_target_F", np.full(len(t["star_epoch"]), np.nan))))
         for i, e in enumerate(t["epoch"].astype(int)):
-            inner, gap, ratio, ok = star.get(e, (None, None, None, None))
-            rows.append({"epoch": e, "repeat": t["repeat"], "F": t["F"][i], "⟨∇F, θ_t − θ_T⟩": inner,
-                         "F − F(θ_T)": gap, "ratio": ratio,
-                         "star-convex": "—" if ok is None else ("yes" if ok else "no"),
+            p = star.get(e)
+            rows.append({"epoch": e, "repeat": t["repeat"], "F": t["F"][i],
+                         "F_t(θ_T)": target_f.get(e), "⟨∇F_t, θ_t − θ_T⟩": p["inner"] if p else None,
+                         "F_t(θ_t) − F_t(θ_T)": p["gap"] if p else None, "margin": p["margin"] if p else None,
+                         "tolerance": p["tolerance"] if p else None, "ratio": p["ratio"] if p else None,
+                         "star-convex": "—" if p is None else {"holds": "yes", "fails": "no",
+                                                               "unresolved": "within rounding"}[p["status"]],
                          "‖∇F‖²/F": t["pl_zero"][i], "‖∇F‖²/(F − F_min)": t["pl_min"][i],
                          "‖θ_t − θ_0‖/‖θ_0‖": t["travelled"][i],
                          "NTK drift": t["ntk_drift"][i] if "ntk_drift" in t else None})
-    settings = settings_of([t["context"] for t in items], [int(e) for t in items for e in t["epoch"]])
-    return Claim("star_convexity", title, verdict, summary, threshold, numbers, settings, rows,
-                 [t["path"] for t in items])
+    return rows
 
 
 def spectrum_report(run: RunDir) -> Claim:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from landscape.budget import SECOND_ORDER_EVALUATIONS, Sizes, UnitCosts, fit_to_budget, plan
+from landscape.measurements.second_order import DIRECTION_EVALUATIONS
 from landscape.settings import AnalysisSettings
 
 
@@ -22,7 +23,8 @@ def test_plan_counts_every_pass():
     # −∇F, Gaussian, filter, two Hessian; each: the scout (t = 0 and ±8 magnitudes, one per decade from
     # 1e-7 to 1), 3 rounds of 4 bisections, and 4 ladder steps per side
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * ((2 * 8 + 1) + 3 * 4 + 2 * 4) * 64
-    assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
+    # the test runs on the Hessian's examples: y's searches, then those of 3 random controls and the top eigenvector
+    assert seconds["second_order"] == runs * (SECOND_ORDER_EVALUATIONS + DIRECTION_EVALUATIONS * 4) * 16
     assert seconds["surface"] == 3 * 25 * 64  # once per checkpoint, not per repeat
 
 

@@ -568,3 +568,67 @@ def test_max_decrease_on_a_plateau_reports_the_best_step_instead_of_failing():
     f = lambda s: 1.0 - min(s, 0.4) if s < 3.0 else 1.0  # noqa: E731
     r = max_decrease_along(f, 1.0, 0.1)
     assert r["decrease"] == pytest.approx(0.4) and 0.4 <= r["step"] < 3.0 and r["bracket"] is not None
+
+
+# ----------------------------------------------------------------------------- second order against controls
+MU2, S2, COS2 = 1.5, 4.0, 0.9  # curvature −μ along e_b (quartic κ = K), +s along e_c; the control's cos²φ
+
+
+def _three_d(u):
+    """F(u) = 5 − G·u_a + ½C·u_a² − ½μ·u_b² + ¼κ·u_b⁴ + ½s·u_c²: x = e_a (−∇F), the most negative
+    eigen-direction e_b, the top one e_c (s > C), all orthogonal to x."""
+    a, b, c = u
+    return 5.0 - G * a + 0.5 * C * a * a - 0.5 * MU2 * b * b + 0.25 * K * b ** 4 + 0.5 * S2 * c * c
+
+
+def _plane(y):
+    return lambda a, b: _three_d(np.array([a, 0.0, 0.0]) + b * np.asarray(y))
+
+
+def test_second_order_controls_have_their_closed_form_extra_decreases():
+    from landscape.measure import second_order_test
+
+    cos, sin = np.sqrt(COS2), np.sqrt(1 - COS2)  # a unit direction ⊥ x mixing the negative and the positive axis
+    r = second_order_test(_plane([0, 1, 0]), 0.05, controls={"random_0": _plane([0, cos, sin]), "top": _plane([0, 0, 1])})
+    d_grad = G * G / (2 * C)
+    m = MU2 * COS2 - S2 * (1 - COS2)  # −curvature along the control: max decrease m²/(4κcos⁴φ)
+    assert r["d_grad"] == pytest.approx(d_grad, abs=1e-6)
+    assert r["extra"] == pytest.approx(MU2 ** 2 / (4 * K), abs=1e-6)
+    ctrl, top = r["controls"]["random_0"], r["controls"]["top"]
+    assert ctrl["d_dir"] == pytest.approx(m * m / (4 * K * COS2 ** 2), abs=1e-6)
+    assert ctrl["extra"] == pytest.approx(m * m / (4 * K * COS2 ** 2), abs=1e-6)
+    assert ctrl["extra_fraction"] == pytest.approx(ctrl["extra"] / d_grad, rel=1e-5)
+    assert top["d_dir"] == 0.0 and top["extra"] == 0.0 and top["extra_fraction"] == 0.0  # convex along e_c
+    assert r["extra_fraction"] - ctrl["extra_fraction"] == pytest.approx(
+        (MU2 ** 2 / (4 * K) - m * m / (4 * K * COS2 ** 2)) / d_grad, rel=1e-4)
+
+
+def test_at_the_rounding_floor_and_without_a_bracket_numbers_are_unresolved_bounds():
+    from landscape.measure import noise_floor, second_order_test
+
+    flat = second_order_test(lambda a, b: 2.0 - G * a + 0.5 * C * a * a - 1e-18 * b * b, 0.05, precision="fp64")
+    floor = noise_floor(2.0, "fp64")
+    assert flat["rounding_floor"] == floor
+    d_curv = flat["d_curv"]  # a decrease of 1e-18·b² is below 64 eps: a bound, not 0
+    assert (d_curv["resolved"], d_curv["bound"], d_curv["side"]) == (False, floor, "below")
+    assert flat["extra"]["resolved"] is False and flat["extra_fraction"]["bound"] == pytest.approx(floor / (G * G / 4))
+    assert flat["d_grad"] == pytest.approx(G * G / (2 * C), abs=1e-6)  # resolved: a number
+    falling = second_order_test(lambda a, b: 2.0 - a - b * b, 0.05, precision="fp64")  # never rises along x
+    assert falling["d_grad"]["resolved"] is False and falling["d_grad"]["side"] == "above"
+    assert falling["d_grad"]["bound"] > 0 and not falling["bracketed"]
+
+
+def test_plane_points_evaluate_the_points_known_in_advance_in_one_call():
+    from landscape.measure import Plane, second_order_test
+
+    calls = []
+
+    def evaluate(rows):
+        calls.append(len(rows))
+        ys = ([0, 1, 0], [0, np.sqrt(COS2), np.sqrt(1 - COS2)])
+        return np.array([_three_d(np.array([a, 0.0, 0.0]) + b * np.asarray(ys[int(k)])) for k, a, b in rows])
+
+    batched = second_order_test(Plane(evaluate, 0), 0.05, controls={"random_0": Plane(evaluate, 1)})
+    single = second_order_test(_plane([0, 1, 0]), 0.05, controls={"random_0": _plane([0, np.sqrt(COS2), np.sqrt(1 - COS2)])})
+    assert max(calls) >= 2  # the sign test, the starting simplex and the first line steps go together
+    assert batched["d_plane"] == single["d_plane"] and batched["controls"] == single["controls"]

@@ -179,3 +179,46 @@ def _descend(objective, lr, steps):
         losses.append(loss)
         theta = theta - lr * grad
     return losses, theta
+
+
+def test_a_non_convex_homogeneous_function_is_star_convex_with_ratio_two():
+    # f(θ) = ‖θ‖²·(2 + sin 4φ) is homogeneous of degree 2: ⟨∇f, θ⟩ = 2 f (Euler), toward 0 at every point,
+    # though f is not convex (along the circle it oscillates)
+    f = Function(lambda t: (t @ t) * (2 + torch.sin(4 * torch.atan2(t[1], t[0]))), 2)
+    points = [torch.tensor([np.cos(p), np.sin(p)], dtype=F64) * r for p, r in zip(np.linspace(0, 3, 7), np.linspace(3, 0.5, 7))]
+    result = star_convexity(f, points, target=torch.zeros(2, dtype=F64))
+    np.testing.assert_allclose(result.ratio, 2.0, rtol=1e-12)
+    assert result.holds_fraction == 1.0 and result.fails_fraction == 0.0
+    a, b = torch.tensor([1.0, 0.0], dtype=F64), torch.tensor([np.cos(np.pi / 4), np.sin(np.pi / 4)], dtype=F64)
+    chord = 0.5 * (f.value_and_grad(a)[0] + f.value_and_grad(b)[0])  # 2 at both ends
+    middle = f.value_and_grad((a + b) / 2)[0]
+    assert middle == pytest.approx(3 * np.cos(np.pi / 8) ** 2) and middle > chord  # above the chord: not convex
+
+
+def test_star_convexity_on_one_function_per_point_ignores_offsets_between_functions():
+    # F_t(θ) = ‖θ − θ_T‖² + c_t, a different constant per point (as different batch-norm statistics shift F):
+    # on one function the gap is ‖θ_t − θ_T‖² and the ratio exactly 2; mixing F_t(θ_t) with F_T(θ_T) is not
+    from landscape.trajectory import HOLDS, star_convexity_of
+
+    target = torch.tensor([1.0, -1.0], dtype=F64)
+    offsets = [0.0, 5.0, -3.0, 0.7]
+    fns = [Function(lambda t, c=c: (t - target) @ (t - target) + c, 2) for c in offsets]
+    thetas = [torch.tensor([2.0, 0.5], dtype=F64), torch.tensor([0.0, 0.0], dtype=F64),
+              torch.tensor([1.5, -0.5], dtype=F64), target]
+    one = star_convexity(None, thetas, functions=fns)
+    np.testing.assert_allclose(one.ratio, 2.0, rtol=1e-12)
+    assert list(one.status) == [HOLDS] * 3 and list(one.target_values) == offsets[:3]
+    mixed = star_convexity_of(one.inner, [f.value_and_grad(t)[0] for f, t in zip(fns, thetas[:3])], offsets[3])
+    assert not mixed.holds.all()  # F_t(θ_t) with c_t against F_T(θ_T) with c_T: the offsets decide
+
+
+def test_a_failure_inside_the_rounding_tolerance_is_unresolved_not_a_failure():
+    from landscape.trajectory import FAILS, HOLDS, UNRESOLVED, rounding_tolerance, star_convexity_of
+
+    tol = rounding_tolerance(0.3, 0.3, "fp32", 128)
+    assert tol == pytest.approx(64 * np.finfo(np.float32).eps + 128 * np.finfo(np.float64).eps)
+    r = star_convexity_of(inner=[0.0, 0.0, 2e-3, 2e-3], values=[0.3 + 0.5 * tol, 0.3 + 3 * tol, 0.301, 0.3],
+                          target_value=0.3, tolerance=tol)
+    assert list(r.status) == [UNRESOLVED, FAILS, HOLDS, HOLDS]  # −0.5 tol: rounding; −3 tol: a failure
+    assert np.isnan(r.ratio[0]) and np.isnan(r.ratio[3]) and r.ratio[2] == pytest.approx(2.0)
+    assert r.holds_fraction == 0.5 and r.fails_fraction == 0.25

@@ -1,7 +1,9 @@
 """The trajectory: convexity along the path SGD took, toward the final checkpoint θ_T.
 
 At every analyzed checkpoint θ_t (each with the batch-norm statistics of its own θ): F, ‖∇F‖²,
-⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) (star-convexity), the PL* ratios ‖∇F‖²/(F − F*)
+star-convexity on ONE function F_t, the loss with θ_t's statistics frozen: ⟨∇F_t(θ_t), θ_t − θ_T⟩
+against F_t(θ_t) − F_t(θ_T) (θ_T's weights under θ_t's statistics), judged against the rounding
+floor of that difference (``trajectory.rounding_tolerance``), the PL* ratios ‖∇F‖²/(F − F*)
 for F* = 0 and F* = the lowest F seen, the distance travelled ‖θ_t − θ_0‖/‖θ_0‖ and, with
 ``ntk_examples``, the drift of the empirical NTK from the first checkpoint.
 """
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 
 from ..theory import ntk, ntk_drift
-from ..trajectory import pl_star_of, star_convexity_of
+from ..trajectory import FAILS, UNRESOLVED, pl_star_of, rounding_tolerance, star_convexity_of
 from .base import PER_RUN, Measurement, tag
 
 NTK_MAX_ENTRIES = 50_000_000  # n·k·P numbers of a full-output Jacobian (400 MB in float64)
@@ -37,7 +39,9 @@ class Trajectory(Measurement):
         obj0 = a.objective(model0, params="all", indices=indices)
         key = {"context": a.context(f"{first}..{final}", obj0, "train", repeat),
                "settings": {"epochs": epochs, "target_epoch": final, "ntk_examples": s.ntk_examples,
-                            "seed": a.direction_seed(repeat), "checkpoints": [a.checkpoint_name(e) for e in epochs]}}
+                            "seed": a.direction_seed(repeat),
+                            "star_function": "F with the statistics of θ_t frozen, at θ_t and θ_T; rounding tolerance",
+                            "checkpoints": [a.checkpoint_name(e) for e in epochs]}}
 
         def compute():
             with a.bar(len(epochs) + 1, f"trajectory{tag(repeat)}") as bar:
@@ -54,7 +58,8 @@ class Trajectory(Measurement):
                     summary.update(ntk_drift_final=float(drift[-1]), ntk_layout=layout)
                 bar.update(1)
             return summary, arrays, (f"trajectory{tag(repeat)}: star-convex toward epoch {final} at "
-                                     f"{summary['star_holds_fraction']:.0%} of {len(epochs) - 1} checkpoints, PL* min "
+                                     f"{summary['star_holds_fraction']:.0%} of {len(epochs) - 1} checkpoints ("
+                                     f"{len(summary['star_unresolved_epochs'])} within rounding), PL* min "
                                      f"{summary['pl_zero_min']:.3g}, travelled ‖θ_T − θ_0‖/‖θ_0‖ = "
                                      f"{summary['travelled_final']:.3g}")
         a.store.piece(self.path(a.run, repeat), key, f"trajectory{tag(repeat)}", compute, a.undefined_errors)
@@ -66,24 +71,33 @@ class Trajectory(Measurement):
 
 
 def path_quantities(states: dict, epochs: list[int]) -> tuple[dict, dict]:
-    """Star-convexity toward the last epoch, PL* ratios and distances, from (objective, θ, F, ∇F) per epoch."""
+    """Star-convexity toward the last epoch, PL* ratios and distances, from (objective, θ, F, ∇F) per epoch.
+
+    Both sides of star-convexity at θ_t are of θ_t's objective (its batch-norm statistics): F_t(θ_T)
+    is θ_T's weights evaluated under it (one forward pass per checkpoint)."""
     first, final = epochs[0], epochs[-1]
     theta_T, f_T = states[final][1], states[final][2]
     theta_0 = states[first][1]
     rows = [e for e in epochs if e != final]
     values = np.array([states[e][2] for e in epochs])
     grad_sq = np.array([float(states[e][3] @ states[e][3]) for e in epochs])
-    inner = np.array([float(states[e][3] @ (states[e][1] - theta_T)) for e in rows])
-    star = star_convexity_of(inner, [states[e][2] for e in rows], f_T)
+    inner = np.array([float(states[e][3].to(torch.float64) @ (states[e][1] - theta_T)) for e in rows])
+    cross = np.array([float(states[e][0].value(theta_T)) for e in rows])  # F_t(θ_T): θ_T under θ_t's statistics
+    tol = np.array([rounding_tolerance(states[e][2], c, states[e][0].precision, states[e][0].num_examples)
+                    for e, c in zip(rows, cross)])
+    star = star_convexity_of(inner, [states[e][2] for e in rows], cross, tolerance=tol)
     pl_zero, pl_min = pl_star_of(values, grad_sq, "zero"), pl_star_of(values, grad_sq, "min")
     travelled = np.array([float((states[e][1] - theta_0).norm() / theta_0.norm()) for e in epochs])
     to_final = np.array([float((states[e][1] - theta_T).norm()) for e in epochs])
     arrays = {"epoch": np.array(epochs, float), "F": values, "grad_sq": grad_sq,
               "star_epoch": np.array(rows, float), "star_inner": star.inner, "star_gap": star.gap,
-              "star_ratio": star.ratio, "star_holds": star.holds.astype(float),
+              "star_ratio": star.ratio, "star_holds": star.holds.astype(float), "star_status": star.status,
+              "star_target_F": cross, "star_tolerance": star.tolerance, "star_margin": star.margin,
               "pl_zero": pl_zero.ratio, "pl_min": pl_min.ratio, "travelled": travelled, "distance_to_final": to_final}
     summary = {"target_epoch": final, "F_target": f_T, "star_holds_fraction": star.holds_fraction,
-               "star_failing_epochs": [e for e, h in zip(rows, star.holds) if not h],
+               "star_function": "F with the batch-norm statistics of θ_t frozen, at θ_t and at θ_T",
+               "star_failing_epochs": [e for e, st in zip(rows, star.status) if st == FAILS],
+               "star_unresolved_epochs": [e for e, st in zip(rows, star.status) if st == UNRESOLVED],
                "star_min_ratio": float(np.nanmin(star.ratio)) if np.isfinite(star.ratio).any() else None,
                "pl_zero_min": pl_zero.mu, "pl_min_min": pl_min.mu, "pl_min_f_star": pl_min.f_star,
                "travelled_final": float(travelled[-1])}
