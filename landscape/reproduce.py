@@ -99,7 +99,7 @@ def _paper() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
         epochs=sorted({*PAPER_SAVE_AT, PAPER_EPOCHS}), subset=None, test_subset=None, repeats=3,
-        probe_gaussian=2, probe_filter=2, probe_steps=12, curvature_top=2, curvature_sigma=0.0,
+        probe_gaussian=1, probe_filter=1, probe_steps=10, curvature_top=2, curvature_sigma=0.0,
         curvature_subset=PAPER_CURVATURE_SUBSET, curvature_max_matvecs=200, surface_points=21,
         interpolation_points=41, interpolation_pairs="init-final,consecutive", trace_samples=32)
     return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
