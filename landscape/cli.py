@@ -205,7 +205,7 @@ def set_threads(threads: int | None) -> None:
 
     torch.set_num_threads(threads)
     try:
-        torch.set_interop_threads(threads)
+        torch.set_num_interop_threads(threads)
     except RuntimeError:  # settable only before the process's first inter-op work (a second command in tests)
         pass
 
@@ -219,18 +219,24 @@ _RUNTIME_OPTIONS = (
     option(RUNTIME, "--device", type=_Choice(["cpu", "cuda"]), default="cpu", help="Where tensors live."),
     option(RUNTIME, "--threads", type=COUNT, default=None,
            help="CPU threads torch may use (default: every core; set it on a shared machine)."),
-    option(RUNTIME, "--quiet", is_flag=True, help="No progress bars or messages."),
+    option(RUNTIME, "--quiet", is_flag=True, help="No progress bars (results and warnings still print)."),
 )
 
 
-def runtime_options(session: bool = False):
+def runtime_options(session: bool = False, announce=None):
     """Add --data-root, --cache-dir, --download, --device, --threads and --quiet to a command and hand it one
-    ``runtime`` (a Runtime built here; with ``session``, inside ``distributed.session`` with its process group)."""
+    ``runtime`` (a Runtime built here; with ``session``, inside ``distributed.session`` with its process group).
+
+    ``announce(options)``: a first line, printed before torch is imported (seconds on a busy machine).
+    """
     import functools
+    import os
 
     def decorate(command):
         @functools.wraps(command)
         def run(*args, **kwargs):
+            if announce is not None and not kwargs["quiet"] and os.environ.get("RANK", "0") == "0":
+                click.echo(announce(kwargs))
             from .runtime import Runtime
 
             where = {name: kwargs.pop(name) for name in ("data_root", "cache_dir", "download", "device")}
@@ -383,7 +389,7 @@ def unanalyzed_hint(run_dir) -> str | None:
 @option(OUTPUT, "--force", is_flag=True,
         help="Start the run in --out even though it holds other files (never over them: refused when "
              "a file the run writes, e.g. log.jsonl or checkpoints/, is already there).")
-@runtime_options(session=True)
+@runtime_options(session=True, announce=lambda o: f"landscape train: {o['arch'] or 'resuming'} → {o['out']} …")
 def train(out, resume, force, tensorboard, runtime, **given):
     """Train a network with the paper's recipe, saving checkpoints for the analysis.
 

@@ -44,6 +44,13 @@ from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPE
 from .settings import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PARAMETERS
 
 
+def _bar_echo(message="", **kwargs) -> None:
+    """A message printed above the progress bars (tqdm.write), not onto their line."""
+    from tqdm import tqdm
+
+    tqdm.write(str(message))
+
+
 def _silent(*args, **kwargs) -> None:
     """The echo of ranks other than 0: one rank speaks for the job."""
 
@@ -451,6 +458,9 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
     group = distributed.current()  # one process unless launched by torchrun; rank 0 reads the folder
     if not group.is_writer:
         progress, echo = False, _silent
+    if progress:  # messages above the bars, not onto them
+        echo = _bar_echo
+    note = echo if progress else _silent  # what the run is doing between bars (--quiet: nothing)
     if tensorboard is not None:
         TensorBoard.require()
     # everything is checked before anything is written
@@ -459,9 +469,12 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
         config = group.from_rank0(lambda: _check_resume(run, config, overrides or {}), "checking the run's settings")
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
+    note(f"loading {config.dataset} …")
     dataset = runtime.with_(progress=progress).load_dataset(config.dataset)
     check_trainable(dataset, config)
     data = prepare_data(dataset, config)
+    note(f"{len(data.train_labels):,} training and {len(data.test_labels):,} test images; "
+         f"building {config.arch} at width {config.width:g} …")
     check_model(config, data)  # affordable, and takes the data: before the folder is touched
     with group.on_rank0(lambda: run_lock(run.path, echo, "landscape train")):
         if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
@@ -525,14 +538,31 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
         if group.distributed:
             append_jsonl({"from_epoch": training.epoch, **training.parallel.describe()}, run.path / "parallel.jsonl")
         if resumed is None:
+            if progress:
+                echo(f"epoch 0: batch-norm statistics and test metrics of the initial network …")
             training.initial_checkpoint()
-        for epoch in range(training.epoch + 1, config.epochs + 1):
+        _epochs(training, echo)
+    return run
+
+
+def _epochs(training: "_Training", echo) -> None:
+    """The epochs left, under one bar with the time remaining; a closing line after the last."""
+    from tqdm import tqdm
+
+    config, first, started = training.config, training.epoch, time.perf_counter()
+    metrics: dict = {}
+    with tqdm(total=config.epochs, initial=first, unit="epoch", desc="training", disable=not training.progress,
+              dynamic_ncols=True, position=0, leave=False) as bar:
+        for epoch in range(first + 1, config.epochs + 1):
             metrics = training.one_epoch(epoch)
+            bar.update(1)
             if metrics.get("reached_target"):
                 echo(f"training loss {metrics['train_loss']:.4g} ≤ {config.stop_at_loss:g} after epoch {epoch}: "
                      f"stopped")
                 break
-    return run
+    if metrics:
+        echo(f"trained epochs {first + 1}–{metrics['epoch']} in {time.perf_counter() - started:.0f} s: "
+             f"train loss {metrics['train_loss']:.4f}, test accuracy {metrics['test_acc']:.3f}")
 
 
 @dataclass
@@ -705,7 +735,7 @@ class _Training:
         self.model.train()
         start, checked = time.perf_counter(), 0
         bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not self.progress,
-                   leave=False, dynamic_ncols=True)
+                   leave=False, dynamic_ncols=True, position=1)
         for i in range(steps):
             batch = self.parallel.local(i * config.batch_size, min((i + 1) * config.batch_size, n))
             idx = order[batch]
