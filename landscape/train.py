@@ -244,7 +244,8 @@ def calibrate_batchnorm(model: nn.Module, data: TrainingData, device, seed: int)
 
 def _evaluate(model: nn.Module, images, labels, data: TrainingData, device, loss: str = "cross_entropy") -> tuple[float, float]:
     """(loss, accuracy) of the model as it is (eval mode, its running statistics)."""
-    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device, loss=loss)
+    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device, loss=loss,
+                          bn="frozen")
     return objective.evaluate()
 
 
@@ -261,7 +262,7 @@ def _tracked_objective(model, data: TrainingData, track_idx, device, loss: str =
     at_theta = copy.deepcopy(model)
     exact_bn_statistics(at_theta, _channels_last(normalize(images.to(device), data.mean, data.std)))
     return Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
-                     device=device, loss=loss)
+                     device=device, loss=loss, bn="frozen")
 
 
 def _track(model, data: TrainingData, track_idx, hidden: list[str], device, loss: str = "cross_entropy") -> dict:
