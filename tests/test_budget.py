@@ -16,8 +16,9 @@ def test_plan_counts_every_pass():
     seconds = plan(s, n, UnitCosts(forward=1.0, gradient=2.0, hvp=3.0))
     runs = 3 * 2  # checkpoints × repeats
     assert seconds["dominance"] == runs * (2 * 64 + (32 + 64))
-    # the cap, residuals of the reported top pair and the most negative one, the alignment's ∇F
-    assert seconds["curvature"] == runs * ((30 + 1 + 1) * 3 + 2) * 16
+    # the expected Lanczos steps (11 pairs wanted: 10 + 3.2·11 is over the cap 30, so 30) at two products each,
+    # residuals of the reported top pair and the most negative one, the alignment's gradient
+    assert seconds["curvature"] == runs * ((2 * 30 + 1 + 1) * 3 + 2) * 16
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * 2 * 4 * 64  # −∇F, Gaussian, filter, two Hessian
     assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
@@ -36,3 +37,15 @@ def test_a_budget_shrinks_the_expensive_settings_until_the_plan_fits():
     assert record["changed"]["curvature_max_matvecs"] == [s.curvature_max_matvecs, chosen.curvature_max_matvecs]
     same, record = fit_to_budget(s, 2 * before / 60, n, costs)
     assert same == s and record["changed"] == {}
+
+
+def test_eigensolves_count_their_expected_steps_below_the_cap():
+    """Lanczos is counted at 10 + 3.2 steps per wanted pair (measured), two products a step, at most the cap."""
+    from landscape.budget import expected_lanczos_steps
+
+    s = AnalysisSettings(curvature_top=1, alignment_k=0, curvature_max_matvecs=80, curvature_subset=16)
+    assert expected_lanczos_steps(s) == 10 + 3.2 * 2
+    n = Sizes(train=16, test=8, curvature=16, checkpoints=1, all_checkpoints=1, interpolation_pairs=0)
+    seconds = plan(s, n, UnitCosts(forward=0.0, gradient=0.0, hvp=1.0))
+    assert seconds["curvature"] == (round(2 * 16.4) + 2) * 16  # steps as products, two residuals, no alignment
+    assert expected_lanczos_steps(AnalysisSettings(curvature_max_matvecs=8)) == 8
