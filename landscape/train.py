@@ -44,11 +44,15 @@ from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPE
 from .settings import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PARAMETERS
 
 
-def _bar_echo(message="", **kwargs) -> None:
-    """A message printed above the progress bars (tqdm.write), not onto their line."""
+def _above_bars(echo):
+    """``echo`` printing above the progress bars (tqdm clears and redraws them), not onto their line."""
     from tqdm import tqdm
 
-    tqdm.write(str(message))
+    def write(*args, **kwargs):
+        with tqdm.external_write_mode():
+            echo(*args, **kwargs)
+
+    return write
 
 
 def _silent(*args, **kwargs) -> None:
@@ -460,7 +464,7 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
     if not group.is_writer:
         progress, echo = False, _silent
     if progress:  # messages above the bars, not onto them
-        echo = _bar_echo
+        echo = _above_bars(echo)
     note = echo if progress else _silent  # what the run is doing between bars (--quiet: nothing)
     if tensorboard is not None:
         TensorBoard.require()
@@ -768,9 +772,12 @@ class _Training:
                 self.board.add({f"track/{k}": row[k] for k in ("F", "grad_sq", "grad_sq_hidden")}, self.step)
             if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
-        bar.close()
-        losses, correct = self.parallel.totals(losses, correct)  # over the global batches
-        return self.end_epoch(epoch, lr, float(losses.mean()), correct.item(), time.perf_counter() - start)
+        bar.set_description(f"epoch {epoch}/{config.epochs}: testing on {len(self.data.test_labels):,} images")
+        try:  # the bar stays up while the test set is evaluated
+            losses, correct = self.parallel.totals(losses, correct)  # over the global batches
+            return self.end_epoch(epoch, lr, float(losses.mean()), correct.item(), time.perf_counter() - start)
+        finally:
+            bar.close()
 
     def end_epoch(self, epoch: int, lr: float, train_loss: float, correct: int, seconds: float) -> dict:
         """Check the epoch's weights and losses are finite (else stop: diverged), evaluate on the test

@@ -393,7 +393,7 @@ def test_train_says_what_it_does_and_figures_before_analyze_says_to_analyze(tmp_
     loud = [a for a in tiny if a != "--quiet"]
     result = invoke("--arch", "resnet8", "--width", 0.25, "--out", out, "--epochs", 2, *loud)
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.output.replace("\r", "\n").splitlines() if line.strip()]
+    lines = [line.strip() for line in result.output.replace("\r", "\n").splitlines() if line.strip()]
     assert lines[0] == f"landscape train: resnet8 → {out} …"  # printed before torch is imported
     assert "loading folder:tiny …" in lines
     assert any(line.startswith("epoch 0: batch-norm statistics") for line in lines)
