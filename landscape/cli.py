@@ -180,8 +180,8 @@ class _Choice(click.Choice):
 
     def convert(self, value, param, ctx):
         """The value, or a usage error naming the choices and the closest one."""
-        if isinstance(value, str) and value not in self.choices and value.replace("_", "-") in self.choices:
-            value = value.replace("_", "-")
+        if isinstance(value, str) and value not in self.choices:  # cross-entropy = cross_entropy
+            value = next((v for v in (value.replace("_", "-"), value.replace("-", "_")) if v in self.choices), value)
         if isinstance(value, str) and value not in self.choices:
             self.fail(f"{value!r} is not one of {', '.join(self.choices)}{did_you_mean(value, self.choices)}",
                       param, ctx)
