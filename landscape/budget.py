@@ -3,7 +3,8 @@
 The cost of every measurement is a count of forward passes, gradients and Hessian-vector
 products over known numbers of examples; ``UnitCosts`` measures the three per example on the
 run's own model at the start, and ``plan`` turns settings into seconds per piece. Eigensolves
-count their product cap (an upper bound: Lanczos often stops earlier). ``fit_to_budget``
+count the Lanczos steps they are expected to take (``expected_lanczos_steps``, at most their cap)
+at about two products each (``LANCZOS_STEP_COST``). ``fit_to_budget``
 shrinks the eigensolve, density, grid and probe settings together until the plan fits.
 """
 
@@ -19,7 +20,33 @@ from .measurements.second_order import SECOND_ORDER_EVALUATIONS
 from .results import atomic_write_json
 from .settings import AnalysisSettings
 
-__all__ = ["SECOND_ORDER_EVALUATIONS", "Sizes", "UnitCosts", "estimate", "fit_to_budget", "measure_unit_costs", "plan"]
+__all__ = ["SECOND_ORDER_EVALUATIONS", "Sizes", "UnitCosts", "estimate", "expected_lanczos_steps", "fit_to_budget",
+           "measure_unit_costs", "plan"]
+
+# Lanczos steps to converge the wanted extreme pairs at tol 1e-3: about LANCZOS_STEPS_BASE + LANCZOS_STEPS_PER_PAIR
+# per wanted pair (the top max(--n-top, --alignment-k) and the most negative one). Measured on resnet8 (16
+# and 64 images, epochs 0-2): 14-16 steps for 2 pairs, 41-45 for 11 pairs; the cap ends the run earlier.
+LANCZOS_STEPS_BASE = 10.0
+LANCZOS_STEPS_PER_PAIR = 3.2
+# A Lanczos step costs about two Hessian-vector products: the product, and reorthogonalizing against the
+# basis (float64, memory-bound). Measured: resnet8 on 16 images 0.36-0.44 s a step against 0.17-0.18 s a
+# product; VGG19-BN on 32 images 2.5 s against 1.2 s (README, paper-cpu).
+LANCZOS_STEP_COST = 2.0
+
+
+def expected_lanczos_steps(s: AnalysisSettings) -> float:
+    """The Lanczos steps the curvature eigensolve is expected to take: the measured typical count for
+    the pairs it wants, at most ``curvature_max_matvecs`` (the cap that ends a run that has not converged)."""
+    wanted = max(s.curvature_top, s.alignment_k) + 1
+    return min(float(s.curvature_max_matvecs), LANCZOS_STEPS_BASE + LANCZOS_STEPS_PER_PAIR * wanted)
+
+
+def costed_settings(s: AnalysisSettings) -> AnalysisSettings:
+    """The settings as the measurements' ``cost`` should count them: the eigensolve's cap replaced by its
+    expected steps, each costing LANCZOS_STEP_COST products' time (the reorthogonalization), never more
+    than the cap allows (each measurement's cost reads ``curvature_max_matvecs`` as its product count)."""
+    expected = max(1, round(LANCZOS_STEP_COST * expected_lanczos_steps(s)))
+    return dataclasses.replace(s, curvature_max_matvecs=min(s.curvature_max_matvecs, expected))
 
 
 @dataclass
@@ -82,6 +109,7 @@ def plan(s: AnalysisSettings, n: Sizes, c: UnitCosts) -> dict[str, float]:
     measurement run there; once per run: interpolations and the trajectory.
     """
     seconds: dict[str, float] = {}
+    s = costed_settings(s)
 
     def add(name: str, value: float) -> None:
         seconds[name] = seconds.get(name, 0.0) + value
@@ -131,7 +159,8 @@ def estimate(analysis, epochs: list[int], budget_minutes: float | None) -> dict[
     seconds = plan(analysis.settings, sizes, costs)
     largest = sorted(seconds.items(), key=lambda kv: -kv[1])[:4]
     analysis.echo(f"estimated time: {sum(seconds.values()) / 60:.1f} min ({costs.describe(sizes.curvature)}; "
-                  f"eigensolves counted at their product cap) — "
+                  f"eigensolves at {expected_lanczos_steps(analysis.settings):.0f} expected Lanczos steps, "
+                  f"cap {analysis.settings.curvature_max_matvecs}) — "
                   + ", ".join(f"{k} {v / 60:.1f}" for k, v in largest) + " min")
     return seconds
 

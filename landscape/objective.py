@@ -8,7 +8,8 @@ many-point evaluator ``values``. Definitions (see README, "Definitions"):
   rounding of the model's own arithmetic.
 * θ covers a parameter subset ('all' or 'hidden'); the other parameters stay at their values.
 * Batch norm: 'frozen' (default) uses the running statistics held by the objective (eval mode,
-  so F is deterministic); 'batch' uses each batch's statistics (F then depends on the batch
+  so F is deterministic; left at the default on a model with batch norm, a RunningStatisticsWarning
+  says that these are the model's running averages, not the statistics of θ that `analyze` uses); 'batch' uses each batch's statistics (F then depends on the batch
   size); 'recompute' re-estimates the statistics at every θ over a fixed set (values only).
 
 The fast path folds each eval-mode batch norm into the convolution before it (exact: eval
@@ -40,6 +41,25 @@ from .errors import LandscapeError
 from .models import select_parameters
 
 BN_POLICIES = ("frozen", "batch", "recompute")
+
+
+class RunningStatisticsWarning(UserWarning):
+    """An Objective on a model with batch norm left at the default: F uses the model's running averages."""
+
+
+def warn_running_statistics(model: nn.Module) -> None:
+    """Warn when ``model`` has batch-norm statistics that a default ``bn`` would take as they are.
+
+    The running averages lag the weights (most while the learning rate is large), so F would be
+    the loss of another network than the one at θ; ``landscape analyze`` uses the statistics of θ
+    (``--bn-stats recompute``). Passing ``bn`` explicitly says the choice is deliberate.
+    """
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in model.modules()):
+        warnings.warn("the model has batch norm and bn was left at its default, 'frozen': F uses the model's "
+                      "running statistics, which lag θ; to use the statistics of θ as `landscape analyze` does, "
+                      "call exact_bn_statistics(model, images) first or pass bn='recompute' (values only); pass "
+                      "bn='frozen' to keep the running statistics without this warning",
+                      RunningStatisticsWarning, stacklevel=3)
 PRECISIONS = ("fp32", "fp64", "bf16")
 HVP_METHODS = ("forward-over-reverse", "double-backprop")
 
@@ -386,7 +406,8 @@ class Objective(_Derivatives):
     memory, or, with ``stream=True``, re-read at every evaluation (for data that does not fit;
     the batches must be the same at every pass). ``loss`` is a name ('cross_entropy', 'mse'), a
     torch loss module (its reduction is ignored: F is always the mean over examples) or a
-    callable returning one loss per example. ``bn``: 'frozen' (the model's statistics),
+    callable returning one loss per example. ``bn``: 'frozen' (the default: the model's statistics;
+    a RunningStatisticsWarning when left at the default on a model with batch norm),
     'batch' or 'recompute' (see the module doc); ``params``: 'all', 'hidden' or a list of
     names; ``precision``: 'fp32', 'fp64' or 'bf16' (values on CUDA only). ``hvp_method``:
     'forward-over-reverse' (default, the faster; falls back to double backpropagation, once
@@ -401,13 +422,16 @@ class Objective(_Derivatives):
 
     def __init__(self, model: nn.Module, data, labels: torch.Tensor | None = None, *,
                  mean=None, std=None, loss: str | Callable = "cross_entropy",
-                 bn: str = "frozen", params: str | list[str] = "all",
+                 bn: str | None = None, params: str | list[str] = "all",
                  precision: str = "fp32", batch_size: int | None = None,
                  device: str | torch.device | None = None, fold_bn: bool = True,
                  channels_last: bool | None = None, recompute_images: torch.Tensor | None = None,
                  buffers: dict[str, torch.Tensor] | None = None, stream: bool = False,
                  hvp_method: str = "forward-over-reverse", points_per_pass: int | None = None, group=None):
         """Fix the model (a private copy), the examples, the loss and the policies; see the class doc."""
+        if bn is None:  # the default: frozen, said aloud on a model with batch norm
+            warn_running_statistics(model)
+            bn = "frozen"
         _check_choice("batch-norm policy", bn, BN_POLICIES)
         _check_choice("precision", precision, PRECISIONS)
         _check_choice("hvp_method", hvp_method, HVP_METHODS)

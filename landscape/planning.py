@@ -112,7 +112,8 @@ def calibrated_unit_costs(arch: str, num_classes: int, width: float, device: str
     else:
         data, scale = torch.randn(examples, *shape, generator=gen), {}
     labels = torch.randint(0, num_classes, (examples,), generator=gen)
-    obj = Objective(build_model(arch, num_classes, width), data, labels, device=device, **scale)
+    # timing only: the running statistics of random weights are as good as any (bn='frozen', no warning)
+    obj = Objective(build_model(arch, num_classes, width), data, labels, device=device, bn="frozen", **scale)
     return measure_unit_costs(obj, repeats=2)
 
 
@@ -275,7 +276,8 @@ def format_plan(p: PresetPlan, title: str) -> str:
     lines += [""] + [f"sizes ({', '.join(names)}): {text}" if len(shapes) > 1 else f"sizes: {text}"
                      for text, names in shapes.items()]
     lines += ["F evaluations and gradients are counted in passes over the analyzed training examples, "
-              "Hessian-vector products on the Hessian's examples; eigensolves at their product caps (an upper bound).",
+              "Hessian-vector products on the Hessian's examples; eigensolves at their expected Lanczos "
+              "steps (at most their caps).",
               f"total: {_hours(p.total_s)} {'GPU-hours' if p.gpu else 'hours'} on {p.device}"]
     if p.flop_based and any(c.sizes.train < SMALL_BATCH for c in p.cells):
         lines.append(f"(fewer than {SMALL_BATCH:,} analyzed examples do not keep a GPU busy: the FLOP-based hours "

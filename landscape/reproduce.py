@@ -137,11 +137,11 @@ def _quick() -> Preset:
 def _smoke() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
-        subset=32, test_subset=64, repeats=2, probe_gaussian=1, probe_filter=1, probe_steps=3,
-        curvature_top=1, curvature_subset=16, curvature_tol=1e-1, curvature_max_matvecs=10,
-        surface_points=5, interpolation_points=7, interpolation_pairs="init-final")
-    train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 100,
-                 "track_every": 2, "track_subset": 64}
+        subset=16, test_subset=32, repeats=2, probe_gaussian=1, probe_filter=1, probe_steps=3,
+        curvature_top=1, curvature_subset=8, curvature_tol=1e-1, curvature_max_matvecs=8,
+        surface_points=5, interpolation_points=5, interpolation_pairs="init-final")
+    train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 50,
+                 "track_every": 2, "track_subset": 32}
     return Preset([Cell("resnet8", "cifar10")], train_cfg, analysis, "a tiny end-to-end check", [1, 2])
 
 

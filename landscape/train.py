@@ -44,6 +44,17 @@ from .recipe import (PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_GAMMA, PAPER_LR, PAPE
 from .settings import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PARAMETERS
 
 
+def _above_bars(echo):
+    """``echo`` printing above the progress bars (tqdm clears and redraws them), not onto their line."""
+    from tqdm import tqdm
+
+    def write(*args, **kwargs):
+        with tqdm.external_write_mode():
+            echo(*args, **kwargs)
+
+    return write
+
+
 def _silent(*args, **kwargs) -> None:
     """The echo of ranks other than 0: one rank speaks for the job."""
 
@@ -237,7 +248,8 @@ def calibrate_batchnorm(model: nn.Module, data: TrainingData, device, seed: int)
 
 def _evaluate(model: nn.Module, images, labels, data: TrainingData, device, loss: str = "cross_entropy") -> tuple[float, float]:
     """(loss, accuracy) of the model as it is (eval mode, its running statistics)."""
-    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device, loss=loss)
+    objective = Objective(model, images, labels, mean=data.mean, std=data.std, device=device, loss=loss,
+                          bn="frozen")
     return objective.evaluate()
 
 
@@ -254,7 +266,7 @@ def _tracked_objective(model, data: TrainingData, track_idx, device, loss: str =
     at_theta = copy.deepcopy(model)
     exact_bn_statistics(at_theta, _channels_last(normalize(images.to(device), data.mean, data.std)))
     return Objective(at_theta, images, data.train_labels[track_idx], mean=data.mean, std=data.std,
-                     device=device, loss=loss)
+                     device=device, loss=loss, bn="frozen")
 
 
 def _track(model, data: TrainingData, track_idx, hidden: list[str], device, loss: str = "cross_entropy") -> dict:
@@ -451,6 +463,9 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
     group = distributed.current()  # one process unless launched by torchrun; rank 0 reads the folder
     if not group.is_writer:
         progress, echo = False, _silent
+    if progress:  # messages above the bars, not onto them
+        echo = _above_bars(echo)
+    note = echo if progress else _silent  # what the run is doing between bars (--quiet: nothing)
     if tensorboard is not None:
         TensorBoard.require()
     # everything is checked before anything is written
@@ -459,9 +474,12 @@ def _train(config: TrainConfig, out: str | Path, runtime: Runtime, *, resume: bo
         config = group.from_rank0(lambda: _check_resume(run, config, overrides or {}), "checking the run's settings")
     config = config.resolved()
     check_architecture(config.arch)  # before the (slow) data load
+    note(f"loading {config.dataset} …")
     dataset = runtime.with_(progress=progress).load_dataset(config.dataset)
     check_trainable(dataset, config)
     data = prepare_data(dataset, config)
+    note(f"{len(data.train_labels):,} training and {len(data.test_labels):,} test images; "
+         f"building {config.arch} at width {config.width:g} …")
     check_model(config, data)  # affordable, and takes the data: before the folder is touched
     with group.on_rank0(lambda: run_lock(run.path, echo, "landscape train")):
         if group.from_rank0(lambda: _check_folder(run, config, resume, force)) != exists:
@@ -525,14 +543,31 @@ def _train_locked(run: RunDir, config: TrainConfig, data: TrainingData, device: 
         if group.distributed:
             append_jsonl({"from_epoch": training.epoch, **training.parallel.describe()}, run.path / "parallel.jsonl")
         if resumed is None:
+            if progress:
+                echo(f"epoch 0: batch-norm statistics and test metrics of the initial network …")
             training.initial_checkpoint()
-        for epoch in range(training.epoch + 1, config.epochs + 1):
+        _epochs(training, echo)
+    return run
+
+
+def _epochs(training: "_Training", echo) -> None:
+    """The epochs left, under one bar with the time remaining; a closing line after the last."""
+    from tqdm import tqdm
+
+    config, first, started = training.config, training.epoch, time.perf_counter()
+    metrics: dict = {}
+    with tqdm(total=config.epochs, initial=first, unit="epoch", desc="training", disable=not training.progress,
+              dynamic_ncols=True, position=0, leave=False) as bar:
+        for epoch in range(first + 1, config.epochs + 1):
             metrics = training.one_epoch(epoch)
+            bar.update(1)
             if metrics.get("reached_target"):
                 echo(f"training loss {metrics['train_loss']:.4g} ≤ {config.stop_at_loss:g} after epoch {epoch}: "
                      f"stopped")
                 break
-    return run
+    if metrics:
+        echo(f"trained epochs {first + 1}–{metrics['epoch']} in {time.perf_counter() - started:.0f} s: "
+             f"train loss {metrics['train_loss']:.4f}, test accuracy {metrics['test_acc']:.3f}")
 
 
 @dataclass
@@ -705,7 +740,7 @@ class _Training:
         self.model.train()
         start, checked = time.perf_counter(), 0
         bar = tqdm(total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", disable=not self.progress,
-                   leave=False, dynamic_ncols=True)
+                   leave=False, dynamic_ncols=True, position=1)
         for i in range(steps):
             batch = self.parallel.local(i * config.batch_size, min((i + 1) * config.batch_size, n))
             idx = order[batch]
@@ -737,9 +772,12 @@ class _Training:
                 self.board.add({f"track/{k}": row[k] for k in ("F", "grad_sq", "grad_sq_hidden")}, self.step)
             if self.sharpness is not None and self.step % config.track_sharpness_every == 0:
                 self.track_sharpness(epoch - 1 + (i + 1) / steps, lr)
-        bar.close()
-        losses, correct = self.parallel.totals(losses, correct)  # over the global batches
-        return self.end_epoch(epoch, lr, float(losses.mean()), correct.item(), time.perf_counter() - start)
+        bar.set_description(f"epoch {epoch}/{config.epochs}: testing on {len(self.data.test_labels):,} images")
+        try:  # the bar stays up while the test set is evaluated
+            losses, correct = self.parallel.totals(losses, correct)  # over the global batches
+            return self.end_epoch(epoch, lr, float(losses.mean()), correct.item(), time.perf_counter() - start)
+        finally:
+            bar.close()
 
     def end_epoch(self, epoch: int, lr: float, train_loss: float, correct: int, seconds: float) -> dict:
         """Check the epoch's weights and losses are finite (else stop: diverged), evaluate on the test

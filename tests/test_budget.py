@@ -17,7 +17,8 @@ def test_plan_counts_every_pass():
     seconds = plan(s, n, UnitCosts(forward=1.0, gradient=2.0, hvp=3.0))
     runs = 3 * 2  # checkpoints × repeats
     assert seconds["dominance"] == runs * (2 * 64 + (32 + 64))
-    # the cap, residuals of the reported top pair and the most negative one, the alignment's ∇F
+    # the expected Lanczos steps (11 pairs wanted: 10 + 3.2·11 is over the cap 30) in products' time, never
+    # more than the cap; residuals of the reported top pair and the most negative one; the alignment's gradient
     assert seconds["curvature"] == runs * ((30 + 1 + 1) * 3 + 2) * 16
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
     # −∇F, Gaussian, filter, two Hessian; each: the scout (t = 0 and ±8 magnitudes, one per decade from
@@ -76,3 +77,15 @@ def test_a_cell_plan_is_its_pass_counts_times_the_unit_costs():
     assert c.hvps == runs * 22 * 100 and c.gradients == runs * 1000
     assert c.forwards == runs * (1000 + 1000 + 500) + 3 * 25 * 1000 + 3 * 7 * 3500
     assert c.analysis_total_s == pytest.approx(c.forwards * 1e-3 + c.gradients * 3e-3 + c.hvps * 1e-2)
+
+
+def test_eigensolves_count_their_expected_steps_below_the_cap():
+    """Lanczos is counted at 10 + 3.2 steps per wanted pair (measured), two products a step, at most the cap."""
+    from landscape.budget import expected_lanczos_steps
+
+    s = AnalysisSettings(curvature_top=1, alignment_k=0, curvature_max_matvecs=80, curvature_subset=16)
+    assert expected_lanczos_steps(s) == 10 + 3.2 * 2
+    n = Sizes(train=16, test=8, curvature=16, checkpoints=1, all_checkpoints=1, interpolation_pairs=0)
+    seconds = plan(s, n, UnitCosts(forward=0.0, gradient=0.0, hvp=1.0))
+    assert seconds["curvature"] == (round(2 * 16.4) + 2) * 16  # steps as products, two residuals, no alignment
+    assert expected_lanczos_steps(AnalysisSettings(curvature_max_matvecs=8)) == 8

@@ -385,3 +385,27 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_last_pt(tmp
     monkeypatch.setattr(torch, "save", real_save)
     result = invoke("--out", out, "--resume", *tiny)  # once there is room again
     assert result.exit_code == 0 and run.checkpoint_epochs() == [0, 1, 2], result.output
+
+
+# ----------------------------------------------------------------------------- what a person sees
+def test_train_says_what_it_does_and_figures_before_analyze_says_to_analyze(tmp_path, tiny):
+    out = tmp_path / "run"
+    loud = [a for a in tiny if a != "--quiet"]
+    result = invoke("--arch", "resnet8", "--width", 0.25, "--out", out, "--epochs", 2, *loud)
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[0] == f"landscape train: resnet8 → {out} …"  # printed before torch is imported
+    assert "loading folder:tiny …" in lines
+    assert any(line.startswith("epoch 0: batch-norm statistics") for line in lines)
+    assert any(line.startswith("training:") and "epoch" in line for line in lines)  # the bar over epochs
+    closing = [line for line in lines if line.startswith("trained epochs 1–2 in ")]
+    assert len(closing) == 1 and "test accuracy" in closing[0]
+    assert lines[-1] == f"checkpoints in {out / 'checkpoints'}"
+    quiet = invoke("--arch", "resnet8", "--width", 0.25, "--out", tmp_path / "quiet", "--epochs", 1, *tiny)
+    assert "loading" not in quiet.output and "landscape train:" not in quiet.output
+
+    drawn = CliRunner().invoke(main, ["figures", str(out)])
+    assert drawn.exit_code == 0, drawn.output  # the training curves
+    assert f"no analysis yet: run `landscape analyze {out}`" in drawn.output
+    reported = CliRunner().invoke(main, ["report", str(out), "--figures", "keep"])
+    assert reported.exit_code == 0 and f"no analysis yet: run `landscape analyze {out}`" in reported.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import landscape
-from landscape.budget import Sizes, UnitCosts, plan
+from landscape.budget import Sizes, UnitCosts, costed_settings, plan
 from landscape.measurements import PER_RUN, REGISTRY, Measurement, curvature_needed
 from landscape.plots import _SKIP_REASONS, FIGURES
 from landscape.settings import MEASUREMENTS, AnalysisSettings
@@ -59,7 +59,7 @@ def test_the_budget_counts_curvature_only_where_it_runs():
     n = Sizes(train=10, test=10, curvature=10, checkpoints=2, all_checkpoints=2, interpolation_pairs=0)
     c = UnitCosts(forward=1.0, gradient=1.0, hvp=1.0)
     seconds = plan(s, n, c)
-    assert seconds["curvature"] == REGISTRY["curvature"].cost(s, n, c, True) * n.checkpoints
+    assert seconds["curvature"] == REGISTRY["curvature"].cost(costed_settings(s), n, c, True) * n.checkpoints
     # probes: −∇F plus the two Hessian directions on repeat 0, −∇F alone on repeats 1 and 2
     evaluations = (2 * 8 + 1) + 3 * 4 + 2 * 2  # scout, bisections, the two ladders of probe_steps = 2
     assert seconds["probes"] == n.checkpoints * evaluations * n.train * (3 + 1 + 1)
