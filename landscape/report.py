@@ -46,7 +46,8 @@ _FIGURE_CAPTIONS = {
                     "over repeats).",
     "smoothness": "Semi-smoothness probes: f(t) − f(0) along each direction, and |r(t)| against |t| with the "
                   "fit a·|t| + b·t² and the noise floor.",
-    "interpolation": "Linear interpolation between checkpoints: train/test loss and accuracy against α.",
+    "interpolation": "Linear interpolation between checkpoints: train/test loss against α, one panel per pair.",
+    "interpolation_accuracy": "The same interpolations: train/test accuracy against α.",
     "trajectory": "Convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) toward the final "
                   "point (star-convex on and above y = x), the PL* ratios, the distance travelled and the NTK drift.",
     "spectrum": "The Hessian's eigenvalue density by stochastic Lanczos quadrature (log scale), one panel per "
