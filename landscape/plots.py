@@ -661,7 +661,7 @@ def draw_density(ax, nodes: np.ndarray, weights: np.ndarray, width: float, *, co
     ax.axvline(0, color="0.5", lw=0.6)
 
 
-def _spectrum_label(t: dict) -> str:
+def spectrum_label(t: dict) -> str:
     """'repeat 1: negative mass 2e-6 ± 1e-6' (the ± only when the probes give one)."""
     err = t.get("negative_mass_stderr")
     pm = f" ± {fmt(err, 2)}" if err is not None and math.isfinite(float(err)) else ""
@@ -691,7 +691,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
             here = [t for t in items if t["epoch"] == epoch]
             for k, t in enumerate(here):
                 draw_density(ax, t["nodes"], t["weights"], t["width"], color=COLORS[k % len(COLORS)],
-                             label=_spectrum_label(t))
+                             label=spectrum_label(t))
                 c = curv.get((epoch, t["repeat"]))
                 if c is not None:
                     for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):

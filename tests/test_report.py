@@ -188,7 +188,7 @@ def test_html_is_self_contained(reported):
     page = written["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 11 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 12 and all(s.startswith("data:image/png;base64,") for s in sources)
     with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
         assert im.format == "PNG"
     assert "href=" not in page
