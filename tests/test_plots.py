@@ -207,7 +207,9 @@ def test_no_figure_shows_nan_and_each_fits_a_page(analyzed_run, tmp_path, monkey
 
     def capture(fig, out_dir, name, caption=""):
         fig.canvas.draw()
-        seen[name] = ([t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))],
+        from matplotlib.text import Text
+
+        seen[name] = ([t.get_text() for t in fig.findobj(Text)],
                       fig.get_suptitle(), fig.get_size_inches()[1])
         return save(fig, out_dir, name, caption)
 
