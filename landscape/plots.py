@@ -246,13 +246,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         ylabel = f"{ylabel} (σ={fmt(sigma) if sigma is not None else '?'})"
     unit_x = _axis_unit(first["x"]); unit_y = _axis_unit(first["y"])
     log = _surfaces_log(surfaces)
-    contexts = [{k: v for k, v in s["context"].items() if k not in ("repeats", "repeat_mode")} for s in surfaces]
-    caption = (f"{run_title(run, config)}. "
-               f"F = training loss on {common_caption(contexts)} (the first subset only: a surface is measured "
-               f"once per checkpoint, not per repeat); {len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; "
-               f"axes in {unit_x}" + (" (unit directions; y orthogonalized to x)" if kind == "paper" else "")
-               + ("; colour and height: log10 F" if log else "; colour and height: F (linear: some F ≤ 0)")
-               + "; red: the checkpoint.")
+    caption = _surface_caption(run_title(run, config), surfaces, kind, log, unit_x)
     what = "F over the (gradient, most negative curvature) plane" if kind == "paper" else "F over a random plane"
     written = Drawn(caption=caption)
     rows, cols = _grid(len(surfaces))
@@ -263,15 +257,10 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         for i, s in enumerate(surfaces):
             ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
             Z, zlabel, f0 = _surface_values(s, log)
-            draw_surface_3d(ax, s["xs"], s["ys"], Z, f0)
+            draw_surface_3d(ax, s["xs"], s["ys"], Z, f0, log=log)
             ax.set_xlabel("x: " + ("gradient" if kind == "paper" else "direction 1"), fontsize=7.5, labelpad=2)
             ax.set_ylabel("y: " + ("neg. curvature" if kind == "paper" else "direction 2"), fontsize=7.5, labelpad=2)
-            if log:  # heights in log10 F, ticks labelled with F itself
-                from matplotlib.ticker import FuncFormatter
-
-                ax.zaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
-                zlabel = "F (log scale)"
-            ax.set_zlabel(zlabel, fontsize=7.5, labelpad=4)
+            ax.set_zlabel("F (log scale)" if log else zlabel, fontsize=7.5, labelpad=4)
             ax.set_title(_surface_title(s, kind), fontsize=8.5)
         fig.suptitle(figure_title(run, what + " (3D)"), fontsize=9.5)
         written += save_figure(fig, out_dir, f"{name}_3d")
@@ -292,9 +281,20 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     return written
 
 
-def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float) -> None:
-    """Z[j, i] = F at (xs[i], ys[j]) as a 3-D surface on ``ax`` (a 3-D Axes), the point (0, 0, f0) in red."""
-    from matplotlib.ticker import MaxNLocator
+def _surface_caption(title: str, surfaces: list[dict], kind: str, log: bool, unit: str) -> str:
+    """What the surfaces were computed on (repeat 0: a surface is measured once per checkpoint)."""
+    contexts = [{k: v for k, v in s["context"].items() if k not in ("repeats", "repeat_mode")} for s in surfaces]
+    return (f"{title}. F = training loss on {common_caption(contexts)} (the first subset only: a surface is "
+            f"measured once per checkpoint, not per repeat); {len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; "
+            f"axes in {unit}" + (" (unit directions; y orthogonalized to x)" if kind == "paper" else "")
+            + ("; colour and height: log10 F" if log else "; colour and height: F (linear: some F ≤ 0)")
+            + "; red: the checkpoint.")
+
+
+def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float, log: bool = False) -> None:
+    """Z[j, i] = F at (xs[i], ys[j]) as a 3-D surface on ``ax`` (a 3-D Axes), the point (0, 0, f0) in red;
+    with ``log``, Z and f0 are log10 F and the z ticks are labelled with F itself."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     X, Y = np.meshgrid(xs, ys)
     ax.computed_zorder = False
@@ -309,6 +309,8 @@ def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float
         axis.set_major_locator(MaxNLocator(4))
     for name in "xyz":
         getattr(ax, f"{name}axis").set_major_formatter(_fmt_formatter())
+    if log:
+        ax.zaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
     ax.view_init(elev=28, azim=-55)
     ax.set_box_aspect(None, zoom=0.88)
 
@@ -1021,13 +1023,14 @@ def check_inputs(run_dir) -> None:
 
 
 class FigureSet(list):
-    """The paths ``make_figures`` wrote (a list), with ``written`` (figure name -> its paths)
-    and ``skipped`` (figure name -> why: its inputs are absent)."""
+    """The paths ``make_figures`` wrote (a list), with ``written`` (figure name -> its paths),
+    ``skipped`` (figure name -> why: its inputs are absent) and ``captions`` (PNG stem -> caption)."""
 
     def __init__(self):
         super().__init__()
         self.written: dict[str, list[Path]] = {}
         self.skipped: dict[str, str] = {}
+        self.captions: dict[str, str] = {}  # PNG stem -> what it was computed on
 
     @property
     def paths(self) -> list[Path]:
@@ -1082,13 +1085,12 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
         "spectrum": lambda: per_epoch(plot_spectrum, REGISTRY["spectrum"].file),
         "training": lambda: plot_training(run.path, out),
     }
-    captions = {}
     for name, make in makers.items():
         paths = make()
+        result.captions.update({p.stem: getattr(paths, "caption", "") for p in paths if p.suffix == ".png"})
         if paths:
             result.written[name] = paths
             result.extend(paths)
-            captions.update({p.stem: getattr(paths, "caption", "") for p in paths if p.suffix == ".png"})
         else:
             result.skipped[name] = _SKIP_REASONS[name] + (f" for epoch(s) {epochs}" if epochs and name in
                                                           ("surface", "random_surface", "smoothness") else "")
@@ -1097,5 +1099,5 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
     if result:
         atomic_write_json({"run": str(run.path), "epochs": epochs, "floor": floor, "inputs": fingerprint,
                            "written": {k: [p.name for p in v] for k, v in result.written.items()},
-                           "captions": captions, "skipped": result.skipped}, out / MANIFEST)
+                           "captions": result.captions, "skipped": result.skipped}, out / MANIFEST)
     return result

@@ -80,7 +80,7 @@ def common_caption(contexts: list[dict]) -> str:
     """The caption of the first context, noting when the others differ."""
     if not contexts:
         return ""
-    per_piece = ("epoch", "checkpoint", "repeat", "direction_seed")  # vary by design
+    per_piece = ("epoch", "checkpoint", "checkpoint_sha256", "repeat", "direction_seed")  # vary by design
     strip = lambda c: {k: v for k, v in c.items() if k not in per_piece}  # noqa: E731
     text = context_caption(contexts[0])
     if any(strip(c) != strip(contexts[0]) for c in contexts[1:]):

@@ -134,3 +134,12 @@ def test_spread_of_equal_values_draws_zero_bars(ax):
     values = np.array([0.1, 0.1, 0.1]) * 3  # mean can exceed the max by one rounding step
     mid, lo, hi = np.array([values.mean() + 1e-17]), np.array([values.min()]), np.array([values.max()])
     plots.draw_spread(ax, np.array([1.0]), mid, lo, hi)  # must not raise
+
+
+def test_captions_do_not_flag_per_checkpoint_keys_as_differing_settings():
+    from landscape.text import common_caption
+
+    base = {"arch": "resnet8", "examples": 32, "precision": "fp32"}
+    same = [dict(base, epoch=e, checkpoint=f"c{e}", checkpoint_sha256=str(e) * 8) for e in range(3)]
+    assert "differ" not in common_caption(same)
+    assert "differ" in common_caption(same + [dict(base, examples=64)])
