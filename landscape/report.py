@@ -393,7 +393,7 @@ def _figures_for(run_dir, fig_dir: Path, figures, epochs, floor: float) -> list[
 @holds_runs("landscape report")
 def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
                  floor: float = DOMINANCE_F_FLOOR) -> dict:
-    """Write report.md, report.html (self-contained: figures embedded) and report.json.
+    """Write report.md, report.html (figures embedded, downscaled, under EMBED_BUDGET) and report.json.
 
     ``run_dirs``: one run directory (report in RUN/ unless ``out_dir``; figures in RUN/figures/,
     or ``out_dir``/figures/ when ``out_dir`` is given) or several (a combined report, see
