@@ -502,10 +502,16 @@ def label_epochs(ax, F: np.ndarray, G: np.ndarray, epoch: np.ndarray, repeat: np
 
 # ============================================================================ (c) semi-smoothness
 def probe_resolved(p: dict) -> bool:
-    """Whether a probe's fit a·|t| + b·t² was measured: the fit says so (fit.resolved) and a and b are finite."""
+    """Whether a probe's fit a·|t| + b·t² was measured: the fit says so (fit.resolved), a and b are finite,
+    and (when the record holds its steps) some nonzero step's residual stands above the noise floor."""
     if p.get("resolved") is False:
         return False
-    return all(p.get(k) is not None and math.isfinite(float(p[k])) for k in ("a", "b"))
+    if not all(p.get(k) is not None and math.isfinite(float(p[k])) for k in ("a", "b")):
+        return False
+    if "t" in p and "r" in p and "noise_floor" in p:
+        t, r = np.asarray(p["t"], float), np.asarray(p["r"], float)
+        return bool(np.any((t != 0) & (np.abs(r) > p["noise_floor"])))
+    return True
 
 
 def probe_fit_label(p: dict) -> str:
@@ -544,7 +550,8 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
             ax.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
             if not any(probe_resolved(p) for p in probes):
                 ax.text(0.5, 0.5, "not measured:\nno direction has enough steps\nabove the noise floor",
-                        ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.3")
+                        ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.3",
+                        bbox=dict(fc="w", ec="0.7", alpha=0.9))
             ax.set_xlabel("|t| [‖Δθ‖]")
             ax.set_ylabel("|r(t)| = |f(t) − f(0) − t·⟨∇F,u⟩|")
             ax.set_title(f"epoch {epoch} (F = {fmt(probes[0]['F'])})")
@@ -572,7 +579,9 @@ def draw_probe(ax, t: np.ndarray, r: np.ndarray, a: float | None, b: float | Non
     ax.set_xscale("log"); ax.set_yscale("log")
     if resolved and above.any():
         grid = np.geomspace(at[above].min(), at[above].max(), 60)
-        ax.plot(grid, a * grid + b * grid ** 2, "-", color=color, lw=1.1, alpha=0.85, label=fit_label)
+        one = grid[0] == grid[-1]  # fitted on one step size: the fit's value there, as a dash
+        ax.plot(grid[:1] if one else grid, a * grid[:1] + b * grid[:1] ** 2 if one else a * grid + b * grid ** 2,
+                "_" if one else "-", color=color, lw=1.1, ms=14, mew=1.6, alpha=0.85, label=fit_label)
     else:
         ax.plot([], [], "o", color=color, mfc="none", label=fit_label)
 

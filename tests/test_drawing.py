@@ -74,6 +74,9 @@ def test_an_unresolved_probe_fit_is_shown_as_not_measured(ax):
     probe = {"name": "gaussian_0", "a": None, "b": None, "resolved": False, "a_over_sqrt_F": None}
     assert not plots.probe_resolved(probe)
     assert not plots.probe_resolved({"name": "x", "a": float("nan"), "b": 1.0})
+    # an old fit of a = b = 0 on residuals that all sit below the noise floor is not a measurement either
+    flat = {"name": "x", "a": 0.0, "b": 0.0, "t": t, "r": np.full(4, 1e-12), "noise_floor": 1e-9}
+    assert not plots.probe_resolved(flat) and plots.probe_resolved({**flat, "r": np.full(4, 1e-6)})
     label = plots.probe_fit_label(probe)
     assert "not measured" in label and "nan" not in label and "=" not in label
     plots.draw_probe(ax, t, np.full(4, 1e-3), None, None, noise_floor=1e-9, fit_label=label, resolved=False)
