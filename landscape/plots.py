@@ -475,11 +475,11 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
         if np.isfinite(env["c"]) and env["c"] > 0:
             ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
                     label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
-                          f"(min ratio over the {env['points']} points with F > {fmt(floor)})")
+                          f"(min ratio over the {env['points']} points with F > {fmt(floor)}, the PL regime judged)")
         else:
             ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
         if lo < floor * 3:
-            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F floor {fmt(floor)}: points left of it do not set c")
+            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F = {fmt(floor)}: left of it the converged regime, reported (exponent p), not judged")
         _log_ticks(ax)
     if F is not None:
         label_epochs(ax, F, G, epoch, repeat)
@@ -515,10 +515,24 @@ def probe_resolved(p: dict) -> bool:
 
 
 def probe_fit_label(p: dict) -> str:
-    """The legend text of one probe's fit: its a/√F and b, or 'not measured'."""
+    """The legend text of one probe's fit: a/‖∇F‖ (when the reader gives it), a/√F and b, with the number of
+    distinct steps and the fit's relative RMS error when known; or 'not measured' with the reason."""
     if not probe_resolved(p):
-        return f"{p['name']}: not measured (too few steps above the noise floor)"
-    return f"{p['name']}: a/√F = {fmt(p['a_over_sqrt_F'], 2)}, b = {fmt(p['b'], 2)}"
+        why = p.get("reason") or (f"{p['distinct_t']} |t| between floor and F" if p.get("distinct_t") is not None
+                                  else "too few steps above the noise floor")
+        return f"{p['name']}: not measured ({why})"
+    parts = [f"a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 2)}"] if _finite_key(p, "a_over_grad_norm") else []
+    parts += [f"a/√F = {fmt(p['a_over_sqrt_F'], 2)}", f"b = {fmt(p['b'], 2)}"]
+    quality = ([f"{p['distinct_t']} |t|"] if p.get("distinct_t") is not None else []) + \
+        ([f"rel. RMS {fmt(p['rel_rms'], 2)}"] if _finite_key(p, "rel_rms") else [])
+    return f"{p['name']}: " + ", ".join(parts) + (f" ({', '.join(quality)})" if quality else "")
+
+
+def _finite_key(p: dict, key: str) -> bool:
+    try:
+        return math.isfinite(float(p.get(key)))
+    except (TypeError, ValueError):
+        return False
 
 
 def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:

@@ -179,12 +179,25 @@ def _headline_dominance(n: dict) -> tuple:
 
 
 def _headline_smoothness(n: dict) -> tuple:
-    return (f"max a/√F = {fmt(n.get('max_a_over_sqrt_F'))}", _times(n.get("margin"), "limit", fmt(n.get("threshold"))),
+    """a/‖∇F‖ where report.json judges it (since the 'probes' change), else a/√F (older reports)."""
+    key, name = (("max_a_over_grad_norm", "a/‖∇F‖") if "max_a_over_grad_norm" in n
+                 else ("max_a_over_sqrt_F", "a/√F"))
+    return (f"max {name} = {fmt(n.get(key))}", _times(n.get("margin"), "limit", fmt(n.get("threshold"))),
             spread_cell(n.get("per_repeat")), _count(n.get("per_repeat")))
 
 
 def _headline_second_order(n: dict) -> tuple:
+    """The largest help attributable to the curvature direction (mean ± sd over repeats) where report.json
+    has it, else (older reports) the worst extra fraction over every test."""
     fraction = _num_or_nan(n.get("fraction"))
+    if "worst_attributable" in n:
+        mean, sd = _num_or_nan(n["worst_attributable"]), _num_or_nan(n.get("worst_attributable_sd"))
+        if not np.isfinite(mean):
+            return ("—", "—", "—", f"{n.get('checkpoints', '?')} checkpoints")
+        return (f"largest attributable help = {fmt(100 * mean)}% of d_grad (epoch {n.get('worst_epoch')})",
+                _times(n.get("margin"), "limit", f"{fmt(100 * fraction)}%"),
+                f"± {fmt(100 * sd, 2)}% (sd over repeats)" if np.isfinite(sd) else "—",
+                f"{n.get('checkpoints', '?')} checkpoints")
     worst = _num_or_nan(n.get("worst_extra_fraction", _num_or_nan(n.get("margin")) * fraction))
     extra = [st.get("extra_fraction") for st in (n.get("per_epoch") or {}).values() if isinstance(st, dict)]
     extra = [st for st in extra if isinstance(st, dict) and int(st.get("n") or 0)]

@@ -369,3 +369,17 @@ def test_markdown_summary_of_a_folder_without_report_is_a_one_line_error(tmp_pat
     (tmp_path / "report.json").write_text("{")
     with pytest.raises(LandscapeError, match="damaged report file"):
         R.read_report_json(tmp_path)
+
+
+def test_verdict_table_reads_the_judged_statistics_of_newer_reports():
+    """Reports written after the probes/second-order change judge a/‖∇F‖ and the attributable help."""
+    spread = {"mean": 0.5, "std": 0.1, "min": 0.4, "max": 0.6, "n": 2}
+    smooth = _claim("semi_smoothness", V.FAILS, max_a_over_grad_norm=0.6, max_a_over_sqrt_F=9.0, margin=1.2,
+                    threshold=0.5, per_repeat=spread)
+    second = _claim("second_order", V.FAILS, worst_attributable=0.2, worst_attributable_sd=0.05, worst_epoch=3,
+                    fraction=0.1, margin=2.0, checkpoints=4)
+    unjudged = _claim("second_order", V.INCONCLUSIVE, worst_attributable=float("nan"), fraction=0.1, checkpoints=4)
+    assert R.claim_headline(smooth)[2:4] == ["max a/‖∇F‖ = 0.6", "1.2× the limit 0.5"]
+    assert R.claim_headline(second)[2:] == ["largest attributable help = 20% of d_grad (epoch 3)", "2× the limit 10%",
+                                            "± 5% (sd over repeats)", "4 checkpoints"]
+    assert R.claim_headline(unjudged)[2:] == ["—", "—", "—", "4 checkpoints"]
