@@ -655,18 +655,25 @@ def figures(run_dir, out, epochs, floor):
 @option(OUTPUT, "--figures", "figure_mode", type=_Choice(["auto", "redraw", "keep"]), default="auto",
         help="auto: draw the figures unless those in place were drawn from the current results; redraw: always; "
              "keep: embed those already there.")
-def report(run_dirs, out, figure_mode, epochs, floor):
+@option(OUTPUT, "--markdown-summary", is_flag=True, default=False,
+        help="Print the README-ready Markdown verdict tables of each RUN_DIR's existing report.json "
+             "(nothing is written or recomputed).")
+def report(run_dirs, out, figure_mode, epochs, floor, markdown_summary):
     """Write the verdict report of one run, or a combined report of several (one section per cell).
 
     For each claim of the paper (gradient dominance, semi-smoothness, little help from
     second-order information, monotone interpolation, accuracy reached) it gives the verdict
     (holds / fails / not measured), the numbers, the threshold and what they were computed on.
-    Writes report.md, a self-contained report.html (figures embedded) and report.json.
+    Writes report.md, report.html (one run: figures embedded; several: linked) and report.json.
     """
-    from .report import write_report
+    from .report import markdown_summary as summary_of, read_report_json, write_report
     from .sources import refuse_cell_folder
     from .verdicts import DOMINANCE_F_FLOOR
 
+    if markdown_summary:
+        for run_dir in run_dirs:
+            click.echo(summary_of(read_report_json(run_dir)), nl=False)
+        return
     for run_dir in run_dirs:
         refuse_cell_folder(run_dir, "report")
 

@@ -44,7 +44,7 @@ from .measurements import REGISTRY
 from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
-from .text import common_caption, context_caption, fmt, run_title
+from .text import common_caption, context_caption, fmt, fmt_tick, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
 from .results import atomic_save_figure, atomic_write_json
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
@@ -87,6 +87,13 @@ def wrap_text(text: str, width_in: float, fontsize: float = 8.5) -> str:
     return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in text.split("\n"))
 
 
+def _fmt_formatter():
+    """The one tick formatter: text.fmt_tick."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: fmt_tick(v))
+
+
 def _log_scale(values: np.ndarray) -> bool:
     """Whether positive values span more than a factor 10 (then drawn as log10)."""
     v = values[np.isfinite(values)]
@@ -94,28 +101,73 @@ def _log_scale(values: np.ndarray) -> bool:
 
 
 def _log_ticks(ax, axis: str = "both") -> None:
-    """Readable tick labels on log axes: '0.02', '2e-05' (minor ones too when under two decades)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Readable tick labels on log axes (text.fmt_tick): under a decade a few evenly spaced values, under
+    two decades the minor 2s and 5s too, else at most about six labelled decades."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
     def leading(v):
         return int(f"{v:.0e}"[0]) if v > 0 else 0
 
-    fmt_tick = FuncFormatter(lambda v, _: fmt(v, 2))
-    fmt_minor = FuncFormatter(lambda v, _: fmt(v, 2) if leading(v) in (2, 5) else "")
+    major = FuncFormatter(lambda v, _: fmt_tick(v))
+    minor = FuncFormatter(lambda v, _: fmt_tick(v) if leading(v) in (2, 5) else "")
     for name in ("x", "y") if axis == "both" else (axis,):
         a = getattr(ax, f"{name}axis")
         if a.get_scale() != "log":
             continue
-        lo, hi = (ax.get_xlim() if name == "x" else ax.get_ylim())
-        a.set_major_formatter(fmt_tick)
-        a.set_minor_formatter(fmt_minor if lo > 0 and hi / lo < 100 else NullFormatter())
+        lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+        a.set_major_formatter(major)
+        if lo > 0 and hi / lo < 10:
+            a.set_major_locator(MaxNLocator(4))
+            a.set_minor_locator(NullLocator())
+            continue
+        a.set_major_locator(LogLocator(numticks=7))
+        a.set_minor_formatter(minor if lo > 0 and hi / lo < 100 else NullFormatter())
 
 
-def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
-    """Write ``fig`` as PNG and PDF atomically; returns the paths."""
+class Drawn(list):
+    """The paths one figure was written to, with its ``caption``: what the numbers were computed on
+    (the report prints it under the image; the PNG keeps a one-line title)."""
+
+    def __init__(self, paths=(), caption: str = ""):
+        super().__init__(paths)
+        self.caption = caption
+
+
+MAX_HEIGHT_IN = 13.0   # a figure is at most this tall (≈ 1950 px at savefig.dpi 150): small multiples fit one page
+
+
+def fig_height(rows: int, per_row: float, extra: float = 0.6) -> float:
+    """The height of a figure of ``rows`` panel rows, capped at MAX_HEIGHT_IN."""
+    return min(MAX_HEIGHT_IN, per_row * rows + extra)
+
+
+def figure_title(run, what: str) -> str:
+    """The one line a PNG carries: 'RUN: what'."""
+    return f"{as_run(run).path.name}: {what}"
+
+
+def epoch_axis(ax) -> None:
+    """Whole epochs on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def tick_format(ax, axes: str = "xy") -> None:
+    """One tick format everywhere (text.fmt_tick): linear axes directly, log axes through _log_ticks."""
+    for name in axes:
+        axis = getattr(ax, f"{name}axis")
+        if axis.get_scale() == "linear":
+            axis.set_major_formatter(_fmt_formatter())
+        elif axis.get_scale() == "log":
+            _log_ticks(ax, name)
+
+
+def save_figure(fig, out_dir: Path, name: str, caption: str = "") -> Drawn:
+    """Write ``fig`` as PNG and PDF atomically; returns the paths with the caption."""
     import matplotlib.pyplot as plt
 
-    paths = []
+    paths = Drawn(caption=caption)
     for ext in FORMATS:
         path = out_dir / f"{name}.{ext}"
         meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
@@ -193,30 +245,28 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     if kind == "paper":
         ylabel = f"{ylabel} (σ={fmt(sigma) if sigma is not None else '?'})"
     unit_x = _axis_unit(first["x"]); unit_y = _axis_unit(first["y"])
-    caption = (f"{run_title(run, config)}\n"
-               f"F = training loss on {common_caption([s['context'] for s in surfaces])}; "
-               f"{len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; axes in {unit_x}"
-               + (" (unit directions; y orthogonalized to x)" if kind == "paper" else ""))
-    written = []
-    rows, cols = _grid(len(surfaces))
     log = _surfaces_log(surfaces)
+    caption = _surface_caption(run_title(run, config), surfaces, kind, log, unit_x)
+    what = "F over the (gradient, most negative curvature) plane" if kind == "paper" else "F over a random plane"
+    written = Drawn(caption=caption)
+    rows, cols = _grid(len(surfaces))
     with plt.rc_context(style):
         # ---- 3D
         width = 4.6 * cols
-        fig = plt.figure(figsize=(width, 4.0 * rows + 0.8), layout="constrained")
+        fig = plt.figure(figsize=(width, fig_height(rows, 4.2)), layout="constrained")
         for i, s in enumerate(surfaces):
             ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
             Z, zlabel, f0 = _surface_values(s, log)
-            draw_surface_3d(ax, s["xs"], s["ys"], Z, f0)
-            ax.set_xlabel(f"{xlabel}\n[{unit_x}]", fontsize=7.5, labelpad=4)
-            ax.set_ylabel(f"{_short(ylabel)}\n[{unit_y}]", fontsize=7.5, labelpad=4)
-            ax.set_zlabel(zlabel, fontsize=7.5, labelpad=2)
+            draw_surface_3d(ax, s["xs"], s["ys"], Z, f0, log=log)
+            ax.set_xlabel("x: " + ("gradient" if kind == "paper" else "direction 1"), fontsize=7.5, labelpad=2)
+            ax.set_ylabel("y: " + ("neg. curvature" if kind == "paper" else "direction 2"), fontsize=7.5, labelpad=2)
+            ax.set_zlabel("F (log scale)" if log else zlabel, fontsize=7.5, labelpad=4)
             ax.set_title(_surface_title(s, kind), fontsize=8.5)
-        fig.suptitle(wrap_text(caption + "; red dot: the checkpoint", width), fontsize=8.5)
+        fig.suptitle(figure_title(run, what + " (3D)"), fontsize=9.5)
         written += save_figure(fig, out_dir, f"{name}_3d")
         # ---- contour
         width = 4.3 * cols
-        fig, axes = plt.subplots(rows, cols, figsize=(width, 4.2 * rows + 0.8), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(width, fig_height(rows, 4.4)), squeeze=False,
                                  layout="constrained")
         for ax in axes.flat[len(surfaces):]:
             ax.set_visible(False)
@@ -226,22 +276,41 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
             if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, _surface_marks(s["result"], kind)):
                 ax.set_xlabel(f"{xlabel} [{unit_x}]")
                 ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
-        fig.suptitle(wrap_text(caption, width), fontsize=8.5)
+        fig.suptitle(figure_title(run, what + " (contours)"), fontsize=9.5)
         written += save_figure(fig, out_dir, f"{name}_contour")
     return written
 
 
-def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float) -> None:
-    """Z[j, i] = F at (xs[i], ys[j]) as a 3-D surface on ``ax`` (a 3-D Axes), the point (0, 0, f0) in red."""
-    from matplotlib.ticker import MaxNLocator
+def _surface_caption(title: str, surfaces: list[dict], kind: str, log: bool, unit: str) -> str:
+    """What the surfaces were computed on (repeat 0: a surface is measured once per checkpoint)."""
+    contexts = [{k: v for k, v in s["context"].items() if k not in ("repeats", "repeat_mode")} for s in surfaces]
+    return (f"{title}. F = training loss on {common_caption(contexts)} (the first subset only: a surface is "
+            f"measured once per checkpoint, not per repeat); {len(surfaces[0]['xs'])}×{len(surfaces[0]['ys'])} grid; "
+            f"axes in {unit}" + (" (unit directions; y orthogonalized to x)" if kind == "paper" else "")
+            + ("; colour and height: log10 F" if log else "; colour and height: F (linear: some F ≤ 0)")
+            + "; red: the checkpoint.")
+
+
+def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float, log: bool = False) -> None:
+    """Z[j, i] = F at (xs[i], ys[j]) as a 3-D surface on ``ax`` (a 3-D Axes), the point (0, 0, f0) in red;
+    with ``log``, Z and f0 are log10 F and the z ticks are labelled with F itself."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     X, Y = np.meshgrid(xs, ys)
-    ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0.2, edgecolor="k", alpha=0.9,
-                    antialiased=True, rstride=1, cstride=1)
     ax.computed_zorder = False
-    ax.scatter([0], [0], [f0], color="#D55E00", s=30, depthshade=False, zorder=10)
-    ax.tick_params(labelsize=6.5, pad=0)
-    ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0.2, edgecolor="k", alpha=0.75,
+                    antialiased=True, rstride=1, cstride=1, zorder=1)
+    top = float(np.nanmax(Z)) if np.isfinite(Z).any() else f0
+    # the checkpoint: a red stem from above the surface down to F(θ), drawn over it
+    ax.plot([0, 0], [0, 0], [f0, max(top, f0)], "-", color="#D55E00", lw=1.2, zorder=10)
+    ax.scatter([0], [0], [f0], color="#D55E00", s=36, edgecolors="w", depthshade=False, zorder=11)
+    ax.tick_params(labelsize=6.5, pad=-1)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_major_locator(MaxNLocator(4))
+    for name in "xyz":
+        getattr(ax, f"{name}axis").set_major_formatter(_fmt_formatter())
+    if log:
+        ax.zaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
     ax.view_init(elev=28, azim=-55)
     ax.set_box_aspect(None, zoom=0.88)
 
@@ -262,7 +331,7 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     ax.contour(xs, ys, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
     cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
     if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
-        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(10 ** v, 3)))
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
         zlabel = "F (train loss, log scale)"
     cb.set_label(zlabel, fontsize=7.5)
     cb.ax.tick_params(labelsize=6.5)
@@ -271,6 +340,7 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     ax.axhline(0, color="w", lw=0.6, alpha=0.7)
     ax.axvline(0, color="w", lw=0.6, alpha=0.7)
     ax.xaxis.set_major_locator(MaxNLocator(5)); ax.yaxis.set_major_locator(MaxNLocator(5))
+    tick_format(ax)
     ax.grid(False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
               handletextpad=0.3, columnspacing=0.8)
@@ -307,10 +377,10 @@ def _surface_values(s: dict, log: bool) -> tuple[np.ndarray, str, float]:
 
 
 def _surfaces_log(surfaces: list[dict]) -> bool:
-    """One z scale for all panels: log10 F when some grid spans more than a factor 10 (and F > 0)."""
-    return any(_log_scale(np.asarray(s["loss"], float)) for s in surfaces) and \
-        all(np.nanmin(np.where(np.isfinite(s["loss"]), s["loss"], np.nan)) > 0 for s in surfaces
-            if np.isfinite(s["loss"]).any())
+    """One z scale for every run and panel: log10 F whenever every finite F is positive (a loss, so
+    always for cross-entropy), so that quick and full runs read alike; linear F otherwise."""
+    return all(np.nanmin(np.where(np.isfinite(s["loss"]), s["loss"], np.nan)) > 0 for s in surfaces
+               if np.isfinite(s["loss"]).any())
 
 
 def _surface_title(s: dict, kind: str) -> str:
@@ -361,14 +431,17 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
         sm = cm.ScalarMappable(norm=norm, cmap=cmap)
         cb = fig.colorbar(sm, ax=axes[0].tolist(), shrink=0.7, pad=0.01, aspect=30)
         cb.set_label("epoch")
-        caption = run_title(run, config)
+        tick_format(cb.ax, "y")
+        caption = run_title(run, config) + "."
         if points:
-            caption += f"\ncheckpoints: {common_caption([p['context'] for p in points])}"
+            caption += f" Checkpoints: {common_caption([p['context'] for p in points])}."
         if track:
-            caption += (f"\ntrack: every {train.get('track_every', '?')} iterations during training, on "
-                        f"{track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, all parameters)")
-        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
-        return save_figure(fig, out_dir, "dominance")
+            caption += (f" Track: every {train.get('track_every', '?')} iterations during training ({len(track)} points), "
+                        f"on {track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, "
+                        f"all parameters).")
+        caption += " Labels name the epoch of repeat 0's checkpoints where they do not overlap; colour: epoch."
+        fig.suptitle(figure_title(run, "gradient dominance ‖∇F‖² against F"), fontsize=9.5)
+        return save_figure(fig, out_dir, "dominance", caption)
 
 
 def _columns(records: list[dict], *keys: str) -> list[np.ndarray]:
@@ -391,9 +464,6 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
         ok = (F > 0) & (G > 0)
         ax.scatter(F[ok], G[ok], c=[cmap(norm(e)) for e in epoch[ok]], marker="D", s=45, edgecolors="k",
                    linewidths=0.9, zorder=3, label=points_label)
-        for f, g, e, r, o in zip(F, G, epoch, repeat, ok):
-            if o and r == 0:
-                ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=(6, -3), fontsize=7)
         Fs += list(F); Gs += list(G)
     env = envelope_constant(Fs, Gs, floor)
     Fa, Ga = np.array(Fs), np.array(Gs)
@@ -411,94 +481,123 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
         if lo < floor * 3:
             ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F = {fmt(floor)}: left of it the converged regime, reported (exponent p), not judged")
         _log_ticks(ax)
+    if F is not None:
+        label_epochs(ax, F, G, epoch, repeat)
     return env
 
 
+def label_epochs(ax, F: np.ndarray, G: np.ndarray, epoch: np.ndarray, repeat: np.ndarray) -> None:
+    """'ep N' beside repeat 0's checkpoints, skipping a label that would overlap one already placed
+    (judged in display pixels, once the axes' limits are set)."""
+    ax.autoscale_view()
+    placed: list[np.ndarray] = []
+    for f, g, e, r in zip(F, G, epoch, repeat):
+        if r != 0 or not (f > 0 and g > 0):
+            continue
+        xy = ax.transData.transform((f, g))
+        if all(abs(xy[0] - q[0]) > 45 or abs(xy[1] - q[1]) > 14 for q in placed):
+            placed.append(xy)
+            ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=(6, -3), fontsize=7)
+
+
 # ============================================================================ (c) semi-smoothness
-def _symlog_thresh(values: np.ndarray, fallback: float) -> float:
-    nz = np.abs(values[np.isfinite(values) & (values != 0)])
-    return float(nz.min()) if len(nz) else fallback
+def probe_resolved(p: dict) -> bool:
+    """Whether a probe's fit a·|t| + b·t² was measured: the fit says so (fit.resolved), a and b are finite,
+    and (when the record holds its steps) some nonzero step's residual stands above the noise floor."""
+    if p.get("resolved") is False:
+        return False
+    if not all(p.get(k) is not None and math.isfinite(float(p[k])) for k in ("a", "b")):
+        return False
+    if "t" in p and "r" in p and "noise_floor" in p:
+        t, r = np.asarray(p["t"], float), np.asarray(p["r"], float)
+        return bool(np.any((t != 0) & (np.abs(r) > p["noise_floor"])))
+    return True
+
+
+def probe_fit_label(p: dict) -> str:
+    """The legend text of one probe's fit: a/‖∇F‖ (when the reader gives it), a/√F and b, with the number of
+    distinct steps and the fit's relative RMS error when known; or 'not measured' with the reason."""
+    if not probe_resolved(p):
+        why = p.get("reason") or (f"{p['distinct_t']} |t| between floor and F" if p.get("distinct_t") is not None
+                                  else "too few steps above the noise floor")
+        return f"{p['name']}: not measured ({why})"
+    parts = [f"a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 2)}"] if _finite_key(p, "a_over_grad_norm") else []
+    parts += [f"a/√F = {fmt(p['a_over_sqrt_F'], 2)}", f"b = {fmt(p['b'], 2)}"]
+    quality = ([f"{p['distinct_t']} |t|"] if p.get("distinct_t") is not None else []) + \
+        ([f"rel. RMS {fmt(p['rel_rms'], 2)}"] if _finite_key(p, "rel_rms") else [])
+    return f"{p['name']}: " + ", ".join(parts) + (f" ({', '.join(quality)})" if quality else "")
+
+
+def _finite_key(p: dict, key: str) -> bool:
+    try:
+        return math.isfinite(float(p.get(key)))
+    except (TypeError, ValueError):
+        return False
 
 
 def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
-    """Per checkpoint: f(t) − f(0) along every probe direction (symlog axes) and |r(t)|
-    against |t| (log-log) with the fit a·|t| + b·t² and the noise floor. [] without probes."""
+    """One panel per checkpoint: |r(t)| against |t| (log-log) along every probe direction of repeat 0,
+    with the fit a·|t| + b·t² over the steps it was fitted on and the noise floor. [] without probes."""
     run = as_run(run_dir)
     config = read_config(run)
     available = [e for e in analyzed_epochs(run) if any(run.analysis_dir(e).glob(REGISTRY["probes"].file_glob()))]
     if not available:
         return []
     chosen = select_epochs(available, epochs, config, "semi-smoothness probes")
-    per_epoch = [(e, load_probes(run, e)) for e in chosen]
+    per_epoch = [(e, ps) for e, ps in ((e, load_probes(run, e)) for e in chosen) if ps]
+    if not per_epoch:
+        return []
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
+    rows, cols = _grid(len(per_epoch))
     with plt.rc_context(style):
-        rows = len(per_epoch)
-        fig, axes = plt.subplots(rows, 2, figsize=(11, 3.7 * rows + 0.9), squeeze=False, layout="constrained")
-        for (epoch, probes), (ax_f, ax_r) in zip(per_epoch, axes):
-            all_t = np.concatenate([p["t"] for p in probes])
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, fig_height(rows, 4.3)), squeeze=False,
+                                 layout="constrained")
+        for ax in axes.flat[len(per_epoch):]:
+            ax.set_visible(False)
+        for (epoch, probes), ax in zip(per_epoch, axes.flat):
             for p in probes:
-                draw_probe(ax_f, ax_r, p["t"], p["f"], p["r"], p["F"], p["a"], p["b"], p["noise_floor"],
-                           color=_DIRECTION_COLORS.get(p["kind"], "0.3"), label=_direction_label(p),
-                           fit_label=(f"{p['name']}: a/‖∇F‖={fmt(p['a_over_grad_norm'], 2)}, "
-                                      f"a/√F={fmt(p['a_over_sqrt_F'], 2)}, b={fmt(p['b'], 2)} "
-                                      f"({p['distinct_t']} |t|, rel. RMS {fmt(p['rel_rms'], 2)})" if p["resolved"] else
-                                      f"{p['name']}: not measured ({p['distinct_t']} |t| between floor and F)"))
+                draw_probe(ax, p["t"], p["r"], p["a"], p["b"], p["noise_floor"],
+                           color=_DIRECTION_COLORS.get(p["kind"], "0.3"), fit_label=probe_fit_label(p),
+                           resolved=probe_resolved(p))
             floor = max(p["noise_floor"] for p in probes)
-            ax_r.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
-            lin_t = _symlog_thresh(all_t, 1e-6)
-            ax_f.set_xscale("symlog", linthresh=lin_t)
-            mags = np.unique(np.abs(all_t[all_t != 0]))
-            if len(mags):
-                keep = mags[::-1][::max(1, math.ceil(len(mags) / 4))]
-                ticks = np.concatenate([-keep, [0.0], keep[::-1]])
-                ax_f.set_xticks(ticks, [fmt(v, 2) for v in ticks], rotation=35, ha="right")
-                ax_f.xaxis.set_minor_locator(plt.NullLocator())
-            df = np.concatenate([p["f"] - p["F"] for p in probes])
-            ax_f.set_yscale("symlog", linthresh=max(_symlog_thresh(df, 1e-6), floor))
-            ax_f.axhline(0, color="0.5", lw=0.6)
-            ax_f.set_xlabel("step t along a unit direction [‖Δθ‖] (symlog)")
-            ax_f.set_ylabel("f(t) − f(0) (symlog)")
-            F = probes[0]["F"]
-            ax_f.set_title(f"epoch {epoch}: loss along probe directions (F={fmt(F)})")
-            ax_f.legend(loc="best", fontsize=6.5)
-            ax_r.set_xscale("log"); ax_r.set_yscale("log")
-            ax_r.set_xlabel("|t| [‖Δθ‖]")
-            ax_r.set_ylabel("|r(t)| = |f(t) − f(0) − t·⟨∇F,u⟩|")
-            ax_r.set_title(f"epoch {epoch}: residual and fit a·|t| + b·t²  (o: t>0, x: t<0)")
-            ax_r.legend(loc="upper left", fontsize=6.5)
-        caption = (f"{run_title(run, config)}\nsemi-smoothness probes on "
-                   f"{common_caption([p['context'] for _, ps in per_epoch for p in ps])}; faint dots: below the noise floor")
-        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
-        return save_figure(fig, out_dir, "smoothness")
+            ax.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
+            if not any(probe_resolved(p) for p in probes):
+                ax.text(0.5, 0.5, "not measured:\nno direction has enough steps\nabove the noise floor",
+                        ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.3",
+                        bbox=dict(fc="w", ec="0.7", alpha=0.9))
+            ax.set_xlabel("|t| [‖Δθ‖]")
+            ax.set_ylabel("|r(t)| = |f(t) − f(0) − t·⟨∇F,u⟩|")
+            ax.set_title(f"epoch {epoch} (F = {fmt(probes[0]['F'])})")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=6.5, ncol=1)
+            tick_format(ax)
+        caption = (f"{run_title(run, config)}. Semi-smoothness probes on "
+                   f"{common_caption([p['context'] for _, ps in per_epoch for p in ps])}; repeat 0 shown (the verdict "
+                   f"takes the worst repeat). Markers: o t > 0, x t < 0; faint dots: below the noise floor; "
+                   f"lines: the fit a·|t| + b·t² over the steps it was fitted on.")
+        fig.suptitle(figure_title(run, "semi-smoothness: residual |r(t)| against the step |t|"), fontsize=9.5)
+        return save_figure(fig, out_dir, "smoothness", caption)
 
 
-def draw_probe(ax_f, ax_r, t: np.ndarray, f: np.ndarray, r: np.ndarray, F: float, a: float, b: float,
-               noise_floor: float, *, color="0.3", label: str = "", fit_label: str = "") -> None:
-    """One probe direction: f(t) − f(0) on ``ax_f``; |r(t)| against |t| (o: t > 0, x: t < 0, faint
-    below ``noise_floor``) and the fit a·|t| + b·t² on ``ax_r``."""
-    order = np.argsort(t)
-    t, f, r = t[order], f[order], r[order]
-    f0 = float(f[t == 0][0]) if np.any(t == 0) else F
-    ax_f.plot(t, f - f0, "o-", color=color, ms=3, lw=1, label=label)
-    nz = t != 0
-    at, ar = np.abs(t[nz]), np.abs(r[nz])
+def draw_probe(ax, t: np.ndarray, r: np.ndarray, a: float | None, b: float | None, noise_floor: float, *,
+               color="0.3", fit_label: str = "", resolved: bool = True) -> None:
+    """One probe direction on log-log axes: |r(t)| against |t| (o: t > 0, x: t < 0, faint below
+    ``noise_floor``) and, when ``resolved``, the fit a·|t| + b·t² over the |t| range of the points above
+    the floor (no extrapolation); an unresolved fit is a legend entry only."""
+    nz = (t != 0) & np.isfinite(r)
+    at, ar, pos = np.abs(t[nz]), np.abs(r[nz]), t[nz] > 0
     above = ar > noise_floor
-    ax_r.plot(at[(t[nz] > 0) & above], ar[(t[nz] > 0) & above], "o", color=color, ms=4)
-    ax_r.plot(at[(t[nz] < 0) & above], ar[(t[nz] < 0) & above], "x", color=color, ms=4)
-    ax_r.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
-    grid = np.geomspace(max(at.min(), 1e-300), at.max(), 60) if len(at) else np.array([])
-    ax_r.plot(grid, a * grid + b * grid ** 2, "-", color=color, lw=1.1, alpha=0.85, label=fit_label)
-
-
-def _direction_label(p: dict) -> str:
-    d = p["direction"]
-    extra = ""
-    if p["kind"].startswith("hessian") and d.get("eigenvalue") is not None:
-        extra = f" (λ={fmt(d['eigenvalue'], 2)})"
-    elif d.get("seed") is not None:
-        extra = f" (seed {d['seed']})"
-    return f"{p['name']}{extra}"
+    ax.plot(at[pos & above], ar[pos & above], "o", color=color, ms=4)
+    ax.plot(at[~pos & above], ar[~pos & above], "x", color=color, ms=4)
+    ax.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
+    ax.set_xscale("log"); ax.set_yscale("log")
+    if resolved and above.any():
+        grid = np.geomspace(at[above].min(), at[above].max(), 60)
+        one = grid[0] == grid[-1]  # fitted on one step size: the fit's value there, as a dash
+        ax.plot(grid[:1] if one else grid, a * grid[:1] + b * grid[:1] ** 2 if one else a * grid + b * grid ** 2,
+                "_" if one else "-", color=color, lw=1.1, ms=14, mew=1.6, alpha=0.85, label=fit_label)
+    else:
+        ax.plot([], [], "o", color=color, mfc="none", label=fit_label)
 
 
 # ============================================================================ (d) interpolation
@@ -508,17 +607,25 @@ _BN_WORDS = {"recompute": "BN statistics recomputed on the training subset at ev
 
 
 def draw_interpolation(ax, alpha: np.ndarray, train: np.ndarray, test: np.ndarray, epoch_a, epoch_b) -> None:
-    """Train and test values along θ(α), the ends α = 0 and 1 marked with their epochs."""
-    ax.plot(alpha, train, "o-", ms=3, color=TRAIN_COLOR, label="train")
-    ax.plot(alpha, test, "s--", ms=3, color=TEST_COLOR, label="test")
-    for x0, lab in ((0, f"α=0\nepoch {epoch_a}"), (1, f"α=1\nepoch {epoch_b}")):
+    """Train and test values along θ(α) (log y when both are positive and span more than a factor 10);
+    the ends α = 0 and 1 marked, their epochs on the x tick labels."""
+    ax.plot(alpha, train, "o-", ms=2.5, color=TRAIN_COLOR, label="train")
+    ax.plot(alpha, test, "s--", ms=2.5, color=TEST_COLOR, label="test")
+    both = np.concatenate([np.asarray(train, float), np.asarray(test, float)])
+    if _log_scale(both) and (both[np.isfinite(both)] > 0).all():
+        ax.set_yscale("log")
+    for x0 in (0, 1):
         ax.axvline(x0, color="0.3", ls=":", lw=1)
-        ax.text(x0, 1.0, lab, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6.5)
+    ticks = sorted({0.0, 0.5, 1.0} | {float(a) for a in (alpha.min(), alpha.max())})
+    ax.set_xticks(ticks, [f"0\nep {epoch_a}" if v == 0 else f"1\nep {epoch_b}" if v == 1 else fmt_tick(v)
+                          for v in ticks])
+    tick_format(ax, "y")
 
 
 def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
-    """Loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B: init → final first, then
-    consecutive checkpoints. [] when the run has no interpolation."""
+    """Loss along θ(α) = (1−α)·θ_A + α·θ_B, one small panel per pair (init → final first, then
+    consecutive checkpoints), and the accuracies in a second figure of the same layout
+    (interpolation_accuracy). [] when the run has no interpolation."""
     run = as_run(run_dir)
     config = read_config(run)
     items = load_interpolations(run)
@@ -526,47 +633,64 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
+    cols = min(4, len(items))
+    rows = math.ceil(len(items) / cols)
+    first = items[0]
+    ctx = first["context"]
+    train_ctx = ctx.get("train", ctx) if isinstance(ctx, dict) else {}
+    test_n = ctx.get("test", {}).get("examples", "?") if isinstance(ctx, dict) else "?"
+    policies = sorted({it["bn"] for it in items})
+    caption = (f"{run_title(run, config)}. Linear interpolation; {'; '.join(_BN_WORDS.get(p, f'BN {p}') for p in policies)}; "
+               f"train: {context_caption({k: v for k, v in train_ctx.items() if k != 'bn_policy'})}; "
+               f"test subset n={test_n}. A panel's y axis is logarithmic when its values span more than a factor 10.")
+    written = Drawn(caption=caption)
     with plt.rc_context(style):
-        rows = len(items)
-        fig, axes = plt.subplots(rows, 2, figsize=(10, 2.9 * rows + 1.0), squeeze=False, layout="constrained")
-        for it, (ax_l, ax_a) in zip(items, axes):
-            for ax, key, ylabel in ((ax_l, "loss", "loss"), (ax_a, "acc", "accuracy")):
+        for key, name, what in (("loss", "interpolation", "loss"), ("acc", "interpolation_accuracy", "accuracy")):
+            fig, axes = plt.subplots(rows, cols, figsize=(max(5.0, 3.3 * cols), fig_height(rows, 2.7, 0.9)), squeeze=False,
+                                     layout="constrained")
+            for ax in axes.flat[len(items):]:
+                ax.set_visible(False)
+            for it, ax in zip(items, axes.flat):
                 draw_interpolation(ax, it["alpha"], it[f"train_{key}"], it[f"test_{key}"], it["from"], it["to"])
-                ax.set_ylabel(ylabel)
-                ax.set_xlabel("α   (θ = (1−α)·θ_A + α·θ_B)")
-            res = it["result"]["train"]
-            word = "monotone" if res["monotone"] else "not monotone"
-            ax_l.set_title(f"epoch {it['from']} → {it['to']}: train loss {word} on [0,1], "
-                           f"largest bump {fmt(res['largest_bump'])}", pad=20)
-            ax_a.set_title(f"epoch {it['from']} → {it['to']}: accuracy", pad=20)
-            ax_l.legend(loc="best")
-        first = items[0]
-        ctx = first["context"]
-        train_ctx = ctx.get("train", ctx) if isinstance(ctx, dict) else {}
-        test_n = ctx.get("test", {}).get("examples", "?") if isinstance(ctx, dict) else "?"
-        policies = sorted({it["bn"] for it in items})
-        caption = (f"{run_title(run, config)}\nlinear interpolation; {'; '.join(_BN_WORDS.get(p, f'BN {p}') for p in policies)}; "
-                   f"train: {context_caption({k: v for k, v in train_ctx.items() if k != 'bn_policy'})}; "
-                   f"test subset n={test_n}")
-        fig.suptitle(wrap_text(caption, 10, 8), fontsize=8)
-        return save_figure(fig, out_dir, "interpolation")
+                res = it["result"]["train"]
+                title = f"{it['from']} → {it['to']}"
+                if key == "loss":
+                    title += (": monotone" if res["monotone"] else f": bump {fmt(res['largest_bump'], 2)}")
+                ax.set_title(title, fontsize=8.5)
+            axes.flat[0].set_ylabel(what)
+            handles, labels = axes.flat[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=7.5)
+            fig.suptitle(figure_title(run, f"{what} along θ(α) = (1−α)·θ_A + α·θ_B"), fontsize=9.5)
+            written += save_figure(fig, out_dir, name)
+    return written
 
 
 # ============================================================================ spectrum
 def draw_density(ax, nodes: np.ndarray, weights: np.ndarray, width: float, *, color="#0072B2",
-                 label: str = "", floor: float = 1e-6) -> None:
+                 label: str = "", floor: float = 1e-7) -> None:
     """The eigenvalue density: each quadrature node a Gaussian of standard deviation ``width``
-    (weights sum to 1), on a log y scale cut at ``floor`` times its peak."""
+    (weights sum to 1), on a log y scale; values below ``floor`` are not drawn (no padding plateau),
+    and every node is marked at the bottom with a tick (an outlier's mass is visible however small)."""
     from .density import SpectralQuadrature, spectral_density
 
     lo, hi = float(nodes.min()), float(nodes.max())
     pad = 5 * width
-    grid = np.linspace(lo - pad, hi + pad, 1200)
+    grid = np.linspace(lo - pad, hi + pad, 1500)
     q = SpectralQuadrature([nodes], [weights / weights.sum()], 0, 0, 0, 0.0)
     density = spectral_density(q, grid, width)
-    ax.plot(grid, np.maximum(density, floor * density.max()), "-", color=color, lw=1.1, label=label)
+    ax.plot(grid, np.where(density >= floor, density, np.nan), "-", color=color, lw=1.1, label=label)
+    ax.plot(nodes, np.zeros_like(nodes), "|", color=color, ms=9, mew=1.2, transform=ax.get_xaxis_transform(),
+            clip_on=False)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
     ax.axvline(0, color="0.5", lw=0.6)
+
+
+def spectrum_label(t: dict) -> str:
+    """'repeat 1: negative mass 2e-6 ± 1e-6' (the ± only when the probes give one)."""
+    err = t.get("negative_mass_stderr")
+    pm = f" ± {fmt(err, 2)}" if err is not None and math.isfinite(float(err)) else ""
+    return f"repeat {t['repeat']}: negative mass {fmt(t['negative_mass'], 2)}{pm}"
 
 
 def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
@@ -584,7 +708,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
     plt, style = pyplot()
     rows, cols = _grid(len(chosen))
     with plt.rc_context(style):
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.8), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, fig_height(rows, 3.9)), squeeze=False,
                                  layout="constrained")
         for ax in axes.flat[len(chosen):]:
             ax.set_visible(False)
@@ -592,46 +716,49 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
             here = [t for t in items if t["epoch"] == epoch]
             for k, t in enumerate(here):
                 draw_density(ax, t["nodes"], t["weights"], t["width"], color=COLORS[k % len(COLORS)],
-                             label=f"repeat {t['repeat']}: negative mass {fmt(t['negative_mass'], 2)} "
-                                   f"± {fmt(t['negative_mass_stderr'], 2)} (below {fmt(-t['width'], 2)})")
+                             label=spectrum_label(t))
                 c = curv.get((epoch, t["repeat"]))
                 if c is not None:
                     for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):
                         ax.axvline(value, color=COLORS[k % len(COLORS)], ls=ls, lw=0.9)
-            t0 = here[0]
-            ax.set_title(f"epoch {epoch}: about {fmt(t0['outliers_above'], 2)} eigenvalue(s) above λ_max/10")
+            above = [float(t["outliers_above"]) for t in here if math.isfinite(float(t["outliers_above"]))]
+            count = (f"{fmt(np.mean(above), 2)}" + (f" (mean of {len(above)} repeats)" if len(above) > 1 else "")
+                     if above else "not measured")
+            ax.set_title(f"epoch {epoch}: eigenvalues above λ_max/10 ≈ {count}", fontsize=8.5)
             ax.set_xlabel("eigenvalue of H"); ax.set_ylabel("density (log)")
-            ax.legend(fontsize=6.5, loc="upper right")
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+            tick_format(ax)
         s0 = items[0]["settings"]
-        caption = (f"{run_title(run, config)}\nstochastic Lanczos quadrature, {s0.get('probes')} probe(s) × "
-                   f"{s0.get('steps')} steps, Gaussian broadening {fmt(items[0]['width'], 2)}; dashed: λ_max, "
-                   f"dotted: λ_min (curvature); {common_caption([t['context'] for t in items])}")
-        fig.suptitle(wrap_text(caption, 4.6 * cols, 8), fontsize=8)
-        return save_figure(fig, out_dir, "spectrum")
+        caption = (f"{run_title(run, config)}. Stochastic Lanczos quadrature, {s0.get('probes')} probe(s) × "
+                   f"{s0.get('steps')} steps, Gaussian broadening {fmt(items[0]['width'], 2)}; ticks at the bottom: "
+                   f"the quadrature nodes; the density is not drawn below 1e-7. Dashed: λ_max, dotted: λ_min "
+                   f"(curvature measurement), in each repeat's colour; negative mass: the weight below −broadening. "
+                   f"{common_caption([t['context'] for t in items])}.")
+        fig.suptitle(figure_title(run, "Hessian eigenvalue density"), fontsize=9.5)
+        return save_figure(fig, out_dir, "spectrum", caption)
 
 
 # ============================================================================ trajectory
-def draw_star_convexity(ax, gap: np.ndarray, inner: np.ndarray, epoch: np.ndarray, *, cmap, norm,
-                        label: str = "checkpoints") -> None:
-    """⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) (symlog axes), with the boundary y = x:
-    star-convexity holds on and above it."""
-    ax.scatter(gap, inner, c=[cmap(norm(e)) for e in epoch], s=30, edgecolors="k", linewidths=0.6, zorder=3,
-               label=label)
-    values = np.concatenate([np.abs(gap), np.abs(inner)])
-    values = values[np.isfinite(values) & (values > 0)]
-    if len(values):
-        lo, hi = float(values.min()), float(values.max())
-        line = np.concatenate([-np.geomspace(hi * 1.5, lo, 30), [0.0], np.geomspace(lo, hi * 1.5, 30)])
-        ax.plot(line, line, "--", color="#D55E00", lw=1.2, zorder=1, label="y = x: star-convex on and above")
-        ax.set_xscale("symlog", linthresh=lo); ax.set_yscale("symlog", linthresh=lo)
-    ax.axhline(0, color="0.5", lw=0.6); ax.axvline(0, color="0.5", lw=0.6)
+def draw_star_convexity(ax, epoch: np.ndarray, ratio: np.ndarray, holds: np.ndarray, *, marker="o",
+                        label: str = "checkpoints", floor: float | None = None) -> None:
+    """The star-convexity ratio ⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)) against epoch on a log axis,
+    coloured by whether the inequality holds (blue) or fails (red); a ratio ≤ 0 is drawn at ``floor``
+    as a downward triangle. (Where F(θ_t) > F(θ_T), holding means ratio ≥ 1.)"""
+    ok = np.isfinite(ratio)
+    e, r, h = epoch[ok], ratio[ok], np.asarray(holds, bool)[ok]
+    pos = r > 0
+    y = np.where(pos, r, floor if floor is not None else (float(r[pos].min()) / 3 if pos.any() else 0.1))
+    for sel, color, word in ((h, "#0072B2", "holds"), (~h, "#D55E00", "fails")):
+        for shape, part, extra in ((marker, sel & pos, ""), ("v", sel & ~pos, ", ratio ≤ 0 (at the bottom)")):
+            if part.any():
+                ax.scatter(e[part], y[part], marker=shape, s=32, color=color, edgecolors="k", linewidths=0.5,
+                           zorder=3, label=f"{label}: {word}{extra}")
+    ax.set_yscale("log")
 
 
 def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
-    """Convexity along the path: star-convexity toward θ_T (left), PL* ratios against epoch
-    (middle), distance travelled and NTK drift (right); spread over repeats. [] without trajectory/."""
-    from matplotlib import colors as mcolors
-
+    """Convexity along the path: the star-convexity ratio toward θ_T against epoch (left), PL* ratios
+    (middle), distance travelled and, when measured, NTK drift (right); every repeat drawn. [] without trajectory/."""
     run = as_run(run_dir)
     config = read_config(run)
     items = load_trajectory(run)
@@ -640,46 +767,53 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
     repeats = len(items)
-    norm = mcolors.Normalize(0, max(float(t["epoch"].max()) for t in items))
-    cmap = plt.get_cmap("viridis")
-    records = [{"epoch": float(e), "repeat": t["repeat"], **{k: float(t[k][i]) for k in ("pl_zero", "pl_min", "travelled")
-                                                              + (("ntk_drift",) if "ntk_drift" in t else ())}}
+    keys = ("pl_zero", "pl_min", "travelled") + (("ntk_drift",) if all("ntk_drift" in t for t in items) else ())
+    records = [{"epoch": float(e), "repeat": t["repeat"], **{k: float(t[k][i]) for k in keys}}
                for t in items for i, e in enumerate(t["epoch"])]
+    ratios = np.concatenate([np.asarray(t["star_ratio"], float) for t in items])
+    positive = ratios[np.isfinite(ratios) & (ratios > 0)]
+    floor = float(min(positive.min(), 1.0)) / 3 if len(positive) else 0.1
     with plt.rc_context(style):
-        fig, (ax_s, ax_p, ax_d) = plt.subplots(1, 3, figsize=(14, 4.6), layout="constrained")
-        for t in items:
-            draw_star_convexity(ax_s, t["star_gap"], t["star_inner"], t["star_epoch"], cmap=cmap, norm=norm,
-                                label=f"checkpoints (repeat {t['repeat']})" if repeats > 1 else "checkpoints")
+        fig, (ax_s, ax_p, ax_d) = plt.subplots(1, 3, figsize=(14, 5.0), sharex=True, layout="constrained")
+        for k, t in enumerate(items):
+            draw_star_convexity(ax_s, np.asarray(t["star_epoch"], float), np.asarray(t["star_ratio"], float),
+                                np.asarray(t["star_holds"], bool), marker="osD^"[k % 4], label=f"repeat {t['repeat']}",
+                                floor=floor)
+        ax_s.axhline(1, color="k", ls="--", lw=1, label="ratio = 1")
         target = items[0]["result"]["target_epoch"]
-        ax_s.set_xlabel(f"F(θ_t) − F(θ_T)   (θ_T: epoch {target})")
-        ax_s.set_ylabel("⟨∇F(θ_t), θ_t − θ_T⟩")
+        ax_s.set_xlabel("epoch t")
+        ax_s.set_ylabel(f"⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)),  θ_T: epoch {target}")
         ax_s.set_title("star-convexity toward the final point")
-        handles, labels = ax_s.get_legend_handles_labels()
-        ax_s.legend(handles[-2:], labels[-2:], fontsize=7)
-        ok = [r for r in records if np.isfinite(r["pl_zero"])]
-        if ok:
-            draw_spread(ax_p, *epoch_spread(ok, "pl_zero"), marker="o", color="#0072B2",
-                        label="‖∇F‖²/F  (F* = 0: the paper's ratio)")
-        ok = [r for r in records if np.isfinite(r["pl_min"])]
-        if ok:
-            draw_spread(ax_p, *epoch_spread(ok, "pl_min"), marker="s", color="#D55E00",
-                        label="‖∇F‖²/(F − F*)  (F* = lowest F seen)")
+        ax_s.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+        span = max(1.0, max(r["epoch"] for r in records) - min(r["epoch"] for r in records))
+        for key, marker, color, shift, label in (
+                ("pl_zero", "o", "#0072B2", -0.012, "‖∇F‖²/F  (F* = 0: the paper's ratio)"),
+                ("pl_min", "s", "#D55E00", 0.012, "‖∇F‖²/(F − F*)  (F* = lowest F seen)")):
+            ok = [r for r in records if np.isfinite(r[key]) and r[key] > 0]
+            if ok:  # side by side (shifted by ±1.2 % of the epochs' span): neither series hides the other
+                e, mid, lo, hi = epoch_spread(ok, key)
+                draw_spread(ax_p, e + shift * span, mid, lo, hi, marker=marker, color=color, label=label)
         ax_p.set_yscale("log")
         ax_p.set_xlabel("epoch"); ax_p.set_ylabel("PL* ratio")
         ax_p.set_title("Polyak–Łojasiewicz ratio along training")
-        ax_p.legend(fontsize=7)
+        ax_p.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
         draw_spread(ax_d, *epoch_spread(records, "travelled"), marker="o", color="k",
                     label="‖θ_t − θ_0‖/‖θ_0‖")
-        if "ntk_drift" in records[0]:
+        if "ntk_drift" in keys:
             draw_spread(ax_d, *epoch_spread(records, "ntk_drift"), marker="D", color="#009E73",
                         label=f"NTK drift ‖K_t − K_0‖_F/‖K_0‖_F ({items[0]['result']['ntk_layout']['rows']})")
         ax_d.set_xlabel("epoch"); ax_d.set_ylabel("relative change")
-        ax_d.set_title("distance from the initialization")
-        ax_d.legend(fontsize=7)
-        caption = (f"{run_title(run, config)}\n{common_caption([t['context'] for t in items])}"
-                   + (f"; mean and min–max over {repeats} repeats" if repeats > 1 else ""))
-        fig.suptitle(wrap_text(caption, 14, 8), fontsize=8)
-        return save_figure(fig, out_dir, "trajectory")
+        ax_d.set_title("distance from the initialization" + (" and NTK drift" if "ntk_drift" in keys else ""))
+        ax_d.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        for ax in (ax_s, ax_p, ax_d):
+            tick_format(ax)
+            epoch_axis(ax)
+        caption = (f"{run_title(run, config)}. {common_caption([t['context'] for t in items])}. Left: every repeat's "
+                   f"checkpoints (marker shape = repeat). Middle and right: "
+                   + (f"mean over {repeats} repeats, bars min–max" if repeats > 1 else "one repeat")
+                   + ("" if "ntk_drift" in keys else "; NTK drift not measured in this run") + ".")
+        fig.suptitle(figure_title(run, "convexity along the trajectory"), fontsize=9.5)
+        return save_figure(fig, out_dir, "trajectory", caption)
 
 
 # ============================================================================ (e) training curves
@@ -731,35 +865,49 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
         ax_loss.set_title("loss")
         ax_lr.set_xlabel("epoch"); ax_eig.set_xlabel("epoch")
         ax_loss.set_ylabel({"mse": "½‖f(x) − y‖²"}.get((config.get("train") or {}).get("loss"), "cross-entropy")); ax_acc.set_ylabel("accuracy"); ax_lr.set_ylabel("lr")
-        if curv:
-            repeats = len({c["repeat"] for c in curv})
-            for key, marker, color, label in (("top", "o-", "#CC79A7", "λ_max (top)"),
-                                              ("most_negative", "v-", "#E69F00", "λ_min (most negative)")):
-                draw_spread(ax_eig, *epoch_spread(curv, key), marker=marker, color=color,
-                            label=label + (f", mean and min–max over {repeats} repeats" if repeats > 1 else ""))
-            vals = np.abs([c["top"] for c in curv] + [c["most_negative"] for c in curv])
-            vals = vals[np.isfinite(vals) & (vals > 0)]
-            if len(vals) and vals.max() / max(vals.min(), 1e-300) > 30:
-                ax_eig.set_yscale("symlog", linthresh=float(vals.min()))
-            ax_eig.axhline(0, color="0.5", lw=0.6)
-            if sharp:
-                draw_sharpness(ax_eig, *_columns(sharp, "epoch", "lambda_max", "limit_gd", "limit_momentum"))
-            ax_eig.legend(fontsize=7)
-            sig = curv[0]["settings"].get("sigma")
-            ax_eig.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
-            ax_eig.set_ylabel("eigenvalue")
-        else:
-            ax_eig.text(0.5, 0.5, f"no {REGISTRY['curvature'].file}\n(not measured)", ha="center", va="center",
-                        transform=ax_eig.transAxes)
-            ax_eig.set_title("Hessian extreme eigenvalues")
-        caption = run_title(run, config)
+        draw_eigen_panel(ax_eig, curv, sharp)
+        epoch_axis(ax_eig)
+        for ax in axes.flat:
+            tick_format(ax, "y")
         data = config.get("data", {})
-        caption += (f"\ntraining on {data.get('train_examples', '?')} images of {data.get('dataset', '?')}, "
-                    f"test on {data.get('test_examples', '?')}; dotted lines: analyzed checkpoints")
-        if curv:
-            caption += f"\neigenvalues: {common_caption([c['context'] for c in curv])}"
-        fig.suptitle(wrap_text(caption, 10, 8), fontsize=8)
-        return save_figure(fig, out_dir, "training")
+        caption = (f"{run_title(run, config)}. Training on {data.get('train_examples', '?')} images of "
+                   f"{data.get('dataset', '?')}, test on {data.get('test_examples', '?')}; dotted lines: analyzed "
+                   f"checkpoints." + (f" Eigenvalues: {common_caption([c['context'] for c in curv])}." if curv else ""))
+        fig.suptitle(figure_title(run, "training curves and Hessian extremes"), fontsize=9.5)
+        return save_figure(fig, out_dir, "training", caption)
+
+
+def draw_eigen_panel(ax, curv: list[dict], sharp: list[dict]) -> None:
+    """λ_max and λ_min at the checkpoints (mean, min–max over repeats) and the tracked sharpness: on a
+    log axis as λ_max and |λ_min| when they span more than a factor 30, else linear; 'not measured' without them."""
+    if not curv:
+        ax.text(0.5, 0.5, f"no {REGISTRY['curvature'].file}\n(not measured)", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_title("Hessian extreme eigenvalues")
+        return
+    repeats = len({c["repeat"] for c in curv})
+    vals = np.abs([c["top"] for c in curv] + [c["most_negative"] for c in curv])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    log = bool(len(vals)) and vals.max() / vals.min() > 30
+    suffix = f", mean and min–max over {repeats} repeats" if repeats > 1 else ""
+    for key, marker, color, label in (("top", "o-", "#CC79A7", "λ_max (top)"),
+                                      ("most_negative", "v-", "#E69F00", "λ_min (most negative)")):
+        e, mid, lo, hi = epoch_spread(curv, key)
+        if log and key == "most_negative":  # |λ|: the order of the bounds flips with the sign
+            mid, lo, hi, label = np.abs(mid), np.minimum(np.abs(lo), np.abs(hi)), np.maximum(np.abs(lo), np.abs(hi)), \
+                "|λ_min| (λ_min: the most negative eigenvalue found)"
+        draw_spread(ax, e, mid, lo, hi, marker=marker, color=color, label=label + suffix)
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.axhline(0, color="0.5", lw=0.6)
+    if sharp:
+        draw_sharpness(ax, *_columns(sharp, "epoch", "lambda_max", "limit_gd", "limit_momentum"))
+    ax.legend(fontsize=7)
+    sig = curv[0]["settings"].get("sigma")
+    ax.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
+    ax.set_ylabel("|eigenvalue|" if log else "eigenvalue")
+    tick_format(ax, "y")
 
 
 def draw_sharpness(ax, epoch: np.ndarray, sharpness: np.ndarray, limit_gd: np.ndarray,
@@ -819,21 +967,29 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
             ax.set_yscale("log")
         ax.set_xlabel("epoch"); ax.set_ylabel("F(θ) − F(best point)")
         ax.set_title("decrease available from θ")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        tick_format(ax)
+        epoch_axis(ax)
         e, mid, lo, hi = epoch_spread(tests, "extra_fraction")
         draw_spread(ax_x, e, 100 * mid, 100 * lo, 100 * hi, marker="D", color="k",
                     label="(d_plane − d_grad) / d_grad" + (f", mean and min–max over {repeats} repeats"
                                                            if repeats > 1 else ""))
         ax_x.axhline(100 * limit, color="#D55E00", ls="--", lw=1.2,
                      label=f"'little help' limit: {fmt(100 * limit)}% of d_grad")
-        ax_x.set_xlabel("epoch"); ax_x.set_ylabel("extra decrease from the curvature direction (%)")
-        ax_x.set_title("what second-order information adds")
-        ax_x.legend(fontsize=7)
-        caption = run_title(run, config) + f"\n{common_caption([t['context'] for t in tests])}; " \
-            f"line searches to {fmt(tests[0]['result'].get('line_search_rtol', float('nan')))} relative in the step, " \
-            f"Nelder–Mead in the plane; no grid"
-        fig.suptitle(wrap_text(caption, 11, 8), fontsize=8)
-        return save_figure(fig, out_dir, "second_order")
+        ax_x.set_xlabel("epoch"); ax_x.set_ylabel("(d_plane − d_grad) / d_grad (%)")
+        ax_x.set_title("extra decrease in the plane beyond the best step along −∇F")
+        ax_x.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        tick_format(ax_x)
+        epoch_axis(ax_x)
+        rtol = tests[0]["result"].get("line_search_rtol")
+        caption = (f"{run_title(run, config)}. {common_caption([t['context'] for t in tests])}; "
+                   + (f"line searches to {fmt(rtol)} relative in the step, " if rtol is not None else "line searches, ")
+                   + "Nelder–Mead in the plane; no grid. The plane is spanned by −∇F and y (the most negative "
+                     "curvature direction, orthogonalized to ∇F): its extra decrease is what the two directions give "
+                     "together, d_curv what y gives alone."
+                   + (f" Points: mean over {repeats} repeats, bars: min–max." if repeats > 1 else ""))
+        fig.suptitle(figure_title(run, "the second-order test"), fontsize=9.5)
+        return save_figure(fig, out_dir, "second_order", caption)
 
 
 # ============================================================================ all of them
@@ -890,13 +1046,14 @@ def check_inputs(run_dir) -> None:
 
 
 class FigureSet(list):
-    """The paths ``make_figures`` wrote (a list), with ``written`` (figure name -> its paths)
-    and ``skipped`` (figure name -> why: its inputs are absent)."""
+    """The paths ``make_figures`` wrote (a list), with ``written`` (figure name -> its paths),
+    ``skipped`` (figure name -> why: its inputs are absent) and ``captions`` (PNG stem -> caption)."""
 
     def __init__(self):
         super().__init__()
         self.written: dict[str, list[Path]] = {}
         self.skipped: dict[str, str] = {}
+        self.captions: dict[str, str] = {}  # PNG stem -> what it was computed on
 
     @property
     def paths(self) -> list[Path]:
@@ -953,6 +1110,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
     }
     for name, make in makers.items():
         paths = make()
+        result.captions.update({p.stem: getattr(paths, "caption", "") for p in paths if p.suffix == ".png"})
         if paths:
             result.written[name] = paths
             result.extend(paths)
@@ -964,5 +1122,5 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
     if result:
         atomic_write_json({"run": str(run.path), "epochs": epochs, "floor": floor, "inputs": fingerprint,
                            "written": {k: [p.name for p in v] for k, v in result.written.items()},
-                           "skipped": result.skipped}, out / MANIFEST)
+                           "captions": result.captions, "skipped": result.skipped}, out / MANIFEST)
     return result

@@ -1,16 +1,21 @@
 """The verdicts of one run, or of the cells of a reproduction, as Markdown, HTML and JSON.
 
 ``write_report`` renders ``verdicts.run_verdicts`` (claims, numbers, thresholds, margins, what
-they were computed on) and the run's figures into RUN/report.md, a self-contained
-RUN/report.html (figures embedded as base64 PNG) and RUN/report.json (the same data);
-``write_combined_report`` does the same for several runs, one section per cell. Nothing is
-judged or drawn here: verdicts come from ``verdicts.py``, figures from ``plots.py``.
+they were computed on) and the run's figures into RUN/report.md, RUN/report.html (figures
+embedded, downscaled, under EMBED_BUDGET) and RUN/report.json (the same data);
+``write_combined_report`` does the same for several runs, one section per cell, its figures
+linked by relative path. Every report opens with the compact verdict table (``summary_tables``:
+verdict, statistic, margin, spread, n per claim), which ``markdown_summary`` also renders from a
+report.json for the README. Nothing is judged or drawn here: verdicts come from ``verdicts.py``,
+figures from ``plots.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +46,8 @@ _FIGURE_CAPTIONS = {
                     "over repeats).",
     "smoothness": "Semi-smoothness probes: f(t) − f(0) along each direction, and |r(t)| against |t| with the "
                   "fit a·|t| + b·t² and the noise floor.",
-    "interpolation": "Linear interpolation between checkpoints: train/test loss and accuracy against α.",
+    "interpolation": "Linear interpolation between checkpoints: train/test loss against α, one panel per pair.",
+    "interpolation_accuracy": "The same interpolations: train/test accuracy against α.",
     "trajectory": "Convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) toward the final "
                   "point (star-convex on and above y = x), the PL* ratios, the distance travelled and the NTK drift.",
     "spectrum": "The Hessian's eigenvalue density by stochastic Lanczos quadrature (log scale), one panel per "
@@ -64,9 +70,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _run_blocks(data: RunVerdicts, figures: list[Path], level: int, base: Path) -> list[tuple]:
+def _run_blocks(data: RunVerdicts, figures: list[Path], level: int, base: Path,
+                captions: dict | None = None) -> list[tuple]:
     """The document of one run as blocks: ('h', level, text), ('p', text), ('table', head, rows),
-    ('img', path, caption, relpath)."""
+    ('img', path, caption, relpath); ``captions``: what each figure was computed on (figures.json)."""
     blocks: list[tuple] = [("p", data.title), ("p", f"Result files: `{data.run}`")]
     train, d = data.train, data.data
     facts = [["dataset", d.get("dataset")], ["training examples", d.get("train_examples")],
@@ -105,7 +112,8 @@ def _run_blocks(data: RunVerdicts, figures: list[Path], level: int, base: Path) 
         for stem in sorted(pngs, key=lambda s: _FIGURE_ORDER.index(s) if s in _FIGURE_ORDER else 99):
             p = pngs[stem]
             rel = os.path.relpath(p, base)
-            blocks.append(("img", p, _FIGURE_CAPTIONS.get(stem, stem) + f" (PDF: `{os.path.relpath(p.with_suffix('.pdf'), base)}`)", rel))
+            caption = " ".join(t for t in (_FIGURE_CAPTIONS.get(stem, stem), (captions or {}).get(stem, "")) if t)
+            blocks.append(("img", p, caption + f" (PDF: `{os.path.relpath(p.with_suffix('.pdf'), base)}`)", rel))
     return blocks
 
 
@@ -132,6 +140,160 @@ def render_markdown(blocks: list[tuple]) -> str:
     return "\n".join(out)
 
 
+# ============================================================================ the verdict summary
+SUMMARY_COLUMNS = ["claim", "verdict", "statistic", "margin", "spread (mean ± std [min, max])", "n"]
+_SHORT_TITLES = {"gradient_dominance": "gradient dominance", "semi_smoothness": "semi-smoothness",
+                 "second_order": "second order gives little help", "interpolation": "monotone init → final",
+                 "star_convexity": "star-convexity", "spectrum": "Hessian (reported)", "accuracy": "accuracy (reported)"}
+VERDICT_CLASSES = {"holds": "holds", "fails": "fails", "inconclusive": "inconclusive",
+                   "not measured": "not-measured", "measured": "measured"}
+
+
+def _num_or_nan(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def spread_cell(st) -> str:
+    """'5.18 ± 0.66 [4.75, 5.95]' from a verdicts.spread dict; '—' for one value or none."""
+    if not isinstance(st, dict) or int(st.get("n") or 0) < 2 or not np.isfinite(_num_or_nan(st.get("mean"))):
+        return "—"
+    return f"{fmt(st['mean'])} ± {fmt(st['std'], 2)} [{fmt(st['min'])}, {fmt(st['max'])}]"
+
+
+def _count(st, unit: str = "repeats") -> str:
+    n = int(st.get("n") or 0) if isinstance(st, dict) else 0
+    return f"{n} {unit}" if n else "—"
+
+
+def _times(value, word: str, limit: str) -> str:
+    v = _num_or_nan(value)
+    return f"{fmt(v)}× the {word} {limit}" if np.isfinite(v) else "—"
+
+
+def _headline_dominance(n: dict) -> tuple:
+    return (f"c = {fmt(n.get('c'))}", _times(n.get("margin"), "threshold", fmt(n.get("threshold"))),
+            spread_cell(n.get("c_spread")), _count(n.get("c_spread")))
+
+
+def _headline_smoothness(n: dict) -> tuple:
+    """a/‖∇F‖ where report.json judges it (since the 'probes' change), else a/√F (older reports)."""
+    key, name = (("max_a_over_grad_norm", "a/‖∇F‖") if "max_a_over_grad_norm" in n
+                 else ("max_a_over_sqrt_F", "a/√F"))
+    return (f"max {name} = {fmt(n.get(key))}", _times(n.get("margin"), "limit", fmt(n.get("threshold"))),
+            spread_cell(n.get("per_repeat")), _count(n.get("per_repeat")))
+
+
+def _headline_second_order(n: dict) -> tuple:
+    """The largest help attributable to the curvature direction (mean ± sd over repeats) where report.json
+    has it, else (older reports) the worst extra fraction over every test."""
+    fraction = _num_or_nan(n.get("fraction"))
+    if "worst_attributable" in n:
+        mean, sd = _num_or_nan(n["worst_attributable"]), _num_or_nan(n.get("worst_attributable_sd"))
+        if not np.isfinite(mean):
+            return ("—", "—", "—", f"{n.get('checkpoints', '?')} checkpoints")
+        return (f"largest attributable help = {fmt(100 * mean)}% of d_grad (epoch {n.get('worst_epoch')})",
+                _times(n.get("margin"), "limit", f"{fmt(100 * fraction)}%"),
+                f"± {fmt(100 * sd, 2)}% (sd over repeats)" if np.isfinite(sd) else "—",
+                f"{n.get('checkpoints', '?')} checkpoints")
+    worst = _num_or_nan(n.get("worst_extra_fraction", _num_or_nan(n.get("margin")) * fraction))
+    extra = [st.get("extra_fraction") for st in (n.get("per_epoch") or {}).values() if isinstance(st, dict)]
+    extra = [st for st in extra if isinstance(st, dict) and int(st.get("n") or 0)]
+    tests = sum(int(st["n"]) for st in extra)
+    text = "—"
+    if extra:  # over every test: the mean weighted by the tests per checkpoint, the extremes of the checkpoints'
+        mean = sum(_num_or_nan(st["mean"]) * int(st["n"]) for st in extra) / tests
+        lo, hi = min(_num_or_nan(st["min"]) for st in extra), max(_num_or_nan(st["max"]) for st in extra)
+        text = f"{fmt(100 * mean)}% [{fmt(100 * lo)}%, {fmt(100 * hi)}%] over all tests"
+    return (f"worst extra/d_grad = {fmt(100 * worst)}%", _times(n.get("margin"), "limit", f"{fmt(100 * fraction)}%"),
+            text, f"{tests} tests" if tests else "—")
+
+
+def _headline_interpolation(n: dict) -> tuple:
+    return (f"largest bump = {fmt(n.get('largest_bump'))}", _times(n.get("margin"), "limit", fmt(n.get("limit"))),
+            "—", f"epoch {n.get('from_epoch', '?')} → {n.get('to_epoch', '?')}")
+
+
+def _headline_star(n: dict) -> tuple:
+    ratio = n.get("min_ratio") or {}
+    return (f"holds at {fmt(100 * _num_or_nan(n.get('holds_fraction')))}%",
+            f"smallest ratio {fmt(ratio.get('min'))} (≥ 1 needed)" if ratio.get("n") else "—",
+            spread_cell(ratio), f"{n.get('checkpoints', '?')} checkpoints × repeats")
+
+
+def _headline_spectrum(n: dict) -> tuple:
+    per = n.get("per_epoch") or {}
+    if not per:
+        return ("—",) * 4
+    epoch = max(per, key=lambda e: int(e) if str(e).isdigit() else -1)
+    lam = per[epoch].get("lambda_max") or {}
+    return (f"λ_max = {fmt(lam.get('mean'))} at epoch {epoch}", "—", spread_cell(lam), _count(lam))
+
+
+def _headline_accuracy(n: dict) -> tuple:
+    if "train_acc" in n:
+        return (f"train {_num_or_nan(n['train_acc']):.3f}, test {_num_or_nan(n.get('test_acc')):.3f} at epoch "
+                f"{n.get('epoch')}", "—", "—", "—")
+    if "checkpoint_train_acc" in n:
+        return (f"train {_num_or_nan(n['checkpoint_train_acc']):.3f} at checkpoint {n.get('checkpoint_epoch')}",
+                "—", "—", "—")
+    return ("—",) * 4
+
+
+_HEADLINES = {"gradient_dominance": _headline_dominance, "semi_smoothness": _headline_smoothness,
+              "second_order": _headline_second_order, "interpolation": _headline_interpolation,
+              "star_convexity": _headline_star, "spectrum": _headline_spectrum, "accuracy": _headline_accuracy}
+
+
+def claim_headline(claim: dict) -> list[str]:
+    """[claim, verdict, statistic, margin, spread, n] of one claim of report.json: the compact summary row
+    (a claim not measured, or one this table does not know, gives its summary text as the statistic)."""
+    short = _SHORT_TITLES.get(claim.get("id"), str(claim.get("title", "?")).split(":")[0])
+    verdict = str(claim.get("verdict", "?"))
+    make = _HEADLINES.get(claim.get("id"))
+    if verdict == "not measured" or make is None or not claim.get("numbers"):
+        return [short, verdict, str(claim.get("summary", "—")).split(";")[0], "—", "—", "—"]
+    return [short, verdict, *make(claim["numbers"])]
+
+
+def summary_tables(report: dict) -> list[tuple]:
+    """Table blocks of the verdict summary of report.json's data (one run, or {'cells': [...]}): for
+    several cells a per-cell table (verdict and statistic per claim) and the verdict table with a cell column."""
+    cells = report.get("cells") if "cells" in report else [report]
+    if not cells:
+        return []
+    if len(cells) == 1:
+        return [("table", SUMMARY_COLUMNS, [claim_headline(c) for c in cells[0].get("claims", [])])]
+    titles = [claim_headline(c)[0] for c in cells[0].get("claims", [])]
+    per_cell = []
+    for cell in cells:
+        heads = [claim_headline(c) for c in cell.get("claims", [])]
+        per_cell.append([cell.get("cell", cell.get("name", "?"))] + [f"{h[1]} ({h[2]})" for h in heads])
+    rows = [[cell.get("cell", cell.get("name", "?"))] + claim_headline(c) for cell in cells for c in cell.get("claims", [])]
+    return [("table", ["cell"] + titles, per_cell), ("table", ["cell"] + SUMMARY_COLUMNS, rows)]
+
+
+def markdown_summary(report: dict) -> str:
+    """The README-ready Markdown of report.json's verdict summary (``summary_tables``)."""
+    return render_markdown(summary_tables(report)).rstrip("\n") + "\n"
+
+
+def read_report_json(folder) -> dict:
+    """report.json of ``folder`` (a run or a combined report's folder); a one-line error when absent or damaged."""
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise LandscapeError(f"no report.json in {folder}: write it first with `landscape report {folder}`")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise LandscapeError(f"damaged report file {path}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("claims")), list):
+        raise LandscapeError(f"damaged report file {path}: neither 'claims' nor 'cells'")
+    return data
+
+
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
@@ -139,7 +301,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.3em .55em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 td.holds{background:#e3f4e1;font-weight:600}td.fails{background:#fbe3e0;font-weight:600}
-td.not-measured{background:#eee;color:#666}td.measured{background:#e6effa}
+td.inconclusive{background:#fff2cc;font-weight:600}td.not-measured{background:#eee;color:#666}td.measured{background:#e6effa}
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.88em;color:#444}
 code{background:#f5f5f5;padding:0 .2em}
 """
@@ -151,10 +313,52 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p) for i, p in enumerate(parts))
 
 
-def render_html(blocks: list[tuple], title: str) -> str:
-    """The blocks as one self-contained HTML page (figures embedded)."""
+def verdict_class(value) -> str | None:
+    """The CSS class of a table cell that states a verdict ('holds', 'fails (c = 2)', 'not measured: ...')."""
+    low = str(value).lower()
+    for word, cls in VERDICT_CLASSES.items():
+        if low == word or low.startswith(word + " (") or low.startswith(word + ":"):
+            return cls
+    return None
+
+
+EMBED_MAX_WIDTH = 1400          # px: embedded PNGs are downscaled to this width
+EMBED_BUDGET = 4_000_000        # bytes of embedded images per page; beyond it figures are linked
+
+
+def embedded_png(path: Path) -> bytes:
+    """The PNG at ``path``, downscaled to EMBED_MAX_WIDTH and re-compressed (what report.html embeds)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.width > EMBED_MAX_WIDTH:
+            im = im.resize((EMBED_MAX_WIDTH, round(im.height * EMBED_MAX_WIDTH / im.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        im.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
+        return buf.getvalue()
+
+
+def _figure_html(b: tuple, embed: bool, budget: list[int]) -> str:
+    """One ('img', path, caption, relpath) block: embedded while ``budget`` (bytes left) allows, else linked."""
+    alt = html.escape(Path(b[1]).stem)
+    data = embedded_png(Path(b[1])) if embed else b""
+    if embed and len(data) * 4 // 3 <= budget[0]:
+        budget[0] -= len(data) * 4 // 3
+        src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        img = f"<img alt=\"{alt}\" src=\"{src}\">"
+    else:
+        rel = html.escape(Path(b[3]).as_posix())
+        img = f"<a href=\"{rel}\"><img alt=\"{alt}\" src=\"{rel}\" loading=\"lazy\"></a>"
+    return f"<figure>{img}<figcaption>{_inline(b[2])}</figcaption></figure>"
+
+
+def render_html(blocks: list[tuple], title: str, embed: bool = True) -> str:
+    """The blocks as one HTML page: figures embedded (downscaled, up to EMBED_BUDGET bytes) when ``embed``,
+    else linked by their relative paths."""
     out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
+    budget = [EMBED_BUDGET]
     for b in blocks:
         if b[0] == "h":
             out.append(f"<h{min(b[1], 6)}>{_inline(b[2])}</h{min(b[1], 6)}>")
@@ -165,16 +369,12 @@ def render_html(blocks: list[tuple], title: str) -> str:
             for row in b[2]:
                 cells = []
                 for v in row:
-                    low = str(v).lower().split(":", 1)[0]
-                    cls = {"holds": "holds", "fails": "fails", "not measured": "not-measured",
-                           "measured": "measured"}.get(low)
+                    cls = verdict_class(v)
                     cells.append(f"<td class=\"{cls}\">{_inline(v)}</td>" if cls else f"<td>{_inline(v)}</td>")
                 out.append("<tr>" + "".join(cells) + "</tr>")
             out.append("</tbody></table>")
         elif b[0] == "img":
-            data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
-            out.append(f"<figure><img alt=\"{html.escape(Path(b[1]).stem)}\" src=\"data:image/png;base64,{data}\">"
-                       f"<figcaption>{_inline(b[2])}</figcaption></figure>")
+            out.append(_figure_html(b, embed, budget))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -206,7 +406,7 @@ def _figures_for(run_dir, fig_dir: Path, figures, epochs, floor: float) -> list[
 @holds_runs("landscape report")
 def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
                  floor: float = DOMINANCE_F_FLOOR) -> dict:
-    """Write report.md, report.html (self-contained: figures embedded) and report.json.
+    """Write report.md, report.html (figures embedded, downscaled, under EMBED_BUDGET) and report.json.
 
     ``run_dirs``: one run directory (report in RUN/ unless ``out_dir``; figures in RUN/figures/,
     or ``out_dir``/figures/ when ``out_dir`` is given) or several (a combined report, see
@@ -227,8 +427,9 @@ def write_report(run_dirs, out_dir=None, *, figures="auto", epochs=None,
     out = Path(out_dir) if out_dir else run.path
     fig_dir = run.figures if out_dir is None else out / "figures"
     figs = _figures_for(run.path, fig_dir, figures, epochs, floor)
-    blocks = report_header(f"Loss-landscape report: {data.name}") + _run_blocks(data, figs, 1, out)
-    return _write_all(out, blocks, f"landscape report: {data.name}", data.to_json(), [(data.name, data)])
+    blocks = (report_header(f"Loss-landscape report: {data.name}") + [("h", 2, "Summary")]
+              + summary_tables(data.to_json()) + _run_blocks(data, figs, 1, out, figure_captions(fig_dir)))
+    return _write_all(out, blocks, f"landscape report: {data.name}", data.to_json(), [(data.name, data)], embed=True)
 
 
 @holds_runs("landscape report", arg=1)
@@ -255,24 +456,31 @@ def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
         names.add(name)
         cells.append((name, r, data))
     blocks = report_header("Loss-landscape report: " + ", ".join(n for n, _, _ in cells))
+    combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells], "skipped": skipped or {}}
     blocks.append(("h", 2, "Summary"))
-    titles = [c.title for c in cells[0][2].claims]
-    blocks.append(("table", ["cell"] + titles,
-                   [[name] + [f"{c.verdict}: {c.summary}" for c in data.claims] for name, _, data in cells]))
+    blocks += summary_tables(combined)
+    blocks.append(("p", "Each cell's figures are linked, not embedded: they stay in the cell's figures/ folder."))
     for name, reason in (skipped or {}).items():
         blocks.append(("p", f"Skipped {name}: {reason}."))
     for name, r, data in cells:
         figs = _figures_for(r, as_run(r).figures, figures, epochs, floor)
         blocks.append(("h", 2, f"Cell {name}"))
-        blocks += _run_blocks(data, figs, 2, out)
-    combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells], "skipped": skipped or {}}
-    return _write_all(out, blocks, "landscape combined report", combined, [(name, data) for name, _, data in cells])
+        blocks += _run_blocks(data, figs, 2, out, figure_captions(as_run(r).figures))
+    return _write_all(out, blocks, "landscape combined report", combined, [(name, data) for name, _, data in cells],
+                      embed=False)
 
 
-def _write_all(out: Path, blocks: list[tuple], title: str, data: dict, cells: list) -> dict:
+def figure_captions(fig_dir: Path) -> dict:
+    """Figure name -> what it was computed on, as make_figures recorded it in figures.json."""
+    manifest = read_manifest(fig_dir) or {}
+    captions = manifest.get("captions")
+    return {k: str(v) for k, v in captions.items()} if isinstance(captions, dict) else {}
+
+
+def _write_all(out: Path, blocks: list[tuple], title: str, data: dict, cells: list, embed: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     md, page, js = out / "report.md", out / "report.html", out / "report.json"
     atomic_write_text(render_markdown(blocks), md)
-    atomic_write_text(render_html(blocks, title), page)
+    atomic_write_text(render_html(blocks, title, embed), page)
     atomic_write_json(data, js)
     return {"markdown": md, "html": page, "json": js, "cells": cells}

@@ -29,6 +29,22 @@ def fmt(x: Any, digits: int = 3) -> str:
     return f"{v:.{max(digits - 1, 1)}e}"
 
 
+def fmt_tick(x: float) -> str:
+    """A tick label, one format on every axis: '0.001', '250', '1000' between 1e-3 and 1e4, else '2.5e-5'
+    (never '1e+02' or '1.0e-04')."""
+    v = float(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        text = f"{v:.3g}"
+        return f"{v:.0f}" if "e" in text else text
+    mantissa, exponent = f"{v:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def context_caption(ctx: dict, *, split_word: bool = True) -> str:
     """'resnet8, folder:cifar10-jpeg, train subset n=128 (seed 0), params all (78,042), BN frozen, fp32'."""
     if not ctx:
@@ -64,7 +80,7 @@ def common_caption(contexts: list[dict]) -> str:
     """The caption of the first context, noting when the others differ."""
     if not contexts:
         return ""
-    per_piece = ("epoch", "checkpoint", "repeat", "direction_seed")  # vary by design
+    per_piece = ("epoch", "checkpoint", "checkpoint_sha256", "repeat", "direction_seed")  # vary by design
     strip = lambda c: {k: v for k, v in c.items() if k not in per_piece}  # noqa: E731
     text = context_caption(contexts[0])
     if any(strip(c) != strip(contexts[0]) for c in contexts[1:]):

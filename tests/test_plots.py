@@ -5,6 +5,7 @@ inputs skip a figure, damaged inputs give a one-line error naming the file."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from cases import copy_run
 pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 ALL_FIGURES = ["surface_3d", "surface_contour", "random_surface_3d", "random_surface_contour", "dominance",
-               "second_order", "smoothness", "interpolation", "trajectory", "spectrum", "training"]
+               "second_order", "smoothness", "interpolation", "interpolation_accuracy", "trajectory", "spectrum",
+               "training"]
 
 
 def assert_png(path: Path) -> None:
@@ -62,6 +64,9 @@ def test_every_figure_is_a_valid_png_and_pdf(figured_run):
     manifest = read_manifest(run / "figures")
     assert manifest["inputs"] == input_fingerprint(run) and manifest["skipped"] == {}
     assert sorted(n for names in manifest["written"].values() for n in names) == expected
+    # every figure has its caption (what it was computed on) for the report, and no undefined number in it
+    assert sorted(manifest["captions"]) == sorted(ALL_FIGURES)
+    assert all(len(c) > 40 and not re.search(r"\bnan\b", c) for c in manifest["captions"].values())
     for path in result.paths:
         (assert_png if path.suffix == ".png" else assert_pdf)(path)
 
@@ -190,3 +195,28 @@ def test_figure_numbers_come_from_the_files(analyzed_run):
     assert env["c"] == pytest.approx(expected, rel=1e-12)
     assert env["points"] == 3 + len(rows)
     assert np.isnan(envelope_constant([0.001], [1.0], 0.01)["c"])
+
+
+def test_no_figure_shows_nan_and_each_fits_a_page(analyzed_run, tmp_path, monkeypatch):
+    """Every text artist of every drawn figure (titles, labels, legends, tick labels, annotations) is free of
+    'nan', the PNG carries at most a one-line title, and no figure is taller than MAX_HEIGHT_IN."""
+    import landscape.plots as P
+
+    seen = {}
+    save = P.save_figure
+
+    def capture(fig, out_dir, name, caption=""):
+        fig.canvas.draw()
+        from matplotlib.text import Text
+
+        seen[name] = ([t.get_text() for t in fig.findobj(Text)],
+                      fig.get_suptitle(), fig.get_size_inches()[1])
+        return save(fig, out_dir, name, caption)
+
+    monkeypatch.setattr(P, "save_figure", capture)
+    make_figures(copy_run(analyzed_run, tmp_path / "run"))
+    assert sorted(seen) == sorted(ALL_FIGURES)
+    for name, (texts, title, height) in seen.items():
+        bad = [t for t in texts if re.search(r"\bnan\b", t, re.I)]
+        assert not bad, (name, bad)
+        assert "\n" not in title and height <= P.MAX_HEIGHT_IN + 1e-9, (name, title, height)

@@ -24,7 +24,7 @@ from landscape.errors import LandscapeError
 
 from cases import build_analyzed_run, build_figured_run, copy_run
 
-pytestmark = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
+slow = pytest.mark.slow  # real images, trained runs: `pytest -m "not slow"` skips them
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +52,7 @@ def _claims(data) -> dict:
     return {c.id: c for c in data.claims}
 
 
+@slow
 def test_verdict_numbers_equal_the_result_files(analyzed_run):
     run = analyzed_run
     data = V.run_verdicts(run)
@@ -147,6 +148,7 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
     assert a.numbers["checkpoint_train_acc"] == dom[2]["result"]["train_acc"]
 
 
+@slow
 def test_failing_claims_are_reported_with_their_numbers(analyzed_run):
     run = V.as_run(analyzed_run)
     s = V.smoothness_verdict(run, threshold_value=-1.0)  # every resolved probe is over it, and listed
@@ -172,6 +174,7 @@ def _verdict_table(md: str) -> dict[str, list[str]]:
     return rows
 
 
+@slow
 def test_report_files(reported):
     run, written = reported
     assert written["markdown"] == run / "report.md" and written["html"] == run / "report.html"
@@ -195,12 +198,13 @@ def test_report_files(reported):
     assert _json(run / "report.json")["claims"][0]["numbers"]["c"] == pytest.approx(g.numbers["c"])
 
 
+@slow
 def test_html_is_self_contained(reported):
     run, written = reported
     page = written["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 11 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 12 and all(s.startswith("data:image/png;base64,") for s in sources)
     with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
         assert im.format == "PNG"
     assert "href=" not in page
@@ -208,6 +212,7 @@ def test_html_is_self_contained(reported):
         assert R._inline(c.summary) in page
 
 
+@slow
 def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     run = copy_run(analyzed_run, tmp_path / "run")
     shutil.rmtree(run / "analysis")
@@ -220,6 +225,7 @@ def test_missing_inputs_are_not_measured(analyzed_run, tmp_path):
     assert [v[0] for v in table.values()] == ["not measured"] * 6 + ["measured"]
 
 
+@slow
 @pytest.mark.parametrize("relpath", ["analysis/epoch_0001/probe_neg_gradient.json", "analysis/epoch_0000/dominance.json",
                                      "analysis/interpolation/epoch_0000_to_0001.json"])
 def test_damaged_file_is_a_one_line_error(analyzed_run, tmp_path, relpath):
@@ -235,6 +241,7 @@ def test_damaged_file_is_a_one_line_error(analyzed_run, tmp_path, relpath):
     assert not (run / "report.md").exists()
 
 
+@slow
 def test_combined_report(reported, tmp_path):
     run, _ = reported
     cells = [copy_run(run, tmp_path / "repro" / name) for name in ("resnet8_cifar10", "resnet8_cifar10_noisy")]
@@ -252,10 +259,13 @@ def test_combined_report(reported, tmp_path):
     assert "## Cell resnet8_cifar10\n" in md and "## Cell resnet8_cifar10_noisy\n" in md
     summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in summary.splitlines() if line.startswith("| resnet8")]
-    assert len(rows) == 2 and "not measured" in rows[1] and "not measured" not in rows[0].split("|")[4]
+    per_cell, per_claim = rows[:2], rows[2:]
+    assert len(per_claim) == 2 * len(V.CLAIMS)
+    assert "not measured" in per_cell[1] and "not measured" not in per_cell[0].split("|")[4]
     assert "](resnet8_cifar10/figures/dominance.png)" in md
     page = (tmp_path / "repro" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 11 + 2
+    assert "data:image/png;base64," not in page and len(page.encode()) < 5_000_000
+    assert 'src="resnet8_cifar10_noisy/figures/dominance.png"' in page
     data = _json(tmp_path / "repro" / "report.json")
     assert [c["cell"] for c in data["cells"]] == ["resnet8_cifar10", "resnet8_cifar10_noisy"]
     # the library call with an explicit folder gives the same sections
@@ -265,6 +275,7 @@ def test_combined_report(reported, tmp_path):
     assert "--out" in help_text and "RUN_DIRS" in help_text
 
 
+@slow
 def test_a_report_with_another_floor_redraws_the_dominance_figure(analyzed_run, tmp_path):
     """Fails while the report's freshness check compared input files only (the figure of floor 0.01 was kept)."""
     run = copy_run(analyzed_run, tmp_path / "run")
@@ -273,3 +284,118 @@ def test_a_report_with_another_floor_redraws_the_dominance_figure(analyzed_run, 
     R.write_report(run, floor=0.5)
     assert json.loads((run / "figures" / "figures.json").read_text())["floor"] == 0.5
     assert (run / "figures" / "dominance.png").read_bytes() != first
+
+
+# ============================================================================ the verdict summary (fast)
+REPO = Path(__file__).resolve().parents[1]
+SUMMARIES = {"quick": REPO / "figures" / "quick", "paper-cpu": REPO / "figures" / "paper-cpu"}
+
+
+def _marked(text: str, name: str) -> str:
+    """The README text between <!-- summary:NAME --> and the next <!-- /summary -->."""
+    start = text.index(f"<!-- summary:{name} -->\n") + len(f"<!-- summary:{name} -->\n")
+    return text[start:text.index("<!-- /summary -->", start)]
+
+
+@pytest.mark.parametrize("name", sorted(SUMMARIES))
+def test_readme_result_tables_are_generated_from_the_committed_reports(name):
+    """Fails when someone edits a README result table by hand, or commits a report.json without regenerating it:
+    `landscape report figures/NAME --markdown-summary` prints the section."""
+    readme = (REPO / "README.md").read_text()
+    expected = R.markdown_summary(R.read_report_json(SUMMARIES[name]))
+    assert _marked(readme, name) == expected
+    result = CliRunner().invoke(main, ["report", str(SUMMARIES[name]), "--markdown-summary"])
+    assert result.exit_code == 0 and result.output == expected
+
+
+def _claim(cid: str, verdict: str, **numbers) -> dict:
+    return {"id": cid, "title": cid.replace("_", " ") + ": the claim", "verdict": verdict, "summary": "s; t",
+            "numbers": numbers}
+
+
+def _report_json() -> dict:
+    spread = {"mean": 5.0, "std": 1.0, "min": 4.0, "max": 6.0, "n": 3}
+    return {"name": "run", "claims": [
+        _claim("gradient_dominance", V.HOLDS, c=2.0, margin=2000.0, threshold=1e-3, c_spread=spread),
+        _claim("semi_smoothness", V.FAILS, max_a_over_sqrt_F=0.2, margin=2.0, threshold=0.1, per_repeat=spread),
+        _claim("second_order", V.INCONCLUSIVE, worst_extra_fraction=0.05, fraction=0.1, margin=0.5,
+               per_epoch={"1": {"extra_fraction": {"mean": 0.02, "min": 0.01, "max": 0.05, "std": 0.01, "n": 2}},
+                          "2": {"extra_fraction": {"mean": 0.04, "min": 0.04, "max": 0.04, "std": 0.0, "n": 1}}}),
+        _claim("interpolation", V.NOT_MEASURED),
+        _claim("star_convexity", V.FAILS, holds_fraction=0.5, checkpoints=4,
+               min_ratio={"mean": "nan", "std": "nan", "min": "nan", "max": "nan", "n": 0}),
+    ]}
+
+
+def test_verdict_table_has_one_row_per_claim_with_statistic_margin_spread_and_n():
+    [(kind, head, rows)] = R.summary_tables(_report_json())
+    assert kind == "table" and head[:2] == ["claim", "verdict"] and head[-1] == "n"
+    assert [r[1] for r in rows] == [V.HOLDS, V.FAILS, V.INCONCLUSIVE, V.NOT_MEASURED, V.FAILS]
+    assert rows[0][2:] == ["c = 2", "2e+03× the threshold 0.001", "5 ± 1 [4, 6]", "3 repeats"]
+    assert rows[1][2:] == ["max a/√F = 0.2", "2× the limit 0.1", "5 ± 1 [4, 6]", "3 repeats"]
+    # over all 3 tests: mean (0.02·2 + 0.04)/3, extremes of the checkpoints
+    assert rows[2][2:] == ["worst extra/d_grad = 5%", "0.5× the limit 10%", "2.67% [1%, 5%] over all tests", "3 tests"]
+    assert rows[3][2:] == ["s", "—", "—", "—"]           # not measured: its summary, no numbers
+    assert rows[4][3:5] == ["—", "—"]                      # no finite ratio: no margin and no spread, never 'nan'
+    assert not re.search(r"\bnan\b", R.render_markdown(R.summary_tables(_report_json())))
+
+
+def test_html_report_opens_with_the_coloured_verdict_table():
+    blocks = R.report_header("t") + [("h", 2, "Summary")] + R.summary_tables(_report_json())
+    page = R.render_html(blocks, "t")
+    first_table = page.split("<table>", 1)[1].split("</table>", 1)[0]
+    assert first_table.count("<tr>") == 1 + 5
+    classes = re.findall(r'<td class="([a-z-]+)">', first_table)
+    assert classes == ["holds", "fails", "inconclusive", "not-measured", "fails"]
+    for cls in ("holds", "fails", "inconclusive", "not-measured"):
+        assert f"td.{cls}{{background" in page
+
+
+def test_combined_summary_has_a_per_cell_table():
+    one, two = _report_json(), _report_json()
+    two["claims"][0]["verdict"] = V.FAILS
+    per_cell, table = R.summary_tables({"cells": [{"cell": "a", **one}, {"cell": "b", **two}]})
+    assert [r[0] for r in per_cell[2]] == ["a", "b"] and per_cell[2][1][1] == "fails (c = 2)"
+    assert len(table[2]) == 10 and table[1][0] == "cell"
+
+
+def test_combined_html_links_figures_and_stays_small(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (1800, 2400, 3), dtype=np.uint8))
+    blocks = []
+    for k in range(4):
+        path = tmp_path / "cell" / "figures" / f"fig{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        noise.save(path)
+        blocks.append(("img", path, f"figure {k}", f"cell/figures/fig{k}.png"))
+    linked = R.render_html(blocks, "t", embed=False)
+    assert "base64" not in linked and re.findall(r'src="([^"]+)"', linked) == [f"cell/figures/fig{k}.png" for k in range(4)]
+    # embedding: downscaled to EMBED_MAX_WIDTH, and past the budget the rest is linked, so the page stays < 5 MB
+    embedded = R.render_html(blocks, "t", embed=True)
+    assert len(embedded.encode()) < 5_000_000
+    sources = re.findall(r'src="([^"]+)"', embedded)
+    assert sources[0].startswith("data:image/png;base64,") and sources[-1] == "cell/figures/fig3.png"
+    with Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as im:
+        assert im.width == R.EMBED_MAX_WIDTH
+
+
+def test_markdown_summary_of_a_folder_without_report_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--markdown-summary"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "no report.json" in result.output
+    (tmp_path / "report.json").write_text("{")
+    with pytest.raises(LandscapeError, match="damaged report file"):
+        R.read_report_json(tmp_path)
+
+
+def test_verdict_table_reads_the_judged_statistics_of_newer_reports():
+    """Reports written after the probes/second-order change judge a/‖∇F‖ and the attributable help."""
+    spread = {"mean": 0.5, "std": 0.1, "min": 0.4, "max": 0.6, "n": 2}
+    smooth = _claim("semi_smoothness", V.FAILS, max_a_over_grad_norm=0.6, max_a_over_sqrt_F=9.0, margin=1.2,
+                    threshold=0.5, per_repeat=spread)
+    second = _claim("second_order", V.FAILS, worst_attributable=0.2, worst_attributable_sd=0.05, worst_epoch=3,
+                    fraction=0.1, margin=2.0, checkpoints=4)
+    unjudged = _claim("second_order", V.INCONCLUSIVE, worst_attributable=float("nan"), fraction=0.1, checkpoints=4)
+    assert R.claim_headline(smooth)[2:4] == ["max a/‖∇F‖ = 0.6", "1.2× the limit 0.5"]
+    assert R.claim_headline(second)[2:] == ["largest attributable help = 20% of d_grad (epoch 3)", "2× the limit 10%",
+                                            "± 5% (sd over repeats)", "4 checkpoints"]
+    assert R.claim_headline(unjudged)[2:] == ["—", "—", "—", "4 checkpoints"]

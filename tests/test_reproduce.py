@@ -41,7 +41,8 @@ def test_smoke_preset_writes_every_stage(smoke):
         assert {"dominance.json", "curvature.json", "surface.json", "probe_neg_gradient.json"} <= names
     assert (cell / "analysis" / "interpolation" / "epoch_0000_to_0002.json").is_file()
     figures = sorted(p.name for p in (cell / "figures").glob("*.png"))
-    assert figures == ["dominance.png", "interpolation.png", "second_order.png", "smoothness.png", "surface_3d.png",
+    assert figures == ["dominance.png", "interpolation.png", "interpolation_accuracy.png", "second_order.png",
+                       "smoothness.png", "surface_3d.png",
                        "surface_contour.png", "training.png"]
     report = (out / "report.md").read_text()
     assert "Gradient dominance" in report and "resnet8_cifar10" in report
