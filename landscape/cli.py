@@ -100,6 +100,12 @@ COUNT0 = click.IntRange(min=0)
 SEED = click.IntRange(0, 2**31 - 1)
 
 
+def _widths(text: str | None) -> list[float] | None:
+    """--widths: positive finite multipliers, whole ones as integers (so cell folders read w1, w0.5)."""
+    values = _checked_list(text, _float_list, "--widths needs positive numbers", lambda w: math.isfinite(w) and w > 0)
+    return None if values is None else [int(w) if float(w).is_integer() else w for w in values]
+
+
 def _checked_list(text: str | None, parse, what: str, ok) -> list | None:
     values = parse(text)
     if values is not None:
@@ -459,17 +465,24 @@ def report(run_dirs, out, figure_mode, epochs, floor):
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["theorem", "resnet20", "smoke"]), default=None,
-              help="A ready sweep: theorem (bias-free ReLU MLPs on δ-separated unit vectors, ℓ2 loss), "
-                   "resnet20 (widths 1, 2, 4 on a CIFAR-10 subset), smoke (seconds, for tests).")
+@click.option("--preset", type=click.Choice(["theorem", "theorem-n", "theorem-depth", "resnet20", "smoke"]),
+              default=None,
+              help="A ready sweep: theorem (bias-free ReLU MLPs, m = 16…512, 5 seeds, on δ-separated unit vectors, "
+                   "ℓ2 loss, η ∝ 1/m), theorem-n (sample sizes 16…256 at one width), theorem-depth (depths 1…8), "
+                   "resnet20 (widths ¼…2 on a CIFAR-10 subset), smoke (seconds, for tests).")
 @click.option("--arch", default=None, help="resnetD or mlpL[_dD] (--depths replaces D or L).")
 @click.option("--dataset", default=None, help="cifar10, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
-@click.option("--widths", default=None, help="Width multipliers, comma-separated (e.g. 1,2,4,8).")
+@click.option("--widths", default=None, help="Width multipliers, comma-separated (e.g. 0.5,1,2,4; an mlp's m is "
+                                             "64 × width, so a multiple of 1/64).")
 @click.option("--depths", default=None, help="Depths, comma-separated (default: the depth in --arch).")
 @click.option("--seeds", default=None, help="Seeds, comma-separated (the spread of every slope).")
 @click.option("--target-loss", type=NON_NEGATIVE, default=None, help="Train every cell to this training loss.")
 @click.option("--max-epochs", type=COUNT, default=None, help="Stop there if the target is not reached.")
-@click.option("--lr", type=POSITIVE, default=None, help="Constant learning rate.")
+@click.option("--lr", type=POSITIVE, default=None, help="Learning rate (at the smallest width, see --lr-scaling).")
+@click.option("--lr-scaling", type=click.Choice(["constant", "theorem"]), default=None,
+              help="constant: --lr at every width; theorem: η = lr·(smallest width)/width, the theorem's η ∝ 1/m "
+                   "(default of the theorem presets: theorem).")
+@click.option("--sizes", default=None, help="Sample sizes n, comma-separated: the sample-size axis (synthetic data).")
 @click.option("--momentum", type=_Number(0.0, below=1.0), default=None)
 @click.option("--batch-size", type=COUNT, default=None)
 @click.option("--train-subset", type=COUNT, default=None, help="Balanced subset of N training examples.")
@@ -479,8 +492,8 @@ def report(run_dirs, out, figure_mode, epochs, floor):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @data_options
 @device_option
-def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs, lr, momentum, batch_size,
-          train_subset, loss, train_params, out, quiet, data_root, cache_dir, download, device):
+def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs, lr, lr_scaling, sizes, momentum,
+          batch_size, train_subset, loss, train_params, out, quiet, data_root, cache_dir, download, device):
     """Train and analyze a network at several widths (and depths) and judge each trend against the theory.
 
     Every cell is trained to the same target loss; the report states, per quantity, the direction
@@ -494,11 +507,12 @@ def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs,
     from .sweep import SweepConfig, run_sweep, sweep_preset
 
     given = dict(arch=arch, dataset=dataset,
-                 widths=_checked_list(widths, _int_list, "--widths needs positive integers", lambda w: w >= 1),
+                 widths=_widths(widths),
                  depths=_checked_list(depths, _int_list, "--depths needs positive integers", lambda d: d >= 1),
                  seeds=_checked_list(seeds, _int_list, "--seeds needs integers ≥ 0", lambda s: s >= 0),
-                 target_loss=target_loss, max_epochs=max_epochs, lr=lr, momentum=momentum, batch_size=batch_size,
-                 train_subset=train_subset, loss=loss, train_params=train_params)
+                 sizes=_checked_list(sizes, _int_list, "--sizes needs integers ≥ 2", lambda n: n >= 2),
+                 target_loss=target_loss, max_epochs=max_epochs, lr=lr, lr_scaling=lr_scaling, momentum=momentum,
+                 batch_size=batch_size, train_subset=train_subset, loss=loss, train_params=train_params)
     given = {k: v for k, v in given.items() if v is not None}
     if preset:
         config = dataclasses.replace(sweep_preset(preset), **given)
@@ -510,5 +524,5 @@ def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs,
     started = time.perf_counter()
     summary = run_sweep(config, out, Runtime(data_root, cache_dir, download, device, not quiet, click.echo))
     for q, info in summary["quantities"].items():
-        click.echo(f"{info['label']}: theory says it {info['predicted']} with width; measured: {info['judgement']}")
+        click.echo(f"{info['label']}: predicted {info['predicted']} with width; measured: {info['judgement']}")
     click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")
