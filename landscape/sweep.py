@@ -201,7 +201,7 @@ def _resnet20() -> SweepConfig:
     on 64 balanced CIFAR-10 images (CPU-sized)."""
     return SweepConfig(arch="resnet20", dataset="folder:cifar10-jpeg", widths=[0.25, 0.5, 1, 2], seeds=[0, 1, 2],
                        target_loss=0.05, max_epochs=60, lr=0.05, momentum=0.9, batch_size=32, train_subset=64,
-                       test_subset=128, checkpoints=12, track_every=2, mechanism_examples=16,
+                       test_subset=128, checkpoints=20, track_every=2, mechanism_examples=16,
                        analysis=AnalysisSettings(
                            measurements=["dominance", "probes", "trajectory", "interpolation"], subset=64,
                            test_subset=128, probe_gaussian=1, probe_filter=0, probe_steps=5, interpolation_points=9,

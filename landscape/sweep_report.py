@@ -82,17 +82,25 @@ def plot_paths(summary: dict, out_dir: Path, plt, style) -> list[Path]:
     with plt.rc_context(style):
         fig, axes = plt.subplots(2, 2, figsize=(8, 6), layout="constrained")
         for ax, (key, label) in zip(axes.flat, PATH_PANELS.items()):
+            drawn = 0
             for c in cells:
                 path = c.get("path") or {}
                 if key not in path:
                     continue
                 step, v = np.asarray(path["step"], float), np.asarray(path[key], float)
                 ok = np.isfinite(step) & (step > 0) & np.isfinite(v) & (v > 0)
+                drawn += int(ok.sum())
                 color = COLORS[widths.index(c["width"]) % len(COLORS)]
                 ax.plot(step[ok], v[ok], "-o", ms=2, lw=0.8, color=color,
                         label=f"width {c['width']:g}" if c["seed"] == cells[0]["seed"] else None)
-            ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_title(label, fontsize=8)
-        axes.flat[0].legend(fontsize=6)
+            ax.set_title(label, fontsize=8)
+            if drawn:
+                ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("step")
+            else:
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, "not measured (or 0 everywhere)", ha="center", va="center", fontsize=8)
+        if axes.flat[0].get_legend_handles_labels()[0]:
+            axes.flat[0].legend(fontsize=6)
         fig.suptitle(wrap_text(f"along training (depth {first[0]}): " + _caption(summary["config"]), 8, 7), fontsize=7)
         return save_figure(fig, out_dir, "sweep_paths")
 
