@@ -483,6 +483,9 @@ def report(run_dirs, out, figure_mode, epochs, floor):
               help="constant: --lr at every width; theorem: η = lr·(smallest width)/width, the theorem's η ∝ 1/m "
                    "(default of the theorem presets: theorem).")
 @click.option("--sizes", default=None, help="Sample sizes n, comma-separated: the sample-size axis (synthetic data).")
+@click.option("--compare", type=click.Path(file_okay=False), default=None,
+              help="Another sweep's folder (e.g. the same grid at the other --lr-scaling): the report lists "
+                   "which verdicts change against it.")
 @click.option("--momentum", type=_Number(0.0, below=1.0), default=None)
 @click.option("--batch-size", type=COUNT, default=None)
 @click.option("--train-subset", type=COUNT, default=None, help="Balanced subset of N training examples.")
@@ -492,8 +495,8 @@ def report(run_dirs, out, figure_mode, epochs, floor):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @data_options
 @device_option
-def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs, lr, lr_scaling, sizes, momentum,
-          batch_size, train_subset, loss, train_params, out, quiet, data_root, cache_dir, download, device):
+def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs, lr, lr_scaling, sizes, compare,
+          momentum, batch_size, train_subset, loss, train_params, out, quiet, data_root, cache_dir, download, device):
     """Train and analyze a network at several widths (and depths) and judge each trend against the theory.
 
     Every cell is trained to the same target loss; the report states, per quantity, the direction
@@ -522,7 +525,7 @@ def sweep(preset, arch, dataset, widths, depths, seeds, target_loss, max_epochs,
             raise click.UsageError(f"--{missing[0]} is required without --preset")
         config = SweepConfig(**given)
     started = time.perf_counter()
-    summary = run_sweep(config, out, Runtime(data_root, cache_dir, download, device, not quiet, click.echo))
+    summary = run_sweep(config, out, Runtime(data_root, cache_dir, download, device, not quiet, click.echo), compare)
     for q, info in summary["quantities"].items():
         click.echo(f"{info['label']}: predicted {info['predicted']} with width; measured: {info['judgement']}")
     click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")

@@ -1,28 +1,17 @@
 """The over-parameterization sweep: does the geometry become 'almost convex' as the network widens?
 
-Each cell (depth × width × seed) trains one network to a common target training loss, is
-analyzed (gradient dominance, probes, the trajectory and init → final interpolation along the
-way; curvature at the end), and gives one value per quantity. Every quantity is then drawn
-against width on log-log axes, with a fitted slope per depth and seed, and judged against the
-direction the theory (Allen-Zhu, Li & Song 2019) predicts for wider networks:
+Each cell (depth × width × sample size × seed) trains one network to a common target training
+loss, saving log-spaced checkpoints (``log_epochs``) and a dense F/‖∇F‖² track; it is analyzed at
+every checkpoint (gradient dominance, semi-smoothness probes, the trajectory and the init → final
+interpolation; curvature at the end) and its mechanism measured along training (mechanism.py:
+ReLU sign flips, spectral movement, NTK drift and λ_min). ``cell_values`` reads one value per
+quantity and the cell's path; ``sweep_fits.fit_summary`` fits every quantity against width with
+``scaling.fit_slope`` and judges it against ``scaling.predictions`` (and the sample-size and depth
+axes, and the values at a common loss level); sweep_report.py draws and writes it.
 
-========================  =============================================  ===========
-quantity                  what it is                                     theory says
-========================  =============================================  ===========
-c                         min ‖∇F‖²/F along training (dominance)          increases
-a_over_sqrt_F             max a/√F of the probes (non-smooth part)        decreases
-lambda_ratio              |λ_min/λ_max| at the end of training            decreases
-travelled                 ‖θ_T − θ_0‖/‖θ_0‖                               decreases
-ntk_drift                 ‖K_T − K_0‖_F/‖K_0‖_F                           decreases
-interpolation_bump        largest bump of init → final / F(init)          decreases
-steps                     SGD steps to the target loss                    not increase
-========================  =============================================  ===========
-
-A slope agrees when its sign is the predicted one for every seed, disagrees when it is the
-opposite for every seed, and is inconclusive otherwise. Across depths, the gradient norm at
-initialization is fitted as a power and as an exponential of the depth (polynomial is what
-the theory allows). Every cell runs, resumes and is checked against its stored settings by
-``cells.run_cell``, as ``reproduce``'s are.
+The learning rate is ``lr`` at every width, or η ∝ 1/width from ``lr`` at the smallest width
+(``lr_scaling='theorem'``, ``scaling.theorem_lr``). Every cell runs, resumes and is checked
+against its stored settings by ``cells.run_cell``, as ``reproduce``'s are.
 """
 
 from __future__ import annotations
@@ -41,7 +30,7 @@ from .results import RunDir, atomic_write_json, read_json
 from .runtime import Runtime
 from .settings import AnalysisSettings
 from .scaling import theorem_lr
-from .sweep_fits import fit_summary
+from .sweep_fits import compare_sweeps, fit_summary
 from .sweep_report import write_sweep_report
 from .train import TrainConfig
 
@@ -171,9 +160,9 @@ def _theorem() -> SweepConfig:
     """The theorem's own setting: bias-free ReLU MLPs with L = 2 hidden m×m layers (paper initialization)
     trained in their hidden layers by full-batch gradient descent on the ℓ2 loss, on 64 unit vectors in
     R^16 at least δ = 0.5 apart; m = 16 … 512 (6 widths, 1.5 decades) × 5 seeds, η ∝ 1/m (theorem_lr)
-    from 0.1 at m = 16. Measured cost on the 2-core CPU: see README (≈ 45 min)."""
+    from 0.2 at m = 16. Measured cost on the 2-core CPU: see README (≈ 45 min)."""
     return SweepConfig(arch="mlp2_d16", dataset=THEOREM_DATA, widths=[0.25, 0.5, 1, 2, 4, 8],
-                       seeds=[0, 1, 2, 3, 4], target_loss=0.02, max_epochs=2000, lr=0.1, lr_scaling="theorem",
+                       seeds=[0, 1, 2, 3, 4], target_loss=0.02, max_epochs=2000, lr=0.2, lr_scaling="theorem",
                        momentum=0.0, batch_size=64, full_batch=True, test_subset=64, loss="mse",
                        train_params="hidden", checkpoints=22, track_every=1, mechanism_examples=32,
                        analysis=_theorem_analysis(["dominance", "probes", "trajectory", "interpolation"]))
@@ -181,18 +170,18 @@ def _theorem() -> SweepConfig:
 
 def _theorem_n() -> SweepConfig:
     """The sample-size axis: n = 16 … 256 δ-separated points (δ = 0.5, d = 16) at one width (m = 128),
-    L = 2, full-batch gradient descent at a constant step, 3 seeds (c against the lemma's δ/n²;
+    L = 2, full-batch gradient descent at a constant step η = 0.1, 3 seeds (c against the lemma's δ/n²;
     steps to the target against n)."""
     return dataclasses.replace(_theorem(), widths=[2], seeds=[0, 1, 2], sizes=[16, 32, 64, 128, 256],
-                               lr=0.05, lr_scaling="constant", max_epochs=3000, mechanism_examples=0,
+                               lr=0.1, lr_scaling="constant", max_epochs=3000, track_every=0, mechanism_examples=0,
                                analysis=_theorem_analysis(["dominance", "trajectory"]), final_curvature=False)
 
 
 def _theorem_depth() -> SweepConfig:
-    """The depth axis: L = 1, 2, 3, 4, 6, 8 hidden layers at m = 64 on the theorem's 64 points, constant
+    """The depth axis: L = 1, 2, 4, 6, 8 hidden layers at m = 64 on the theorem's 64 points, constant
     step, 3 seeds (‖∇F(θ_0)‖ and steps to the target against L: polynomial or exponential)."""
-    return dataclasses.replace(_theorem(), widths=[1], depths=[1, 2, 3, 4, 6, 8], seeds=[0, 1, 2], lr=0.05,
-                               lr_scaling="constant", max_epochs=3000, mechanism_examples=0,
+    return dataclasses.replace(_theorem(), widths=[1], depths=[1, 2, 4, 6, 8], seeds=[0, 1, 2], lr=0.05,
+                               lr_scaling="constant", max_epochs=3000, track_every=0, mechanism_examples=0,
                                analysis=_theorem_analysis(["dominance", "trajectory"]), final_curvature=False)
 
 
@@ -270,13 +259,16 @@ def check_sweep_folder(config: SweepConfig, out: Path) -> None:
         refuse_other_settings(out, "a sweep", differences(stored_sweep_config(path), dataclasses.asdict(config)))
 
 
-def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = None) -> dict:
+def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = None,
+              compare: str | Path | None = None) -> dict:
     """Train and analyze every cell into ``out``/<cell> through ``cells.run_cell`` (resuming), measure its
     mechanism (mechanism.py), then write sweep.json, the figures and the report. Returns the summary
     (see ``summarize``).
 
     A folder holding another sweep, or a cell folder holding a run of other settings, is refused
-    before anything is written (``check_sweep_folder``, ``cells.check_cell``).
+    before anything is written (``check_sweep_folder``, ``cells.check_cell``). ``compare``: another
+    sweep's folder (e.g. the same grid at the other ``lr_scaling``): the report lists which verdicts
+    change against it.
     """
     import time
 
@@ -286,6 +278,7 @@ def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = No
 
     runtime = runtime or Runtime()
     out = Path(out)
+    other = _other_sweep(compare)
     config.lr_at(min(config.widths))  # an unknown lr scaling is refused before anything is written
     plans = [sweep_cell_plan(config, arch, width, seed, out, n) for arch, _, width, seed, n in config.cells()]
     check_sweep_folder(config, out)
@@ -299,17 +292,33 @@ def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = No
             started = time.perf_counter()
             measure_mechanism(plan.run_dir, dataclasses.replace(config.analysis, seed=plan.train.seed),
                               config.mechanism_examples, runtime.quiet())
-            times["mechanism_s"] = time.perf_counter() - started
+            mechanism_s = time.perf_counter() - started
+            times["analysis_s"] += mechanism_s  # the mechanism is part of the cell's analysis stage
             record_timings(out / "timings.json", plan.name, times)
             bar.update(1)
             bar.set_postfix_str(plan.name)
             trained = f"trained in {times['train_s']:.0f} s" if "train_s" in times else "already trained"
-            runtime.echo(f"{plan.name}: {trained}, analyzed in {times['analysis_s']:.0f} s, "
-                         f"mechanism in {times['mechanism_s']:.0f} s")
+            runtime.echo(f"{plan.name}: {trained}, analyzed in {times['analysis_s']:.0f} s "
+                         f"(mechanism {mechanism_s:.0f} s)")
     summary = summarize(config, out)
+    if other is not None:
+        summary["compare"] = compare_sweeps(summary, other, str(compare))
     atomic_write_json(summary, out / "sweep.json")
     write_sweep_report(out, summary)
     return summary
+
+
+def _other_sweep(folder) -> dict | None:
+    """The sweep.json of ``folder`` (None without one asked); a one-line error when it has none."""
+    if folder is None:
+        return None
+    path = Path(folder) / "sweep.json"
+    if not path.is_file():
+        raise LandscapeError(f"--compare {folder}: no sweep.json there (run that sweep first)")
+    other = read_json(path)
+    if not isinstance(other, dict) or not isinstance(other.get("quantities"), dict):
+        raise LandscapeError(f"--compare {folder}: {path} is not a sweep summary")
+    return other
 
 
 # ---------------------------------------------------------------------------------------------- numbers

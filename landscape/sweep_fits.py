@@ -226,3 +226,17 @@ def fit_summary(config: dict, rows: list[dict]) -> dict:
             "sizes": size_fits(rows, seeds), "depths": depth_fits(rows, seeds),
             "lr": {f"{w:g}": sorted({r["lr"] for r in rows if r["width"] == w and r.get("lr") is not None})
                    for w in sorted({r["width"] for r in rows})}}
+
+
+def compare_sweeps(summary: dict, other: dict, other_name: str) -> dict:
+    """Which width verdicts change between this sweep and ``other`` (e.g. the same grid at the other
+    learning-rate scaling): per quantity both verdicts and whether they differ."""
+    rows = {}
+    for q, info in summary["quantities"].items():
+        theirs = (other.get("quantities") or {}).get(q)
+        if theirs is None:
+            continue
+        rows[q] = {"label": info["label"], "this": info["judgement"], "other": theirs.get("judgement"),
+                   "changed": info["judgement"] != theirs.get("judgement")}
+    return {"other": other_name, "lr_scaling": (other.get("config") or {}).get("lr_scaling", "constant"),
+            "quantities": rows}

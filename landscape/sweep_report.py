@@ -156,6 +156,19 @@ def _width_tables(summary: dict) -> list[tuple]:
     return blocks
 
 
+def _compare_table(summary: dict) -> list[tuple]:
+    """Which verdicts change against another sweep (``--compare``), e.g. at the other learning-rate scaling."""
+    compare = summary.get("compare")
+    if not compare:
+        return []
+    this = summary["config"].get("lr_scaling", "constant")
+    rows = [[r["label"], r["this"], r["other"], "changed" if r["changed"] else "same"]
+            for r in compare["quantities"].values()]
+    return [("h", 3, f"Against {compare['other']}"),
+            ("table", ["quantity", f"this sweep ({this} lr)", f"{compare['other']} ({compare['lr_scaling']} lr)",
+                       "verdict"], rows)]
+
+
 def _axis_tables(summary: dict) -> list[tuple]:
     blocks = []
     if summary.get("sizes"):
@@ -197,7 +210,7 @@ def write_sweep_report(out: Path, summary: dict) -> dict:
     figures = plot_sweep(summary, out / "figures")
     config = summary["config"]
     blocks = report_header(f"Over-parameterization sweep: {config['arch']} on {config['dataset']}")
-    blocks += _intro(summary) + _width_tables(summary) + _axis_tables(summary)
+    blocks += _intro(summary) + _width_tables(summary) + _compare_table(summary) + _axis_tables(summary)
     blocks.append(("h", 2, "Cells"))
     blocks.append(("table", CELL_COLUMNS, [[_cell(c.get(k)) for k in CELL_COLUMNS] for c in summary["cells"]]))
     lemma = [c for c in summary["cells"] if c.get("lemma")]

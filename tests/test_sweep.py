@@ -276,3 +276,20 @@ def test_lr_scaling_reaches_the_sweep_configuration(one_cell_sweep):
     line = _refusal(CliRunner().invoke(main, ONE_CELL + ["--lr-scaling", "theorem", "--out", str(one_cell_sweep)]))
     assert "lr_scaling: stored 'constant', requested 'theorem'" in line
     assert _files(one_cell_sweep) == before
+
+
+def test_compare_lists_the_verdicts_that_change_and_refuses_a_folder_without_a_sweep(tmp_path):
+    from landscape.sweep_fits import compare_sweeps
+
+    rows = _rows({"steps": lambda w, s: 100.0 * w ** (0.3 + 0.01 * s)})  # rises with width
+    constant = fit_summary({"seeds": [0, 1], "lr_scaling": "constant"}, rows)
+    theorem = fit_summary({"seeds": [0, 1], "lr_scaling": "theorem"}, rows)
+    assert constant["quantities"]["steps"]["judgement"] == theorem["quantities"]["steps"]["judgement"] == "disagrees"
+    flat = fit_summary({"seeds": [0, 1], "lr_scaling": "theorem"}, _rows({"steps": lambda w, s: 100.0 / w}))
+    compared = compare_sweeps(flat, {**constant, "config": {"lr_scaling": "constant"}}, "runs/c")
+    assert compared["quantities"]["steps"] == {"label": "steps to the target loss", "this": "agrees",
+                                               "other": "disagrees", "changed": True}
+    assert compared["lr_scaling"] == "constant"
+    line = _refusal(CliRunner().invoke(main, ONE_CELL + ["--compare", str(tmp_path / "none"),
+                                                         "--out", str(tmp_path / "S")]))
+    assert "no sweep.json there" in line and not (tmp_path / "S").exists()
