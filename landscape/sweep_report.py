@@ -105,10 +105,45 @@ def plot_paths(summary: dict, out_dir: Path, plt, style) -> list[Path]:
         return save_figure(fig, out_dir, "sweep_paths")
 
 
+def plot_axes(summary: dict, out_dir: Path, plt, style) -> list[Path]:
+    """sweep_depth (q against L: the stored power fit, solid, and exponential fit, dotted) and sweep_sizes
+    (q against n with its stored slope), one panel per quantity, when the sweep has those axes."""
+    written = []
+    for name, entries, quantities in (("depth", summary.get("depths") or {}, ("grad_norm_init", "steps")),
+                                      ("sizes", summary.get("sizes") or {}, ("c_lemma", "steps"))):
+        if not entries:
+            continue
+        with plt.rc_context(style):
+            fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
+            for ax, q in zip(axes, quantities):
+                for k, (group, e) in enumerate(entries.items()):
+                    color = COLORS[k % len(COLORS)]
+                    fits = [(e[q]["power"], "-"), (e[q]["rate"], ":")] if name == "depth" else [(e[q]["slope"], "-")]
+                    for slope, ls in fits:
+                        x, centers, line = slope_line(slope)
+                        x = np.log(x) if ls == ":" else x  # the rate was fitted against e^L
+                        ax.plot(x, centers, "o", color=color, ms=4)
+                        ax.plot(x, line, ls, color=color, lw=1, label=f"{group}: {slope['describe']}")
+                if not any(np.isfinite(line.get_ydata()).any() for line in ax.get_lines()):
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, "no slope", ha="center", va="center", fontsize=8)
+                    continue
+                ax.set_xscale("log"); ax.set_yscale("log")
+                ax.set_xlabel("depth L" if name == "depth" else "sample size n")
+                ax.set_title(next(iter(entries.values()))[q]["label"], fontsize=8)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=6)
+            fig.suptitle(wrap_text(("power law (solid) and exponential (dotted) in L; " if name == "depth" else "")
+                                   + _caption(summary["config"]), 9, 7), fontsize=7)
+            written += save_figure(fig, out_dir, f"sweep_{name}")
+    return written
+
+
 def plot_sweep(summary: dict, out_dir: Path) -> list[Path]:
-    """Every figure of the sweep: one per quantity against width, and the paths along training."""
+    """Every figure of the sweep: one per quantity against width, the paths along training, the axes."""
     plt, style = pyplot()
-    return plot_width_figures(summary, out_dir, plt, style) + plot_paths(summary, out_dir, plt, style)
+    return (plot_width_figures(summary, out_dir, plt, style) + plot_paths(summary, out_dir, plt, style)
+            + plot_axes(summary, out_dir, plt, style))
 
 
 def _intro(summary: dict) -> list[tuple]:

@@ -293,3 +293,35 @@ def test_compare_lists_the_verdicts_that_change_and_refuses_a_folder_without_a_s
     line = _refusal(CliRunner().invoke(main, ONE_CELL + ["--compare", str(tmp_path / "none"),
                                                          "--out", str(tmp_path / "S")]))
     assert "no sweep.json there" in line and not (tmp_path / "S").exists()
+
+
+def _lemma(n: int, c_scaled: float) -> dict:
+    """A cell's lemma record (theory.DominanceComparison) with the given c·d/m."""
+    return {"n": n, "delta": 0.5, "c_mean": c_scaled, "c_sum": c_scaled * n, "c_scaled": c_scaled,
+            "lemma": 0.5 / n ** 2, "ratio": c_scaled / (0.5 / n ** 2)}
+
+
+def test_depth_and_sample_size_axes_fit_power_laws_with_intervals(tmp_path):
+    rng = np.random.default_rng(2)
+    noise = lambda: math.exp(0.05 * rng.standard_normal())  # noqa: E731
+    rows = [{"arch": f"mlp{L}", "depth": L, "width": 1, "seed": s, "n": None, "folder": f"L{L}_s{s}", "lr": 0.1,
+             "grad_norm_init": 2.0 * L ** 1.5 * noise(), "steps": 50.0 * L * noise()}
+            for L in (1, 2, 4, 6, 8) for s in (0, 1, 2)]
+    rows += [{"arch": "mlp2", "depth": 2, "width": 2, "seed": s, "n": n, "folder": f"n{n}_s{s}", "lr": 0.1,
+              "lemma": _lemma(n, 5.0 * n ** -1.0 * noise()), "steps": 10.0 * n ** 0.5 * noise()}
+             for n in (16, 32, 64, 128) for s in (0, 1, 2)]
+    summary = fit_summary({"seeds": [0, 1, 2], "lr_scaling": "constant"}, rows)
+    depth = summary["depths"]["width 1"]["grad_norm_init"]
+    direct = fit_slope([1, 2, 4, 6, 8], by_seed(rows[:15], "grad_norm_init", [1, 2, 4, 6, 8], [0, 1, 2],
+                                                width_key="depth"))
+    assert depth["power"]["slope"] == pytest.approx(direct.slope) and depth["power"]["low"] < 1.5 < depth["power"]["high"]
+    assert depth["better"] == "polynomial" and depth["judgement"] == "agrees"
+    sizes = summary["sizes"]["depth 2, width 2"]
+    assert sizes["c_lemma"]["slope"]["slope"] == pytest.approx(-1.0, abs=0.1) and sizes["c_lemma"]["judgement"] == "agrees"
+    assert sizes["steps"]["judgement"] == "—" and sizes["steps"]["slope"]["slope"] == pytest.approx(0.5, abs=0.1)
+    config = {"arch": "mlp", "dataset": "d", "widths": [1, 2], "seeds": [0, 1, 2], "target_loss": 0.1, "loss": "mse",
+              "lr": 0.1, "lr_scaling": "constant", "momentum": 0.0, "max_epochs": 5, "checkpoints": 3}
+    written = write_sweep_report(tmp_path, {**summary, "config": config})
+    assert {p.name for p in written["figures"]} >= {"sweep_depth.png", "sweep_sizes.png"}
+    report = (tmp_path / "report.md").read_text()
+    assert "## Depth" in report and "## Sample size" in report and depth["power"]["describe"] in report
