@@ -120,6 +120,12 @@ COUNT0 = click.IntRange(min=0)
 SEED = click.IntRange(0, 2**31 - 1)
 
 
+def _widths(text: str | None) -> list[float] | None:
+    """--widths: positive finite multipliers, whole ones as integers (so cell folders read w1, w0.5)."""
+    values = _checked_list(text, _float_list, "--widths needs positive numbers", lambda w: math.isfinite(w) and w > 0)
+    return None if values is None else [int(w) if float(w).is_integer() else w for w in values]
+
+
 def _checked_list(text: str | None, parse, what: str, ok) -> list | None:
     values = parse(text)
     if values is not None:
@@ -692,19 +698,26 @@ def report(run_dirs, out, figure_mode, epochs, floor, markdown_summary):
 
 
 @main.command()
-@option(MEASURE, "--preset", type=_Choice(["theorem", "resnet20", "smoke"]), default=None,
-        help="A ready sweep: theorem (bias-free ReLU MLPs on δ-separated unit vectors, ℓ2 loss), "
-             "resnet20 (widths 1, 2, 4 on a CIFAR-10 subset), smoke (seconds, for tests); default: none, "
+@option(MEASURE, "--preset", type=_Choice(["theorem", "theorem-n", "theorem-depth", "resnet20", "smoke"]), default=None,
+        help="A ready sweep: theorem (bias-free ReLU MLPs, m = 16…512, 5 seeds, on δ-separated unit vectors, "
+             "ℓ2 loss, η ∝ 1/m), theorem-n (sample sizes 16…256 at one width), theorem-depth (depths 1…8), "
+             "resnet20 (widths ¼…2 on a CIFAR-10 subset), smoke (seconds, for tests); default: none, "
              "give --arch, --dataset and --widths.")
 @option(DATA, "--arch", default=None, help="resnetD or mlpL[_dD] (--depths replaces D or L).")
 @option(DATA, "--dataset", default=None, help="cifar10, folder:PATH or synthetic:separated?n=..&d=..&delta=...")
 @option(DATA, "--train-subset", type=COUNT, default=None, help="Balanced subset of N training examples (default: all).")
-@option(SIZES, "--widths", default=None, help="Width multipliers, comma-separated (e.g. 1,2,4,8).")
+@option(SIZES, "--widths", default=None, help="Width multipliers, comma-separated (e.g. 0.5,1,2,4; an mlp's m is "
+                                                "64 × width, so a multiple of 1/64).")
 @option(SIZES, "--depths", default=None, help="Depths, comma-separated (default: the depth in --arch).")
 @option(SIZES, "--seeds", default=None, help="Seeds, comma-separated (the spread of every slope; default 0).")
+@option(SIZES, "--sizes", default=None,
+        help="Sample sizes n, comma-separated: the sample-size axis (synthetic data; default: the dataset's).")
 @option(TRAINING, "--target-loss", type=NON_NEGATIVE, default=None, help="Train every cell to this training loss.")
 @option(TRAINING, "--max-epochs", type=COUNT, default=None, help="Stop there if the target is not reached.")
-@option(TRAINING, "--lr", type=POSITIVE, default=None, help="Constant learning rate.")
+@option(TRAINING, "--lr", type=POSITIVE, default=None, help="Learning rate (at the smallest width, see --lr-scaling).")
+@option(TRAINING, "--lr-scaling", type=_Choice(["constant", "theorem"]), default=None,
+        help="constant: --lr at every width; theorem: η = lr·(smallest width)/width, the theorem's η ∝ 1/m "
+             "(default: the preset's; theorem for the theorem preset).")
 @option(TRAINING, "--momentum", type=_Number(0.0, below=1.0), default=None, help="SGD momentum (default: the preset's).")
 @option(TRAINING, "--batch-size", type=COUNT, default=None, help="Batch size (default: the preset's).")
 @option(TRAINING, "--loss", type=_Choice(["cross_entropy", "mse"]), default=None,
@@ -712,8 +725,11 @@ def report(run_dirs, out, figure_mode, epochs, floor, markdown_summary):
 @option(TRAINING, "--train", "train_params", type=_Choice(["all", "hidden"]), default=None,
         help="Train all parameters or only hidden layers (default: the preset's).")
 @option(OUTPUT, "--out", required=True, type=click.Path(file_okay=False), help="Folder of the sweep's cells and report.")
+@option(OUTPUT, "--compare", type=click.Path(file_okay=False), default=None,
+        help="Another sweep's folder (e.g. the same grid at the other --lr-scaling): the report lists which "
+             "verdicts change against it (default: none).")
 @runtime_options()
-def sweep(preset, out, runtime, **given):
+def sweep(preset, out, compare, runtime, **given):
     """Train and analyze a network at several widths (and depths) and judge each trend against the theory.
 
     Every cell is trained to the same target loss; the report states, per quantity, the direction
@@ -725,9 +741,10 @@ def sweep(preset, out, runtime, **given):
 
     from .sweep import SweepConfig, run_sweep, sweep_preset
 
-    given["widths"] = _checked_list(given["widths"], _int_list, "--widths needs positive integers", lambda w: w >= 1)
+    given["widths"] = _widths(given["widths"])
     given["depths"] = _checked_list(given["depths"], _int_list, "--depths needs positive integers", lambda d: d >= 1)
     given["seeds"] = _checked_list(given["seeds"], _int_list, "--seeds needs integers ≥ 0", lambda s: s >= 0)
+    given["sizes"] = _checked_list(given["sizes"], _int_list, "--sizes needs integers ≥ 2", lambda n: n >= 2)
     given = {k: v for k, v in given.items() if v is not None}
     check_architecture(given.get("arch"))
     check_dataset(given.get("dataset"))
@@ -739,7 +756,7 @@ def sweep(preset, out, runtime, **given):
             raise click.UsageError(f"--{missing[0]} is required without --preset")
         config = SweepConfig(**given)
     started = time.perf_counter()
-    summary = run_sweep(config, out, runtime)
+    summary = run_sweep(config, out, runtime, compare)
     for q, info in summary["quantities"].items():
-        click.echo(f"{info['label']}: theory says it {info['predicted']} with width; measured: {info['judgement']}")
+        click.echo(f"{info['label']}: predicted {info['predicted']} with width; measured: {info['judgement']}")
     click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")

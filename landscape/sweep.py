@@ -1,28 +1,17 @@
 """The over-parameterization sweep: does the geometry become 'almost convex' as the network widens?
 
-Each cell (depth × width × seed) trains one network to a common target training loss, is
-analyzed (gradient dominance, probes, the trajectory and init → final interpolation along the
-way; curvature at the end), and gives one value per quantity. Every quantity is then drawn
-against width on log-log axes, with a fitted slope per depth and seed, and judged against the
-direction the theory (Allen-Zhu, Li & Song 2019) predicts for wider networks:
+Each cell (depth × width × sample size × seed) trains one network to a common target training
+loss, saving log-spaced checkpoints (``log_epochs``) and a dense F/‖∇F‖² track; it is analyzed at
+every checkpoint (gradient dominance, semi-smoothness probes, the trajectory and the init → final
+interpolation; curvature at the end) and its mechanism measured along training (mechanism.py:
+ReLU sign flips, spectral movement, NTK drift and λ_min). ``cell_values`` reads one value per
+quantity and the cell's path; ``sweep_fits.fit_summary`` fits every quantity against width with
+``scaling.fit_slope`` and judges it against ``scaling.predictions`` (and the sample-size and depth
+axes, and the values at a common loss level); sweep_report.py draws and writes it.
 
-========================  =============================================  ===========
-quantity                  what it is                                     theory says
-========================  =============================================  ===========
-c                         min ‖∇F‖²/F along training (dominance)          increases
-a_over_sqrt_F             max a/√F of the probes (non-smooth part)        decreases
-lambda_ratio              |λ_min/λ_max| at the end of training            decreases
-travelled                 ‖θ_T − θ_0‖/‖θ_0‖                               decreases
-ntk_drift                 ‖K_T − K_0‖_F/‖K_0‖_F                           decreases
-interpolation_bump        largest bump of init → final / F(init)          decreases
-steps                     SGD steps to the target loss                    not increase
-========================  =============================================  ===========
-
-A slope agrees when its sign is the predicted one for every seed, disagrees when it is the
-opposite for every seed, and is inconclusive otherwise. Across depths, the gradient norm at
-initialization is fitted as a power and as an exponential of the depth (polynomial is what
-the theory allows). Every cell runs, resumes and is checked against its stored settings by
-``cells.run_cell``, as ``reproduce``'s are.
+The learning rate is ``lr`` at every width, or η ∝ 1/width from ``lr`` at the smallest width
+(``lr_scaling='theorem'``, ``scaling.theorem_lr``). Every cell runs, resumes and is checked
+against its stored settings by ``cells.run_cell``, as ``reproduce``'s are.
 """
 
 from __future__ import annotations
@@ -40,68 +29,101 @@ from .errors import LandscapeError
 from .results import RunDir, atomic_write_json, read_json
 from .runtime import Runtime
 from .settings import AnalysisSettings
+from .scaling import theorem_lr
+from .sweep_fits import compare_sweeps, fit_summary
 from .sweep_report import write_sweep_report
 from .train import TrainConfig
-
-QUANTITIES = {  # name: (label, predicted direction)
-    "c": ("c = min ‖∇F‖²/F along training", "increases"),
-    "a_over_sqrt_F": ("max a/√F (semi-smoothness probes)", "decreases"),
-    "lambda_ratio": ("|λ_min/λ_max| at the end of training", "decreases"),
-    "travelled": ("‖θ_T − θ_0‖/‖θ_0‖", "decreases"),
-    "ntk_drift": ("NTK drift ‖K_T − K_0‖_F/‖K_0‖_F", "decreases"),
-    "interpolation_bump": ("largest bump init → final / F(init)", "decreases"),
-    "steps": ("SGD steps to the target loss", "does not increase"),
-}
-FLAT_SLOPE = 0.1  # |slope| below this on log-log axes counts as flat (for 'does not increase')
 
 
 @dataclass
 class SweepConfig:
-    """One sweep: the architecture family, the grid of depths × widths × seeds, training and analysis."""
+    """One sweep: the architecture family, the grid of depths × widths × sample sizes × seeds, training and analysis."""
 
     arch: str                            # resnetD or mlpL[_dD]; --depths replaces D or L
     dataset: str
-    widths: list[int]
+    widths: list[float]                  # width multipliers (an mlp's m = MLP_BASE_WIDTH × width)
     depths: list[int] | None = None      # None: the depth of ``arch``
     seeds: list[int] = field(default_factory=lambda: [0, 1])
+    sizes: list[int] | None = None       # None: the dataset's own n; else the sample-size axis (synthetic n=...)
     target_loss: float = 0.01            # every cell trains until its epoch training loss is at most this
     max_epochs: int = 100
-    lr: float = 0.1
+    lr: float = 0.1                      # at the smallest width (see lr_scaling)
+    lr_scaling: str = "constant"         # constant | theorem (η ∝ 1/width, scaling.theorem_lr)
     momentum: float = 0.9
     batch_size: int = 128
+    full_batch: bool = False             # batch = the cell's whole training set (gradient descent)
     weight_decay: float = 0.0            # none: the theorem has no regularizer, and targets stay comparable
     train_subset: int | None = None
     test_subset: int | None = 256
     loss: str = "cross_entropy"
     train_params: str = "all"
     augment: bool = False
-    checkpoints: int = 6                 # evenly spaced checkpoints along max_epochs (plus 0 and the stop)
-    track_every: int = 0
+    checkpoints: int = 12                # log-spaced checkpoint epochs over 1..max_epochs (plus 0 and the stop)
+    track_every: int = 1                 # the dense F/‖∇F‖² track, every this many steps (0: none)
+    mechanism_examples: int = 32         # NTK points of the mechanism (0: no kernel; see mechanism.py)
+    final_curvature: bool = True         # the Hessian's extreme eigenvalues at the last checkpoint
     analysis: AnalysisSettings = field(default_factory=lambda: AnalysisSettings(
         measurements=["dominance", "probes", "trajectory", "interpolation"], subset=64, test_subset=64,
         probe_gaussian=1, probe_filter=0, probe_steps=6, interpolation_points=11,
         interpolation_pairs="init-final", curvature_subset=64, curvature_max_matvecs=40, curvature_tol=1e-3,
-        ntk_examples=32))
+        ntk_examples=0))
 
-    def cells(self) -> list[tuple[str, int, int, int]]:
-        """(architecture, depth, width, seed) of every cell, depth-major."""
+    def cells(self) -> list[tuple[str, int, float, int, int | None]]:
+        """(architecture, depth, width, seed, sample size or None) of every cell, depth-major."""
         out = []
         for depth in self.depths or [None]:
             arch = arch_at_depth(self.arch, depth)
-            for width in self.widths:
-                for seed in self.seeds:
-                    out.append((arch, _depth_of(arch), width, seed))
+            for n in self.sizes or [None]:
+                for width in self.widths:
+                    for seed in self.seeds:
+                        out.append((arch, _depth_of(arch), width, seed, n))
         return out
 
-    def train_config(self, arch: str, width: int, seed: int) -> TrainConfig:
-        save_at = sorted({0} | {max(1, round(self.max_epochs * (k + 1) / self.checkpoints))
-                                for k in range(self.checkpoints)})
-        return TrainConfig(arch=arch, dataset=self.dataset, width=width, epochs=self.max_epochs, lr=self.lr,
-                           momentum=self.momentum, milestones=[], weight_decay=self.weight_decay,
-                           batch_size=self.batch_size, seed=seed, train_subset=self.train_subset,
-                           test_subset=self.test_subset, augment=self.augment, train_params=self.train_params,
-                           save_at=save_at, track_every=self.track_every, loss=self.loss,
-                           stop_at_loss=self.target_loss)
+    def lr_at(self, width: float) -> float:
+        """The step size of a cell: ``lr`` at every width, or η ∝ 1/width from ``lr`` at the smallest width."""
+        if self.lr_scaling == "theorem":
+            return theorem_lr(self.lr, width, min(self.widths))
+        if self.lr_scaling != "constant":
+            raise LandscapeError(f"unknown --lr-scaling {self.lr_scaling!r}: use constant or theorem")
+        return self.lr
+
+    def dataset_at(self, n: int | None) -> str:
+        """The dataset with its sample size n replaced (synthetic specs only)."""
+        if n is None:
+            return self.dataset
+        if not (self.dataset.startswith("synthetic:") and re.search(r"[?&]n=\d+", self.dataset)):
+            raise LandscapeError(f"--sizes needs a synthetic dataset with n=..., not {self.dataset!r}")
+        return re.sub(r"([?&])n=\d+", rf"\g<1>n={n}", self.dataset)
+
+    def train_config(self, arch: str, width: float, seed: int, n: int | None = None) -> TrainConfig:
+        batch = n if (self.full_batch and n) else self.batch_size
+        if self.full_batch and not n:
+            batch = self.train_subset or _dataset_n(self.dataset) or self.batch_size
+        return TrainConfig(arch=arch, dataset=self.dataset_at(n), width=width, epochs=self.max_epochs,
+                           lr=self.lr_at(width), momentum=self.momentum, milestones=[],
+                           weight_decay=self.weight_decay, batch_size=batch, seed=seed,
+                           train_subset=self.train_subset, test_subset=self.test_subset, augment=self.augment,
+                           train_params=self.train_params, save_at=log_epochs(self.max_epochs, self.checkpoints),
+                           track_every=self.track_every, loss=self.loss, stop_at_loss=self.target_loss)
+
+
+def log_epochs(last: int, count: int) -> list[int]:
+    """Epoch 0 and at least min(count, last) distinct epochs log-spaced over 1..last (rounded).
+
+    A cell stops at the first epoch reaching the target loss (that epoch is saved too), so its
+    checkpoints are the log-spaced ones before the stop: dense early, where F changes fastest.
+    """
+    k = count
+    while True:
+        epochs = sorted({int(round(x)) for x in np.geomspace(1, last, max(k, 1))})
+        if len(epochs) >= min(count, last) or k > 10 * count + last:
+            return [0] + epochs
+        k += 1
+
+
+def _dataset_n(dataset: str) -> int | None:
+    found = re.search(r"[?&]n=(\d+)", dataset) if dataset.startswith("synthetic:") else None
+    return int(found.group(1)) if found else None
 
 
 def arch_at_depth(arch: str, depth: int | None) -> str:
@@ -119,34 +141,61 @@ def _depth_of(arch: str) -> int:
     return int(re.match(r"(?:resnet|mlp)(\d+)", arch).group(1)) if re.match(r"(?:resnet|mlp)\d+", arch) else 0
 
 
-def cell_folder(arch: str, width: int, seed: int) -> str:
-    return f"{arch}_w{width}_s{seed}"
+def cell_folder(arch: str, width: float, seed: int, n: int | None = None) -> str:
+    return f"{arch}_w{width:g}_s{seed}" + (f"_n{n}" if n is not None else "")
 
 
 # ---------------------------------------------------------------------------------------------- presets
+THEOREM_DATA = "synthetic:separated?n=64&d=16&delta=0.5&classes=2&seed=0"
+
+
+def _theorem_analysis(measurements: list[str]) -> AnalysisSettings:
+    return AnalysisSettings(measurements=measurements, subset=None, test_subset=64, params="hidden",
+                            probe_gaussian=1, probe_filter=0, probe_steps=6, interpolation_points=11,
+                            interpolation_pairs="init-final", curvature_subset=None, curvature_max_matvecs=60,
+                            curvature_tol=1e-4, ntk_examples=0)
+
+
 def _theorem() -> SweepConfig:
-    """The theorem's own setting: bias-free ReLU MLPs (paper initialization) trained in their hidden
-    layers by full-batch gradient descent on the ℓ2 loss, on 64 unit vectors in R^16 at least δ apart."""
-    return SweepConfig(arch="mlp2_d16", dataset="synthetic:separated?n=64&d=16&delta=0.5&classes=2&seed=0",
-                       widths=[1, 2, 4, 8], depths=[1, 2, 3], seeds=[0, 1], target_loss=0.02, max_epochs=1500,
-                       lr=0.05, momentum=0.0, batch_size=64, test_subset=64, loss="mse", train_params="hidden",
-                       checkpoints=6, analysis=AnalysisSettings(
-                           measurements=["dominance", "probes", "trajectory", "interpolation"], subset=64,
-                           test_subset=64, params="hidden", probe_gaussian=1, probe_filter=0, probe_steps=6,
-                           interpolation_points=11, interpolation_pairs="init-final", curvature_max_matvecs=60,
-                           curvature_tol=1e-4, ntk_examples=64))
+    """The theorem's own setting: bias-free ReLU MLPs with L = 2 hidden m×m layers (paper initialization)
+    trained in their hidden layers by full-batch gradient descent on the ℓ2 loss, on 64 unit vectors in
+    R^16 at least δ = 0.5 apart; m = 16 … 512 (6 widths, 1.5 decades) × 5 seeds, η ∝ 1/m (theorem_lr)
+    from 0.2 at m = 16. Measured cost on the 2-core CPU: see README (≈ 45 min)."""
+    return SweepConfig(arch="mlp2_d16", dataset=THEOREM_DATA, widths=[0.25, 0.5, 1, 2, 4, 8],
+                       seeds=[0, 1, 2, 3, 4], target_loss=0.02, max_epochs=2000, lr=0.2, lr_scaling="theorem",
+                       momentum=0.0, batch_size=64, full_batch=True, test_subset=64, loss="mse",
+                       train_params="hidden", checkpoints=22, track_every=1, mechanism_examples=32,
+                       analysis=_theorem_analysis(["dominance", "probes", "trajectory", "interpolation"]))
+
+
+def _theorem_n() -> SweepConfig:
+    """The sample-size axis: n = 16 … 256 δ-separated points (δ = 0.5, d = 16) at one width (m = 128),
+    L = 2, full-batch gradient descent at a constant step η = 0.1, 3 seeds (c against the lemma's δ/n²;
+    steps to the target against n)."""
+    return dataclasses.replace(_theorem(), widths=[2], seeds=[0, 1, 2], sizes=[16, 32, 64, 128, 256],
+                               lr=0.1, lr_scaling="constant", max_epochs=3000, track_every=0, mechanism_examples=0,
+                               analysis=_theorem_analysis(["dominance", "trajectory"]), final_curvature=False)
+
+
+def _theorem_depth() -> SweepConfig:
+    """The depth axis: L = 1, 2, 4, 6, 8 hidden layers at m = 64 on the theorem's 64 points, constant
+    step, 3 seeds (‖∇F(θ_0)‖ and steps to the target against L: polynomial or exponential)."""
+    return dataclasses.replace(_theorem(), widths=[1], depths=[1, 2, 4, 6, 8], seeds=[0, 1, 2], lr=0.05,
+                               lr_scaling="constant", max_epochs=3000, track_every=0, mechanism_examples=0,
+                               analysis=_theorem_analysis(["dominance", "trajectory"]), final_curvature=False)
 
 
 def _resnet20() -> SweepConfig:
-    """ResNet-20 at widths 1, 2, 4 fitted to a common cross-entropy on 64 balanced CIFAR-10 images
-    (CPU-sized: width 4 has 16× the work of width 1)."""
-    return SweepConfig(arch="resnet20", dataset="folder:cifar10-jpeg", widths=[1, 2, 4], seeds=[0, 1],
+    """ResNet-20 at widths ¼, ½, 1, 2 (4 … 32 base channels) × 3 seeds fitted to a common cross-entropy
+    on 64 balanced CIFAR-10 images (CPU-sized)."""
+    return SweepConfig(arch="resnet20", dataset="folder:cifar10-jpeg", widths=[0.25, 0.5, 1, 2], seeds=[0, 1, 2],
                        target_loss=0.05, max_epochs=60, lr=0.05, momentum=0.9, batch_size=32, train_subset=64,
-                       test_subset=128, checkpoints=3, analysis=AnalysisSettings(
+                       test_subset=128, checkpoints=20, track_every=2, mechanism_examples=16,
+                       analysis=AnalysisSettings(
                            measurements=["dominance", "probes", "trajectory", "interpolation"], subset=64,
                            test_subset=128, probe_gaussian=1, probe_filter=0, probe_steps=5, interpolation_points=9,
                            interpolation_pairs="init-final", curvature_subset=32, curvature_max_matvecs=30,
-                           curvature_tol=1e-3, ntk_examples=16))
+                           curvature_tol=1e-3, ntk_examples=0))
 
 
 def _smoke() -> SweepConfig:
@@ -154,14 +203,15 @@ def _smoke() -> SweepConfig:
     return SweepConfig(arch="mlp1_d8", dataset="synthetic:separated?n=16&d=8&delta=0.5&classes=2&seed=0",
                        widths=[1, 2], depths=[1, 2], seeds=[0, 1], target_loss=0.05, max_epochs=60, lr=0.1,
                        momentum=0.0, batch_size=16, test_subset=16, loss="mse", train_params="hidden",
-                       checkpoints=3, analysis=AnalysisSettings(
+                       checkpoints=10, track_every=1, mechanism_examples=8, analysis=AnalysisSettings(
                            measurements=["dominance", "probes", "trajectory", "interpolation"], subset=16,
                            test_subset=16, params="hidden", probe_gaussian=1, probe_filter=0, probe_steps=4,
                            interpolation_points=5, interpolation_pairs="init-final", curvature_max_matvecs=30,
-                           ntk_examples=16))
+                           ntk_examples=0))
 
 
-SWEEP_PRESETS = {"theorem": _theorem, "resnet20": _resnet20, "smoke": _smoke}
+SWEEP_PRESETS = {"theorem": _theorem, "theorem-n": _theorem_n, "theorem-depth": _theorem_depth,
+                 "resnet20": _resnet20, "smoke": _smoke}
 
 
 def sweep_preset(name: str) -> SweepConfig:
@@ -171,17 +221,19 @@ def sweep_preset(name: str) -> SweepConfig:
 
 
 # ---------------------------------------------------------------------------------------------- running
-def sweep_cell_plan(config: SweepConfig, arch: str, width: int, seed: int, out: Path) -> CellPlan:
+def sweep_cell_plan(config: SweepConfig, arch: str, width: float, seed: int, out: Path,
+                    n: int | None = None) -> CellPlan:
     """One cell of the sweep: trained to the common target, analyzed with the sweep's settings at every
-    checkpoint, and its curvature at the last one."""
+    checkpoint, and (``final_curvature``) its curvature at the last one."""
     settings = dataclasses.replace(config.analysis, seed=seed)
 
     def analyses(run: RunDir) -> list[AnalysisSettings]:
         final = max(run.checkpoint_epochs())
-        return [settings, dataclasses.replace(settings, measurements=["curvature"], epochs=[final])]
+        curvature = [dataclasses.replace(settings, measurements=["curvature"], epochs=[final])]
+        return [settings] + (curvature if config.final_curvature else [])
 
-    name = cell_folder(arch, width, seed)
-    return CellPlan(name, out / name, config.train_config(arch, width, seed), analyses)
+    name = cell_folder(arch, width, seed, n)
+    return CellPlan(name, out / name, config.train_config(arch, width, seed, n), analyses)
 
 
 def stored_sweep_config(path: Path) -> dict:
@@ -207,18 +259,28 @@ def check_sweep_folder(config: SweepConfig, out: Path) -> None:
         refuse_other_settings(out, "a sweep", differences(stored_sweep_config(path), dataclasses.asdict(config)))
 
 
-def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = None) -> dict:
-    """Train and analyze every cell into ``out``/<cell> through ``cells.run_cell`` (resuming), then write
-    sweep.json, the figures and the report. Returns the summary (see ``summarize``).
+def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = None,
+              compare: str | Path | None = None) -> dict:
+    """Train and analyze every cell into ``out``/<cell> through ``cells.run_cell`` (resuming), measure its
+    mechanism (mechanism.py), then write sweep.json, the figures and the report. Returns the summary
+    (see ``summarize``).
 
     A folder holding another sweep, or a cell folder holding a run of other settings, is refused
-    before anything is written (``check_sweep_folder``, ``cells.check_cell``).
+    before anything is written (``check_sweep_folder``, ``cells.check_cell``). ``compare``: another
+    sweep's folder (e.g. the same grid at the other ``lr_scaling``): the report lists which verdicts
+    change against it.
     """
+    import time
+
     from tqdm import tqdm
+
+    from .mechanism import measure_mechanism
 
     runtime = runtime or Runtime()
     out = Path(out)
-    plans = [sweep_cell_plan(config, arch, width, seed, out) for arch, _, width, seed in config.cells()]
+    other = _other_sweep(compare)
+    config.lr_at(min(config.widths))  # an unknown lr scaling is refused before anything is written
+    plans = [sweep_cell_plan(config, arch, width, seed, out, n) for arch, _, width, seed, n in config.cells()]
     check_sweep_folder(config, out)
     for plan in plans:
         check_cell(plan)
@@ -227,15 +289,36 @@ def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = No
     with tqdm(total=len(plans), desc="sweep", unit="cell", disable=not runtime.progress, dynamic_ncols=True) as bar:
         for plan in plans:
             times = run_cell(plan, runtime.quiet())
+            started = time.perf_counter()
+            measure_mechanism(plan.run_dir, dataclasses.replace(config.analysis, seed=plan.train.seed),
+                              config.mechanism_examples, runtime.quiet())
+            mechanism_s = time.perf_counter() - started
+            times["analysis_s"] += mechanism_s  # the mechanism is part of the cell's analysis stage
             record_timings(out / "timings.json", plan.name, times)
             bar.update(1)
             bar.set_postfix_str(plan.name)
             trained = f"trained in {times['train_s']:.0f} s" if "train_s" in times else "already trained"
-            runtime.echo(f"{plan.name}: {trained}, analyzed in {times['analysis_s']:.0f} s")
+            runtime.echo(f"{plan.name}: {trained}, analyzed in {times['analysis_s']:.0f} s "
+                         f"(mechanism {mechanism_s:.0f} s)")
     summary = summarize(config, out)
+    if other is not None:
+        summary["compare"] = compare_sweeps(summary, other, str(compare))
     atomic_write_json(summary, out / "sweep.json")
     write_sweep_report(out, summary)
     return summary
+
+
+def _other_sweep(folder) -> dict | None:
+    """The sweep.json of ``folder`` (None without one asked); a one-line error when it has none."""
+    if folder is None:
+        return None
+    path = Path(folder) / "sweep.json"
+    if not path.is_file():
+        raise LandscapeError(f"--compare {folder}: no sweep.json there (run that sweep first)")
+    other = read_json(path)
+    if not isinstance(other, dict) or not isinstance(other.get("quantities"), dict):
+        raise LandscapeError(f"--compare {folder}: {path} is not a sweep summary")
+    return other
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -245,8 +328,7 @@ def cell_values(run_dir: Path) -> dict:
     from .verdicts import run_verdicts
 
     run = RunDir(run_dir)
-    verdicts = run_verdicts(run)
-    numbers = {c.id: c.numbers for c in verdicts.claims}
+    numbers = {c.id: c.numbers for c in run_verdicts(run).claims}
     log = load_log(run)
     reached = [r for r in log if r.get("reached_target")]
     curvature = load_curvature(run)
@@ -257,26 +339,20 @@ def cell_values(run_dir: Path) -> dict:
     bump = interp.get("largest_bump", float("nan")) / interp["F_init"] if interp.get("F_init") else float("nan")
     star = numbers.get("star_convexity", {})
     config = read_config(run)
+    train = config.get("train") or {}
     provenance = config.get("data", {}).get("provenance") or {}
-    lemma = None
-    if provenance.get("delta") and dominance:
-        from .models import MLP_BASE_WIDTH
-        from .theory import dominance_against_lemma
-
-        train = config.get("train") or {}
-        m = MLP_BASE_WIDTH * int(train.get("width", 1)) if str(train.get("arch", "")).startswith("mlp") else None
-        comparison = dominance_against_lemma([p["F"] for p in dominance], [p["grad_sq_hidden"] for p in dominance],
-                                             int(provenance["n"]), float(provenance["delta"]), m,
-                                             int(config.get("data", {}).get("num_classes", 1)))
-        lemma = dataclasses.asdict(comparison)
+    mechanism = _mechanism(run)
+    drift = star.get("ntk_drift", {}).get("mean", float("nan")) if star.get("ntk_drift", {}).get("n") else float("nan")
     return {
         "c": numbers.get("gradient_dominance", {}).get("c", float("nan")),
         "a_over_sqrt_F": numbers.get("semi_smoothness", {}).get("max_a_over_sqrt_F", float("nan")),
         "lambda_ratio": _negative_curvature_ratio(final_curv),
         "travelled": star.get("travelled", {}).get("mean", float("nan")),
-        "ntk_drift": star.get("ntk_drift", {}).get("mean", float("nan")) if star.get("ntk_drift", {}).get("n") else float("nan"),
+        "ntk_drift": mechanism.pop("ntk_drift_mechanism", float("nan")) if mechanism else drift,
         "interpolation_bump": bump,
         "steps": float(reached[0]["step"]) if reached else float("nan"),
+        **mechanism,
+        "lr": train.get("lr"), "n": int(provenance["n"]) if provenance.get("n") else None,
         "reached_target": bool(reached),
         "final_train_loss": float(log[-1]["train_loss"]) if log else float("nan"),
         "grad_norm_init": math.sqrt(init["grad_sq"]) if init else float("nan"),
@@ -284,8 +360,68 @@ def cell_values(run_dir: Path) -> dict:
         "star_holds_fraction": star.get("holds_fraction", float("nan")),
         "parameters": (init or {}).get("context", {}).get("num_params"),
         "provenance": provenance or None,
-        "lemma": lemma,
+        "lemma": _lemma(config, dominance, provenance),
+        "path": cell_path(run, dominance, train.get("train_params") == "hidden"),
     }
+
+
+def _mechanism(run: RunDir) -> dict:
+    """The mechanism's per-cell numbers (mechanism.mechanism_summary) when measured, else {}."""
+    from .mechanism import mechanism_path, mechanism_summary
+
+    path = mechanism_path(run.path)
+    return mechanism_summary(read_json(path)) if path.is_file() else {}
+
+
+def _lemma(config: dict, dominance: list[dict], provenance: dict) -> dict | None:
+    """c against the gradient lemma's δ/n² (theory.dominance_against_lemma) for δ-separated data."""
+    if not (provenance.get("delta") and dominance):
+        return None
+    from .models import MLP_BASE_WIDTH
+    from .theory import dominance_against_lemma
+
+    train = config.get("train") or {}
+    m = round(MLP_BASE_WIDTH * float(train.get("width", 1))) if str(train.get("arch", "")).startswith("mlp") else None
+    comparison = dominance_against_lemma([p["F"] for p in dominance], [p["grad_sq_hidden"] for p in dominance],
+                                         int(provenance["n"]), float(provenance["delta"]), m,
+                                         int(config.get("data", {}).get("num_classes", 1)))
+    return dataclasses.asdict(comparison)
+
+
+def cell_path(run: RunDir, dominance: list[dict], hidden: bool) -> dict:
+    """The cell along training, per analyzed checkpoint (epoch, step, F, c_t = ‖∇F‖²/F over the trained
+    parameters (``hidden``: the hidden layers), star-convexity toward θ_T, a/√F of the probes, the mechanism's largest flip fraction and
+    relative movement, ‖θ_t − θ_0‖/‖θ_0‖), and the dense track (step, F, ‖∇F‖²) when training kept one."""
+    from .mechanism import mechanism_path, mechanism_paths
+    from .readers import load_log, load_probes, load_track, load_trajectory
+
+    epochs = sorted({p["epoch"] for p in dominance})
+    steps = {int(r["epoch"]): r["step"] for r in load_log(run)}
+    dom = {p["epoch"]: p for p in dominance}
+    nan = float("nan")
+    path = {"epoch": epochs, "step": [float(steps.get(e, 0 if e == 0 else nan)) for e in epochs],
+            "F": [dom[e]["F"] for e in epochs],
+            "c": [dom[e]["ratio_hidden" if hidden else "ratio"] for e in epochs]}
+    probes = {e: [p["a_over_sqrt_F"] for p in load_probes(run, e)] for e in epochs}
+    path["a_over_sqrt_F"] = [max(probes[e], default=nan) for e in epochs]
+    trajectory = load_trajectory(run)
+    if trajectory:
+        t = trajectory[0]
+        at = {int(e): i for i, e in enumerate(t["epoch"])}
+        star = {int(e): float(h) for e, h in zip(t["star_epoch"], t["star_holds"])}
+        path["travelled"] = [float(t["travelled"][at[e]]) if e in at else nan for e in epochs]
+        path["star_holds"] = [star.get(e, nan) for e in epochs]
+    if mechanism_path(run.path).is_file():
+        mech = mechanism_paths(read_json(mechanism_path(run.path)))
+        index = {e: i for i, e in enumerate(mech["epoch"])}
+        for k in ("activation_flips", "spectral_movement"):
+            path[k] = [mech[k][index[e]] if e in index else nan for e in epochs]
+    track = load_track(run) if run.track.is_file() else []
+    if track:
+        key = "grad_sq_hidden" if hidden else "grad_sq"
+        path["track"] = {"step": [r["step"] for r in track], "F": [r["F"] for r in track],
+                         "grad_sq": [r[key] for r in track]}
+    return path
 
 
 def _negative_curvature_ratio(curv: dict | None) -> float:
@@ -297,92 +433,16 @@ def _negative_curvature_ratio(curv: dict | None) -> float:
     return -lam / curv["top"] if resolved else 0.0
 
 
-def fit_slope(widths, values) -> float:
-    """Least-squares slope of log(value) on log(width) over the positive finite values (NaN below two)."""
-    w, v = np.asarray(widths, float), np.asarray(values, float)
-    ok = np.isfinite(v) & (v > 0)
-    if ok.sum() < 2 or len(np.unique(w[ok])) < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(w[ok]), np.log(v[ok]), 1)[0])
-
-
-def fit_means(widths, values) -> dict:
-    """The seeds' mean at each width and the log-log least-squares line through the means (what the
-    sweep's figures draw): widths, means, slope and intercept (NaN where undefined)."""
-    w, v = np.asarray(widths, float), np.asarray(values, float)
-    uniq = np.array(sorted(set(w.tolist())), float)
-    means = np.array([np.nanmean(v[w == x]) if np.isfinite(v[w == x]).any() else np.nan for x in uniq])
-    slope = fit_slope(uniq, means)
-    ok = np.isfinite(means) & (means > 0)
-    intercept = float(np.mean(np.log(means[ok]) - slope * np.log(uniq[ok]))) if math.isfinite(slope) else math.nan
-    return {"widths": uniq.tolist(), "means": means.tolist(), "slope": slope, "intercept": intercept}
-
-
-def judge(direction: str, slopes: list[float], all_zero: bool = False) -> str:
-    """'agrees', 'disagrees' or 'inconclusive' for per-seed slopes against the predicted direction.
-
-    A quantity that is 0 at every width and seed (no bump, no resolved negative curvature) is as
-    small as it can be: it agrees with 'decreases' and 'does not increase'.
-    """
-    if all_zero:
-        return "disagrees" if direction == "increases" else "agrees"
-    s = np.asarray([x for x in slopes if np.isfinite(x)], float)
-    if len(s) == 0:
-        return "inconclusive"
-    if direction == "increases":
-        good, bad = s > 0, s < 0
-    elif direction == "decreases":
-        good, bad = s < 0, s > 0
-    else:  # does not increase
-        good, bad = s <= FLAT_SLOPE, s > FLAT_SLOPE
-    return "agrees" if good.all() else "disagrees" if bad.all() else "inconclusive"
-
-
 def summarize(config: SweepConfig, out: Path) -> dict:
-    """Per cell values; per quantity and depth, the per-seed slopes against width and the judgement;
-    across depths, the polynomial-vs-exponential fit of the gradient norm at initialization."""
-    from .theory import depth_scaling_fit
-
+    """Per cell values and paths; per quantity and group the slope against width (scaling.fit_slope)
+    judged against scaling.predictions; the sample-size and depth axes; the common-loss comparison
+    (sweep_fits.fit_summary)."""
     rows = []
-    for arch, depth, width, seed in config.cells():
-        folder = out / cell_folder(arch, width, seed)
+    for arch, depth, width, seed, n in config.cells():
+        folder = out / cell_folder(arch, width, seed, n)
         if (folder / "analysis").is_dir():
+            values = cell_values(folder)
+            values["n"] = n if n is not None else values.get("n")
             rows.append({"arch": arch, "depth": depth, "width": width, "seed": seed, "folder": folder.name,
-                         **cell_values(folder)})
-    quantities = {}
-    for q, (label, direction) in QUANTITIES.items():
-        per_depth = {}
-        for depth in sorted({r["depth"] for r in rows}):
-            slopes = {}
-            for seed in config.seeds:
-                sel = [r for r in rows if r["depth"] == depth and r["seed"] == seed]
-                slopes[seed] = fit_slope([r["width"] for r in sel], [r[q] for r in sel])
-            finite = [s for s in slopes.values() if np.isfinite(s)]
-            at_depth = [r for r in rows if r["depth"] == depth]
-            values = np.array([r[q] for r in at_depth], float)
-            all_zero = bool(len(values)) and bool(np.all(values == 0))
-            per_depth[str(depth)] = {"slopes": slopes, "mean_slope": float(np.mean(finite)) if finite else float("nan"),
-                                     "min_slope": min(finite, default=float("nan")),
-                                     "max_slope": max(finite, default=float("nan")),
-                                     "all_zero": all_zero,
-                                     "means": fit_means([r["width"] for r in at_depth], values),
-                                     "judgement": judge(direction, list(slopes.values()), all_zero)}
-        judgements = [d["judgement"] for d in per_depth.values()]
-        overall = ("agrees" if judgements and all(j == "agrees" for j in judgements) else
-                   "disagrees" if judgements and all(j == "disagrees" for j in judgements) else "inconclusive")
-        quantities[q] = {"label": label, "predicted": direction, "per_depth": per_depth, "judgement": overall}
-    depth_fits = {}
-    depths = sorted({r["depth"] for r in rows})
-    if len(depths) >= 3:
-        for width in config.widths:
-            g = [float(np.nanmean([r["grad_norm_init"] for r in rows if r["depth"] == d and r["width"] == width]))
-                 for d in depths]
-            try:
-                fit = depth_scaling_fit(depths, g)
-                depth_fits[str(width)] = {"depths": depths, "grad_norm_init": g, "better": fit.better,
-                                          "power": fit.power, "rate": fit.rate,
-                                          "polynomial_rms": fit.polynomial.rms, "exponential_rms": fit.exponential.rms}
-            except LandscapeError as exc:
-                depth_fits[str(width)] = {"error": str(exc)}
-    return {"config": dataclasses.asdict(config), "cells": rows, "quantities": quantities, "depth_fits": depth_fits,
-            "flat_slope": FLAT_SLOPE}
+                         **values})
+    return fit_summary(dataclasses.asdict(config), rows)
