@@ -28,9 +28,10 @@ GROUPS = {
         "density": ["lanczos_quadrature", "SpectralQuadrature", "spectral_density", "negative_mass", "outlier_count",
                     "Estimate", "OutlierCount"]},
     "measurements": {
-        "measure": ["gradient_dominance", "semi_smoothness_probe", "default_steps", "fit_envelope", "surface",
-                    "surface_summary", "interpolation", "monotonicity", "second_order_test", "plane_function",
-                    "max_decrease_along"],
+        "measure": ["gradient_dominance", "Dominance", "semi_smoothness_probe", "adaptive_probe", "Probe", "ProbeFit",
+                    "default_steps", "fit_envelope", "surface", "Surface", "surface_summary", "SurfaceSummary",
+                    "GridBest", "interpolation", "Interpolation", "monotonicity", "Monotonicity", "second_order_test",
+                    "SecondOrder", "plane_function", "max_decrease_along"],
         "trajectory": ["star_convexity", "StarConvexity", "star_convexity_of", "pl_star", "PLStar", "pl_star_of",
                        "SharpnessTracker", "SharpnessRecord"]},
     "directions": {

@@ -1,4 +1,6 @@
-"""Measurements: questions asked of an Objective along directions. They return plain data.
+"""Measurements: questions asked of an Objective along directions. They return small dataclasses
+(``Dominance``, ``Probe`` with its ``ProbeFit``, ``Surface``, ``SurfaceSummary``, ``Interpolation``,
+``Monotonicity``, ``SecondOrder``): attributes for library users, ``as_dict()`` for the result files.
 
 * gradient dominance: F, ‖∇F‖² (all and hidden parameters), their ratio, per-layer norms;
 * semi-smoothness probes: f(t) = F(θ + t·u), r(t) = f(t) − f(0) − t·⟨∇F, u⟩ and the fit
@@ -16,7 +18,10 @@ one point at a time.
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,6 +31,35 @@ from scipy.optimize import nnls
 from .directions import Direction
 from .errors import LandscapeError
 from .objective import Objective
+
+
+# ----------------------------------------------------------------------------- results
+class Result:
+    """What the measurements return: attributes for library users, ``as_dict()`` for the result files.
+
+    ``result[key]`` (and ``key in result``, ``get``, ``keys``, iteration over the keys) reads
+    ``as_dict()``: the compatibility path for code written when these functions returned dicts.
+    The results are frozen: a caller adding keys adds them to its own ``as_dict()`` copy.
+    """
+
+    def as_dict(self) -> dict:
+        """The stored form, JSON-ready (a fresh copy)."""
+        return asdict(self)
+
+    def __getitem__(self, key: str):
+        return self.as_dict()[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.as_dict()
+
+    def __iter__(self):
+        return iter(self.as_dict())
+
+    def get(self, key: str, default=None):
+        return self.as_dict().get(key, default)
+
+    def keys(self):
+        return self.as_dict().keys()
 
 
 # ----------------------------------------------------------------------------- points
@@ -89,8 +123,33 @@ def _ratio(grad_sq: float, loss: float) -> float:
     return float("inf") if grad_sq > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class Dominance(Result):
+    """Gradient dominance at θ: F, ‖∇F‖² over all and hidden parameters, ‖∇F‖²/F, per-layer norms of ∇F,
+    accuracies; ``test_loss``/``test_acc`` are None (and not stored) without a test objective."""
+
+    F: float
+    grad_sq: float
+    grad_sq_hidden: float
+    ratio: float
+    ratio_hidden: float
+    grad_norm: float
+    theta_norm: float
+    train_acc: float
+    layer_grad_norms: dict
+    test_loss: float | None = None
+    test_acc: float | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        if self.test_loss is None:
+            del out["test_loss"], out["test_acc"]
+        return out
+
+
 def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden: Sequence[str],
-                       test: Objective | None = None) -> tuple[dict, torch.Tensor]:
+                       test: Objective | None = None) -> tuple[Dominance, torch.Tensor]:
     """F, ‖∇F‖² over all and hidden parameters, ratio ‖∇F‖²/F, per-layer norms, accuracies."""
     theta = objective.theta0 if theta is None else theta
     start = time.perf_counter()
@@ -99,14 +158,11 @@ def gradient_dominance(objective: Objective, theta: torch.Tensor | None, hidden:
     norms = objective.layer_norms(grad)
     grad_sq = float(grad.pow(2).sum())
     grad_sq_hidden = float(sum(norms[n] ** 2 for n in hidden if n in norms))
-    result = {"F": loss, "grad_sq": grad_sq, "grad_sq_hidden": grad_sq_hidden,
-              "ratio": _ratio(grad_sq, loss), "ratio_hidden": _ratio(grad_sq_hidden, loss),
-              "grad_norm": grad_sq ** 0.5, "theta_norm": float(theta.norm()),
-              "train_acc": train_acc, "layer_grad_norms": norms}
-    if test is not None:
-        result["test_loss"], result["test_acc"] = test.evaluate()
-    result["seconds"] = time.perf_counter() - start
-    return result, grad
+    test_loss, test_acc = test.evaluate() if test is not None else (None, None)
+    return Dominance(F=loss, grad_sq=grad_sq, grad_sq_hidden=grad_sq_hidden, ratio=_ratio(grad_sq, loss),
+                     ratio_hidden=_ratio(grad_sq_hidden, loss), grad_norm=grad_sq ** 0.5,
+                     theta_norm=float(theta.norm()), train_acc=train_acc, layer_grad_norms=norms,
+                     test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - start), grad
 
 
 # ----------------------------------------------------------------------------- semi-smoothness
@@ -150,7 +206,24 @@ def fit_resolution(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: fl
             "distinct_t": int(len(mags)), "t_range": span, "decades": decades}
 
 
-def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> dict:
+@dataclass(frozen=True)
+class ProbeFit(Result):
+    """The envelope fit |r(t)| ≈ a·|t| + b·t² (``fit_envelope``); a, b, rel_rms, envelope are None when
+    it is not resolved (``reason`` says why), never 0."""
+
+    a: float | None
+    b: float | None
+    rel_rms: float | None
+    envelope: float | None
+    resolved: bool
+    reason: str | None
+    points: int
+    distinct_t: int
+    t_range: list | None
+    decades: float
+
+
+def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> ProbeFit:
     """Fit |r(t)| ≈ a·|t| + b·t² with a, b ≥ 0 in relative error (each point weighs alike).
 
     Only points with floor < |r| ≤ ceiling are fitted: below the floor is rounding, and above
@@ -165,14 +238,14 @@ def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: floa
     res = fit_resolution(t, r, floor, ceiling)
     use = res.pop("use")
     if not res["resolved"]:
-        return {"a": None, "b": None, "rel_rms": None, "envelope": None, **res}
+        return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, **res)
     tu, ru = t[use], r[use]
     design = np.stack([tu / ru, tu ** 2 / ru], axis=1)
     (a, b), _ = nnls(design, np.ones(len(tu)))
     model = a * tu + b * tu ** 2
     rel = model / ru - 1.0
     envelope = float(np.max(ru / model)) if np.all(model > 0) else float("inf")
-    return {"a": float(a), "b": float(b), "rel_rms": float(np.sqrt(np.mean(rel ** 2))), "envelope": envelope, **res}
+    return ProbeFit(a=float(a), b=float(b), rel_rms=float(np.sqrt(np.mean(rel ** 2))), envelope=envelope, **res)
 
 
 def _ratio_or_none(a: float | None, scale: float) -> float | None:
@@ -182,10 +255,53 @@ def _ratio_or_none(a: float | None, scale: float) -> float | None:
     return a / scale if scale > 0 else float("nan")
 
 
+@dataclass(frozen=True, eq=False)
+class Probe(Result):
+    """A semi-smoothness probe: f(t) = F(θ + t·u), r(t) = f(t) − f(0) − t·⟨∇F, u⟩ at the steps ``t``
+    (arrays t, f, r, acc), the envelope ``fit``, a/√F and a/‖∇F‖ (None when the fit is not measured),
+    the adaptive ``window`` and, along −∇F, the ``descent`` check (None when absent, then not stored).
+
+    ``as_dict()`` is the stored summary, ``arrays()`` the stored arrays; ``summary, arrays = probe``
+    unpacks both (the compatibility path for the former (summary, arrays) return).
+    """
+
+    direction: dict
+    F: float
+    slope: float
+    grad_norm: float
+    noise_floor: float
+    fit_ceiling: float
+    fit: ProbeFit
+    a_over_sqrt_F: float | None
+    a_over_grad_norm: float | None
+    max_abs_t: float
+    evaluations: int
+    t: np.ndarray
+    f: np.ndarray
+    r: np.ndarray
+    acc: np.ndarray
+    window: dict | None = None
+    descent: dict | None = None
+
+    def as_dict(self) -> dict:
+        out = {"direction": dict(self.direction), "F": self.F, "slope": self.slope, "grad_norm": self.grad_norm,
+               "noise_floor": self.noise_floor, "fit_ceiling": self.fit_ceiling, "fit": self.fit.as_dict(),
+               "a_over_sqrt_F": self.a_over_sqrt_F, "a_over_grad_norm": self.a_over_grad_norm,
+               "max_abs_t": self.max_abs_t, "evaluations": self.evaluations}
+        out.update({k: copy.deepcopy(v) for k, v in (("window", self.window), ("descent", self.descent)) if v is not None})
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The evaluated steps, values, residuals and accuracies (stored beside the summary)."""
+        return {"t": self.t, "f": self.f, "r": self.r, "acc": self.acc}
+
+    def __iter__(self):
+        return iter((self.as_dict(), self.arrays()))
+
+
 def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor,
-                          direction: Direction, steps: np.ndarray, store=None,
-                          progress=None) -> tuple[dict, dict[str, np.ndarray]]:
-    """f(t), r(t) and the envelope fit along a unit direction on a given grid of t; arrays and a summary."""
+                          direction: Direction, steps: np.ndarray, store=None, progress=None) -> Probe:
+    """f(t), r(t) and the envelope fit along a unit direction on a given grid of t."""
     steps = np.asarray(steps, dtype=np.float64)
     if not np.any(steps == 0):
         raise LandscapeError("the step grid must contain t = 0")
@@ -194,7 +310,7 @@ def semi_smoothness_probe(objective: Objective, theta: torch.Tensor, grad: torch
 
 
 def probe_summary(objective: Objective, grad: torch.Tensor, direction: Direction, steps: np.ndarray,
-                  f: np.ndarray, acc: np.ndarray, window: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+                  f: np.ndarray, acc: np.ndarray, window: dict | None = None) -> Probe:
     """The residuals, the fit and both normalizations of a probe's evaluated points (t = 0 among them).
 
     a/√F is the theorem's form; a/‖∇F‖ is what a gradient step needs (it gains η‖∇F‖² and the
@@ -206,16 +322,11 @@ def probe_summary(objective: Objective, grad: torch.Tensor, direction: Direction
     r = f - f0 - steps * slope
     floor = noise_floor(f0, objective.precision)
     fit = fit_envelope(steps, r, floor, ceiling=max(f0, floor))
-    summary = {"direction": direction.describe(), "F": f0, "slope": slope, "grad_norm": grad_norm,
-               "noise_floor": floor, "fit_ceiling": max(f0, floor), "fit": fit,
-               "a_over_sqrt_F": _ratio_or_none(fit["a"], np.sqrt(f0) if f0 > 0 else 0.0),
-               "a_over_grad_norm": _ratio_or_none(fit["a"], grad_norm),
-               "max_abs_t": float(np.abs(steps).max()), "evaluations": int(len(steps))}
-    if window is not None:
-        summary["window"] = window
-    if direction.kind == "neg_gradient":
-        summary["descent"] = descent_check(steps, f, grad_norm)
-    return summary, {"t": steps, "f": f, "r": r, "acc": acc}
+    return Probe(direction=direction.describe(), F=f0, slope=slope, grad_norm=grad_norm, noise_floor=floor,
+                 fit_ceiling=max(f0, floor), fit=fit, a_over_sqrt_F=_ratio_or_none(fit.a, np.sqrt(f0) if f0 > 0 else 0.0),
+                 a_over_grad_norm=_ratio_or_none(fit.a, grad_norm), max_abs_t=float(np.abs(steps).max()),
+                 evaluations=int(len(steps)), t=steps, f=f, r=r, acc=acc, window=window,
+                 descent=descent_check(steps, f, grad_norm) if direction.kind == "neg_gradient" else None)
 
 
 def window_edges(mags: np.ndarray, r: np.ndarray, floor: float, ceiling: float) -> dict:
@@ -242,7 +353,7 @@ def window_edges(mags: np.ndarray, r: np.ndarray, floor: float, ceiling: float) 
 
 def adaptive_probe(objective: Objective, theta: torch.Tensor, grad: torch.Tensor, direction: Direction,
                    count: int = 10, smallest: float = 1e-7, largest: float = 1.0,
-                   refine: int = PROBE_REFINE_ROUNDS, store=None, progress=None) -> tuple[dict, dict[str, np.ndarray]]:
+                   refine: int = PROBE_REFINE_ROUNDS, store=None, progress=None) -> Probe:
     """A probe whose steps lie where the residual is geometry: between the rounding floor and F.
 
     1. Scout: t = 0 and ±(PROBE_SCOUT_PER_DECADE magnitudes per decade from smallest·‖θ‖ to
@@ -310,20 +421,55 @@ def descent_check(steps: np.ndarray, f: np.ndarray, grad_norm: float) -> dict:
 
 
 # ----------------------------------------------------------------------------- surfaces
+@dataclass(frozen=True, eq=False)
+class Surface(Result):
+    """F and accuracy on the grid θ + a·x + b·y: ``loss[j, i]`` at a = xs[i], b = ys[j] (rows y, columns x).
+    ``as_dict()`` is the stored arrays (xs, ys, loss, acc)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    loss: np.ndarray
+    acc: np.ndarray | None = None
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"xs": self.xs, "ys": self.ys, "loss": self.loss, "acc": self.acc}
+
+
+@dataclass(frozen=True)
+class GridBest(Result):
+    """The largest decrease F(θ) − F found on (part of) a grid and where: a coordinate, or [x, y] anywhere."""
+
+    decrease: float
+    at: float | list
+
+
+@dataclass(frozen=True)
+class SurfaceSummary(Result):
+    """How much lower than F(θ) a surface gets along x alone, along y alone, anywhere, and what y adds."""
+
+    F: float
+    along_x: GridBest
+    along_y: GridBest
+    anywhere: GridBest
+    extra_from_y: float
+
+
 def surface(objective: Objective, theta: torch.Tensor, x: Direction, y: Direction,
-            xs: np.ndarray, ys: np.ndarray, store=None,
-            progress=None) -> dict[str, np.ndarray]:
+            xs: np.ndarray, ys: np.ndarray, store=None, progress=None) -> Surface:
     """F and accuracy on the grid θ + a·x + b·y, a ∈ xs, b ∈ ys (arrays shaped len(ys)×len(xs))."""
     grid = np.array([(a, b) for b in ys for a in xs], dtype=np.float64)
     loss, acc = evaluate_points(objective, grid, along(theta, x, y), store, progress, chunk=len(xs))
     shape = (len(ys), len(xs))
-    return {"xs": np.asarray(xs, float), "ys": np.asarray(ys, float),
-            "loss": loss.reshape(shape), "acc": acc.reshape(shape)}
+    return Surface(np.asarray(xs, float), np.asarray(ys, float), loss.reshape(shape), acc.reshape(shape))
 
 
-def surface_summary(result: dict[str, np.ndarray]) -> dict:
-    """How much lower than F(θ) the grid gets: along x alone, along y alone, anywhere."""
-    xs, ys, loss = result["xs"], result["ys"], result["loss"]
+def surface_summary(result: Surface | Mapping) -> SurfaceSummary:
+    """How much lower than F(θ) the grid gets: along x alone, along y alone, anywhere.
+
+    ``result``: a ``Surface``, or a mapping with its keys xs, ys, loss (as ``surface`` returned before)."""
+    if isinstance(result, Mapping):
+        result = Surface(np.asarray(result["xs"]), np.asarray(result["ys"]), np.asarray(result["loss"]))
+    xs, ys, loss = result.xs, result.ys, result.loss
     ix0, iy0 = int(np.argmin(np.abs(xs))), int(np.argmin(np.abs(ys)))
     f0 = float(loss[iy0, ix0])
     row, col = loss[iy0, :], loss[:, ix0]
@@ -331,11 +477,11 @@ def surface_summary(result: dict[str, np.ndarray]) -> dict:
 
     def best(values, coords):
         i = int(np.argmin(values))
-        return {"decrease": f0 - float(values[i]), "at": float(coords[i])}
+        return GridBest(f0 - float(values[i]), float(coords[i]))
 
-    return {"F": f0, "along_x": best(row, xs), "along_y": best(col, ys),
-            "anywhere": {"decrease": f0 - float(loss[iy, ix]), "at": [float(xs[ix]), float(ys[iy])]},
-            "extra_from_y": float(row.min()) - float(loss.min())}
+    return SurfaceSummary(F=f0, along_x=best(row, xs), along_y=best(col, ys),
+                          anywhere=GridBest(f0 - float(loss[iy, ix]), [float(xs[ix]), float(ys[iy])]),
+                          extra_from_y=float(row.min()) - float(loss.min()))
 
 
 # ----------------------------------------------------------------------------- interpolation
@@ -344,9 +490,30 @@ def interpolate_buffers(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], 
     return {n: (torch.lerp(a[n], b[n].to(a[n]), alpha) if a[n].is_floating_point() else a[n]) for n in a}
 
 
+@dataclass(frozen=True, eq=False)
+class Interpolation(Result):
+    """F and accuracy at θ(α) = (1−α)·θ_a + α·θ_b for each α (``as_dict()``: the arrays alpha, loss, acc)."""
+
+    alpha: np.ndarray
+    loss: np.ndarray
+    acc: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"alpha": self.alpha, "loss": self.loss, "acc": self.acc}
+
+
+@dataclass(frozen=True)
+class Monotonicity(Result):
+    """Whether F is non-increasing on α ∈ [0, 1], and its largest bump above the running minimum and where."""
+
+    monotone: bool
+    largest_bump: float
+    bump_at: float
+
+
 def interpolation(objective: Objective, theta_a: torch.Tensor, theta_b: torch.Tensor,
                   alphas: np.ndarray, buffers_a: dict | None = None, buffers_b: dict | None = None,
-                  store=None, progress=None) -> dict[str, np.ndarray]:
+                  store=None, progress=None) -> Interpolation:
     """F and accuracy at θ(α) = (1−α)·θ_a + α·θ_b.
 
     Batch norm follows the objective's policy; with ``buffers_a``/``buffers_b`` given (and a
@@ -364,18 +531,18 @@ def interpolation(objective: Objective, theta_a: torch.Tensor, theta_b: torch.Te
         return point, bufs
 
     loss, acc = evaluate_points(objective, np.asarray(alphas, float)[:, None], make_point, store, progress)
-    return {"alpha": np.asarray(alphas, float), "loss": loss, "acc": acc}
+    return Interpolation(np.asarray(alphas, float), loss, acc)
 
 
-def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> dict:
+def monotonicity(alphas: np.ndarray, loss: np.ndarray) -> Monotonicity:
     """Is the loss non-increasing on α ∈ [0, 1]? The largest bump above the running minimum."""
     inside = (alphas >= 0) & (alphas <= 1)
     seg = loss[inside]
     running_min = np.minimum.accumulate(seg)
     bumps = seg - running_min
-    return {"monotone": bool(np.all(np.diff(seg) <= 1e-9 * np.maximum(1.0, np.abs(seg[:-1])))),
-            "largest_bump": float(bumps.max()) if len(bumps) else 0.0,
-            "bump_at": float(alphas[inside][int(np.argmax(bumps))]) if len(bumps) else float("nan")}
+    return Monotonicity(monotone=bool(np.all(np.diff(seg) <= 1e-9 * np.maximum(1.0, np.abs(seg[:-1])))),
+                        largest_bump=float(bumps.max()) if len(bumps) else 0.0,
+                        bump_at=float(alphas[inside][int(np.argmax(bumps))]) if len(bumps) else float("nan"))
 
 
 # ----------------------------------------------------------------------------- second-order test
@@ -524,9 +691,37 @@ def extra_decrease(d_plane: float, grad: dict, d_grad, floor: float) -> tuple[fl
     return extra, extra / raw
 
 
+@dataclass(frozen=True)
+class SecondOrder(Result):
+    """The grid-free second-order test (``second_order_test``). Each decrease is a number or, where a
+    search could not resolve it, an ``unresolved`` dict with its bound. d_grad (gradient line),
+    d_curv (along y, best step ``curv_step``), d_plane (best point of the plane), extra = d_plane − d_grad
+    and extra_fraction = extra/d_grad; ``controls`` maps each control direction's name to the same
+    entries for its plane (d_dir, dir_step, d_plane, plane_at, extra, extra_fraction, ...)."""
+
+    F: float
+    d_grad: float | dict
+    grad_step: float
+    grad_search: str
+    d_curv: float | dict
+    curv_step: float
+    d_plane: float
+    plane_at: list
+    extra: float | dict
+    extra_fraction: float | dict
+    evaluations: int
+    plane_converged: bool
+    plane_search: dict
+    line_search_rtol: float
+    rounding_floor: float
+    search_rule: str
+    bracketed: bool
+    controls: dict
+
+
 def second_order_test(f: Callable[[float, float], float], scale: float, rtol: float = LINE_SEARCH_RTOL,
                       max_evaluations: int = PLANE_MAX_EVALUATIONS, controls: dict | None = None,
-                      precision: str | None = None) -> dict:
+                      precision: str | None = None) -> SecondOrder:
     """How much the curvature direction adds to the gradient step, with no grid, beside controls.
 
     ``f(a, b)`` is F on the plane θ + a·x + b·y, x the unit negative gradient and y the unit
@@ -555,12 +750,11 @@ def second_order_test(f: Callable[[float, float], float], scale: float, rtol: fl
                 "plane_search": p["plane_search"]}
 
     y = direction(main)
-    result = {"F": f0, "d_grad": d_grad, "grad_step": grad["step"], "grad_search": grad["status"],
-              "d_curv": y.pop("d_dir"), "curv_step": y.pop("dir_step"), **y,
-              "line_search_rtol": rtol, "rounding_floor": floor, "search_rule": SEARCH_RULE,
-              "bracketed": grad["status"] in ("bracketed", "plateau")}
-    result["controls"] = {name: direction(_Counted(fc, axis)) for name, fc in (controls or {}).items()}
-    return result
+    return SecondOrder(F=f0, d_grad=d_grad, grad_step=grad["step"], grad_search=grad["status"],
+                       d_curv=y.pop("d_dir"), curv_step=y.pop("dir_step"), **y, line_search_rtol=rtol,
+                       rounding_floor=floor, search_rule=SEARCH_RULE,
+                       bracketed=grad["status"] in ("bracketed", "plateau"),
+                       controls={name: direction(_Counted(fc, axis)) for name, fc in (controls or {}).items()})
 
 
 def plane_points(objective: Objective, theta: torch.Tensor, x: Direction, ys: Sequence[Direction],

@@ -72,8 +72,8 @@ class Interpolation(Measurement):
                 with an.bar(len(alphas), f"interpolation {a}->{b} ({split})") as bar:
                     res = measure.interpolation(o, theta_a, theta_b, alphas, *bufs,
                                                 store=an.store.partial(path, key, f".{split}"), progress=bar)
-                arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res["loss"], res["acc"]
-                summary[split] = measure.monotonicity(alphas, res["loss"])
+                arrays[f"{split}_loss"], arrays[f"{split}_acc"] = res.loss, res.acc
+                summary[split] = measure.monotonicity(alphas, res.loss).as_dict()
             return summary, arrays, (f"interpolation {a}->{b}: train loss monotone on [0,1]: "
                                      f"{summary['train']['monotone']} (largest bump "
                                      f"{summary['train']['largest_bump']:.3g})")

@@ -46,10 +46,10 @@ class Probes(Measurement):
             def probe(spec=spec, path=path, key=key):
                 direction = direction_of(spec, at)
                 with a.bar(evaluations(s), f"{at.name} probe {direction.name}") as bar:
-                    summary, arrays = measure.adaptive_probe(at.obj, at.theta, at.gradient(), direction,
-                                                             s.probe_steps, s.probe_smallest, s.probe_largest,
-                                                             s.probe_refine, a.store.partial(path, key), bar)
-                return summary, arrays, f"{at.name}: probe {direction.name}: {fit_text(summary)}"
+                    result = measure.adaptive_probe(at.obj, at.theta, at.gradient(), direction, s.probe_steps,
+                                                    s.probe_smallest, s.probe_largest, s.probe_refine,
+                                                    a.store.partial(path, key), bar)
+                return result.as_dict(), result.arrays(), f"{at.name}: probe {direction.name}: {fit_text(result)}"
             a.store.piece(path, key, f"{at.name}: probe {spec['name']}", probe, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
@@ -63,14 +63,14 @@ def evaluations(s) -> int:
     return scout + 4 * s.probe_refine + 2 * s.probe_steps
 
 
-def fit_text(summary: dict) -> str:
+def fit_text(probe: measure.Probe) -> str:
     """'a=… b=… a/‖∇F‖=… a/√F=… (n points over d decades, rel. rms …)' or 'not measured (reason)'."""
-    fit = summary["fit"]
-    if not fit.get("resolved", True):
-        return f"not measured ({fit['reason']})"
-    return (f"a={fit['a']:.3g} b={fit['b']:.3g} a/||grad F||={summary['a_over_grad_norm']:.3g} "
-            f"a/sqrt(F)={summary['a_over_sqrt_F']:.3g} ({fit['distinct_t']} |t| over {fit['decades']:.2g} decades, "
-            f"rel. rms {fit['rel_rms']:.2g})")
+    fit = probe.fit
+    if not fit.resolved:
+        return f"not measured ({fit.reason})"
+    return (f"a={fit.a:.3g} b={fit.b:.3g} a/||grad F||={probe.a_over_grad_norm:.3g} "
+            f"a/sqrt(F)={probe.a_over_sqrt_F:.3g} ({fit.distinct_t} |t| over {fit.decades:.2g} decades, "
+            f"rel. rms {fit.rel_rms:.2g})")
 
 
 def direction_of(spec: dict, at: At) -> Direction:

@@ -58,10 +58,11 @@ class SecondOrder(Measurement):
                 started = time.perf_counter()
                 evaluate = measure.plane_points(cobj, theta, x, list(ys.values()), bar)
                 names = list(ys)
-                result = a.group.lead(evaluate, lambda call: measure.second_order_test(
+                tested = a.group.lead(evaluate, lambda call: measure.second_order_test(
                     measure.Plane(call, 0), start, controls={n: measure.Plane(call, k) for k, n in enumerate(names)
                                                              if k > 0}, precision=cobj.precision),
                     "the second-order test")
+            result = tested.as_dict()
             for name, control in result["controls"].items():
                 control["direction"] = ys[name].describe()
             result.update({"x": x.describe(), "y": ys["most_negative"].describe(), "lambda_min": neg["eigenvalue"],

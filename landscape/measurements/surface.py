@@ -85,11 +85,12 @@ class PaperSurface(Measurement):
             coords = np.linspace(-half, half, s.surface_points)
             with a.bar(len(coords) ** 2, f"epoch {at.epoch} surface") as bar:
                 values = measure.surface(sobj, at.theta, x, y, coords, coords, a.store.partial(path, key), bar)
-            summary = {**measure.surface_summary(values), "half_width": half, "extent_rule": extent,
-                       "x": x.describe(), "y": y.describe()}
-            return summary, values, (f"epoch {at.epoch}: surface: best decrease along gradient "
-                                     f"{summary['along_x']['decrease']:.4g}, along negative curvature "
-                                     f"{summary['along_y']['decrease']:.4g}, anywhere {summary['anywhere']['decrease']:.4g}")
+            best = measure.surface_summary(values)
+            summary = {**best.as_dict(), "half_width": half, "extent_rule": extent, "x": x.describe(),
+                       "y": y.describe()}
+            return summary, values.as_dict(), (f"epoch {at.epoch}: surface: best decrease along gradient "
+                                               f"{best.along_x.decrease:.4g}, along negative curvature "
+                                               f"{best.along_y.decrease:.4g}, anywhere {best.anywhere.decrease:.4g}")
         a.store.piece(path, key, f"epoch {at.epoch}: surface", grid, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
@@ -117,7 +118,8 @@ class RandomSurface(Measurement):
             coords = np.linspace(-s.random_surface_range, s.random_surface_range, s.surface_points)
             with a.bar(len(coords) ** 2, f"epoch {at.epoch} random surface") as bar:
                 values = measure.surface(sobj, at.theta, x, y, coords, coords, a.store.partial(path, key), bar)
-            return {**measure.surface_summary(values), "x": x.describe(), "y": y.describe()}, values, None
+            return ({**measure.surface_summary(values).as_dict(), "x": x.describe(), "y": y.describe()},
+                    values.as_dict(), None)
         a.store.piece(path, key, f"epoch {at.epoch}: random surface", grid, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
