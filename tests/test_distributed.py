@@ -117,9 +117,9 @@ def measure_all(group):
     coords = np.linspace(-0.5, 0.5, 5)
     grid = measure.surface(obj, theta, xdir, ydir, coords, coords)
     steps = measure.default_steps(float(theta.norm()), 3)
-    _, probe = measure.semi_smoothness_probe(obj, theta, grad, gaussian_direction(obj, 7), steps)
+    probe = measure.semi_smoothness_probe(obj, theta, grad, gaussian_direction(obj, 7), steps)
     return {"F": loss, "acc": acc, "F_grad": f, "grad_sq": float(grad.pow(2).sum()), "hv": hv.numpy(),
-            "lambda_max": top.eigenvalue, "surface": grid["loss"], "surface_acc": grid["acc"], "probe": probe["f"],
+            "lambda_max": top.eigenvalue, "surface": grid.loss, "surface_acc": grid.acc, "probe": probe.f,
             "examples": obj.num_examples, "shard": len(obj.labels), "fp32": fp32_values(group)}
 
 

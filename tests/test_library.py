@@ -44,12 +44,16 @@ def test_readme_library_examples_run_verbatim():
     assert top.eigenvalue >= bottom.eigenvalue and top.residual < 1e-2 * max(abs(top.eigenvalue), 1)
     assert isinstance(top, landscape.Eigenpair) and isinstance(bottom, landscape.Eigenpair)
     assert top.solver == bottom.solver == "lanczos" and top.bound_for == "operator as computed (float32 products)"
-    assert namespace["grid"]["loss"].shape == (11, 11)
+    grid, probe = namespace["grid"], namespace["probe"]
+    assert isinstance(grid, landscape.Surface) and grid.loss.shape == (11, 11)
+    assert isinstance(probe, landscape.Probe) and isinstance(probe.fit, landscape.ProbeFit)
+    assert len(probe.t) == len(probe.f) == 21 and probe.fit.as_dict() == probe.as_dict()["fit"]
     t = namespace["test"]
-    assert t["d_plane"] >= max(t["d_grad"], t["d_curv"]) >= 0
+    assert isinstance(t, landscape.SecondOrder) and t.d_plane >= max(t.d_grad, t.d_curv) >= 0
     assert set(landscape.__all__) >= {"Objective", "HessianOperator", "top_eigenpairs", "second_order_test",
                                       "extreme_eigenpairs", "gradient_alignment", "gradient_alignment_at",
-                                      "outlier_count"}
+                                      "outlier_count", "Dominance", "Probe", "ProbeFit", "Surface", "SurfaceSummary",
+                                      "GridBest", "Interpolation", "Monotonicity", "SecondOrder"}
     assert "lanczos_top" not in landscape.__all__  # one Lanczos: the sharpness tracker runs top_eigenpairs
 
 

@@ -35,43 +35,43 @@ def test_probe_on_a_quadratic_has_residual_half_t2_uHu_and_the_fit_finds_it(quad
     curv = float(un @ H @ un)
     mags = np.logspace(-2, 0, 8)
     steps = np.concatenate([-mags[::-1], [0.0], mags])
-    summary, arrays = measure.semi_smoothness_probe(obj, obj.theta0, g, u, steps)
-    assert np.array_equal(arrays["t"], steps)
-    assert summary["F"] == pytest.approx(F, rel=1e-14)
-    assert summary["slope"] == pytest.approx(float(grad @ un), rel=1e-12)
+    probe = measure.semi_smoothness_probe(obj, obj.theta0, g, u, steps)
+    assert np.array_equal(probe.t, steps)
+    assert probe.F == pytest.approx(F, rel=1e-14)
+    assert probe.slope == pytest.approx(float(grad @ un), rel=1e-12)
     expected_f = F + steps * float(grad @ un) + 0.5 * steps ** 2 * curv
-    np.testing.assert_allclose(arrays["f"], expected_f, rtol=1e-13)
+    np.testing.assert_allclose(probe.f, expected_f, rtol=1e-13)
     # r(t) = ½ t² uᵀHu up to float64 rounding of F itself
     r_exact = 0.5 * steps ** 2 * curv
-    tol = 64 * EPS * max(1.0, np.abs(arrays["f"]).max())
-    assert np.abs(arrays["r"] - r_exact).max() <= tol
-    assert arrays["r"][steps == 0][0] == 0.0
-    fit = summary["fit"]
-    assert fit["a"] <= 1e-9 * fit["b"]
-    assert fit["b"] == pytest.approx(0.5 * curv, rel=1e-8)
-    assert fit["points"] == 16 and fit["rel_rms"] < 1e-8
-    assert fit["envelope"] == pytest.approx(1.0, abs=1e-8)
-    assert summary["noise_floor"] == pytest.approx(64 * EPS * max(F, 1.0))
-    assert "descent" not in summary
+    tol = 64 * EPS * max(1.0, np.abs(probe.f).max())
+    assert np.abs(probe.r - r_exact).max() <= tol
+    assert probe.r[steps == 0][0] == 0.0
+    fit = probe.fit
+    assert fit.a <= 1e-9 * fit.b
+    assert fit.b == pytest.approx(0.5 * curv, rel=1e-8)
+    assert fit.points == 16 and fit.rel_rms < 1e-8
+    assert fit.envelope == pytest.approx(1.0, abs=1e-8)
+    assert probe.noise_floor == pytest.approx(64 * EPS * max(F, 1.0))
+    assert probe.descent is None
 
 
 def test_fit_envelope_recovers_kink_and_curvature_terms():
     t = np.concatenate([-np.logspace(-4, 0, 9), [0.0], np.logspace(-4, 0, 9)])
     r = 0.3 * np.abs(t) + 2.0 * t ** 2
     fit = measure.fit_envelope(t, r)
-    assert fit["a"] == pytest.approx(0.3, rel=1e-10) and fit["b"] == pytest.approx(2.0, rel=1e-10)
-    assert fit["envelope"] == pytest.approx(1.0, rel=1e-10) and fit["points"] == 18
-    assert fit["resolved"] and fit["distinct_t"] == 9 and fit["decades"] == pytest.approx(4.0)
-    assert fit["t_range"] == [pytest.approx(1e-4), pytest.approx(1.0)]
+    assert fit.a == pytest.approx(0.3, rel=1e-10) and fit.b == pytest.approx(2.0, rel=1e-10)
+    assert fit.envelope == pytest.approx(1.0, rel=1e-10) and fit.points == 18
+    assert fit.resolved and fit.distinct_t == 9 and fit.decades == pytest.approx(4.0)
+    assert fit.t_range == [pytest.approx(1e-4), pytest.approx(1.0)]
     # a purely linear |r| (a kink) gives b = 0; the sign of r does not matter
     fit = measure.fit_envelope(t, -0.7 * np.abs(t))
-    assert fit["a"] == pytest.approx(0.7, rel=1e-10) and fit["b"] == pytest.approx(0.0, abs=1e-12)
+    assert fit.a == pytest.approx(0.7, rel=1e-10) and fit.b == pytest.approx(0.0, abs=1e-12)
     # scaling the fit by `envelope` bounds every |r|
     rng = np.random.default_rng(0)
     noisy = r * np.exp(rng.normal(0, 0.3, len(r)))
     fit = measure.fit_envelope(t, noisy)
-    bound = fit["envelope"] * (fit["a"] * np.abs(t) + fit["b"] * t ** 2)
-    assert fit["envelope"] >= 1.0 and np.all(bound >= np.abs(noisy) * (1 - 1e-12))
+    bound = fit.envelope * (fit.a * np.abs(t) + fit.b * t ** 2)
+    assert fit.envelope >= 1.0 and np.all(bound >= np.abs(noisy) * (1 - 1e-12))
     assert np.isclose(bound[np.abs(t) > 0], np.abs(noisy)[np.abs(t) > 0]).any()  # and touches one
 
 
@@ -80,18 +80,18 @@ def test_a_fit_on_too_few_or_too_close_points_is_not_measured_never_zero():
     r = 0.3 * np.abs(t) + 2.0 * t ** 2
     # above the floor 1.0 only |t| = 1 is left (both signs): one distinct |t|
     fit = measure.fit_envelope(t, r, floor=1.0)
-    assert not fit["resolved"] and fit["points"] == 2 and fit["distinct_t"] == 1
-    assert fit["a"] is None and fit["b"] is None and fit["rel_rms"] is None and "1 distinct |t|" in fit["reason"]
+    assert not fit.resolved and fit.points == 2 and fit.distinct_t == 1
+    assert fit.a is None and fit.b is None and fit.rel_rms is None and "1 distinct |t|" in fit.reason
     fit = measure.fit_envelope(t, r, floor=10.0)
-    assert not fit["resolved"] and fit["points"] == 0 and fit["t_range"] is None
+    assert not fit.resolved and fit.points == 0 and fit.t_range is None
     # four distinct |t| but within less than a decade: not measured either
     close = np.array([0.0, 1.0, 1.5, 2.0, 3.0])
     fit = measure.fit_envelope(close, 0.3 * close)
-    assert fit["distinct_t"] == measure.PROBE_MIN_POINTS and fit["decades"] < measure.PROBE_MIN_DECADES
-    assert not fit["resolved"] and fit["a"] is None
+    assert fit.distinct_t == measure.PROBE_MIN_POINTS and fit.decades < measure.PROBE_MIN_DECADES
+    assert not fit.resolved and fit.a is None
     # the ceiling: points with |r| > F are left out
     fit = measure.fit_envelope(t, r, ceiling=0.3 * 1e-2 + 2e-4)
-    assert fit["t_range"][1] == pytest.approx(1e-2) and fit["resolved"]
+    assert fit.t_range[1] == pytest.approx(1e-2) and fit.resolved
 
 
 def test_window_edges_bracket_the_rounding_floor_and_F():
@@ -131,27 +131,27 @@ def test_adaptive_probe_recovers_a_known_kink_with_ten_resolved_steps():
     _, grad = obj.value_and_grad()
     evaluated, values = [], obj.values
     obj.values = lambda thetas, **kw: (evaluated.append(len(list(thetas := list(thetas)))), values(thetas, **kw))[1]
-    summary, arrays = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
-    assert sum(evaluated) == len(arrays["t"]) == summary["evaluations"]  # every point evaluated once
+    probe = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
+    assert sum(evaluated) == len(probe.t) == probe.evaluations  # every point evaluated once
     assert len(evaluated) <= 1 + measure.PROBE_REFINE_ROUNDS + 1  # scout, bisection rounds, ladder: a few passes
     F0 = c + K
-    assert summary["F"] == pytest.approx(F0, rel=1e-14)
-    fit = summary["fit"]
-    assert fit["resolved"] and fit["distinct_t"] >= 10 and fit["decades"] >= 1
+    assert probe.F == pytest.approx(F0, rel=1e-14)
+    fit = probe.fit
+    assert fit.resolved and fit.distinct_t >= 10 and fit.decades >= 1
     # r(t) = a·|u·d|·|t| + c·(v·d)²·t² exactly: a_fit = a/√2, b = c/2
-    assert fit["a"] == pytest.approx(a / np.sqrt(2), rel=1e-6)
-    assert fit["b"] == pytest.approx(c / 2, rel=1e-4)
+    assert fit.a == pytest.approx(a / np.sqrt(2), rel=1e-6)
+    assert fit.b == pytest.approx(c / 2, rel=1e-4)
     gnorm = float(grad.norm())
     assert gnorm == pytest.approx(2 * c, rel=1e-12)  # ∇F = 2c·(v·θ₀)·v (|z| has gradient 0 at the kink)
-    assert summary["a_over_grad_norm"] == pytest.approx(fit["a"] / gnorm, rel=1e-12)
-    assert summary["a_over_sqrt_F"] == pytest.approx(fit["a"] / np.sqrt(F0), rel=1e-12)
+    assert probe.a_over_grad_norm == pytest.approx(fit.a / gnorm, rel=1e-12)
+    assert probe.a_over_sqrt_F == pytest.approx(fit.a / np.sqrt(F0), rel=1e-12)
     # the ladder lies between the rounding floor and F on both sides
-    w = summary["window"]
+    w = probe.window
     for side in ("+", "-"):
         lo, hi = w[side]["t_lo"], w[side]["t_hi"]
         r_hi = a / np.sqrt(2) * hi + c / 2 * hi ** 2
-        assert r_hi <= F0 and a / np.sqrt(2) * lo + c / 2 * lo ** 2 > summary["noise_floor"]
-    assert np.all(np.diff(arrays["t"]) > 0) and np.any(arrays["t"] == 0)
+        assert r_hi <= F0 and a / np.sqrt(2) * lo + c / 2 * lo ** 2 > probe.noise_floor
+    assert np.all(np.diff(probe.t) > 0) and np.any(probe.t == 0)
 
 
 def test_adaptive_probe_on_a_quadratic_finds_b_and_no_kink(quadratic):
@@ -159,25 +159,25 @@ def test_adaptive_probe_on_a_quadratic_finds_b_and_no_kink(quadratic):
     g = torch.from_numpy(grad)
     u = gaussian_direction(obj, 5)
     un = u.vector.numpy()
-    summary, arrays = measure.adaptive_probe(obj, obj.theta0, g, u, count=12)
-    fit = summary["fit"]
-    assert fit["resolved"] and fit["distinct_t"] >= 12
-    assert fit["b"] == pytest.approx(0.5 * float(un @ H @ un), rel=1e-3)  # points near the floor carry ~1 % rounding
+    probe = measure.adaptive_probe(obj, obj.theta0, g, u, count=12)
+    fit = probe.fit
+    assert fit.resolved and fit.distinct_t >= 12
+    assert fit.b == pytest.approx(0.5 * float(un @ H @ un), rel=1e-3)  # points near the floor carry ~1 % rounding
     # no kink: a·|t| stays at the rounding level of the smallest fitted step (a few % of r there) ...
-    assert fit["a"] <= 0.05 * fit["b"] * fit["t_range"][0]
+    assert fit.a <= 0.05 * fit.b * fit.t_range[0]
     # ... and is nothing next to the gradient: the descent-step condition a ≪ ‖∇F‖ holds by orders of magnitude
-    assert summary["a_over_grad_norm"] == pytest.approx(fit["a"] / np.linalg.norm(grad), rel=1e-12)
-    assert summary["a_over_grad_norm"] < 1e-6
+    assert probe.a_over_grad_norm == pytest.approx(fit.a / np.linalg.norm(grad), rel=1e-12)
+    assert probe.a_over_grad_norm < 1e-6
 
 
 def test_a_probe_flat_below_the_rounding_floor_is_not_measured():
     obj, u, v = _kinked(0.0, 1e-40, 1.0)  # r(t) = 1e-40·t²/2: below 64 ε for every scouted t
     direction = Direction(torch.tensor((u + v) / np.sqrt(2), dtype=torch.float64), "test")
     _, grad = obj.value_and_grad()
-    summary, arrays = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
-    assert not summary["fit"]["resolved"] and summary["fit"]["points"] == 0
-    assert summary["fit"]["a"] is None and summary["a_over_sqrt_F"] is None and summary["a_over_grad_norm"] is None
-    assert summary["window"]["+"]["t_lo"] is None  # no ladder: nothing rose above the floor
+    probe = measure.adaptive_probe(obj, obj.theta0, grad, direction, count=10)
+    assert not probe.fit.resolved and probe.fit.points == 0
+    assert probe.fit.a is None and probe.a_over_sqrt_F is None and probe.a_over_grad_norm is None
+    assert probe.window["+"]["t_lo"] is None  # no ladder: nothing rose above the floor
 
 
 def test_default_steps_and_noise_floor():
@@ -206,8 +206,8 @@ def test_descent_along_the_negative_gradient_of_a_quadratic(quadratic):
     eta_star = gnorm / curv  # the exact line minimum
     steps = np.concatenate([-np.array([eta_star]), [0.0], eta_star * np.array([0.1, 0.5, 1.0, 1.5, 3.0])])
     d = gradient_direction(g, obj, negative=True)
-    summary, arrays = measure.semi_smoothness_probe(obj, obj.theta0, g, d, steps)
-    desc = summary["descent"]
+    probe = measure.semi_smoothness_probe(obj, obj.theta0, g, d, steps)
+    desc = probe.descent
     eta = np.array(desc["eta"])
     np.testing.assert_array_equal(eta, steps[steps > 0])
     expected = eta * gnorm - 0.5 * eta ** 2 * curv
@@ -217,7 +217,7 @@ def test_descent_along_the_negative_gradient_of_a_quadratic(quadratic):
     assert desc["best_decrease"] == pytest.approx(0.5 * gnorm ** 2 / curv, rel=1e-11)
     assert desc["best_fraction_of_F"] == pytest.approx(0.5 * gnorm ** 2 / curv / F, rel=1e-11)
     assert desc["efficiency_at_best"] == pytest.approx(0.5, rel=1e-10)
-    assert summary["slope"] == pytest.approx(-gnorm, rel=1e-12)
+    assert probe.slope == pytest.approx(-gnorm, rel=1e-12)
 
 
 def test_descent_check_on_hand_made_numbers():
@@ -236,15 +236,15 @@ def test_gradient_dominance_on_a_quadratic(quadratic):
     obj, F, grad, H = quadratic
     test_obj, *_ = least_squares(n=20, d=6, classes=4, seed=9)
     result, g = measure.gradient_dominance(obj, None, ["bias"], test=test_obj)
-    assert result["F"] == pytest.approx(F, rel=1e-14)
-    assert result["grad_sq"] == pytest.approx(float(grad @ grad), rel=1e-12)
+    assert result.F == pytest.approx(F, rel=1e-14)
+    assert result.grad_sq == pytest.approx(float(grad @ grad), rel=1e-12)
     bias_grad = grad[-4:]
-    assert result["grad_sq_hidden"] == pytest.approx(float(bias_grad @ bias_grad), rel=1e-12)
-    assert result["ratio"] == pytest.approx(float(grad @ grad) / F, rel=1e-12)
-    assert result["ratio_hidden"] == pytest.approx(float(bias_grad @ bias_grad) / F, rel=1e-12)
-    assert result["layer_grad_norms"]["weight"] == pytest.approx(float(np.linalg.norm(grad[:-4])), rel=1e-12)
-    assert result["test_loss"] == pytest.approx(test_obj.value(), rel=1e-15)
-    assert result["theta_norm"] == pytest.approx(float(obj.theta0.norm()))
+    assert result.grad_sq_hidden == pytest.approx(float(bias_grad @ bias_grad), rel=1e-12)
+    assert result.ratio == pytest.approx(float(grad @ grad) / F, rel=1e-12)
+    assert result.ratio_hidden == pytest.approx(float(bias_grad @ bias_grad) / F, rel=1e-12)
+    assert result.layer_grad_norms["weight"] == pytest.approx(float(np.linalg.norm(grad[:-4])), rel=1e-12)
+    assert result.test_loss == pytest.approx(test_obj.value(), rel=1e-15)
+    assert result.theta_norm == pytest.approx(float(obj.theta0.norm()))
     np.testing.assert_allclose(g.numpy(), grad, rtol=0, atol=1e-13 * np.abs(grad).max())
 
 
@@ -303,12 +303,12 @@ def test_an_interrupted_surface_resumes_without_recomputing_and_equals_an_uninte
     assert sum(passes) == 20 - finished and max(passes) <= row
     assert progress.n == 20
     for key in ("xs", "ys", "loss", "acc"):
-        np.testing.assert_array_equal(resumed[key], reference[key])
+        np.testing.assert_array_equal(getattr(resumed, key), getattr(reference, key))
     # once complete, a rerun evaluates nothing
     passes = _counting(obj)
     again = measure.surface(obj, obj.theta0, x, y, xs, ys, partial)
     assert sum(passes) == 0
-    np.testing.assert_array_equal(again["loss"], reference["loss"])
+    np.testing.assert_array_equal(again.loss, reference.loss)
     # a partial file for other coordinates is not reused
     passes = _counting(obj)
     measure.surface(obj, obj.theta0, x, y, xs, ys[:3], partial)
@@ -351,16 +351,16 @@ def test_surfaces_and_probes_in_passes_of_several_points_equal_one_point_at_a_ti
     batched = measure.surface(many, many.theta0, dx, dy, xs, ys)
     assert passes == [5] * 4  # a row of the grid per pass
     single = measure.surface(one, one.theta0, dx, dy, xs, ys)
-    np.testing.assert_allclose(batched["loss"], single["loss"], rtol=1e-6, atol=0)
-    np.testing.assert_array_equal(batched["acc"], single["acc"])
-    assert single["loss"][2, 3] == one.value(one.theta0 + xs[3] * dx.vector + ys[2] * dy.vector)
+    np.testing.assert_allclose(batched.loss, single.loss, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(batched.acc, single.acc)
+    assert single.loss[2, 3] == one.value(one.theta0 + xs[3] * dx.vector + ys[2] * dy.vector)
     _, grad = one.value_and_grad()
     steps = measure.default_steps(float(one.theta0.norm()), 4, 1e-3, 0.3)
     passes = _counting(many)
-    _, probe_many = measure.semi_smoothness_probe(many, many.theta0, grad, dx, steps)
+    probe_many = measure.semi_smoothness_probe(many, many.theta0, grad, dx, steps)
     assert passes == [6, 3]  # nine steps
-    _, probe_one = measure.semi_smoothness_probe(one, one.theta0, grad, dx, steps)
-    np.testing.assert_allclose(probe_many["f"], probe_one["f"], rtol=1e-6, atol=0)
+    probe_one = measure.semi_smoothness_probe(one, one.theta0, grad, dx, steps)
+    np.testing.assert_allclose(probe_many.f, probe_one.f, rtol=1e-6, atol=0)
 
 
 def test_surface_layout_rows_are_y_columns_are_x(quadratic):
@@ -370,35 +370,34 @@ def test_surface_layout_rows_are_y_columns_are_x(quadratic):
     xs = np.array([-1.0, 0.0, 0.5, 2.0])
     ys = np.array([-0.3, 0.7, 1.0])
     res = measure.surface(obj, obj.theta0, x, y, xs, ys)
-    assert res["loss"].shape == (3, 4) and res["acc"].shape == (3, 4)
+    assert res.loss.shape == (3, 4) and res.acc.shape == (3, 4)
     for j, i in ((0, 3), (2, 0), (1, 2)):
         direct = obj.value(obj.theta0 + xs[i] * x.vector + ys[j] * y.vector)
-        assert res["loss"][j, i] == pytest.approx(direct, rel=1e-13)
+        assert res.loss[j, i] == pytest.approx(direct, rel=1e-13)
         swapped = obj.value(obj.theta0 + ys[j] * x.vector + xs[i] * y.vector)
-        assert res["loss"][j, i] != pytest.approx(swapped, rel=1e-6)
-    assert res["loss"][1, 1] != res["loss"][0, 1]
+        assert res.loss[j, i] != pytest.approx(swapped, rel=1e-6)
+    assert res.loss[1, 1] != res.loss[0, 1]
 
 
 def test_surface_summary_on_a_hand_made_grid():
-    res = {"xs": np.array([-1.0, 0.0, 1.0]), "ys": np.array([-2.0, 0.0, 2.0]),
-           "loss": np.array([[5.0, 4.0, 6.0],
-                             [3.0, 2.0, 1.5],
-                             [0.5, 7.0, 8.0]])}
+    res = measure.Surface(xs=np.array([-1.0, 0.0, 1.0]), ys=np.array([-2.0, 0.0, 2.0]),
+                          loss=np.array([[5.0, 4.0, 6.0],
+                                         [3.0, 2.0, 1.5],
+                                         [0.5, 7.0, 8.0]]))
     s = measure.surface_summary(res)
-    assert s["F"] == 2.0
-    assert s["along_x"] == {"decrease": 0.5, "at": 1.0}
-    assert s["along_y"] == {"decrease": 0.0, "at": 0.0}
-    assert s["anywhere"] == {"decrease": 1.5, "at": [-1.0, 2.0]}
-    assert s["extra_from_y"] == 1.0
-    # F is read at the grid point nearest the origin
+    assert s.F == 2.0
+    assert s.along_x == measure.GridBest(decrease=0.5, at=1.0)
+    assert s.along_y == measure.GridBest(decrease=0.0, at=0.0)
+    assert s.anywhere == measure.GridBest(decrease=1.5, at=[-1.0, 2.0])
+    assert s.extra_from_y == 1.0
+    # F is read at the grid point nearest the origin; a plain dict with the arrays is read too
     res = {"xs": np.array([-1.0, 0.1, 1.2]), "ys": np.array([-0.05, 1.0]),
            "loss": np.array([[3.0, 2.0, 2.5], [1.0, 4.0, 0.0]])}
     s = measure.surface_summary(res)
-    assert s["F"] == 2.0
-    assert s["along_x"] == {"decrease": 0.0, "at": 0.1}
-    assert s["along_y"] == {"decrease": 0.0, "at": -0.05}
-    assert s["anywhere"] == {"decrease": 2.0, "at": [1.2, 1.0]}
-    assert s["extra_from_y"] == 2.0
+    assert s.F == 2.0
+    assert s.along_x == measure.GridBest(0.0, 0.1) and s.along_y == measure.GridBest(0.0, -0.05)
+    assert s.anywhere == measure.GridBest(2.0, [1.2, 1.0])
+    assert s.extra_from_y == 2.0
 
 
 # ----------------------------------------------------------------------------- interpolation
@@ -433,21 +432,21 @@ def test_interpolation_with_interpolated_statistics_reproduces_both_ends(two_net
     res = measure.interpolation(obj, theta_a, theta_b, alphas, bufs_a, bufs_b)
     fa = Objective(model_a, images, labels).value()
     fb = Objective(model_b, images, labels).value()
-    assert res["loss"][1] == fa
-    assert res["loss"][3] == fb
+    assert res.loss[1] == fa
+    assert res.loss[3] == fb
     assert fa != pytest.approx(fb, rel=1e-3)
     # the midpoint: weights and statistics both halfway
     mid = obj.with_buffers(measure.interpolate_buffers(bufs_a, bufs_b, 0.5))
-    assert res["loss"][2] == pytest.approx(mid.value(0.5 * (theta_a + theta_b)), rel=1e-6)
+    assert res.loss[2] == pytest.approx(mid.value(0.5 * (theta_a + theta_b)), rel=1e-6)
     # without the statistics, θ_b is evaluated with θ_a's statistics: a different number
     plain = measure.interpolation(obj, theta_a, theta_b, alphas)
-    assert plain["loss"][1] == fa and plain["loss"][3] != pytest.approx(fb, rel=1e-3)
+    assert plain.loss[1] == fa and plain.loss[3] != pytest.approx(fb, rel=1e-3)
     with pytest.raises(LandscapeError, match="both ends"):
         measure.interpolation(obj, theta_a, theta_b, alphas, bufs_a, None)
     # fp64 objective, fp32 statistics from the checkpoints: the ends still agree
     obj64 = Objective(model_a, images, labels, precision="fp64")
     res64 = measure.interpolation(obj64, obj64.theta0, theta_b, alphas, bufs_a, bufs_b)
-    assert res64["loss"][3] == pytest.approx(Objective(model_b, images, labels, precision="fp64").value(), rel=1e-13)
+    assert res64.loss[3] == pytest.approx(Objective(model_b, images, labels, precision="fp64").value(), rel=1e-13)
 
 
 @pytest.mark.parametrize("bn", ["frozen", "recompute"])
@@ -463,9 +462,9 @@ def test_interpolation_in_passes_of_several_points_equals_one_point_at_a_time(tw
         passes = _counting(obj)
         results[k] = measure.interpolation(obj, obj.theta0, theta_b, alphas, *bufs)
         assert passes == ([1] * 5 if k == 1 else [5])
-    np.testing.assert_allclose(results[5]["loss"], results[1]["loss"], rtol=1e-6, atol=0)
-    np.testing.assert_array_equal(results[5]["acc"], results[1]["acc"])
-    assert len(set(np.round(results[1]["loss"], 5))) == 5
+    np.testing.assert_allclose(results[5].loss, results[1].loss, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(results[5].acc, results[1].acc)
+    assert len(set(np.round(results[1].loss, 5))) == 5
 
 
 def test_interpolation_with_recomputed_statistics_reproduces_both_ends(two_nets):
@@ -477,22 +476,22 @@ def test_interpolation_with_recomputed_statistics_reproduces_both_ends(two_nets)
     res = measure.interpolation(obj, obj.theta0, theta_b, alphas)
     own_a = Objective(model_a, images, labels, bn="recompute", recompute_images=stats, batch_size=5).value()
     own_b = Objective(model_b, images, labels, bn="recompute", recompute_images=stats, batch_size=5).value()
-    assert res["loss"][0] == own_a
-    assert res["loss"][2] == own_b
+    assert res.loss[0] == own_a
+    assert res.loss[2] == own_b
     assert own_a != pytest.approx(Objective(model_a, images, labels).value(), rel=1e-3)
 
 
 def test_monotonicity_on_hand_made_curves():
     alphas = np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
     m = measure.monotonicity(alphas, np.array([0.0, 3.0, 2.0, 2.0, 1.0, 0.5, 10.0]))
-    assert m == {"monotone": True, "largest_bump": 0.0, "bump_at": 0.0}
+    assert m == measure.Monotonicity(monotone=True, largest_bump=0.0, bump_at=0.0)
     m = measure.monotonicity(alphas, np.array([0.0, 3.0, 2.0, 2.5, 1.0, 0.5, 10.0]))
-    assert m["monotone"] is False and m["largest_bump"] == 0.5 and m["bump_at"] == 0.5
+    assert m.monotone is False and m.largest_bump == 0.5 and m.bump_at == 0.5
     m = measure.monotonicity(alphas, np.array([0.0, 3.0, 1.0, 2.0, 2.8, 0.5, 0.0]))
-    assert m["monotone"] is False and m["largest_bump"] == pytest.approx(1.8) and m["bump_at"] == 0.75
+    assert m.monotone is False and m.largest_bump == pytest.approx(1.8) and m.bump_at == 0.75
     # rounding-level rises do not count
     m = measure.monotonicity(alphas, np.array([9.0, 3.0, 3.0 + 1e-12, 2.0, 1.0, 0.5, 9.0]))
-    assert m["monotone"] is True
+    assert m.monotone is True
 
 
 # ----------------------------------------------------------------------------- second-order test (no grid)
@@ -508,14 +507,14 @@ def test_second_order_test_finds_the_closed_form_maxima_of_a_non_convex_function
     from landscape.measure import second_order_test
 
     r = second_order_test(_double_well, scale=0.05)
-    assert r["d_grad"] == pytest.approx(G * G / (2 * C), abs=1e-6)
-    assert r["grad_step"] == pytest.approx(G / C, rel=1e-3)
-    assert r["d_curv"] == pytest.approx(MU * MU / (4 * K), abs=1e-6)
-    assert abs(r["curv_step"]) == pytest.approx(np.sqrt(MU / K), rel=1e-3)
-    assert r["d_plane"] == pytest.approx(G * G / (2 * C) + MU * MU / (4 * K), abs=1e-6)
-    assert r["extra"] == pytest.approx(MU * MU / (4 * K), abs=1e-6)
-    assert r["extra_fraction"] == pytest.approx((MU * MU / (4 * K)) / (G * G / (2 * C)), rel=1e-5)
-    assert r["bracketed"] and r["evaluations"] < 150
+    assert r.d_grad == pytest.approx(G * G / (2 * C), abs=1e-6)
+    assert r.grad_step == pytest.approx(G / C, rel=1e-3)
+    assert r.d_curv == pytest.approx(MU * MU / (4 * K), abs=1e-6)
+    assert abs(r.curv_step) == pytest.approx(np.sqrt(MU / K), rel=1e-3)
+    assert r.d_plane == pytest.approx(G * G / (2 * C) + MU * MU / (4 * K), abs=1e-6)
+    assert r.extra == pytest.approx(MU * MU / (4 * K), abs=1e-6)
+    assert r.extra_fraction == pytest.approx((MU * MU / (4 * K)) / (G * G / (2 * C)), rel=1e-5)
+    assert r.bracketed and r.evaluations < 150
 
 
 @pytest.mark.parametrize("scale", [1e-3, 0.05, 3.0])
@@ -524,10 +523,10 @@ def test_second_order_test_on_a_convex_coupled_quadratic(scale):
 
     p, q, s = 2.0, 0.6, 1.0  # F = 1 − g·a + ½(p a² + 2q ab + s b²), positive definite
     r = second_order_test(lambda a, b: 1.0 - G * a + 0.5 * (p * a * a + 2 * q * a * b + s * b * b), scale)
-    assert r["d_grad"] == pytest.approx(G * G / (2 * p), abs=1e-6)
-    assert r["d_curv"] == 0.0  # positive curvature along y and no slope: no decrease either way
-    assert r["d_plane"] == pytest.approx(G * G * s / (2 * (p * s - q * q)), abs=1e-6)
-    assert r["extra"] >= 0
+    assert r.d_grad == pytest.approx(G * G / (2 * p), abs=1e-6)
+    assert r.d_curv == 0.0  # positive curvature along y and no slope: no decrease either way
+    assert r.d_plane == pytest.approx(G * G * s / (2 * (p * s - q * q)), abs=1e-6)
+    assert r.extra >= 0
 
 
 def test_line_search_brackets_from_any_start_and_reports_no_decrease_on_a_rising_line():
@@ -592,14 +591,14 @@ def test_second_order_controls_have_their_closed_form_extra_decreases():
     r = second_order_test(_plane([0, 1, 0]), 0.05, controls={"random_0": _plane([0, cos, sin]), "top": _plane([0, 0, 1])})
     d_grad = G * G / (2 * C)
     m = MU2 * COS2 - S2 * (1 - COS2)  # −curvature along the control: max decrease m²/(4κcos⁴φ)
-    assert r["d_grad"] == pytest.approx(d_grad, abs=1e-6)
-    assert r["extra"] == pytest.approx(MU2 ** 2 / (4 * K), abs=1e-6)
-    ctrl, top = r["controls"]["random_0"], r["controls"]["top"]
+    assert r.d_grad == pytest.approx(d_grad, abs=1e-6)
+    assert r.extra == pytest.approx(MU2 ** 2 / (4 * K), abs=1e-6)
+    ctrl, top = r.controls["random_0"], r.controls["top"]
     assert ctrl["d_dir"] == pytest.approx(m * m / (4 * K * COS2 ** 2), abs=1e-6)
     assert ctrl["extra"] == pytest.approx(m * m / (4 * K * COS2 ** 2), abs=1e-6)
     assert ctrl["extra_fraction"] == pytest.approx(ctrl["extra"] / d_grad, rel=1e-5)
     assert top["d_dir"] == 0.0 and top["extra"] == 0.0 and top["extra_fraction"] == 0.0  # convex along e_c
-    assert r["extra_fraction"] - ctrl["extra_fraction"] == pytest.approx(
+    assert r.extra_fraction - ctrl["extra_fraction"] == pytest.approx(
         (MU2 ** 2 / (4 * K) - m * m / (4 * K * COS2 ** 2)) / d_grad, rel=1e-4)
 
 
@@ -608,14 +607,14 @@ def test_at_the_rounding_floor_and_without_a_bracket_numbers_are_unresolved_boun
 
     flat = second_order_test(lambda a, b: 2.0 - G * a + 0.5 * C * a * a - 1e-18 * b * b, 0.05, precision="fp64")
     floor = noise_floor(2.0, "fp64")
-    assert flat["rounding_floor"] == floor
-    d_curv = flat["d_curv"]  # a decrease of 1e-18·b² is below 64 eps: a bound, not 0
+    assert flat.rounding_floor == floor
+    d_curv = flat.d_curv  # a decrease of 1e-18·b² is below 64 eps: a bound, not 0
     assert (d_curv["resolved"], d_curv["bound"], d_curv["side"]) == (False, floor, "below")
-    assert flat["extra"]["resolved"] is False and flat["extra_fraction"]["bound"] == pytest.approx(floor / (G * G / 4))
-    assert flat["d_grad"] == pytest.approx(G * G / (2 * C), abs=1e-6)  # resolved: a number
+    assert flat.extra["resolved"] is False and flat.extra_fraction["bound"] == pytest.approx(floor / (G * G / 4))
+    assert flat.d_grad == pytest.approx(G * G / (2 * C), abs=1e-6)  # resolved: a number
     falling = second_order_test(lambda a, b: 2.0 - a - b * b, 0.05, precision="fp64")  # never rises along x
-    assert falling["d_grad"]["resolved"] is False and falling["d_grad"]["side"] == "above"
-    assert falling["d_grad"]["bound"] > 0 and not falling["bracketed"]
+    assert falling.d_grad["resolved"] is False and falling.d_grad["side"] == "above"
+    assert falling.d_grad["bound"] > 0 and not falling.bracketed
 
 
 def test_plane_points_evaluate_the_points_known_in_advance_in_one_call():
@@ -631,4 +630,121 @@ def test_plane_points_evaluate_the_points_known_in_advance_in_one_call():
     batched = second_order_test(Plane(evaluate, 0), 0.05, controls={"random_0": Plane(evaluate, 1)})
     single = second_order_test(_plane([0, 1, 0]), 0.05, controls={"random_0": _plane([0, np.sqrt(COS2), np.sqrt(1 - COS2)])})
     assert max(calls) >= 2  # the sign test, the starting simplex and the first line steps go together
-    assert batched["d_plane"] == single["d_plane"] and batched["controls"] == single["controls"]
+    assert batched.d_plane == single.d_plane and batched.controls == single.controls
+
+
+# ----------------------------------------------------------------------------- result types
+def test_dominance_result_has_attributes_and_the_stored_layout(quadratic):
+    obj, F, grad, H = quadratic
+    test_obj, *_ = least_squares(n=20, d=6, classes=4, seed=9)
+    result, _ = measure.gradient_dominance(obj, None, ["bias"], test=test_obj)
+    assert isinstance(result, measure.Dominance)
+    g2, h2 = float(grad @ grad), float(grad[-4:] @ grad[-4:])
+    stored = result.as_dict()
+    assert list(stored) == ["F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden", "grad_norm", "theta_norm",
+                            "train_acc", "layer_grad_norms", "test_loss", "test_acc", "seconds"]
+    norms = stored.pop("layer_grad_norms")
+    assert norms == pytest.approx({"weight": float(np.linalg.norm(grad[:-4])), "bias": h2 ** 0.5}, rel=1e-12)
+    assert stored == pytest.approx({
+        "F": F, "grad_sq": g2, "grad_sq_hidden": h2, "ratio": g2 / F, "ratio_hidden": h2 / F,
+        "grad_norm": g2 ** 0.5, "theta_norm": float(obj.theta0.norm()), "train_acc": obj.evaluate()[1],
+        "test_loss": test_obj.value(), "test_acc": test_obj.evaluate()[1], "seconds": result.seconds}, rel=1e-12)
+    assert result.layer_grad_norms == norms  # as_dict() gave a copy
+    assert result["ratio"] == result.ratio and "test_acc" in result and set(result) == {*stored, "layer_grad_norms"}
+    alone, _ = measure.gradient_dominance(obj, None, ["bias"])
+    assert alone.test_loss is None and "test_loss" not in alone.as_dict() and "test_acc" not in alone
+
+
+def test_probe_result_has_attributes_the_stored_summary_and_arrays(quadratic):
+    import json
+
+    obj, F, grad, H = quadratic
+    g = torch.from_numpy(grad)
+    gnorm = float(np.linalg.norm(grad))
+    d = gradient_direction(g, obj, negative=True)
+    steps = np.concatenate([-np.logspace(-2, 0, 6)[::-1], [0.0], np.logspace(-2, 0, 6)])
+    probe = measure.semi_smoothness_probe(obj, obj.theta0, g, d, steps)
+    assert isinstance(probe, measure.Probe) and isinstance(probe.fit, measure.ProbeFit)
+    curv = float(grad @ H @ grad) / gnorm ** 2
+    stored = probe.as_dict()
+    assert list(stored) == ["direction", "F", "slope", "grad_norm", "noise_floor", "fit_ceiling", "fit",
+                            "a_over_sqrt_F", "a_over_grad_norm", "max_abs_t", "evaluations", "descent"]
+    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "resolved", "reason", "points", "distinct_t",
+                                   "t_range", "decades"]
+    assert stored["fit"] == probe.fit.as_dict() and stored["fit"]["b"] == pytest.approx(0.5 * curv, rel=1e-8)
+    assert stored["F"] == pytest.approx(F, rel=1e-14) and stored["slope"] == pytest.approx(-gnorm, rel=1e-12)
+    assert stored["a_over_grad_norm"] == pytest.approx(probe.fit.a / gnorm, rel=1e-12) and stored["max_abs_t"] == 1.0
+    assert stored["evaluations"] == 13 and stored["direction"] == d.describe()
+    assert stored["descent"] == measure.descent_check(steps, probe.f, stored["grad_norm"])
+    json.dumps(stored)  # JSON-ready as it is
+    np.testing.assert_allclose(probe.f, F - gnorm * steps + 0.5 * curv * steps ** 2, rtol=1e-13)
+    arrays = probe.arrays()
+    assert list(arrays) == ["t", "f", "r", "acc"] and arrays["r"] is probe.r
+    summary, unpacked = probe  # the former (summary, arrays) return
+    assert summary == stored and unpacked.keys() == arrays.keys()
+    assert probe["fit"]["b"] == probe.fit.b and probe.fit["points"] == probe.fit.points
+    adaptive = measure.adaptive_probe(obj, obj.theta0, g, gaussian_direction(obj, 5), count=4)
+    assert list(adaptive.as_dict())[-1] == "window" and "descent" not in adaptive
+    assert adaptive.window["refine_rounds"] == measure.PROBE_REFINE_ROUNDS
+
+
+def test_surface_results_have_attributes_and_the_stored_layout(quadratic):
+    obj, F, grad, H = quadratic
+    x, y = gaussian_direction(obj, 3), gaussian_direction(obj, 4)
+    xs, ys = np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5])
+    res = measure.surface(obj, obj.theta0, x, y, xs, ys)
+    assert isinstance(res, measure.Surface)
+    stored = res.as_dict()
+    assert list(stored) == ["xs", "ys", "loss", "acc"] and stored["loss"] is res.loss and res["xs"] is res.xs
+    u, v = x.vector.numpy(), y.vector.numpy()
+    for j, b in enumerate(ys):  # F on a quadratic: F + ⟨∇F, s⟩ + ½ sᵀHs at s = a·u + b·v
+        for i, a in enumerate(xs):
+            step = a * u + b * v
+            assert res.loss[j, i] == pytest.approx(F + grad @ step + 0.5 * step @ H @ step, rel=1e-12)
+    s = measure.surface_summary(res)
+    assert isinstance(s, measure.SurfaceSummary) and isinstance(s.along_x, measure.GridBest)
+    row, col = res.loss[0], res.loss[:, 1]
+    iy, ix = np.unravel_index(np.argmin(res.loss), res.loss.shape)
+    assert s.as_dict() == {
+        "F": res.loss[0, 1], "along_x": {"decrease": res.loss[0, 1] - row.min(), "at": float(xs[np.argmin(row)])},
+        "along_y": {"decrease": res.loss[0, 1] - col.min(), "at": float(ys[np.argmin(col)])},
+        "anywhere": {"decrease": res.loss[0, 1] - res.loss.min(), "at": [float(xs[ix]), float(ys[iy])]},
+        "extra_from_y": row.min() - res.loss.min()}
+    assert s["along_x"] == s.along_x.as_dict() and s.along_x["at"] == s.along_x.at
+
+
+def test_interpolation_and_monotonicity_results_have_attributes_and_the_stored_layout(quadratic):
+    obj, F, grad, H = quadratic
+    theta_b = obj.theta0 - 0.1 * torch.from_numpy(grad)
+    alphas = np.array([-0.5, 0.0, 0.5, 1.0])
+    res = measure.interpolation(obj, obj.theta0, theta_b, alphas)
+    assert isinstance(res, measure.Interpolation)
+    assert list(res.as_dict()) == ["alpha", "loss", "acc"] and res["loss"] is res.loss
+    np.testing.assert_array_equal(res.alpha, alphas)
+    g2, c = float(grad @ grad), float(grad @ H @ grad)  # F(θ − 0.1α∇F) = F − 0.1α‖∇F‖² + ½(0.1α)² ∇FᵀH∇F
+    np.testing.assert_allclose(res.loss, F - 0.1 * alphas * g2 + 0.005 * alphas ** 2 * c, rtol=1e-12)
+    m = measure.monotonicity(res.alpha, res.loss)
+    assert isinstance(m, measure.Monotonicity)
+    assert m.as_dict() == {"monotone": True, "largest_bump": 0.0, "bump_at": 0.0}  # a gradient step is downhill
+    m = measure.monotonicity(np.array([0.0, 0.5, 1.0]), np.array([1.0, 1.25, 0.5]))
+    assert m.as_dict() == {"monotone": False, "largest_bump": 0.25, "bump_at": 0.5} and m["bump_at"] == m.bump_at
+
+
+def test_second_order_result_has_attributes_and_the_stored_layout():
+    import json
+
+    r = measure.second_order_test(_plane([0, 1, 0]), 0.05, controls={"top": _plane([0, 0, 1])})
+    assert isinstance(r, measure.SecondOrder)
+    stored = r.as_dict()
+    assert list(stored) == ["F", "d_grad", "grad_step", "grad_search", "d_curv", "curv_step", "d_plane", "plane_at",
+                            "extra", "extra_fraction", "evaluations", "plane_converged", "plane_search",
+                            "line_search_rtol", "rounding_floor", "search_rule", "bracketed", "controls"]
+    assert list(stored["controls"]["top"]) == ["d_dir", "dir_step", "d_plane", "plane_at", "extra", "extra_fraction",
+                                               "evaluations", "plane_converged", "plane_search"]
+    assert stored["F"] == 5.0 and stored["d_grad"] == pytest.approx(G * G / (2 * C), abs=1e-6)
+    assert stored["d_curv"] == pytest.approx(MU2 ** 2 / (4 * K), abs=1e-6) and stored["grad_search"] == "bracketed"
+    assert stored["controls"]["top"]["d_dir"] == 0.0 and stored["search_rule"] == measure.SEARCH_RULE
+    assert {k: getattr(r, k) for k in stored} == stored and r["d_plane"] == r.d_plane
+    json.dumps(stored)
+    stored["controls"]["top"]["direction"] = "added by a caller"  # the stored form is a copy
+    assert "direction" not in r.controls["top"]
