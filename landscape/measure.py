@@ -288,7 +288,8 @@ class Probe(Result):
                "noise_floor": self.noise_floor, "fit_ceiling": self.fit_ceiling, "fit": self.fit.as_dict(),
                "a_over_sqrt_F": self.a_over_sqrt_F, "a_over_grad_norm": self.a_over_grad_norm,
                "max_abs_t": self.max_abs_t, "evaluations": self.evaluations}
-        out.update({k: copy.deepcopy(v) for k, v in (("window", self.window), ("descent", self.descent)) if v is not None})
+        extra = (("window", self.window), ("descent", self.descent))
+        out.update({k: copy.deepcopy(v) for k, v in extra if v is not None})
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -323,7 +324,8 @@ def probe_summary(objective: Objective, grad: torch.Tensor, direction: Direction
     floor = noise_floor(f0, objective.precision)
     fit = fit_envelope(steps, r, floor, ceiling=max(f0, floor))
     return Probe(direction=direction.describe(), F=f0, slope=slope, grad_norm=grad_norm, noise_floor=floor,
-                 fit_ceiling=max(f0, floor), fit=fit, a_over_sqrt_F=_ratio_or_none(fit.a, np.sqrt(f0) if f0 > 0 else 0.0),
+                 fit_ceiling=max(f0, floor), fit=fit,
+                 a_over_sqrt_F=_ratio_or_none(fit.a, np.sqrt(f0) if f0 > 0 else 0.0),
                  a_over_grad_norm=_ratio_or_none(fit.a, grad_norm), max_abs_t=float(np.abs(steps).max()),
                  evaluations=int(len(steps)), t=steps, f=f, r=r, acc=acc, window=window,
                  descent=descent_check(steps, f, grad_norm) if direction.kind == "neg_gradient" else None)
