@@ -41,9 +41,10 @@ import numpy as np
 
 from .errors import LandscapeError
 from .measurements import REGISTRY
-from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance, load_hessian_subsets,
+from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
+from .readers import load_hessian_subsets
 from .text import common_caption, context_caption, fmt, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
 from .results import atomic_save_figure, atomic_write_json

@@ -451,7 +451,8 @@ def load_hessian_subsets(run: RunDir) -> dict | None:
                     "lambda_min_converged": bool(r.get("lambda_min_converged", True)),
                     "alignment": alignment.get("fraction"), "alignment_k": alignment.get("k")})
     return {"path": path, "context": d["context"], "settings": d["settings"],
-            "epoch": int(_num(d["result"]["epoch"], path, "result.epoch")), "rows": sorted(out, key=lambda r: r["size"])}
+            "epoch": int(_num(d["result"]["epoch"], path, "result.epoch")),
+            "rows": sorted(out, key=lambda r: r["size"])}
 
 
 _HELD: set[Path] = set()  # run folders whose lock this process holds for figures or a report

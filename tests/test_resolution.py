@@ -13,7 +13,8 @@ from landscape.density import lanczos_quadrature, negative_mass, outlier_count
 from landscape.measurements.hessian_subsets import HESSIAN_SUBSETS, subset_sizes
 from landscape.measurements.interpolation import interpolation_alphas
 from landscape.measurements.surface import bracketing_half_width
-from landscape.readers import load_hessian_subsets
+from landscape.plots import plot_hessian_subsets
+from landscape.readers import load_hessian_subsets, load_surface
 from landscape.results import RunDir
 from landscape.runtime import Runtime
 from landscape.settings import AnalysisSettings
@@ -87,13 +88,33 @@ def _dense_hessian(objective) -> np.ndarray:
     return (H + H.T) / 2
 
 
-def test_hessian_subsets_give_one_row_per_subset_and_the_dense_eigenvalues_on_all_examples(tmp_path):
+def _tiny_run(tmp_path):
+    """A bias-free mlp (136 weights) trained one epoch on 24 separated vectors; checkpoints at epochs 0 and 1."""
     from landscape.train import TrainConfig, train
 
     out = tmp_path / "run"
     train(TrainConfig(arch="mlp1_d6", dataset="synthetic:separated?n=24&d=6&delta=0.5&classes=3&seed=0", epochs=1,
                       batch_size=8, augment=False, width=0.125, save_at=[0, 1]),
           out, Runtime(progress=False, echo=lambda *a: None))
+    return out
+
+
+def test_a_surface_records_its_widening_and_whether_its_gradient_line_brackets(tmp_path):
+    out = _tiny_run(tmp_path)
+    settings = AnalysisSettings(measurements=["curvature", "surface"], epochs=[1], surface_points=5,
+                                curvature_max_matvecs=60)
+    Analysis(out, settings, Runtime(progress=False, echo=lambda *a: None)).run_all()
+    surface = load_surface(RunDir(out), 1)
+    extent, row = surface["result"]["extent_rule"], surface["loss"][2]
+    assert surface["half_width"] == extent["half_width"] == surface["xs"][-1]
+    assert extent["half_width"] == pytest.approx(min(extent["rule_half_width"] * 2 ** extent["widenings"],
+                                                     extent["cap"]))
+    assert surface["result"]["x_line_interior"] == (0 < int(np.argmin(row)) < 4) == extent["x_line_interior"]
+    assert extent["x_line_interior"] or extent["half_width"] == extent["cap"] or extent["widenings"] == 4
+
+
+def test_hessian_subsets_give_one_row_per_subset_and_the_dense_eigenvalues_on_all_examples(tmp_path):
+    out = _tiny_run(tmp_path)
     settings = AnalysisSettings(measurements=["hessian_subsets"], precision="fp64", hessian_subsets_smallest=6,
                                 curvature_tol=1e-10, curvature_max_matvecs=400, alignment_k=2)
     analysis = Analysis(out, settings, Runtime(progress=False, echo=lambda *a: None))
@@ -107,3 +128,5 @@ def test_hessian_subsets_give_one_row_per_subset_and_the_dense_eigenvalues_on_al
     assert full["lambda_min"] == pytest.approx(eigenvalues[0], rel=1e-6, abs=1e-9)
     assert full["lambda_max_bound"] < 1e-6 and full["alignment_k"] == 2
     assert HESSIAN_SUBSETS.path(RunDir(out)).is_file()
+    assert [p.name for p in plot_hessian_subsets(out, tmp_path / "figures")] == ["hessian_subsets.png",
+                                                                                   "hessian_subsets.pdf"]

@@ -92,7 +92,8 @@ class Interpolation(Measurement):
 
     def cost(self, s, n, c, curvature: bool) -> float:
         recompute = 2 if s.interpolation_bn == "recompute" else 0
-        return n.interpolation_pairs * len(interpolation_alphas(s.interpolation_points)) * c.forward * ((1 + recompute) * n.train + n.test)
+        points = len(interpolation_alphas(s.interpolation_points))
+        return n.interpolation_pairs * points * c.forward * ((1 + recompute) * n.train + n.test)
 
 
 INTERPOLATION = Interpolation()

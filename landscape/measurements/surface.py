@@ -126,7 +126,8 @@ class PaperSurface(Measurement):
                 " (the lowest point along the gradient line is at the grid's edge: the grid does not bracket it)")
             return summary, values, (f"epoch {at.epoch}: surface: best decrease along gradient "
                                      f"{summary['along_x']['decrease']:.4g}, along negative curvature "
-                                     f"{summary['along_y']['decrease']:.4g}, anywhere {summary['anywhere']['decrease']:.4g}{edge}")
+                                     f"{summary['along_y']['decrease']:.4g}, anywhere "
+                                     f"{summary['anywhere']['decrease']:.4g}{edge}")
         a.store.piece(path, key, f"epoch {at.epoch}: surface", grid, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
