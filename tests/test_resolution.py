@@ -14,8 +14,8 @@ from landscape.measurements.hessian_subsets import HESSIAN_SUBSETS, subset_sizes
 from landscape.measurements.interpolation import interpolation_alphas
 from landscape.measurements.surface import bracketing_half_width
 from landscape.plots import plot_hessian_subsets
-from landscape.readers import load_hessian_subsets, load_surface
-from landscape.results import RunDir
+from landscape.readers import load_hessian_subsets, load_spectrum, load_surface
+from landscape.results import RunDir, read_json
 from landscape.runtime import Runtime
 from landscape.settings import AnalysisSettings
 
@@ -42,6 +42,21 @@ def test_one_probe_gives_no_standard_error_rather_than_nan():
     q = lanczos_quadrature(aslinearoperator(np.diag(np.linspace(-1, 2, 50))), probes=1, steps=10)
     assert negative_mass(q).stderr is None and outlier_count(q).stderr is None
     assert negative_mass(q).as_dict()["probes"] == 1
+
+
+def test_a_one_probe_spectrum_is_stored_and_read_with_no_standard_error(tmp_path):
+    out = _tiny_run(tmp_path)
+    for probes in (1, 2):
+        settings = AnalysisSettings(measurements=["spectrum"], epochs=[1], spectrum_probes=probes, spectrum_steps=8)
+        Analysis(out, settings, Runtime(progress=False, echo=lambda *a: None)).run_all()
+        (spectrum,) = load_spectrum(RunDir(out))
+        stored = read_json(spectrum["path"])["result"]
+        if probes == 1:
+            assert stored["negative_mass_stderr"] is None and stored["outliers_above_stderr"] is None
+            assert spectrum["negative_mass_stderr"] is None and spectrum["outliers_above_stderr"] is None
+        else:
+            assert spectrum["negative_mass_stderr"] >= 0 and spectrum["outliers_above_stderr"] >= 0
+        assert stored["probes"] == probes
 
 
 # ----------------------------------------------------------------------------- surfaces
