@@ -100,7 +100,7 @@ def _quick() -> Preset:
     the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164). F, ∇F and every
     F-based measurement use all 1,600 training images (the theory's F); the three repeats vary
     the directions' and Lanczos seeds, and the Hessian's subset of 32 (24 products for both ends
-    of its spectrum, 5 probes × 40 steps for its density); ``hessian_subsets`` shows at the last
+    of its spectrum, 5 probes × 80 steps for its density); ``hessian_subsets`` shows at the last
     checkpoint how λ_max and λ_min move from 32 to all 1,600 images.
     """
     figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
@@ -166,7 +166,7 @@ def _paper_cpu(tiny: bool = False) -> Preset:
         epochs=figure_epochs, subset=None, test_subset=20 if tiny else 128, repeats=1 if tiny else 2,
         probe_gaussian=1, probe_filter=1, probe_steps=3 if tiny else 4, curvature_top=1,
         curvature_subset=8 if tiny else 16, curvature_tol=3e-2, curvature_max_matvecs=8 if tiny else 24,
-        spectrum_probes=2 if tiny else 5, spectrum_steps=6 if tiny else 40, surface_points=5 if tiny else 9,
+        spectrum_probes=2 if tiny else 5, spectrum_steps=6 if tiny else 80, surface_points=5 if tiny else 9,
         interpolation_points=5 if tiny else 15, interpolation_pairs="init-final,consecutive,to-final")
     train_cfg = {"epochs": epochs, "train_subset": 80 if tiny else PAPER_CPU_TRAIN_SUBSET,
                  "batch_size": 16 if tiny else PAPER_CPU_BATCH_SIZE, "test_subset": 40 if tiny else 500,

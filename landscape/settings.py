@@ -56,8 +56,8 @@ class AnalysisSettings:
     curvature_max_basis: int = 40         # Lanczos vectors held (memory: this many parameter vectors in float64)
     alignment_k: int = 10                 # share of ∇F in the top-k eigenspace, from the same Lanczos run (0: off)
     spectrum_probes: int = 5              # stochastic Lanczos quadrature: Rademacher probes (≥ 2 for a stderr) ...
-    spectrum_steps: int = 40              # ... and Lanczos steps each (probes × steps Hessian-vector products;
-    #                                       README "Spectrum resolution": the outlier count settles by 40 steps)
+    spectrum_steps: int = 80              # ... and Lanczos steps each (probes × steps Hessian-vector products;
+    #                                       README "Spectrum resolution": the outlier count settles by 80 steps)
     trace_samples: int = 0
     hessian_subsets_epoch: int | None = None     # hessian_subsets: the checkpoint (None: the last analyzed)
     hessian_subsets_smallest: int = 32           # curvature subsets of 32, 64, 128, … examples ...

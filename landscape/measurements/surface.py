@@ -131,7 +131,9 @@ class PaperSurface(Measurement):
         a.store.piece(path, key, f"epoch {at.epoch}: surface", grid, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
-        return grid_cost(s, n, c)
+        # the grid, and under the rule its x line evaluated at most 1 + SURFACE_WIDENINGS times first
+        lines = 0 if s.surface_range is not None else (1 + SURFACE_WIDENINGS) * s.surface_points * c.forward * n.train
+        return grid_cost(s, n, c) + lines
 
 
 class RandomSurface(Measurement):
