@@ -92,6 +92,10 @@ class AnalysisSettings:
                                                  and self.hessian_subsets_largest < self.hessian_subsets_smallest):
             raise LandscapeError(f"Hessian subsets need 1 <= smallest <= largest, got {self.hessian_subsets_smallest} "
                                  f"and {self.hessian_subsets_largest}")
+        if self.hessian_subsets_epoch is not None and self.epochs is not None \
+                and self.hessian_subsets_epoch not in self.epochs:
+            raise LandscapeError(f"hessian_subsets_epoch {self.hessian_subsets_epoch} is not among the analyzed "
+                                 f"epochs {self.epochs}")
         if self.repeats < 1:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if self.surface_points < 3 or self.interpolation_points < 3:

@@ -145,3 +145,25 @@ def test_hessian_subsets_give_one_row_per_subset_and_the_dense_eigenvalues_on_al
     assert HESSIAN_SUBSETS.path(RunDir(out)).is_file()
     assert [p.name for p in plot_hessian_subsets(out, tmp_path / "figures")] == ["hessian_subsets.png",
                                                                                    "hessian_subsets.pdf"]
+
+
+# ----------------------------------------------------------------------------- presets
+@pytest.mark.parametrize("name", ["quick", "paper-cpu", "paper-cpu-tiny", "smoke"])
+def test_every_cpu_preset_measures_F_on_the_whole_training_set(name):
+    from landscape.reproduce import get_preset
+
+    preset = get_preset(name)
+    s = preset.analysis
+    assert s.subset is None and s.curvature_subset is not None  # F over all training images, the Hessian on a subset
+    if name in ("quick", "paper-cpu"):
+        assert s.spectrum_probes >= 5 and s.spectrum_steps >= 80 and s.interpolation_points >= 15
+    assert ("hessian_subsets" in s.measurements) == (name == "quick")
+
+
+def test_hessian_subset_settings_out_of_range_are_one_line_errors():
+    from landscape.errors import LandscapeError
+
+    for bad in ({"hessian_subsets_smallest": 0}, {"hessian_subsets_smallest": 64, "hessian_subsets_largest": 32},
+                {"hessian_subsets_epoch": 3, "epochs": [1, 2]}):
+        with pytest.raises(LandscapeError):
+            AnalysisSettings(**bad).validate()

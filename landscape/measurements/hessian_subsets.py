@@ -72,7 +72,7 @@ class HessianSubsets(Measurement):
         if chosen is None:
             return analyzed[-1]
         if chosen not in analyzed:
-            raise LandscapeError(f"--hessian-subsets-epoch {chosen} is not an analyzed checkpoint ({analyzed})")
+            raise LandscapeError(f"hessian_subsets_epoch {chosen} is not an analyzed checkpoint ({analyzed})")
         return chosen
 
     def run_once(self, analysis, repeat: int) -> None:
