@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from landscape.budget import SECOND_ORDER_EVALUATIONS, Sizes, UnitCosts, fit_to_budget, plan
+from landscape.measurements.surface import SURFACE_WIDENINGS
 from landscape.settings import AnalysisSettings
 
 
@@ -21,7 +22,8 @@ def test_plan_counts_every_pass():
     assert seconds["spectrum"] == runs * 2 * 10 * 3 * 16
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * 2 * 4 * 64  # −∇F, Gaussian, filter, two Hessian
     assert seconds["second_order"] == runs * SECOND_ORDER_EVALUATIONS * 64
-    assert seconds["surface"] == 3 * 25 * 64  # once per checkpoint, not per repeat
+    # once per checkpoint, not per repeat: the grid, and its x line at most 1 + SURFACE_WIDENINGS times before it
+    assert seconds["surface"] == 3 * (25 + (1 + SURFACE_WIDENINGS) * 5) * 64
 
 
 def test_a_budget_shrinks_the_expensive_settings_until_the_plan_fits():
