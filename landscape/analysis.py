@@ -56,8 +56,9 @@ class Analysis:
         self.loss = s.loss or src.train_config.get("loss") or "cross_entropy"  # the run's own loss by default
         self.repeat_sets = (disjoint_balanced_subsets(src.labels, s.subset, s.repeats, s.seed)
                             if s.repeats > 1 else None)
-        self.repeat_mode = ("single" if s.repeats == 1 else
-                            "disjoint subsets" if self.repeat_sets else "direction seeds (set too small to split)")
+        self.repeat_mode = ("single" if s.repeats == 1 else "disjoint subsets" if self.repeat_sets else
+                            "direction seeds (the whole training set)" if s.subset is None else
+                            "direction seeds (set too small to split)")
         self.train_idx = self.repeat_sets[0] if self.repeat_sets else balanced_subset(src.labels, s.subset, s.seed)
         test_size = s.test_subset if s.test_subset is not None and s.test_subset < len(src.test_labels) else None
         self.test_idx = balanced_subset(src.test_labels, test_size, s.seed + 1)  # at most test_subset

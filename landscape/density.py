@@ -95,27 +95,6 @@ def _stderr(per_probe: np.ndarray) -> float | None:
 
 
 @dataclass
-class Mass:
-    """A fraction of the spectrum, with its standard error over probes (nan for one probe)."""
-
-    value: float
-    stderr: float
-
-
-def negative_mass(quadrature: SpectralQuadrature, below: float = 0.0) -> Mass:
-    """The weight on eigenvalues below ``below`` (default 0): the fraction of negative eigenvalues.
-
-    Per probe, the quadrature weight on nodes < ``below``; reported as the mean over probes and
-    its standard error (sample standard deviation / √probes; nan for one probe). The standard
-    error covers the probes' randomness only, not the quadrature's bias, which is small when
-    few eigenvalues lie within the node spacing of ``below``.
-    """
-    per_probe = np.array([w[x < below].sum() for x, w in zip(quadrature.nodes, quadrature.weights)])
-    stderr = _stderr(per_probe)
-    return Mass(float(per_probe.mean()), float("nan") if stderr is None else stderr)
-
-
-@dataclass
 class Estimate:
     """A mean over probes and its standard error (None with one probe: never a NaN)."""
 
@@ -126,6 +105,18 @@ class Estimate:
     def as_dict(self) -> dict:
         """Plain JSON-ready values."""
         return asdict(self)
+
+
+def negative_mass(quadrature: SpectralQuadrature, below: float = 0.0) -> Estimate:
+    """The weight on eigenvalues below ``below`` (default 0): the fraction of negative eigenvalues.
+
+    Per probe, the quadrature weight on nodes < ``below``; reported as the mean over probes and
+    its standard error (sample standard deviation / √probes; None for one probe, never NaN). The
+    standard error covers the probes' randomness only, not the quadrature's bias, which is small
+    when few eigenvalues lie within the node spacing of ``below``.
+    """
+    per_probe = np.array([w[x < below].sum() for x, w in zip(quadrature.nodes, quadrature.weights)])
+    return Estimate(float(per_probe.mean()), _stderr(per_probe), quadrature.probes)
 
 
 @dataclass

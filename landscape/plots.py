@@ -44,13 +44,14 @@ from .measurements import REGISTRY
 from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
+from .readers import load_hessian_subsets
 from .text import common_caption, context_caption, fmt, fmt_tick, run_title
 from .recipe import PAPER_FIGURE_EPOCHS
 from .results import atomic_save_figure, atomic_write_json
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
 FORMATS = ("png", "pdf")
 FIGURES = ("surface", "random_surface", "dominance", "second_order", "smoothness", "interpolation", "trajectory",
-           "spectrum", "training")
+           "spectrum", "training", "hessian_subsets")
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 _STYLE = {
@@ -738,6 +739,35 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
         return save_figure(fig, out_dir, "spectrum", caption)
 
 
+def plot_hessian_subsets(run_dir, out_dir=None) -> list[Path]:
+    """λ_max and λ_min of the Hessian against the number of examples it is computed on (log x), each with
+    its residual bound, at one checkpoint: whether the curvature subset decides the numbers. [] without it."""
+    run = as_run(run_dir)
+    config = read_config(run)
+    found = load_hessian_subsets(run)
+    if found is None:
+        return []
+    rows = found["rows"]
+    size = np.array([r["size"] for r in rows])
+    plt, style = pyplot()
+    with plt.rc_context(style):
+        fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
+        for key, color, label in (("lambda_max", COLORS[0], "λ_max"), ("lambda_min", COLORS[1], "λ_min")):
+            bound = np.array([r[f"{key}_bound"] for r in rows])
+            ax.errorbar(size, [r[key] for r in rows], yerr=np.where(np.isfinite(bound), bound, 0.0), marker="o",
+                        color=color, capsize=3, label=f"{label} (± residual bound)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(size, [str(int(n)) for n in size])
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set_xlabel("examples in the Hessian's subset (log)")
+        ax.set_ylabel("eigenvalue of H")
+        ax.set_title(f"epoch {found['epoch']}: Hessian extremes vs subset size")
+        ax.legend(loc="best")
+        caption = f"{run_title(run, config)}\n{context_caption(found['context'])}"
+        fig.suptitle(wrap_text(caption, 5.2, 8), fontsize=8)
+        return save_figure(fig, Path(out_dir) if out_dir else run.figures, "hessian_subsets")
+
+
 # ============================================================================ trajectory
 def draw_star_convexity(ax, epoch: np.ndarray, ratio: np.ndarray, holds: np.ndarray, *, marker="o",
                         label: str = "checkpoints", floor: float | None = None) -> None:
@@ -1107,6 +1137,7 @@ def make_figures(run_dir, out_dir=None, epochs=None, *, floor: float = DOMINANCE
         "trajectory": lambda: plot_trajectory(run.path, out),
         "spectrum": lambda: per_epoch(plot_spectrum, REGISTRY["spectrum"].file),
         "training": lambda: plot_training(run.path, out),
+        "hessian_subsets": lambda: plot_hessian_subsets(run.path, out),
     }
     for name, make in makers.items():
         paths = make()

@@ -85,13 +85,16 @@ FIELD_DOMAINS: dict[str, Domain] = {
     "train_acc": _SHARE, "test_acc": _SHARE, "negative_mass": _SHARE,
     "grad_norm": Domain("≥ 0: a norm", 0.0), "theta_norm": Domain("≥ 0: a norm", 0.0),
     "noise_floor": _SIZE, "rel_rms": _SIZE, "residual": _SIZE, "error_bound": _SIZE,
-    "negative_mass_stderr": _SIZE, "outliers_above": _SIZE, "width": _SIZE,
+    "outliers_above": _SIZE, "width": _SIZE,
+    # standard errors over probes: None (null) where one probe leaves no spread to estimate (``stderr_num``)
+    "negative_mass_stderr": _SIZE, "outliers_above_stderr": _SIZE,
     "epoch": Domain("≥ 0: an epoch", 0.0), "step": Domain("≥ 0: a count of steps", 0.0),
     "lr": Domain("> 0: a learning rate", 0.0, strict=True),
     "limit_gd": Domain("> 0: 2/lr", 0.0, strict=True), "limit_momentum": Domain("> 0: (2+2β)/lr", 0.0, strict=True),
     "half_width": Domain("> 0: a surface half-width", 0.0, strict=True),
     "a": _SIZE, "b": _SIZE, "envelope": _SIZE, "a_over_sqrt_F": _SIZE, "a_over_grad_norm": _SIZE,
     "fit_ceiling": _SIZE,
+    "size": Domain("≥ 1: a number of examples", 1.0), "lambda_max_bound": _SIZE, "lambda_min_bound": _SIZE,
 }
 
 
@@ -113,6 +116,13 @@ def _num(value: Any, path: Path, what: str) -> float:
     if why:
         raise _damaged(path, f"'{what}' is {why}")
     return number
+
+
+def stderr_num(value: Any, path: Path, what: str) -> float | None:
+    """A standard error over probes, or None where there is none (one probe: stored as null; older
+    files wrote NaN), so that no reader shows 'nan' for it."""
+    number = None if value is None else _num(value, path, what)
+    return None if number is None or math.isnan(number) else number
 
 
 def load_json(path: Path, required: Iterable[str] = ()) -> dict:
@@ -372,19 +382,21 @@ def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
     return out
 
 
-SPECTRUM_KEYS = ("negative_mass", "negative_mass_stderr", "outliers_above", "width")
+SPECTRUM_KEYS = ("negative_mass", "outliers_above", "width")
+SPECTRUM_STDERRS = ("negative_mass_stderr", "outliers_above_stderr")  # None with one probe
 
 
 def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: bool = True) -> list[dict]:
     """The eigenvalue density (stochastic Lanczos quadrature) of each analyzed checkpoint and repeat."""
     out = []
     for epoch, repeat, path in _result_files(run, epochs, REGISTRY["spectrum"].file, repeats):
-        d = load_json(path, ["context", "settings"] + [f"result.{k}" for k in SPECTRUM_KEYS])
+        d = load_json(path, ["context", "settings"] + [f"result.{k}" for k in SPECTRUM_KEYS + SPECTRUM_STDERRS[:1]])
         arrays = load_npz(path.with_suffix(".npz"), ["nodes", "weights"])
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "settings": d["settings"],
                "result": d["result"], "nodes": np.asarray(arrays["nodes"], float),
                "weights": np.asarray(arrays["weights"], float)}
         rec.update({k: _num(d["result"][k], path, f"result.{k}") for k in SPECTRUM_KEYS})
+        rec.update({k: stderr_num(d["result"].get(k), path, f"result.{k}") for k in SPECTRUM_STDERRS})
         out.append(rec)
     return out
 
@@ -467,6 +479,33 @@ def load_interpolations(run: RunDir) -> list[dict]:
         lo, hi = min(r["from"] for r in out), max(r["to"] for r in out)
         out.sort(key=lambda r: (not (r["from"] == lo and r["to"] == hi), r["from"], r["to"]))
     return out
+
+
+HESSIAN_SUBSET_KEYS = ("size", "lambda_max", "lambda_max_bound", "lambda_min", "lambda_min_bound")
+
+
+def load_hessian_subsets(run: RunDir) -> dict | None:
+    """The Hessian-subset convergence of a run (one row per curvature subset size, ascending), or None."""
+    path = REGISTRY["hessian_subsets"].path(run)
+    if not path.is_file() or _undefined(path):
+        return None
+    d = load_json(path, ["context", "settings", "result.epoch", "result.rows"])
+    rows = d["result"]["rows"]
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise _damaged(path, "'result.rows' holds no subset")
+    out = []
+    for i, r in enumerate(rows):
+        missing = [k for k in HESSIAN_SUBSET_KEYS if k not in r]
+        if missing:
+            raise _damaged(path, f"row {i} has no {', '.join(missing)}")
+        alignment = r.get("alignment") or {}
+        out.append({**{k: _num(r[k], path, f"result.rows[{i}].{k}") for k in HESSIAN_SUBSET_KEYS},
+                    "lambda_max_converged": bool(r.get("lambda_max_converged", True)),
+                    "lambda_min_converged": bool(r.get("lambda_min_converged", True)),
+                    "alignment": alignment.get("fraction"), "alignment_k": alignment.get("k")})
+    return {"path": path, "context": d["context"], "settings": d["settings"],
+            "epoch": int(_num(d["result"]["epoch"], path, "result.epoch")),
+            "rows": sorted(out, key=lambda r: r["size"])}
 
 
 _HELD: set[Path] = set()  # run folders whose lock this process holds for figures or a report

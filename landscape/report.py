@@ -54,6 +54,8 @@ _FIGURE_CAPTIONS = {
                 "checkpoint, with the extreme eigenvalues of the curvature measurement marked.",
     "training": "Training curves (loss, accuracy, learning rate) and the extreme Hessian eigenvalues at the "
                 "checkpoints.",
+    "hessian_subsets": "λ_max and λ_min of the Hessian (± residual bound) on growing subsets of the analyzed "
+                       "examples at one checkpoint: whether the curvature subset decides the numbers.",
 }
 _FIGURE_ORDER = list(_FIGURE_CAPTIONS)
 

@@ -8,8 +8,8 @@ Presets:
   Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``), and ``--shard i/k`` gives
   machine i of k its share of the cells (``shard_cells``) without any coordination.
 * ``quick``: the same pipeline at CPU scale: ResNet-32 fitted exactly on a balanced CIFAR-10
-  subset with a shortened schedule of the same shape, the analysis repeated on three disjoint
-  subsets (under 20 min on 2 cores).
+  subset with a shortened schedule of the same shape; F is the loss over all of its training
+  images, the analysis repeated with three direction seeds.
 * ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
 
 Every stage resumes: rerunning the command skips finished checkpoints and results (each cell runs
@@ -90,8 +90,8 @@ def _paper() -> Preset:
     """The paper's nine cells, trained with the full recipe (164 epochs) and analyzed at the paper's sizes.
 
     F, ∇F, probes, surfaces and interpolations on all 50,000 training images (points evaluated several per
-    pass, ``Objective.values``); 21×21 surfaces, 41-point interpolations (from initialization to the end and
-    between consecutive checkpoints); the Hessian on ``PAPER_CURVATURE_SUBSET`` images, unsmoothed (σ = 0:
+    pass, ``Objective.values``); 21×21 surfaces, 41-point interpolations over [-0.5, 1.5], 21 of them in
+    [0, 1] (from initialization to the end and between consecutive checkpoints); the Hessian on ``PAPER_CURVATURE_SUBSET`` images, unsmoothed (σ = 0:
     smoothing multiplies every product by its samples; ask for it with ``analyze --curvature-sigma``).
     ``reproduce --preset paper --plan`` prints the estimated cost: under 24 hours of one H100.
     """
@@ -101,7 +101,7 @@ def _paper() -> Preset:
         epochs=sorted({*PAPER_SAVE_AT, PAPER_EPOCHS}), subset=None, test_subset=None, repeats=3,
         probe_gaussian=1, probe_filter=1, probe_steps=10, curvature_top=2, curvature_sigma=0.0,
         curvature_subset=PAPER_CURVATURE_SUBSET, curvature_max_matvecs=200, surface_points=21,
-        interpolation_points=41, interpolation_pairs="init-final,consecutive", trace_samples=32)
+        interpolation_points=21, interpolation_pairs="init-final,consecutive", trace_samples=32)
     return Preset(cells, {"track_every": 100, "track_subset": 2048}, analysis,
                   f"the paper's networks and recipe on full data, the Hessian on {PAPER_CURVATURE_SUBSET:,} "
                   f"images (GPU)", list(PAPER_FIGURE_EPOCHS))
@@ -115,29 +115,30 @@ def _quick() -> Preset:
 
     No augmentation: with crop+flip a CPU-sized budget stops near 55 % training accuracy, far
     from the global minimum the theory is about; without it, 1,600 images are fitted within
-    the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164). The analysis sizes
-    (64 examples per repeat, Hessian on 32, 24 products for both ends of its spectrum and 20 for
-    its density) keep the whole preset under about 25 minutes on 2 CPU cores.
+    the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164). F, ∇F and every
+    F-based measurement use all 1,600 training images (the theory's F); the three repeats vary
+    the directions' and Lanczos seeds, and the Hessian's subset of 32 (24 products for both ends
+    of its spectrum, 5 probes × 80 steps for its density); ``hessian_subsets`` shows at the last
+    checkpoint how λ_max and λ_min move from 32 to all 1,600 images.
     """
     figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "spectrum", "second_order", "surface", "interpolation",
-                      "trajectory"],
-        epochs=figure_epochs, subset=64, test_subset=256, repeats=3, probe_gaussian=1, probe_filter=1,
+                      "trajectory", "hessian_subsets"],
+        epochs=figure_epochs, subset=None, test_subset=256, repeats=3, probe_gaussian=1, probe_filter=1,
         probe_steps=4, curvature_top=1, curvature_subset=32, curvature_tol=3e-2, curvature_max_matvecs=24,
-        spectrum_probes=1, spectrum_steps=20, surface_points=9, interpolation_points=11,
-        interpolation_pairs="init-final,consecutive,to-final")
+        surface_points=9, interpolation_points=15, interpolation_pairs="init-final,consecutive,to-final")
     train_cfg = {"epochs": QUICK_EPOCHS, "train_subset": 1600, "test_subset": 500, "augment": False,
                  "track_every": 32, "track_subset": 128}
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
                   "ResNet-32 fitted on 1,600 CIFAR-10 images (no augmentation), 40 epochs, "
-                  "analysis on 3 disjoint subsets of 64 images (CPU)", figure_epochs)
+                  "F on all 1,600 training images, analysis repeated with 3 direction seeds (CPU)", figure_epochs)
 
 
 def _smoke() -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "second_order", "surface", "interpolation"],
-        subset=16, test_subset=32, repeats=2, probe_gaussian=1, probe_filter=1, probe_steps=3,
+        subset=None, test_subset=32, repeats=2, probe_gaussian=1, probe_filter=1, probe_steps=3,
         curvature_top=1, curvature_subset=8, curvature_tol=1e-1, curvature_max_matvecs=8,
         surface_points=5, interpolation_points=5, interpolation_pairs="init-final")
     train_cfg = {"epochs": 2, "save_at": [0, 1, 2], "train_subset": 200, "test_subset": 50,
@@ -168,10 +169,10 @@ def _paper_cpu(tiny: bool = False) -> Preset:
 
     Each network is fitted exactly (≥ 99 % training accuracy, noisy labels memorized) on a
     balanced subset without augmentation, with the paper's recipe on a shortened schedule of the
-    same shape (``recipe.scaled_epoch``; batch 32, and lr 0.01 where 0.1 does not train: ``PAPER_CPU_LR``); the
-    analysis is the ``quick`` preset's at half its sizes (32 examples a repeat, the Hessian on 16; a smaller
-    test subset, grids and density; fewer Lanczos steps for VGG19-BN) at the six figure checkpoints,
-    repeated on two disjoint subsets. ``tiny``: every network at width ¼ on a few
+    same shape (``recipe.scaled_epoch``; batch 32, and lr 0.01 where 0.1 does not train: ``PAPER_CPU_LR``); F is
+    the loss over all the cell's training images, the Hessian on 16 of them (a smaller test subset and grids than
+    ``quick``'s; fewer Lanczos steps for VGG19-BN) at the six figure checkpoints, repeated with two direction
+    seeds. ``tiny``: every network at width ¼ on a few
     images for 2 epochs, one cell each (``TINY_CELLS``) and one repeat: the same pipeline in about a
     minute (the tests run it).
     """
@@ -180,11 +181,11 @@ def _paper_cpu(tiny: bool = False) -> Preset:
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "spectrum", "second_order", "surface", "interpolation",
                       "trajectory"],
-        epochs=figure_epochs, subset=16 if tiny else 32, test_subset=20 if tiny else 128, repeats=1 if tiny else 2,
+        epochs=figure_epochs, subset=None, test_subset=20 if tiny else 128, repeats=1 if tiny else 2,
         probe_gaussian=1, probe_filter=1, probe_steps=3 if tiny else 4, curvature_top=1,
         curvature_subset=8 if tiny else 16, curvature_tol=3e-2, curvature_max_matvecs=8 if tiny else 24,
-        spectrum_probes=1, spectrum_steps=6 if tiny else 16, surface_points=5 if tiny else 9,
-        interpolation_points=5 if tiny else 9, interpolation_pairs="init-final,consecutive,to-final")
+        spectrum_probes=2 if tiny else 5, spectrum_steps=6 if tiny else 80, surface_points=5 if tiny else 9,
+        interpolation_points=5 if tiny else 15, interpolation_pairs="init-final,consecutive,to-final")
     train_cfg = {"epochs": epochs, "train_subset": 80 if tiny else PAPER_CPU_TRAIN_SUBSET,
                  "batch_size": 16 if tiny else PAPER_CPU_BATCH_SIZE, "test_subset": 40 if tiny else 500,
                  "augment": False, "track_every": 2 if tiny else 40, "track_subset": 20 if tiny else 128}
@@ -197,7 +198,8 @@ def _paper_cpu(tiny: bool = False) -> Preset:
         cells = [c for c in cells if (c.arch, c.dataset, c.label_noise) in TINY_CELLS]
     return Preset(cells, train_cfg, analysis,
                   f"the paper's networks on CIFAR-10 (clean and 20 % noisy labels) fitted on {size}; "
-                  f"analysis at the figure checkpoints on {analysis.repeats} disjoint subset(s) (CPU)", figure_epochs,
+                  f"F on all of them, analysis at the figure checkpoints with {analysis.repeats} direction seed(s) "
+                  f"(CPU)", figure_epochs,
                   analysis_by_arch={"vgg19_bn": VGG_CURVATURE},
                   train_by_arch={arch: {"lr": lr} for arch, lr in PAPER_CPU_LR.items()})
 

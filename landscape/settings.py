@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .errors import LandscapeError
 
 MEASUREMENTS = ("dominance", "probes", "curvature", "spectrum", "second_order", "surface", "random_surface",
-                "interpolation", "trajectory")
+                "interpolation", "trajectory", "hessian_subsets")
 DEFAULT_MEASUREMENTS = ("dominance", "probes", "curvature", "second_order", "surface", "interpolation", "trajectory")
 REPEAT_SEED_STRIDE = 1000  # repeat r draws its directions and Lanczos start from seed + r·stride
 BN_STATS = ("recompute", "checkpoint")
@@ -56,13 +56,17 @@ class AnalysisSettings:
     curvature_max_matvecs: int = 80       # Hessian-vector products of the one Lanczos run for both ends, at most
     curvature_max_basis: int = 40         # Lanczos vectors held (memory: this many parameter vectors in float64)
     alignment_k: int = 10                 # share of ∇F in the top-k eigenspace, from the same Lanczos run (0: off)
-    spectrum_probes: int = 2              # stochastic Lanczos quadrature: Rademacher probes ...
-    spectrum_steps: int = 30              # ... and Lanczos steps each (probes × steps Hessian-vector products)
+    spectrum_probes: int = 5              # stochastic Lanczos quadrature: Rademacher probes (≥ 2 for a stderr) ...
+    spectrum_steps: int = 80              # ... and Lanczos steps each (probes × steps Hessian-vector products;
+    #                                       README "Spectrum resolution": the outlier count settles by 80 steps)
     trace_samples: int = 0
+    hessian_subsets_epoch: int | None = None     # hessian_subsets: the checkpoint (None: the last analyzed)
+    hessian_subsets_smallest: int = 32           # curvature subsets of 32, 64, 128, … examples ...
+    hessian_subsets_largest: int | None = None   # ... up to this many (None: all analyzed examples)
     surface_points: int = 15                 # per axis (the paper's figures: 21, as the paper preset uses)
     surface_range: float | None = None       # None: the documented rule (see surface_extent)
     random_surface_range: float = 1.0
-    interpolation_points: int = 25
+    interpolation_points: int = 21           # in [0, 1], α = 0 and 1 exactly; the grid goes on to −0.5 and 1.5
     interpolation_bn: str = "recompute"      # recompute | interpolate | batch
     interpolation_pairs: str = "init-final,consecutive,to-final"
     ntk_examples: int = 0                    # trajectory: NTK drift from epoch 0 on this many examples (0: off)
@@ -89,6 +93,14 @@ class AnalysisSettings:
         if self.second_order_controls < 1:
             raise LandscapeError(f"--second-order-controls must be at least 1 (the test needs a control), "
                                  f"got {self.second_order_controls}")
+        if self.hessian_subsets_smallest < 1 or (self.hessian_subsets_largest is not None
+                                                 and self.hessian_subsets_largest < self.hessian_subsets_smallest):
+            raise LandscapeError(f"Hessian subsets need 1 <= smallest <= largest, got {self.hessian_subsets_smallest} "
+                                 f"and {self.hessian_subsets_largest}")
+        if self.hessian_subsets_epoch is not None and self.epochs is not None \
+                and self.hessian_subsets_epoch not in self.epochs:
+            raise LandscapeError(f"hessian_subsets_epoch {self.hessian_subsets_epoch} is not among the analyzed "
+                                 f"epochs {self.epochs}")
         if self.repeats < 1:
             raise LandscapeError(f"--repeats must be at least 1, got {self.repeats}")
         if not 0 < self.probe_smallest < self.probe_largest:

@@ -654,7 +654,8 @@ def spectrum_report(run: RunDir) -> Claim:
                      "λ_min bound": max((c["most_negative_bound"] for c in c_here), default=None),
                      f"∇F in top-{c_here[0]['alignment_k'] if aligned else 'k'}": spread_text(entry["alignment"]) if aligned else "—",
                      "negative mass": spread_text(entry["negative_mass"]) if s_here else "—",
-                     "± (probes)": max((t["negative_mass_stderr"] for t in s_here), default=None),
+                     "± (probes)": max((t["negative_mass_stderr"] for t in s_here
+                                         if t["negative_mass_stderr"] is not None), default=None),
                      "eigenvalues above λ_max/10": spread_text(entry["above_bulk"]) if s_here else "—"})
     last = per_epoch[str(epochs[-1])]
     parts = []

@@ -203,7 +203,8 @@ def test_curvature_surface_and_interpolation_on_real_images(trained_run, tmp_pat
     for where, value in _finite_numbers(surface["result"]):
         assert math.isfinite(value), where
     interp = read_npz(run / "analysis" / "interpolation" / "epoch_0000_to_0002.npz")
-    np.testing.assert_allclose(interp["alpha"], np.linspace(-0.5, 1.5, 5))
+    # --interp-points 5: five points in [0, 1] (α = 0 and 1 exactly), the same spacing out to −0.5 and 1.5
+    assert interp["alpha"].tolist() == [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
     for split in ("train", "test"):
         assert np.isfinite(interp[f"{split}_loss"]).all()
     assert not list(run.rglob("*.partial.npz"))
@@ -449,7 +450,8 @@ def test_interpolation_keeps_the_finished_split_until_its_result_is_written(tiny
     run, root = tiny_run
     copy = _copy_run(run, tmp_path / "a")
     killer = _Killer(monkeypatch)
-    args = ["--measure", "interpolation", "--interp-points", "5", "--subset", "12", "--test-subset", "6"]
+    # 3 points in [0, 1] and one more past each end: 5 points per split
+    args = ["--measure", "interpolation", "--interp-points", "3", "--subset", "12", "--test-subset", "6"]
     killer.arm(8)  # the train split's 5 points, then the test split's 7th evaluation overall
     assert _tiny_analyze(copy, root, cache_dir, *args).exit_code == 130
     killer.arm(None)

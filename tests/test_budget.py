@@ -6,6 +6,7 @@ import pytest
 
 from landscape.budget import SECOND_ORDER_EVALUATIONS, Sizes, UnitCosts, fit_to_budget, plan
 from landscape.measurements.second_order import DIRECTION_EVALUATIONS
+from landscape.measurements.surface import SURFACE_WIDENINGS
 from landscape.settings import AnalysisSettings
 
 
@@ -26,7 +27,8 @@ def test_plan_counts_every_pass():
     assert seconds["probes"] == runs * (1 + 1 + 1 + 2) * ((2 * 8 + 1) + 3 * 4 + 2 * 4) * 64
     # the test runs on the Hessian's examples: y's searches, then those of 3 random controls and the top eigenvector
     assert seconds["second_order"] == runs * (SECOND_ORDER_EVALUATIONS + DIRECTION_EVALUATIONS * 4) * 16
-    assert seconds["surface"] == 3 * 25 * 64  # once per checkpoint, not per repeat
+    # once per checkpoint, not per repeat: the grid, and its x line at most 1 + SURFACE_WIDENINGS times before it
+    assert seconds["surface"] == 3 * (25 + (1 + SURFACE_WIDENINGS) * 5) * 64
 
 
 def test_a_budget_shrinks_the_expensive_settings_until_the_plan_fits():
@@ -75,7 +77,9 @@ def test_a_cell_plan_is_its_pass_counts_times_the_unit_costs():
     # (20 + 2) products on 100; a 5×5 surface per checkpoint; 3 pairs × 7 points × (3·1000 + 500)
     runs = 3 * 2
     assert c.hvps == runs * 22 * 100 and c.gradients == runs * 1000
-    assert c.forwards == runs * (1000 + 1000 + 500) + 3 * 25 * 1000 + 3 * 7 * 3500
+    # the surface's x line is evaluated up to 1 + SURFACE_WIDENINGS times before the grid; 7 points in [0, 1]
+    # continue at the same spacing to −0.5 and 1.5: 13 points
+    assert c.forwards == runs * (1000 + 1000 + 500) + 3 * (25 + (1 + SURFACE_WIDENINGS) * 5) * 1000 + 3 * 13 * 3500
     assert c.analysis_total_s == pytest.approx(c.forwards * 1e-3 + c.gradients * 3e-3 + c.hvps * 1e-2)
 
 

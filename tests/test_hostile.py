@@ -93,7 +93,7 @@ def test_a_checkpoint_replaced_at_the_same_path_is_analyzed_again(tmp_path):
 def test_a_retrained_run_gets_new_interpolations_and_trajectory(tmp_path):
     run = train(tmp_path / "run", "--save-at", "0,1,2", epochs=2)
     other = train(tmp_path / "other", "--save-at", "0,1,2", epochs=2, seed=3)
-    args = ("--measure", "dominance,interpolation,trajectory", "--interp-pairs", "init-final", "--interp-points", 5)
+    args = ("--measure", "dominance,interpolation,trajectory", "--interp-pairs", "init-final", "--interp-points", 3)
     analyze(run.path, *args)
     interp, trajectory = run.analysis / "interpolation" / "epoch_0000_to_0002.json", run.analysis / "trajectory" / "repeat_0.json"
     before = {p: read_json(p) for p in (interp, trajectory)}
@@ -111,7 +111,7 @@ def test_a_retrained_run_gets_new_interpolations_and_trajectory(tmp_path):
                             else (context, old["context"]))
         assert new_sha["checkpoint_sha256"] != old_sha["checkpoint_sha256"], path
     loss_after = read_npz(interp.with_suffix(".npz"))["train_loss"]
-    # α = -0.5, 0, 0.5, 1, 1.5: the same start (epoch 0), a new end
+    # 3 points in [0, 1]: α = -0.5, 0, 0.5, 1, 1.5: the same start (epoch 0), a new end
     assert loss_after[1] == pytest.approx(loss_before[1]) and loss_after[3] != loss_before[3]
 
 

@@ -272,7 +272,7 @@ def test_the_paper_preset_fits_a_day_of_one_gpu():
         assert cell.epochs == 164 and cell.train_examples == 50_000  # the paper's recipe, every cell
         assert cell.sizes.train == 50_000 and cell.sizes.curvature == 2048
     assert preset.analysis.curvature_sigma == 0 and preset.analysis.surface_points == 21
-    assert preset.analysis.interpolation_points == 41
+    assert preset.analysis.interpolation_points == 21  # 21 in [0, 1]: the paper's 41-point grid over [-0.5, 1.5]
 
 
 def test_calibrate_measures_the_unit_costs_on_this_device(monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import PER_CHECKPOINT, PER_REPEAT, PER_RUN, At, Measurement
 from .curvature import CURVATURE
 from .dominance import DOMINANCE
+from .hessian_subsets import HESSIAN_SUBSETS
 from .interpolation import INTERPOLATION, interpolation_pairs
 from .probes import PROBES
 from .second_order import SECOND_ORDER
@@ -17,7 +18,8 @@ from .surface import RANDOM_SURFACE, SURFACE, surface_extent
 from .trajectory import TRAJECTORY
 
 REGISTRY: dict[str, Measurement] = {m.name: m for m in (
-    DOMINANCE, CURVATURE, SPECTRUM, PROBES, SECOND_ORDER, SURFACE, RANDOM_SURFACE, INTERPOLATION, TRAJECTORY)}
+    DOMINANCE, CURVATURE, SPECTRUM, PROBES, SECOND_ORDER, SURFACE, RANDOM_SURFACE, INTERPOLATION, TRAJECTORY,
+    HESSIAN_SUBSETS)}
 
 
 def curvature_needed(measurements, repeat: int) -> bool:

@@ -8,6 +8,7 @@ from .. import measure
 from ..errors import LandscapeError
 from .base import PER_RUN, Measurement
 
+INTERPOLATION_OUTSIDE = 0.5  # the grid reaches this far past each end: α ∈ [−0.5, 1.5]
 BN_POLICY = {"recompute": "recompute", "interpolate": "frozen", "batch": "batch"}  # --interp-bn → Objective's bn
 
 
@@ -33,6 +34,16 @@ def interpolation_pairs(spec: str, checkpoints) -> list[tuple[int, int]]:
     return list(dict.fromkeys(pairs))
 
 
+def interpolation_alphas(points: int, outside: float = INTERPOLATION_OUTSIDE) -> np.ndarray:
+    """The α grid: ``points`` evenly spaced in [0, 1], α = 0 and α = 1 exactly, continued at the same
+    spacing ``outside`` past each end (e.g. 21 points: spacing 0.05, 41 in all from −0.5 to 1.5).
+
+    α = i/(points − 1) for integer i, so both checkpoints themselves are evaluated exactly.
+    """
+    beyond = int(np.floor(outside * (points - 1) + 1e-9))
+    return np.arange(-beyond, points + beyond) / (points - 1)
+
+
 class Interpolation(Measurement):
     name = "interpolation"
     file = "epoch_{a:04d}_to_{b:04d}.json"
@@ -51,7 +62,7 @@ class Interpolation(Measurement):
     def segment(self, an, a: int, b: int) -> None:
         """Train and test loss along θ(α) from checkpoint ``a`` to ``b``, with the chosen batch-norm policy."""
         s = an.settings
-        alphas = np.linspace(-0.5, 1.5, s.interpolation_points)
+        alphas = interpolation_alphas(s.interpolation_points)
         model_a, model_b = an.load_checkpoint(a), an.load_checkpoint(b)
         path = self.path(an.run, a, b)
         policy = s.interpolation_bn
@@ -81,7 +92,8 @@ class Interpolation(Measurement):
 
     def cost(self, s, n, c, curvature: bool) -> float:
         recompute = 2 if s.interpolation_bn == "recompute" else 0
-        return n.interpolation_pairs * s.interpolation_points * c.forward * ((1 + recompute) * n.train + n.test)
+        points = len(interpolation_alphas(s.interpolation_points))
+        return n.interpolation_pairs * points * c.forward * ((1 + recompute) * n.train + n.test)
 
 
 INTERPOLATION = Interpolation()

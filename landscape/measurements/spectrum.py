@@ -34,19 +34,24 @@ class Spectrum(Measurement):
             outliers = outlier_count(q)  # eigenvalues that stand out of the bulk (README: Spectrum)
             summary = {"negative_mass": mass.value, "negative_mass_stderr": mass.stderr, "negative_below": -width,
                        "outliers_above": outliers.value, "outliers_above_stderr": outliers.stderr,
-                       "outlier_edge": outliers.edge,
+                       "outlier_edge": outliers.edge, "probes": q.probes,
                        "width": width, "dimension": q.dim, "lambda_min_node": float(nodes.min()),
                        "lambda_max_node": float(nodes.max()), "matvecs": q.matvecs, "seconds": q.seconds}
             arrays = {"nodes": nodes, "weights": weights,
                       "probe": np.concatenate([np.full(len(x), i) for i, x in enumerate(q.nodes)])}
-            return summary, arrays, (f"{at.name}: spectrum negative mass {mass.value:.3g} ± {mass.stderr:.2g} "
-                                     f"(below {-width:.3g}), about {outliers.value:.0f}"
-                                     + (f" ± {outliers.stderr:.0f}" if outliers.stderr is not None else "")
-                                     + f" eigenvalues above λ_max/10 ({q.seconds:.0f} s)")
+            return summary, arrays, (f"{at.name}: spectrum negative mass {mass.value:.3g}"
+                                     f"{plus_minus(mass.stderr, '.2g')} (below {-width:.3g}), about "
+                                     f"{outliers.value:.0f}{plus_minus(outliers.stderr, '.0f')} eigenvalues above "
+                                     f"λ_max/10 ({q.seconds:.0f} s)")
         a.store.piece(at.out / self.file, key, f"{at.name}: spectrum", density, a.undefined_errors)
 
     def cost(self, s, n, c, curvature: bool) -> float:
         return s.spectrum_probes * s.spectrum_steps * c.hvp * n.curvature
+
+
+def plus_minus(stderr: float | None, spec: str) -> str:
+    """' ± stderr', or nothing where there is none (one probe: no spread to estimate)."""
+    return "" if stderr is None else f" ± {stderr:{spec}}"
 
 
 SPECTRUM = Spectrum()
