@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import LandscapeError
 from .measurements import REGISTRY
-from .readers import (_num, _undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
+from .readers import (checked_number, is_undefined, analyzed_epochs, as_run, holds_runs, load_curvature, load_dominance,
                       load_interpolations, load_log, load_probes, load_second_order, load_sharpness, load_spectrum, load_surface,
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .readers import load_hessian_subsets
@@ -232,7 +232,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
     name, xlabel, ylabel = _SURFACES[kind]
     file = REGISTRY[name].file
     available = [e for e in analyzed_epochs(run) if (run.analysis_dir(e) / file).is_file()
-                 and not _undefined(run.analysis_dir(e) / file)]
+                 and not is_undefined(run.analysis_dir(e) / file)]
     if not available:
         return []
     chosen = select_epochs(available, epochs, config, name.replace("_", " "))
@@ -370,7 +370,7 @@ def _short(label: str) -> str:
 def _surface_values(s: dict, log: bool) -> tuple[np.ndarray, str, float]:
     """The grid's F (as log10 F if ``log``), its label, and the value at the checkpoint."""
     Z = np.where(np.isfinite(s["loss"]), s["loss"], np.nan)
-    f0 = _num(s["result"]["F"], s["path"], "result.F")
+    f0 = checked_number(s["result"]["F"], s["path"], "result.F")
     if log:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log10(np.where(Z > 0, Z, np.nan)), "log10 F (train loss)", math.log10(f0) if f0 > 0 else np.nan

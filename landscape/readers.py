@@ -103,7 +103,7 @@ def _field(what: str) -> str:
     return re.split(r"[.: ]", re.sub(r"\[\d+\]", "", what))[-1]
 
 
-def _num(value: Any, path: Path, what: str) -> float:
+def checked_number(value: Any, path: Path, what: str) -> float:
     """A stored number (non-finite ones are stored as the strings 'nan', 'inf'; null is NaN, undefined),
     checked against its field's domain (``FIELD_DOMAINS``)."""
     if isinstance(value, bool):
@@ -121,7 +121,7 @@ def _num(value: Any, path: Path, what: str) -> float:
 def stderr_num(value: Any, path: Path, what: str) -> float | None:
     """A standard error over probes, or None where there is none (one probe: stored as null; older
     files wrote NaN), so that no reader shows 'nan' for it."""
-    number = None if value is None else _num(value, path, what)
+    number = None if value is None else checked_number(value, path, what)
     return None if number is None or math.isnan(number) else number
 
 
@@ -213,11 +213,11 @@ def load_dominance(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
                "settings": d.get("settings", {}), "bn_stats": r.get("bn_stats", "checkpoint")}
         for k in ("F", "grad_sq", "grad_sq_hidden", "ratio", "ratio_hidden"):
-            rec[k] = _num(r[k], path, f"result.{k}")
+            rec[k] = checked_number(r[k], path, f"result.{k}")
         for k in ("train_acc", "test_loss", "test_acc", "grad_norm", "theta_norm", "F_checkpoint_stats",
                   "F_recomputed_stats"):
             if k in r:
-                rec[k] = _num(r[k], path, f"result.{k}")
+                rec[k] = checked_number(r[k], path, f"result.{k}")
         out.append(rec)
     return out
 
@@ -226,7 +226,7 @@ def _numeric_rows(path, keys) -> list[dict]:
     rows = read_rows(path, keys)
     for i, row in enumerate(rows):
         for k in keys:
-            row[k] = _num(row[k], path, f"line {i + 1}: {k}")
+            row[k] = checked_number(row[k], path, f"line {i + 1}: {k}")
     return rows
 
 
@@ -278,7 +278,7 @@ def load_probes(run: RunDir, epoch: int, repeats: bool = False) -> list[dict]:
 def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
     """The probe records of one repeat folder; ‖∇F‖ of files that predate it from the −∇F probe's slope."""
     out = [_probe_record(path, epoch, repeat) for path in sorted(folder.glob(REGISTRY["probes"].file_glob()))
-           if not _undefined(path)]
+           if not is_undefined(path)]
     neg = [p for p in out if p["kind"] == "neg_gradient" and math.isfinite(p["slope"])]
     for p in out:
         if not math.isfinite(p["grad_norm"]) and neg:  # slope along −∇F/‖∇F‖ is −‖∇F‖
@@ -297,15 +297,15 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
     r, fit = d["result"], d["result"]["fit"]
     rec = {"epoch": epoch, "repeat": repeat, "path": path, "name": REGISTRY["probes"].file_fields(path.name)["name"],
            "context": d["context"], "kind": str(r["direction"]["kind"]), "direction": r["direction"],
-           "F": _num(r["F"], path, "result.F"), "noise_floor": _num(r["noise_floor"], path, "result.noise_floor"),
-           "slope": _num(r.get("slope"), path, "result.slope"),
-           "grad_norm": _num(r["grad_norm"], path, "result.grad_norm") if "grad_norm" in r else float("nan"),
+           "F": checked_number(r["F"], path, "result.F"), "noise_floor": checked_number(r["noise_floor"], path, "result.noise_floor"),
+           "slope": checked_number(r.get("slope"), path, "result.slope"),
+           "grad_norm": checked_number(r["grad_norm"], path, "result.grad_norm") if "grad_norm" in r else float("nan"),
            "descent": r.get("descent"), "window": r.get("window"),
            "t": np.asarray(arrays["t"], float), "f": np.asarray(arrays["f"], float),
            "r": np.asarray(arrays["r"], float)}
     if not (len(rec["t"]) == len(rec["f"]) == len(rec["r"])):
         raise _damaged(path.with_suffix(".npz"), "arrays t, f, r differ in length")
-    ceiling = _num(r.get("fit_ceiling", max(rec["F"], rec["noise_floor"])), path, "result.fit_ceiling")
+    ceiling = checked_number(r.get("fit_ceiling", max(rec["F"], rec["noise_floor"])), path, "result.fit_ceiling")
     gate = fit_resolution(rec["t"], rec["r"], rec["noise_floor"], ceiling)
     resolved = bool(fit["resolved"]) if "resolved" in fit else gate["resolved"]
     rec.update(resolved=resolved, reason=None if resolved else (fit.get("reason") or gate["reason"]),
@@ -315,13 +315,13 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
                       ("envelope", "result.fit.envelope"), ("a_over_sqrt_F", "result.a_over_sqrt_F"),
                       ("a_over_grad_norm", "result.a_over_grad_norm")):
         source = fit if what.startswith("result.fit.") else r
-        rec[key] = _num(source.get(key), path, what) if resolved else float("nan")
+        rec[key] = checked_number(source.get(key), path, what) if resolved else float("nan")
     if resolved and not math.isfinite(rec["a_over_grad_norm"]) and rec["grad_norm"] > 0:
         rec["a_over_grad_norm"] = rec["a"] / rec["grad_norm"]
     return rec
 
 
-def _undefined(path: Path) -> bool:
+def is_undefined(path: Path) -> bool:
     """A piece the analysis recorded as undefined (its direction does not exist, e.g. ∇F = 0)."""
     result = load_json(path).get("result")
     return isinstance(result, dict) and "undefined" in result
@@ -330,7 +330,7 @@ def _undefined(path: Path) -> bool:
 def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
     """The surface (paper plane, or ``name='random_surface'``) of one checkpoint, or None."""
     path = run.analysis_dir(epoch) / REGISTRY[name].file
-    if not path.is_file() or _undefined(path):
+    if not path.is_file() or is_undefined(path):
         return None
     required = ["context", "settings", "result.F", "result.anywhere.decrease", "result.anywhere.at"]
     if name == "surface":
@@ -352,7 +352,7 @@ def load_surface(run: RunDir, epoch: int, name: str = "surface") -> dict | None:
     half = res.get("half_width", settings.get("half_width"))
     return {"epoch": epoch, "path": path, "context": d["context"], "settings": settings, "result": res,
             "x": direction("x"), "y": direction("y"), "sigma": settings.get("sigma"),
-            "half_width": _num(half, path, "result.half_width") if half is not None else float(np.abs(xs).max()),
+            "half_width": checked_number(half, path, "result.half_width") if half is not None else float(np.abs(xs).max()),
             "xs": xs, "ys": ys, "loss": loss, "acc": arrays.get("acc")}
 
 
@@ -367,15 +367,15 @@ def load_curvature(run: RunDir, epochs: Iterable[int] | None = None, repeats: bo
         neg = d["result"]["most_negative"]
         out.append({"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"],
                     "settings": d.get("settings", {}),
-                    "top": _num(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
+                    "top": checked_number(top[0]["eigenvalue"], path, "result.top[0].eigenvalue"),
                     "top_converged": bool(top[0].get("converged", True)),
                     "most_negative_converged": bool(neg.get("converged", True)),
-                    "top_residual": _num(top[0].get("residual", "nan"), path, "result.top[0].residual"),
-                    "most_negative": _num(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
-                    "most_negative_residual": _num(neg.get("residual", "nan"), path,
+                    "top_residual": checked_number(top[0].get("residual", "nan"), path, "result.top[0].residual"),
+                    "most_negative": checked_number(neg["eigenvalue"], path, "result.most_negative.eigenvalue"),
+                    "most_negative_residual": checked_number(neg.get("residual", "nan"), path,
                                                    "result.most_negative.residual"),
                     "trace": d["result"].get("trace"),
-                    "most_negative_bound": _num(neg.get("error_bound", neg.get("residual", "nan")), path,
+                    "most_negative_bound": checked_number(neg.get("error_bound", neg.get("residual", "nan")), path,
                                                 "result.most_negative.error_bound"),
                     "alignment": (d["result"].get("gradient_alignment") or {}).get("fraction"),
                     "alignment_k": (d["result"].get("gradient_alignment") or {}).get("k")})
@@ -395,7 +395,7 @@ def load_spectrum(run: RunDir, epochs: Iterable[int] | None = None, repeats: boo
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "settings": d["settings"],
                "result": d["result"], "nodes": np.asarray(arrays["nodes"], float),
                "weights": np.asarray(arrays["weights"], float)}
-        rec.update({k: _num(d["result"][k], path, f"result.{k}") for k in SPECTRUM_KEYS})
+        rec.update({k: checked_number(d["result"][k], path, f"result.{k}") for k in SPECTRUM_KEYS})
         rec.update({k: stderr_num(d["result"].get(k), path, f"result.{k}") for k in SPECTRUM_STDERRS})
         out.append(rec)
     return out
@@ -412,8 +412,8 @@ def _maybe_num(value: Any, path: Path, what: str) -> tuple[float, dict | None]:
         if value.get("resolved") is not False or value.get("side") not in ("below", "above"):
             raise _damaged(path, f"'{what}' is neither a number nor an unresolved bound")
         bound = value.get("bound")
-        return float("nan"), {**value, "bound": None if bound is None else _num(bound, path, f"{what}.bound")}
-    return _num(value, path, what), None
+        return float("nan"), {**value, "bound": None if bound is None else checked_number(bound, path, f"{what}.bound")}
+    return checked_number(value, path, what), None
 
 
 def _second_order_numbers(r: dict, keys, path: Path, prefix: str) -> dict:
@@ -435,13 +435,13 @@ def load_second_order(run: RunDir, epochs: Iterable[int] | None = None, repeats:
     ``controls`` maps each control's name to the same fields (empty for results made before controls)."""
     out = []
     for epoch, repeat, path in _result_files(run, epochs, REGISTRY["second_order"].file, repeats):
-        if _undefined(path):
+        if is_undefined(path):
             continue
         d = load_json(path, ["context"] + [f"result.{k}" for k in SECOND_ORDER_KEYS])
         r = d["result"]
         rec = {"epoch": epoch, "repeat": repeat, "path": path, "context": d["context"], "result": r}
         rec.update(_second_order_numbers(r, SECOND_ORDER_KEYS, path, "result."))
-        rec["lambda_min"] = _num(r.get("lambda_min", "nan"), path, "result.lambda_min")
+        rec["lambda_min"] = checked_number(r.get("lambda_min", "nan"), path, "result.lambda_min")
         rec["lambda_min_converged"] = bool(r.get("lambda_min_converged", True))
         rec["bracketed"] = bool(r.get("bracketed", True))
         rec["evaluations"] = int(r.get("evaluations", 0))
@@ -487,7 +487,7 @@ HESSIAN_SUBSET_KEYS = ("size", "lambda_max", "lambda_max_bound", "lambda_min", "
 def load_hessian_subsets(run: RunDir) -> dict | None:
     """The Hessian-subset convergence of a run (one row per curvature subset size, ascending), or None."""
     path = REGISTRY["hessian_subsets"].path(run)
-    if not path.is_file() or _undefined(path):
+    if not path.is_file() or is_undefined(path):
         return None
     d = load_json(path, ["context", "settings", "result.epoch", "result.rows"])
     rows = d["result"]["rows"]
@@ -499,12 +499,12 @@ def load_hessian_subsets(run: RunDir) -> dict | None:
         if missing:
             raise _damaged(path, f"row {i} has no {', '.join(missing)}")
         alignment = r.get("alignment") or {}
-        out.append({**{k: _num(r[k], path, f"result.rows[{i}].{k}") for k in HESSIAN_SUBSET_KEYS},
+        out.append({**{k: checked_number(r[k], path, f"result.rows[{i}].{k}") for k in HESSIAN_SUBSET_KEYS},
                     "lambda_max_converged": bool(r.get("lambda_max_converged", True)),
                     "lambda_min_converged": bool(r.get("lambda_min_converged", True)),
                     "alignment": alignment.get("fraction"), "alignment_k": alignment.get("k")})
     return {"path": path, "context": d["context"], "settings": d["settings"],
-            "epoch": int(_num(d["result"]["epoch"], path, "result.epoch")),
+            "epoch": int(checked_number(d["result"]["epoch"], path, "result.epoch")),
             "rows": sorted(out, key=lambda r: r["size"])}
 
 

@@ -98,3 +98,14 @@ def test_no_import_cycles():
         graph[a] = graph[a] - {b}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_private_names_are_imported_across_modules():
+    """A name starting with '_' belongs to its module: importing it elsewhere couples two modules' insides."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                offenders += [f"{path.relative_to(PACKAGE)}: {alias.name}" for alias in node.names
+                              if alias.name.startswith("_") and alias.name != "__version__"]
+    assert offenders == []
