@@ -190,7 +190,7 @@ def test_report_files(reported):
     assert f"c = {V.fmt(g.numbers['c'], 4)}" in table[g.title][1]
     assert "n=16 (subset seed 0)" in table[g.title][3] and "BN frozen" in table[g.title][3]
     assert "fp32" in table[g.title][3] and "params all" in table[g.title][3]
-    for name in ("SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1", "SECOND_ORDER_MAX_EXTRA_FRACTION = 0.1",
+    for name in ("SMOOTHNESS_MAX_A_OVER_GRAD_NORM = 0.1", "SECOND_ORDER_MAX_EXTRA_FRACTION = 0.1",
                  "INTERPOLATION_MAX_BUMP_FRACTION = 0.001", "DOMINANCE_F_FLOOR = 0.01"):
         assert name in md
     assert "](figures/surface_3d.png)" in md
