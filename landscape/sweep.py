@@ -102,7 +102,8 @@ class SweepConfig:
         return TrainConfig(arch=arch, dataset=self.dataset_at(n), width=width, epochs=self.max_epochs,
                            lr=self.lr_at(width), momentum=self.momentum, milestones=[],
                            weight_decay=self.weight_decay, batch_size=batch, seed=seed,
-                           train_subset=self.train_subset, test_subset=self.test_subset, augment=self.augment,
+                           train_subset=self.train_subset, augment=self.augment,
+                           test_subset=min(self.test_subset, n) if (n and self.test_subset) else self.test_subset,
                            train_params=self.train_params, save_at=log_epochs(self.max_epochs, self.checkpoints),
                            track_every=self.track_every, loss=self.loss, stop_at_loss=self.target_loss)
 
@@ -226,6 +227,8 @@ def sweep_cell_plan(config: SweepConfig, arch: str, width: float, seed: int, out
     """One cell of the sweep: trained to the common target, analyzed with the sweep's settings at every
     checkpoint, and (``final_curvature``) its curvature at the last one."""
     settings = dataclasses.replace(config.analysis, seed=seed)
+    if n is not None and settings.test_subset:  # the sample-size axis: a synthetic test set has n points too
+        settings = dataclasses.replace(settings, test_subset=min(settings.test_subset, n))
 
     def analyses(run: RunDir) -> list[AnalysisSettings]:
         final = max(run.checkpoint_epochs())
