@@ -370,24 +370,19 @@ def draw_axis_panel(ax, name: str, entries: dict, q: str, cells: list[dict], see
     return zeros
 
 
-def axis_legend(name: str, entries: dict, q: str, seeds: list, zeros: bool) -> list:
-    """Legend of one axis panel: each group's fit(s) with its interval, seeds, means, fan, zeros."""
+def axis_legend(name: str, entries: dict, q: str) -> list:
+    """The fits of one axis panel, each with its interval (the seeds, means and fan: ``legend_handles``)."""
     from matplotlib.lines import Line2D
 
-    several = len(entries) > 1
-    groups = []
+    handles = []
     for k, (group, e) in enumerate(entries.items()):
-        color, head = COLORS[k % len(COLORS)], f"{group}: " if several else ""
+        color, head = COLORS[k % len(COLORS)], f"{group}: " if len(entries) > 1 else ""
         if name == "depth":
-            groups.append((f"{head}L^p: p = {e[q]['power']['describe']}", color))
+            handles.append(Line2D([], [], color=color, lw=1.2, label=f"{head}L^p: p = {e[q]['power']['describe']}"))
+            handles.append(Line2D([], [], color=color, lw=1.2, ls=":",
+                                  label=f"{head}e^(rL): r = {e[q]['rate']['describe']}"))
         else:
-            groups.append((f"{head}n^p: p = {e[q]['slope']['describe']}", color))
-    handles = legend_handles(seeds, groups, zeros)
-    if name == "depth":
-        for k, (group, e) in enumerate(entries.items()):
-            handles.insert(len(entries) + k, Line2D([], [], color=COLORS[k % len(COLORS)], ls=":", lw=1.2,
-                                                     label=f"{group + ': ' if several else ''}e^(rL): r = "
-                                                           f"{e[q]['rate']['describe']}"))
+            handles.append(Line2D([], [], color=color, lw=1.2, label=f"{head}n^p: p = {e[q]['slope']['describe']}"))
     return handles
 
 
@@ -427,7 +422,10 @@ def plot_axes(summary: dict, out_dir: Path, plt, style) -> list[Drawn]:
             fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
             for ax, q, label in zip(axes, quantities, labels):
                 zeros = draw_axis_panel(ax, name, entries, q, cells, seeds)
-                ax.set_title(label, fontsize=9)
+                first = next(iter(entries.values()))[q]
+                verdict = (f"better fit: {first['better']}" if name == "depth" else "reported, not judged"
+                           if first["judgement"] == "—" else f"measured: {first['judgement']}")
+                ax.set_title(f"{label} ({verdict})" if len(entries) == 1 else label, fontsize=9)
                 if not ax.get_lines():
                     ax.set_axis_off()
                     ax.text(0.5, 0.5, "no value > 0", ha="center", va="center", fontsize=8, transform=ax.transAxes)
@@ -436,9 +434,10 @@ def plot_axes(summary: dict, out_dir: Path, plt, style) -> list[Drawn]:
                 value_ticks(ax, sweep_values(summary, key)); tick_format(ax, "y")
                 mark_zeros(ax, zeros)
                 ax.set_xlabel(xlabel)
-                ax.legend(handles=axis_legend(name, entries, q, seeds, bool(zeros)), fontsize=6.5, ncols=2,
-                          loc="upper center", bbox_to_anchor=(0.5, -0.14))
+                ax.legend(handles=axis_legend(name, entries, q), fontsize=6.5)
                 zeros_all += zeros
+            fig.legend(handles=legend_handles(seeds, [], bool(zeros_all)), loc="outside lower center",
+                       ncols=len(seeds) + 3, fontsize=7)
             fig.suptitle(f"{family(config, cells)}: against {xlabel.split(' (')[0]}")
             written.append(save_figure(fig, out_dir, f"sweep_{name}",
                                        axis_caption(name, entries, labels, zeros_all, summary)))
