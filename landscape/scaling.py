@@ -70,13 +70,14 @@ class Slope:
     def informative(self) -> bool:
         return not self.reason
 
-    def describe(self) -> str:
-        """'0.71 [0.62, 0.80] (30 points, 6 widths × 5 seeds; 2 values ≤ 0 dropped)' or the reason."""
+    def describe(self, axis: str = "widths") -> str:
+        """'0.71 [0.62, 0.80] (30 points, 6 widths × 5 seeds; 2 values ≤ 0 dropped)' or the reason;
+        ``axis``: the plural noun of what was fitted against ('sizes', 'depths')."""
         if not self.informative:
-            return self.reason
+            return self.reason.replace("widths", axis).replace("width", axis.rstrip("s"))
         interval = f" [{self.low:.3g}, {self.high:.3g}]"
         note = f"; {self.dropped} value{'s' * (self.dropped != 1)} ≤ 0 dropped" if self.dropped else ""
-        return (f"{self.slope:.3g}{interval} ({self.points} points, {self.widths} widths × "
+        return (f"{self.slope:.3g}{interval} ({self.points} points, {self.widths} {axis} × "
                 f"{self.seeds} seeds{note})")
 
 

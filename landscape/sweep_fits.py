@@ -18,8 +18,13 @@ F* = √(F_lo·F_hi), the geometric middle of the band every cell's dense track 
 F_hi = the smallest initial F over the group's cells, F_lo = the largest final F; at F* each
 cell's ‖∇F‖²/F, steps, distance travelled, largest flip fraction and relative spectral movement
 are read at the first crossing of F* (linear in log F between the two samples around it; the
-dense track for the first two, the analyzed checkpoints for the rest). No level (NaN) when
-the band is empty.
+dense track for the first two — or the analyzed checkpoints when training kept no track — and the
+checkpoints for the rest). No level (NaN, with ``reason``) when the band is empty: some cell ends
+above another's start; the *_at_F quantities of that group are then not measured.
+
+Depth fits (``depth_fits``): a power law and an exponential in L; the one with the smaller rms
+residual fits better only when the two rms differ by more than ``RMS_TOLERANCE`` (relative to the
+larger), else the two are 'indistinguishable' and the prediction (polynomial) is not decided.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from .errors import LandscapeError
 from .scaling import Prediction, by_seed, fit_slope, judge, predictions
+from .text import fmt
 
 QUANTITIES = {  # name: (label, the prediction it is judged against: a key of scaling.PREDICTIONS)
     "c": ("c = min ‖∇F‖²/F along training", "c"),
@@ -55,13 +61,22 @@ SIZE_PREDICTIONS = {  # sample-size axis: slope of q against n
         "slope in n at least −2 (a lower bound: a shallower fall agrees)"))),
     "steps": ("steps to the target loss", None),
 }
+RMS_TOLERANCE = 0.10  # two fits whose rms residuals differ by at most 10 % of the larger are indistinguishable
 DEPTH_QUANTITIES = {"grad_norm_init": "‖∇F(θ_0)‖", "steps": "steps to the target loss"}
 DEPTH_DERIVATION = ("the gradient lemmas bound ‖∇F(θ_0)‖² between poly(L)-factors of m·F/d, and the theorem's "
                     "step count is T = poly(n, L)/δ²·log(1/ε): polynomial in L, never exponential")
 
 
-def _slope_record(slope) -> dict:
-    return {**dataclasses.asdict(slope), "describe": slope.describe()}
+def _slope_record(slope, axis: str = "widths") -> dict:
+    """A stored Slope with its description; ``axis``: the plural noun of what it was fitted against."""
+    return {**dataclasses.asdict(slope), "describe": slope.describe(axis), "axis": axis}
+
+
+def better_fit(rms: dict[str, float], tolerance: float = RMS_TOLERANCE) -> str:
+    """The fit ('polynomial', 'exponential') whose rms residual is smaller by more than ``tolerance``
+    of the larger rms, else 'indistinguishable'."""
+    (a, ra), (b, rb) = sorted(rms.items(), key=lambda kv: kv[1])
+    return "indistinguishable" if rb - ra <= tolerance * rb else a
 
 
 def group_label(depth, n, multiple_n: bool) -> str:
@@ -122,7 +137,7 @@ def size_fits(rows: list[dict], seeds: list) -> dict:
         entry = {}
         for q, (label, prediction) in SIZE_PREDICTIONS.items():
             slope = fit_slope(sizes, by_seed(values, q, sizes, seeds, width_key="n"))
-            entry[q] = {"label": label, "slope": _slope_record(slope),
+            entry[q] = {"label": label, "slope": _slope_record(slope, "sizes"),
                         "predicted": prediction.describe() if prediction else "no exponent at a constant step",
                         "derivation": prediction.derivation if prediction else (
                             "T = poly(n, L)/δ²·log(1/ε) holds at the theorem's η ∝ 1/poly(n); at a constant η "
@@ -153,11 +168,13 @@ def depth_fits(rows: list[dict], seeds: list) -> dict:
             pts = [(r["depth"], r[q]) for r in sel if r.get(q) is not None and math.isfinite(r[q]) and r[q] > 0]
             try:
                 fit = depth_scaling_fit([d for d, _ in pts], [v for _, v in pts])
-                better, rms = fit.better, {"polynomial": fit.polynomial.rms, "exponential": fit.exponential.rms}
+                rms = {"polynomial": fit.polynomial.rms, "exponential": fit.exponential.rms}
+                better = better_fit(rms)
             except LandscapeError as exc:
                 better, rms = f"no fit: {exc}", {}
-            entry[q] = {"label": label, "power": _slope_record(power), "rate": _slope_record(rate),
-                        "better": better, "rms": rms, "derivation": DEPTH_DERIVATION,
+            entry[q] = {"label": label, "power": _slope_record(power, "depths"),
+                        "rate": _slope_record(rate, "depths"), "better": better, "rms": rms,
+                        "tolerance": RMS_TOLERANCE, "derivation": DEPTH_DERIVATION,
                         "judgement": {"polynomial": "agrees", "exponential": "disagrees"}.get(better, "inconclusive")
                         if rms else "uninformative"}
         out[f"width {width:g}" + (f", n {n}" if n is not None else "")] = entry
@@ -185,8 +202,12 @@ def at_level(F, q, level: float) -> float:
 
 
 def _dense(path: dict) -> dict:
-    """The dense track (step, F, ‖∇F‖²) with the initial point (the checkpoint of epoch 0) in front."""
-    track = path.get("track") or {"step": [], "F": [], "grad_sq": []}
+    """The dense track (step, F, ‖∇F‖²) with the initial point (the checkpoint of epoch 0) in front;
+    the analyzed checkpoints themselves when training kept no track."""
+    if not (path.get("track") or {}).get("F"):
+        F, c = path.get("F") or [], path.get("c") or []
+        return {"step": list(path.get("step") or []), "F": list(F), "grad_sq": [a * b for a, b in zip(c, F)]}
+    track = path["track"]
     F0, c0 = (path["F"][0], path["c"][0]) if path.get("epoch") and path["epoch"][0] == 0 else (None, None)
     head = ([0.0], [F0], [c0 * F0]) if F0 is not None else ([], [], [])
     return {"step": head[0] + list(track["step"]), "F": head[1] + list(track["F"]),
@@ -204,6 +225,7 @@ def common_level(rows: list[dict]) -> dict:
         ends = [min(d["F"]) for d in dense if d["F"]]
         lo, hi = (max(ends), min(starts)) if len(starts) == len(sel) and sel else (math.nan, math.nan)
         level = math.sqrt(lo * hi) if lo > 0 and hi > lo else math.nan
+        reason = "" if math.isfinite(level) else no_level_reason(lo, hi)
         for r, d in zip(sel, dense):
             path = r.get("path") or {}
             ratio = [g / f if f > 0 else math.nan for g, f in zip(d["grad_sq"], d["F"])]
@@ -212,8 +234,17 @@ def common_level(rows: list[dict]) -> dict:
             for q, key in (("travelled_at_F", "travelled"), ("flips_at_F", "activation_flips"),
                            ("movement_at_F", "spectral_movement")):
                 r[q] = at_level(path.get("F", []), path[key], level) if key in path else math.nan
-        out[group_label(depth, n, multiple_n)] = {"F_star": level, "F_lo": lo, "F_hi": hi}
+        out[group_label(depth, n, multiple_n)] = {"F_star": level, "F_lo": lo, "F_hi": hi, "reason": reason}
     return out
+
+
+def no_level_reason(lo: float, hi: float) -> str:
+    """Why a group has no common loss level F* (the band [F_lo, F_hi] every cell crosses is empty)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no common loss level (a cell without an F along training)"
+    if lo <= 0:
+        return f"no common loss level (a cell reached F = {fmt(lo, 4)})"
+    return f"no common loss level (largest final F {fmt(lo, 4)} ≥ smallest initial F {fmt(hi, 4)})"
 
 
 def fit_summary(config: dict, rows: list[dict]) -> dict:

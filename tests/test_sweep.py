@@ -23,7 +23,8 @@ from landscape.scaling import by_seed, fit_slope
 from landscape.settings import AnalysisSettings
 from landscape.sweep import SweepConfig, arch_at_depth, log_epochs, run_sweep, sweep_preset
 from landscape.sweep_fits import at_level, fit_summary, overall
-from landscape.sweep_report import draw_width_scaling, slope_line, write_sweep_report
+from landscape.sweep_figures import draw_width_scaling, slope_line
+from landscape.sweep_report import write_sweep_report
 from landscape.theory import activation_flips, ntk, ntk_min_eigenvalue, spectral_movement
 
 SEPARATED = "synthetic:separated?n=16&d=8&delta=0.5&classes=2&test=8"
