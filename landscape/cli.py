@@ -740,6 +740,7 @@ def sweep(preset, out, compare, runtime, **given):
     import time
 
     from .sweep import SweepConfig, run_sweep, sweep_preset
+    from .sweep_report import width_note
 
     given["widths"] = _widths(given["widths"])
     given["depths"] = _checked_list(given["depths"], _int_list, "--depths needs positive integers", lambda d: d >= 1)
@@ -757,6 +758,9 @@ def sweep(preset, out, compare, runtime, **given):
         config = SweepConfig(**given)
     started = time.perf_counter()
     summary = run_sweep(config, out, runtime, compare)
-    for q, info in summary["quantities"].items():
+    note = width_note(summary)
+    if note:
+        click.echo(note)
+    for q, info in ([] if note else summary["quantities"].items()):
         click.echo(f"{info['label']}: predicted {info['predicted']} with width; measured: {info['judgement']}")
     click.echo(f"done in {time.perf_counter() - started:.0f} s; report: {out}/report.md")
