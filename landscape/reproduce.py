@@ -139,8 +139,9 @@ def _quick() -> Preset:
     side along −∇F and one Gaussian direction; the Hessian is on 16 of them (24 products for both ends of its
     spectrum, 5 probes × 30 steps for its density); ``hessian_subsets`` shows at the last checkpoint how
     λ_max and λ_min move from 16 to 128 images. Seeds 1 and 2 (training and directions) measure only what
-    the verdicts need (``QUICK_SEED_MEASUREMENTS``), so every judged verdict is seen on 3 seeds in about
-    20 minutes of 2 CPU cores (`reproduce --preset quick --plan --calibrate`).
+    the verdicts need (``QUICK_SEED_MEASUREMENTS``), so every judged verdict but the interpolation's is seen
+    on 3 seeds. The target is about 20 minutes of 2 CPU cores; `reproduce --preset quick --plan --calibrate`
+    gives the estimate of a machine.
     """
     figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
     analysis = AnalysisSettings(
@@ -155,7 +156,7 @@ def _quick() -> Preset:
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
                   f"ResNet-32 fitted on {QUICK_TRAIN_SUBSET} CIFAR-10 images (no augmentation), {QUICK_EPOCHS} "
                   f"epochs, F on all of them, probes of 8 steps a side, the Hessian on 16, seeds "
-                  f"{', '.join(map(str, QUICK_SEEDS))} (CPU, about 20 min)", figure_epochs,
+                  f"{', '.join(map(str, QUICK_SEEDS))} (CPU, target about 20 min)", figure_epochs,
                   seeds=list(QUICK_SEEDS), seed_measurements=list(QUICK_SEED_MEASUREMENTS))
 
 
