@@ -6,7 +6,8 @@ embedded, downscaled, under EMBED_BUDGET) and RUN/report.json (the same data);
 ``write_combined_report`` does the same for several runs, one section per cell, its figures
 linked by relative path. Every report opens with the compact verdict table (``summary_tables``:
 verdict, statistic, margin, spread, n per claim), which ``markdown_summary`` also renders from a
-report.json for the README. Nothing is judged or drawn here: verdicts come from ``verdicts.py``,
+report.json for the README; a cell trained with several seeds adds its "Across training seeds" table
+(``across_seeds``: each seed's verdict and statistic, the common verdict or inconclusive). Nothing is judged or drawn here: verdicts come from ``verdicts.py``,
 figures from ``plots.py``.
 """
 

@@ -325,6 +325,15 @@ def test_cells_are_named_by_seed_and_later_seeds_measure_their_own_list():
         select_cells(preset, ["mlp1_d8/cifar10/seed2"])
     # the paper preset keeps its names (seed 0 only)
     assert [c.name for c in get_preset("paper").seeded_cells()] == [c.name for c in get_preset("paper").cells]
+    # paper-cpu given seeds: VGG keeps its own curvature settings on every seed, later seeds their list
+    cpu = get_preset("paper-cpu")
+    cpu.seeds, cpu.seed_measurements = [0, 3], ["dominance", "probes"]
+    vgg = [c for c in cpu.seeded_cells() if c.arch == "vgg19_bn"][:2]
+    assert [c.name for c in vgg] == ["vgg19_bn/cifar10", "vgg19_bn/cifar10/seed3"]
+    first, later = (cpu.analysis_for(c) for c in vgg)
+    assert first.curvature_max_basis == later.curvature_max_basis < cpu.analysis.curvature_max_basis
+    assert first.measurements == cpu.analysis.measurements and later.measurements == ["dominance", "probes"]
+    assert len(cpu.seeded_cells()) == 2 * len(cpu.cells)
 
 
 def test_the_quick_preset_trains_three_seeds_at_the_issue_sizes():
