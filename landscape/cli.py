@@ -421,13 +421,16 @@ def train(out, resume, force, tensorboard, runtime, **given):
 @main.command()
 @option(MEASURE, "--preset", type=_Choice(list(PRESET_HELP)), default="quick",
         help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()) + ".")
-@option(MEASURE, "--only", multiple=True, help="Run only this cell, e.g. resnet32/cifar10 (repeatable; default: all).")
+@option(MEASURE, "--only", multiple=True,
+        help="Run only this cell, e.g. resnet32/cifar10 or its seed 1, resnet32/cifar10/seed1 (repeatable; default: "
+             "all).")
 @option(MEASURE, "--shard", default=None, metavar="I/K",
         help="Machine I of K: run only this machine's deterministic share of the cells (no coordination; "
              "default: all cells).")
 @option(DATA, "--cifar10", default="cifar10", help="Dataset standing for CIFAR-10, e.g. folder:cifar10-jpeg.")
 @option(DATA, "--cifar100", default="cifar100", help="Dataset standing for CIFAR-100.")
-@option(TRAINING, "--seed", type=SEED, default=0, help="Seed of every cell's training and analysis.")
+@option(TRAINING, "--seed", type=SEED, default=0,
+        help="Added to each cell's seed (the preset's seeds) for its training and analysis.")
 @option(OUTPUT, "--out", default=None, type=click.Path(file_okay=False),
         help="Output folder, one sub-folder per cell (required unless --plan).")
 @option(OUTPUT, "--plan", "plan_only", is_flag=True,

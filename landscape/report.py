@@ -6,7 +6,8 @@ embedded, downscaled, under EMBED_BUDGET) and RUN/report.json (the same data);
 ``write_combined_report`` does the same for several runs, one section per cell, its figures
 linked by relative path. Every report opens with the compact verdict table (``summary_tables``:
 verdict, statistic, margin, spread, n per claim), which ``markdown_summary`` also renders from a
-report.json for the README. Nothing is judged or drawn here: verdicts come from ``verdicts.py``,
+report.json for the README; a cell trained with several seeds adds its "Across training seeds" table
+(``across_seeds``: each seed's verdict and statistic, the common verdict or inconclusive). Nothing is judged or drawn here: verdicts come from ``verdicts.py``,
 figures from ``plots.py``.
 """
 
@@ -17,6 +18,7 @@ import html
 import io
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from .plots import figures_fresh, make_figures, read_manifest
 from .readers import as_run, holds_runs
 from .results import atomic_write_json, atomic_write_text
 from .text import fmt, settings_text
-from .verdicts import DOMINANCE_F_FLOOR, FAILS, HOLDS, RunVerdicts, run_verdicts
+from .verdicts import DOMINANCE_F_FLOOR, FAILS, HOLDS, INCONCLUSIVE, NOT_MEASURED, RunVerdicts, run_verdicts
 
 # ============================================================================ document blocks
 _FIGURE_CAPTIONS = {
@@ -260,9 +262,105 @@ def claim_headline(claim: dict) -> list[str]:
     return [short, verdict, *make(claim["numbers"])]
 
 
+# ============================================================================ verdicts across training seeds
+SEED_SUFFIX = re.compile(r"_seed\d+$")  # reproduce.Cell.folder of a seed after 0
+
+
+def seed_groups(cells: list[dict]) -> list[tuple[str, list[tuple[int, dict]]]]:
+    """The cells of a combined report.json that differ only in their training seed, grouped:
+    [(base cell name, [(seed, cell), ...] by seed)] for every group of more than one seed (a cell without
+    a training configuration, e.g. an external checkpoint's analysis, is in no group)."""
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    for cell in cells:
+        train = cell.get("train")
+        if not isinstance(train, dict) or not isinstance(train.get("seed"), int):
+            continue
+        key = json.dumps({k: v for k, v in train.items() if k != "seed"}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append((train["seed"], cell))
+    found = []
+    for members in groups.values():
+        if len({seed for seed, _ in members}) > 1:
+            members = sorted(members, key=lambda m: m[0])
+            found.append((SEED_SUFFIX.sub("", str(members[0][1].get("cell", members[0][1].get("name", "?")))),
+                          members))
+    return found
+
+
+def _value(statistic: str, first: str) -> str:
+    """A seed's statistic, shortened to its value when it names the same quantity as ``first``'s."""
+    name, _, value = statistic.partition(" = ")
+    return value if value and first.partition(" = ")[0] == name else statistic
+
+
+def combined_verdict(per_seed: list[dict]) -> tuple[str, str]:
+    """(verdict, why) of one claim over the seeds that measured it ({'seed', 'verdict', 'statistic'} each):
+    their common verdict when they agree, else inconclusive with each seed's verdict and statistic; a claim
+    measured on one seed keeps its verdict ('seed 0 only')."""
+    measured = [p for p in per_seed if p["verdict"] != NOT_MEASURED]
+    if not measured:
+        return NOT_MEASURED, "on no seed"
+    if len(measured) == 1:
+        return measured[0]["verdict"], f"seed {measured[0]['seed']} only"
+    seeds = ", ".join(str(p["seed"]) for p in measured)
+    if len({p["verdict"] for p in measured}) == 1:
+        return measured[0]["verdict"], f"seeds {seeds} agree"
+    first = measured[0]["statistic"]
+    return INCONCLUSIVE, ", ".join(f"seed {p['seed']} {p['verdict']} ({first if k == 0 else _value(p['statistic'], first)})"
+                                   for k, p in enumerate(measured))
+
+
+def across_seeds(cells: list[dict]) -> list[dict]:
+    """For every base cell trained with several seeds (``seed_groups``): per claim, each seed's verdict and
+    headline statistic, and the combined verdict (``combined_verdict``). What report.json stores as
+    'across_seeds' and the summary's "Across training seeds" tables show."""
+    out = []
+    for base, members in seed_groups(cells):
+        ids = list(dict.fromkeys(c.get("id") for _, cell in members for c in cell.get("claims", [])))
+        claims = []
+        for cid in ids:
+            per_seed, short = [], str(cid)
+            for seed, cell in members:
+                claim = next((c for c in cell.get("claims", []) if c.get("id") == cid), None)
+                if claim is not None:
+                    head = claim_headline(claim)
+                    short = head[0]
+                    per_seed.append({"seed": seed, "verdict": head[1], "statistic": head[2]})
+            verdict, why = combined_verdict(per_seed)
+            claims.append({"id": cid, "claim": short, "verdict": verdict, "why": why, "per_seed": per_seed})
+        out.append({"cell": base, "seeds": [s for s, _ in members],
+                    "cells": [c.get("cell", c.get("name")) for _, c in members], "claims": claims})
+    return out
+
+
+def across_text(claim: dict) -> str:
+    """One claim's combined verdict as the summary shows it: 'holds (seeds 0, 1, 2 agree)', 'holds (seed 0
+    only)', or 'inconclusive: seed 0 holds (…), seed 2 fails (…)' when the seeds differ."""
+    differ = len({p["verdict"] for p in claim["per_seed"] if p["verdict"] != NOT_MEASURED}) > 1
+    return f"{claim['verdict']}: {claim['why']}" if differ else f"{claim['verdict']} ({claim['why']})"
+
+
+def _seed_text(claim: dict, seed: int) -> str:
+    """One seed's verdict and headline statistic of an ``across_seeds`` claim ('not measured' alone)."""
+    p = next((p for p in claim["per_seed"] if p["seed"] == seed), None)
+    return NOT_MEASURED if p is None or p["verdict"] == NOT_MEASURED else f"{p['verdict']} ({p['statistic']})"
+
+
+def across_seed_tables(groups: list[dict]) -> list[tuple]:
+    """Blocks of ``across_seeds``: per base cell one row per claim, its combined verdict and each seed's."""
+    blocks: list[tuple] = []
+    for g in groups:
+        seeds = g["seeds"]
+        blocks.append(("p", f"Across training seeds: {g['cell']} (seeds {', '.join(map(str, seeds))}; the common "
+                            f"verdict of the seeds that measured a claim, inconclusive when they differ)"))
+        rows = [[c["claim"], across_text(c)] + [_seed_text(c, s) for s in seeds] for c in g["claims"]]
+        blocks.append(("table", ["claim", "across seeds"] + [f"seed {s}" for s in seeds], rows))
+    return blocks
+
+
 def summary_tables(report: dict) -> list[tuple]:
     """Table blocks of the verdict summary of report.json's data (one run, or {'cells': [...]}): for
-    several cells a per-cell table (verdict and statistic per claim) and the verdict table with a cell column."""
+    several cells the across-seed tables of base cells trained with several seeds (``across_seeds``), a
+    per-cell table (verdict and statistic per claim) and the verdict table with a cell column."""
     cells = report.get("cells") if "cells" in report else [report]
     if not cells:
         return []
@@ -274,7 +372,8 @@ def summary_tables(report: dict) -> list[tuple]:
         heads = [claim_headline(c) for c in cell.get("claims", [])]
         per_cell.append([cell.get("cell", cell.get("name", "?"))] + [f"{h[1]} ({h[2]})" for h in heads])
     rows = [[cell.get("cell", cell.get("name", "?"))] + claim_headline(c) for cell in cells for c in cell.get("claims", [])]
-    return [("table", ["cell"] + titles, per_cell), ("table", ["cell"] + SUMMARY_COLUMNS, rows)]
+    return across_seed_tables(across_seeds(cells)) + [("table", ["cell"] + titles, per_cell),
+                                                      ("table", ["cell"] + SUMMARY_COLUMNS, rows)]
 
 
 def markdown_summary(report: dict) -> str:
@@ -459,6 +558,7 @@ def write_combined_report(out_dir, run_dirs, *, figures="auto", epochs=None,
         cells.append((name, r, data))
     blocks = report_header("Loss-landscape report: " + ", ".join(n for n, _, _ in cells))
     combined = {"cells": [{"cell": name, **data.to_json()} for name, _, data in cells], "skipped": skipped or {}}
+    combined["across_seeds"] = across_seeds(combined["cells"])
     blocks.append(("h", 2, "Summary"))
     blocks += summary_tables(combined)
     blocks.append(("p", "Each cell's figures are linked, not embedded: they stay in the cell's figures/ folder."))

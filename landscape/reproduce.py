@@ -7,12 +7,13 @@ Presets:
   Hessian on a balanced subset of 2,048): about 23 hours of one H100 (``reproduce --plan``).
   Meant for a GPU; any cell runs alone (``--only resnet32/cifar10``), and ``--shard i/k`` gives
   machine i of k its share of the cells (``shard_cells``) without any coordination.
-* ``quick``: the same pipeline at CPU scale: ResNet-32 fitted exactly on a balanced CIFAR-10
-  subset with a shortened schedule of the same shape; F is the loss over all of its training
-  images, the analysis repeated with three direction seeds.
+* ``quick``: the same pipeline at CPU scale: ResNet-32 fitted exactly on a balanced 200 CIFAR-10
+  images with a shortened schedule of the same shape; F is the loss over all of its training
+  images; trained and analyzed with three seeds (the later two measure only what the verdicts need).
 * ``smoke``: a tiny version of ``quick`` for the tests (under 2 min).
 
-Every stage resumes: rerunning the command skips finished checkpoints and results (each cell runs
+A preset trains every cell once per seed of ``Preset.seeds`` (cells 'resnet32/cifar10', 'resnet32/cifar10/seed1',
+…); the combined report judges each claim across them (``report.across_seeds``). Every stage resumes: rerunning the command skips finished checkpoints and results (each cell runs
 through ``cells.run_cell``; a cell folder holding a run of other settings is refused, not reused).
 """
 
@@ -38,12 +39,15 @@ class Cell:
     dataset: str          # 'cifar10' or 'cifar100' (mapped to the user's data source)
     label_noise: float = 0.0
     width: float = 1      # channel multiplier (the tiny test presets use ¼)
+    seed: int = 0         # training and direction seed; 0 keeps the unseeded name and folder
 
     @property
     def name(self) -> str:
+        """'resnet32/cifar10', 'resnet32/cifar10/seed1' for seed 1 (its folder: resnet32_cifar10_seed1)."""
         noise = f"_noisy{round(self.label_noise * 100)}" if self.label_noise else ""
         width = f"_w{self.width:g}" if self.width != 1 else ""
-        return f"{self.arch}{width}/{self.dataset}{noise}"
+        seed = f"/seed{self.seed}" if self.seed else ""
+        return f"{self.arch}{width}/{self.dataset}{noise}{seed}"
 
     @property
     def folder(self) -> str:
@@ -59,14 +63,26 @@ class Preset:
     figure_epochs: list[int] | None = None
     analysis_by_arch: dict[str, dict] = dataclasses.field(default_factory=dict)  # overrides per network
     train_by_arch: dict[str, dict] = dataclasses.field(default_factory=dict)
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])  # every cell is trained once per seed
+    seed_measurements: list[str] | None = None  # what seeds after the first measure (None: the full list)
+
+    def seeded_cells(self) -> list[Cell]:
+        """Every base cell once per seed, seed-major within a base cell: what reproduce, --plan, --shard,
+        timings and the combined report see."""
+        return [dataclasses.replace(c, seed=s) for c in self.cells for s in self.seeds]
 
     def train_for(self, cell: Cell) -> dict:
-        """The training settings of one cell: the preset's, with its network's overrides."""
+        """The training settings of one cell: the preset's, with its network's overrides (the seed apart:
+        ``cell.seed``)."""
         return {**self.train, **self.train_by_arch.get(cell.arch, {})}
 
     def analysis_for(self, cell: Cell) -> AnalysisSettings:
-        """The analysis settings of one cell: the preset's, with its network's overrides."""
-        return dataclasses.replace(self.analysis, **self.analysis_by_arch.get(cell.arch, {}))
+        """The analysis settings of one cell: the preset's, with its network's overrides, seeded by the cell's
+        seed; a seed after the first measures only ``seed_measurements`` (what the verdicts need)."""
+        settings = dataclasses.replace(self.analysis, **self.analysis_by_arch.get(cell.arch, {}), seed=cell.seed)
+        if cell.seed != self.seeds[0] and self.seed_measurements is not None:
+            settings.measurements = list(self.seed_measurements)
+        return settings
 
 
 PAPER_ARCHS = ("vgg19_bn", "resnet32", "resnet110")
@@ -107,33 +123,41 @@ def _paper() -> Preset:
                   f"images (GPU)", list(PAPER_FIGURE_EPOCHS))
 
 
-QUICK_EPOCHS = 40
+QUICK_EPOCHS = 60
+QUICK_TRAIN_SUBSET = 200
+QUICK_SEEDS = [0, 1, 2]
+# What seeds 1 and 2 measure: every judged claim but the interpolation (the figures stay seed 0's).
+QUICK_SEED_MEASUREMENTS = ["dominance", "probes", "curvature", "second_order", "trajectory"]
 
 
 def _quick() -> Preset:
-    """ResNet-32 fitted exactly (≥ 99 % train accuracy, F ≤ 0.05) on 1,600 images in the paper's schedule shape.
+    """ResNet-32 fitted exactly on a balanced 200 CIFAR-10 images, in the paper's schedule shape, with 3 seeds.
 
-    No augmentation: with crop+flip a CPU-sized budget stops near 55 % training accuracy, far
-    from the global minimum the theory is about; without it, 1,600 images are fitted within
-    the 40 epochs (lr drops at 20 and 30, the paper's 81/164 and 122/164). F, ∇F and every
-    F-based measurement use a balanced 512 of the 1,600 training images, once (all 1,600, or three
-    repeats, would take 2–3 hours on 2 CPU cores by `reproduce --preset quick --plan --calibrate`);
-    probes take 10 steps a side; the Hessian is on 32 of them (24 products for both ends of its
-    spectrum, 5 probes × 40 steps for its density); ``hessian_subsets`` shows at the last checkpoint
-    how λ_max and λ_min move from 32 to all 512 images.
+    No augmentation (with crop+flip a CPU-sized budget stops far from the global minimum the theory is
+    about); 60 epochs at batch 32 (lr drops at 30 and 45, the paper's 81/164 and 122/164). F, ∇F and every
+    F-based measurement use all 200 training images (the theory's F), once per seed; probes take 8 steps a
+    side along −∇F and one Gaussian direction; the Hessian is on 16 of them (24 products for both ends of its
+    spectrum, 5 probes × 30 steps for its density); ``hessian_subsets`` shows at the last checkpoint how
+    λ_max and λ_min move from 16 to 128 images. Seeds 1 and 2 (training and directions) measure only what
+    the verdicts need (``QUICK_SEED_MEASUREMENTS``), so every judged verdict but the interpolation's is seen
+    on 3 seeds. The target is about 20 minutes of 2 CPU cores; `reproduce --preset quick --plan --calibrate`
+    gives the estimate of a machine.
     """
     figure_epochs = scaled_figure_epochs(QUICK_EPOCHS)
     analysis = AnalysisSettings(
         measurements=["dominance", "probes", "curvature", "spectrum", "second_order", "surface", "interpolation",
                       "trajectory", "hessian_subsets"],
-        epochs=figure_epochs, subset=512, test_subset=256, repeats=1, probe_gaussian=1, probe_filter=1,
-        probe_steps=10, spectrum_steps=40, curvature_top=1, curvature_subset=32, curvature_tol=3e-2, curvature_max_matvecs=24,
-        surface_points=9, interpolation_points=15, interpolation_pairs="init-final,consecutive,to-final")
-    train_cfg = {"epochs": QUICK_EPOCHS, "train_subset": 1600, "test_subset": 500, "augment": False,
-                 "track_every": 32, "track_subset": 128}
+        epochs=figure_epochs, subset=None, test_subset=128, repeats=1, probe_gaussian=1, probe_filter=0,
+        probe_steps=8, curvature_top=1, curvature_subset=16, curvature_tol=3e-2, curvature_max_matvecs=24,
+        spectrum_probes=5, spectrum_steps=30, surface_points=9, interpolation_points=15,
+        interpolation_pairs="init-final,consecutive", hessian_subsets_smallest=16, hessian_subsets_largest=128)
+    train_cfg = {"epochs": QUICK_EPOCHS, "train_subset": QUICK_TRAIN_SUBSET, "batch_size": 32, "test_subset": 500,
+                 "augment": False, "track_every": 32, "track_subset": 128}
     return Preset([Cell("resnet32", "cifar10")], train_cfg, analysis,
-                  "ResNet-32 fitted on 1,600 CIFAR-10 images (no augmentation), 40 epochs, "
-                  "F on 512 of them, probes of 10 steps a side, the Hessian on 32 (CPU, about 45 min)", figure_epochs)
+                  f"ResNet-32 fitted on {QUICK_TRAIN_SUBSET} CIFAR-10 images (no augmentation), {QUICK_EPOCHS} "
+                  f"epochs, F on all of them, probes of 8 steps a side, the Hessian on 16, seeds "
+                  f"{', '.join(map(str, QUICK_SEEDS))} (CPU, target about 20 min)", figure_epochs,
+                  seeds=list(QUICK_SEEDS), seed_measurements=list(QUICK_SEED_MEASUREMENTS))
 
 
 def _smoke() -> Preset:
@@ -247,9 +271,12 @@ def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
 
 
 def select_cells(preset: Preset, only: list[str] | None) -> list[Cell]:
+    """The preset's cells, one per base cell and seed (``Preset.seeded_cells``), or those named in ``only``
+    ('resnet32/cifar10' is seed 0, 'resnet32/cifar10/seed1' seed 1)."""
+    cells = preset.seeded_cells()
     if not only:
-        return preset.cells
-    names = {c.name: c for c in preset.cells}
+        return cells
+    names = {c.name: c for c in cells}
     unknown = [o for o in only if o not in names]
     if unknown:
         raise LandscapeError(f"no cell {unknown} in this preset; cells: {', '.join(names)}")
@@ -267,12 +294,12 @@ class Reproduced:
 
 def cell_plan(preset: Preset, cell: Cell, out: Path, dataset: str, seed: int) -> CellPlan:
     """One cell of a preset: its training configuration, its analysis at the checkpoints the run holds,
-    and its figures and report."""
+    and its figures and report. Training and direction seeds are ``seed`` (reproduce --seed) + ``cell.seed``."""
     from .plots import make_figures
     from .report import write_report
 
     def analyses(run: RunDir) -> list[AnalysisSettings]:
-        settings = dataclasses.replace(preset.analysis_for(cell), seed=seed)
+        settings = dataclasses.replace(preset.analysis_for(cell), seed=seed + cell.seed)
         if settings.epochs is not None:
             have = set(run.checkpoint_epochs())
             settings.epochs = [e for e in settings.epochs if e in have]
@@ -283,7 +310,7 @@ def cell_plan(preset: Preset, cell: Cell, out: Path, dataset: str, seed: int) ->
         write_report(run_dir)
 
     config = TrainConfig(arch=cell.arch, dataset=dataset, label_noise=cell.label_noise, width=cell.width,
-                         seed=seed, **preset.train_for(cell))
+                         seed=seed + cell.seed, **preset.train_for(cell))
     return CellPlan(cell.name, out / cell.folder, config, analyses, draw)
 
 
@@ -326,7 +353,7 @@ def reproduce(preset_name: str, out: str | Path, runtime: Runtime | None = None,
     for plan in plans:
         runtime.echo(f"== {plan.name}: {preset.description}")
         record_timings(timings_path, plan.name, run_cell(plan, runtime))
-    ran = [out / c.folder for c in preset.cells if (out / c.folder).is_dir()]
+    ran = [out / c.folder for c in preset.seeded_cells() if (out / c.folder).is_dir()]
     report = write_combined_report(out, ran, skipped=skipped)["markdown"] if ran else None
     return Reproduced([p.run_dir for p in plans], report)
 

@@ -399,3 +399,49 @@ def test_verdict_table_reads_the_judged_statistics_of_newer_reports():
     assert R.claim_headline(second)[2:] == ["largest attributable help = 20% of d_grad (epoch 3)", "2× the limit 10%",
                                             "± 5% (sd over repeats)", "4 checkpoints"]
     assert R.claim_headline(unjudged)[2:] == ["—", "—", "—", "4 checkpoints"]
+
+
+# ============================================================================ verdicts across training seeds
+def _seed_cell(seed: int, smooth_verdict: str, a: float, interpolation: bool = True) -> dict:
+    """One seed's cell of a combined report.json: dominance holds, semi-smoothness as given, the interpolation
+    measured only when asked."""
+    name = "resnet32_cifar10" + (f"_seed{seed}" if seed else "")
+    return {"cell": name, "name": name, "train": {"arch": "resnet32", "dataset": "cifar10", "seed": seed},
+            "claims": [_claim("gradient_dominance", V.HOLDS, c=2.0, margin=2000.0, threshold=1e-3),
+                       _claim("semi_smoothness", smooth_verdict, max_a_over_grad_norm=a, margin=a / 0.1,
+                              threshold=0.1),
+                       _claim("interpolation", V.HOLDS if interpolation else V.NOT_MEASURED, largest_bump=0.0,
+                              margin=0.0, limit=0.01)]}
+
+
+def test_seeds_that_agree_give_their_verdict_and_seeds_that_differ_are_inconclusive():
+    cells = [_seed_cell(0, V.HOLDS, 0.04), _seed_cell(1, V.HOLDS, 0.05, False), _seed_cell(2, V.FAILS, 0.13, False)]
+    [group] = R.across_seeds(cells)
+    assert group["cell"] == "resnet32_cifar10" and group["seeds"] == [0, 1, 2]
+    claims = {c["id"]: c for c in group["claims"]}
+    assert (claims["gradient_dominance"]["verdict"], claims["gradient_dominance"]["why"]) == \
+        (V.HOLDS, "seeds 0, 1, 2 agree")
+    assert claims["semi_smoothness"]["verdict"] == V.INCONCLUSIVE
+    assert claims["semi_smoothness"]["why"] == ("seed 0 holds (max a/‖∇F‖ = 0.04), seed 1 holds (0.05), "
+                                                "seed 2 fails (0.13)")
+    assert (claims["interpolation"]["verdict"], claims["interpolation"]["why"]) == (V.HOLDS, "seed 0 only")
+    # the summary (what the README embeds) opens with one line per claim: the combined verdict and each seed's
+    blocks = R.summary_tables({"cells": cells})
+    (_, text), (_, head, rows) = blocks[:2]
+    assert "Across training seeds: resnet32_cifar10" in text and head == ["claim", "across seeds", "seed 0",
+                                                                          "seed 1", "seed 2"]
+    assert rows[1][:2] == ["semi-smoothness", "inconclusive: " + claims["semi_smoothness"]["why"]]
+    assert rows[1][4] == "fails (max a/‖∇F‖ = 0.13)" and rows[2][1:] == [
+        "holds (seed 0 only)", "holds (largest bump = 0)", V.NOT_MEASURED, V.NOT_MEASURED]
+    page = R.render_html(blocks, "t", embed=False)
+    assert '<td class="inconclusive">inconclusive: seed 0 holds' in page
+    assert R.markdown_summary({"cells": cells}).count("Across training seeds") == 1
+
+
+def test_cells_of_other_settings_or_one_seed_are_not_judged_across_seeds():
+    other = _seed_cell(1, V.FAILS, 0.2)
+    other["train"]["dataset"] = "cifar100"
+    assert R.across_seeds([_seed_cell(0, V.HOLDS, 0.04), other]) == []       # another base cell
+    assert R.across_seeds([_seed_cell(0, V.HOLDS, 0.04), _seed_cell(0, V.FAILS, 0.2)]) == []  # copies, one seed
+    assert R.combined_verdict([{"seed": 0, "verdict": V.NOT_MEASURED, "statistic": "s"}]) == (V.NOT_MEASURED,
+                                                                                           "on no seed")

@@ -300,3 +300,90 @@ def test_calibrating_on_a_missing_gpu_is_one_line():
         pytest.skip("this machine has a GPU")
     result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--plan", "--calibrate", "--device", "cuda"])
     assert result.exit_code == 1 and "no CUDA device" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------- training seeds
+def _seeded_preset() -> Preset:
+    """``_tiny_preset`` trained with seeds 0 and 1: seed 0 measures dominance and the interpolation, seed 1
+    dominance only."""
+    preset = _tiny_preset()
+    preset.analysis.measurements = ["dominance", "interpolation"]
+    preset.analysis.interpolation_points, preset.analysis.interpolation_pairs = 3, "init-final"
+    preset.seeds, preset.seed_measurements = [0, 1], ["dominance"]
+    return preset
+
+
+def test_cells_are_named_by_seed_and_later_seeds_measure_their_own_list():
+    preset = _seeded_preset()
+    cells = preset.seeded_cells()
+    assert [c.name for c in cells] == ["mlp1_d8/cifar10", "mlp1_d8/cifar10/seed1"]
+    assert [c.folder for c in cells] == ["mlp1_d8_cifar10", "mlp1_d8_cifar10_seed1"]
+    assert [preset.analysis_for(c).measurements for c in cells] == [["dominance", "interpolation"], ["dominance"]]
+    assert [preset.analysis_for(c).seed for c in cells] == [0, 1]
+    assert [c.name for c in select_cells(preset, ["mlp1_d8/cifar10/seed1"])] == ["mlp1_d8/cifar10/seed1"]
+    with pytest.raises(LandscapeError, match="no cell"):
+        select_cells(preset, ["mlp1_d8/cifar10/seed2"])
+    # the paper preset keeps its names (seed 0 only)
+    assert [c.name for c in get_preset("paper").seeded_cells()] == [c.name for c in get_preset("paper").cells]
+    # paper-cpu given seeds: VGG keeps its own curvature settings on every seed, later seeds their list
+    cpu = get_preset("paper-cpu")
+    cpu.seeds, cpu.seed_measurements = [0, 3], ["dominance", "probes"]
+    vgg = [c for c in cpu.seeded_cells() if c.arch == "vgg19_bn"][:2]
+    assert [c.name for c in vgg] == ["vgg19_bn/cifar10", "vgg19_bn/cifar10/seed3"]
+    first, later = (cpu.analysis_for(c) for c in vgg)
+    assert first.curvature_max_basis == later.curvature_max_basis < cpu.analysis.curvature_max_basis
+    assert first.measurements == cpu.analysis.measurements and later.measurements == ["dominance", "probes"]
+    assert len(cpu.seeded_cells()) == 2 * len(cpu.cells)
+
+
+def test_the_quick_preset_trains_three_seeds_at_the_issue_sizes():
+    from landscape.recipe import scaled_figure_epochs
+
+    quick = get_preset("quick")
+    assert quick.seeds == [0, 1, 2] and len(quick.seeded_cells()) == 3
+    assert {k: quick.train[k] for k in ("epochs", "train_subset", "batch_size", "augment")} == \
+        {"epochs": 60, "train_subset": 200, "batch_size": 32, "augment": False}
+    assert quick.figure_epochs == scaled_figure_epochs(60) == quick.analysis.epochs
+    assert quick.analysis.subset is None and quick.analysis.probe_filter == 0
+    later = quick.analysis_for(quick.seeded_cells()[2])
+    assert later.seed == 2 and set(later.measurements) == {"dominance", "probes", "curvature", "second_order",
+                                                             "trajectory"}
+
+
+def test_the_plan_counts_later_seeds_at_their_reduced_list():
+    from landscape.planning import plan_cells
+
+    quick = get_preset("quick")
+    planned = plan_cells(quick.seeded_cells(), quick.train_for, quick.analysis_for)
+    first, *later = planned.cells
+    assert [c.name for c in planned.cells] == ["resnet32/cifar10", "resnet32/cifar10/seed1", "resnet32/cifar10/seed2"]
+    assert {"spectrum", "surface", "interpolation"} <= set(first.analysis_s)
+    for cell in later:
+        assert set(cell.analysis_s) - {"statistics of θ"} == set(quick.seed_measurements)
+        assert cell.analysis_total_s < first.analysis_total_s and cell.training_s == first.training_s
+    assert planned.total_s == pytest.approx(sum(c.total_s for c in planned.cells))
+
+
+def test_a_preset_with_two_seeds_trains_both_and_judges_across_them(monkeypatch, tmp_path):
+    monkeypatch.setitem(reproduce_module.PRESETS, "smoke", _seeded_preset)
+    out = tmp_path / "R"
+    result = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--cifar10", SEPARATED, "--out", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    first, second = out / "mlp1_d8_cifar10", out / "mlp1_d8_cifar10_seed1"
+    for folder, seed in ((first, 0), (second, 1)):
+        assert json.loads((folder / "config.json").read_text())["train"]["seed"] == seed
+        assert (folder / "analysis" / "epoch_0002" / "dominance.json").is_file()
+    assert (first / "analysis" / "interpolation").is_dir() and not (second / "analysis" / "interpolation").exists()
+    assert list(json.loads((out / "timings.json").read_text())) == ["mlp1_d8/cifar10", "mlp1_d8/cifar10/seed1"]
+    report = json.loads((out / "report.json").read_text())
+    [group] = report["across_seeds"]
+    assert group["cell"] == "mlp1_d8_cifar10" and group["seeds"] == [0, 1]
+    claims = {c["id"]: c for c in group["claims"]}
+    assert claims["interpolation"]["why"] == "seed 0 only"
+    assert "Across training seeds: mlp1_d8_cifar10" in (out / "report.md").read_text()
+    # --only names one seed's cell
+    alone = CliRunner().invoke(main, ["reproduce", "--preset", "smoke", "--cifar10", SEPARATED, "--out",
+                                      str(tmp_path / "S"), "--quiet", "--only", "mlp1_d8/cifar10/seed1"])
+    assert alone.exit_code == 0, alone.output
+    assert sorted(p.name for p in (tmp_path / "S").iterdir() if p.is_dir()) == ["mlp1_d8_cifar10_seed1"]

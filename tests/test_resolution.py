@@ -154,13 +154,11 @@ def test_every_cpu_preset_measures_F_on_the_whole_training_set(name):
 
     preset = get_preset(name)
     s = preset.analysis
-    if name == "quick":  # all 1,600 images would take 2-3 h on 2 cores: a balanced 512, stated in its description
-        assert s.subset == 512 and "512" in preset.description and s.spectrum_steps >= 40
-    else:
-        assert s.subset is None  # F over all training images
+    assert s.subset is None  # F over all training images
     assert s.curvature_subset is not None  # the Hessian on a subset
-    if name in ("quick", "paper-cpu"):
-        assert s.spectrum_probes >= 5 and s.probe_steps >= 10 and s.interpolation_points >= 15
+    if name in ("quick", "paper-cpu"):  # quick: 8 steps a side and 30 Lanczos steps keep 3 seeds near 20 min
+        assert s.spectrum_probes >= 5 and s.probe_steps >= (8 if name == "quick" else 10)
+        assert s.interpolation_points >= 15 and s.spectrum_steps >= 30
     if name == "paper-cpu":
         assert s.spectrum_steps >= 80
     assert ("hessian_subsets" in s.measurements) == (name == "quick")
