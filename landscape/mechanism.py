@@ -8,7 +8,9 @@ examples, as the analysis does, so a ResNet's ReLU signs are those of the networ
 * ``movement``: per hidden weight matrix, ‖W_l(t) − W_l(0)‖₂ (``absolute``) and its ratio to
   ‖W_l(0)‖₂ (``relative``) (``theory.spectral_movement``);
 * ``ntk_drift`` and ``ntk_min_eigenvalue``: ‖K_t − K_0‖_F/‖K_0‖_F and λ_min(K_t) of the empirical
-  NTK on the first ``examples`` analyzed training points, over the analysis' parameter subset
+  NTK on the first ``examples`` analyzed training points, at the first and last checkpoint only
+  (``ntk_epochs``; the sweep reads the drift at the end and λ_min at both ends, and a kernel costs
+  examples × outputs backward passes, most of a ResNet cell's mechanism time), over the analysis' parameter subset
   (every output's Jacobian when it fits in ``NTK_MAX_ENTRIES`` numbers, else one seeded random
   unit direction of the outputs, said in ``ntk_layout``).
 
@@ -71,7 +73,8 @@ def measure_mechanism(run_dir, settings: AnalysisSettings, examples: int, runtim
     idx = a.train_idx
     inputs = normalize(a.source.images[idx], a.source.mean, a.source.std, torch.float32)
     model0 = a.model_at(epochs[0], idx)[0]
-    record = {"key": key, "epoch": epochs, "flips": {}, "movement": {}, "ntk_drift": [], "ntk_min_eigenvalue": []}
+    record = {"key": key, "epoch": epochs, "flips": {}, "movement": {}, "ntk_drift": [], "ntk_min_eigenvalue": [],
+              "ntk_epochs": sorted({epochs[0], epochs[-1]}) if examples else []}
     kernel0 = None
     for e in epochs:
         model = model0 if e == epochs[0] else a.model_at(e, idx)[0]
@@ -81,7 +84,7 @@ def measure_mechanism(run_dir, settings: AnalysisSettings, examples: int, runtim
             row = record["movement"].setdefault(name, {"absolute": [], "initial": [], "relative": []})
             for field in row:
                 row[field].append(getattr(move, field))
-        if examples:
+        if examples and e in (epochs[0], epochs[-1]):  # the kernel's drift and λ_min are read at the ends only
             obj = a.objective(model, bn="frozen", indices=idx)
             kernel, record["ntk_layout"] = _kernel(obj, model, examples, settings.seed)
             kernel0 = kernel if kernel0 is None else kernel0

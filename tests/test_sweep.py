@@ -175,6 +175,7 @@ def test_mechanism_equals_a_direct_computation_from_the_checkpoints(tiny_sweep):
     obj = Objective(model0, data.train_images, data.train_labels, loss="mse", params="hidden", precision="fp64")
     assert cell["ntk_min_eigenvalue"] == pytest.approx(ntk_min_eigenvalue(ntk(obj, examples=8)), rel=1e-4)
     assert torch.isfinite(torch.tensor(record["ntk_drift"])).all() and record["ntk_drift"][0] == 0
+    assert record["ntk_epochs"] == [epochs[0], epochs[-1]] and len(record["ntk_drift"]) == 2  # kernels at the ends
 
 
 def test_trajectory_numbers_equal_a_direct_computation(tiny_sweep):
