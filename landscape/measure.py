@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
+from scipy.optimize import linprog
 
 from .directions import Direction
 from .errors import LandscapeError
@@ -208,13 +208,14 @@ def fit_resolution(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: fl
 
 @dataclass(frozen=True)
 class ProbeFit(Result):
-    """The envelope fit |r(t)| ≈ a·|t| + b·t² (``fit_envelope``); a, b, rel_rms, envelope are None when
-    it is not resolved (``reason`` says why), never 0."""
+    """The tightest upper envelope |r(t)| ≤ a·|t| + b·t² (``fit_envelope``); a, b, rel_rms, envelope,
+    active are None when it is not resolved (``reason`` says why), never 0."""
 
     a: float | None
     b: float | None
     rel_rms: float | None
     envelope: float | None
+    active: int | None
     resolved: bool
     reason: str | None
     points: int
@@ -223,29 +224,56 @@ class ProbeFit(Result):
     decades: float
 
 
+ENVELOPE_ACTIVE_RTOL = 1e-9  # a point is on the envelope when the model is within this of |r| − floor
+
+
+def envelope_coefficients(t: np.ndarray, r: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
+    """a, b ≥ 0 minimizing Σ (a·t + b·t²)/r subject to a·t + b·t² ≥ r − floor at every point
+    (t > 0, r > floor ≥ 0).
+
+    A linear programme (HiGHS dual simplex, so the answer is a vertex: its active constraints hold to
+    rounding). The variables are scaled by the single-term bounds a₁ = max (r − floor)/t and
+    b₁ = max (r − floor)/t², each feasible alone, so that both lie in [0, 1]; each row is scaled to
+    a largest coefficient of 1.
+    """
+    need = r - floor
+    a1, b1 = float(np.max(need / t)), float(np.max(need / t ** 2))
+    rows = np.stack([t * a1 / need, t ** 2 * b1 / need], axis=1)
+    scale = rows.max(axis=1)
+    cost = np.array([a1 * np.sum(t / r), b1 * np.sum(t ** 2 / r)])
+    sol = linprog(cost / cost.max(), A_ub=-rows / scale[:, None], b_ub=-1.0 / scale, bounds=[(0, None)] * 2,
+                  method="highs-ds")
+    if sol.status != 0:  # cannot happen (feasible, bounded); fall back to the better single-term bound
+        return (a1, 0.0) if cost[0] <= cost[1] else (0.0, b1)
+    return float(sol.x[0] * a1), float(sol.x[1] * b1)
+
+
 def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: float = np.inf) -> ProbeFit:
-    """Fit |r(t)| ≈ a·|t| + b·t² with a, b ≥ 0 in relative error (each point weighs alike).
+    """The tightest upper envelope |r(t)| ≤ a·|t| + b·t² with a, b ≥ 0 (``envelope_coefficients``).
 
-    Only points with floor < |r| ≤ ceiling are fitted: below the floor is rounding, and above
-    the ceiling (the probe passes F(θ)) the step has left the neighbourhood the local bound is about.
-    An unresolved fit (``fit_resolution``) is 'not measured': resolved False, its reason, and
-    a, b, rel_rms, envelope None — never 0.
+    Semi-smoothness claims a bound, so the fit is one: every fitted point lies under the model up to
+    the rounding floor (the allowance keeps a point just above the floor at tiny |t| from forcing
+    a ≈ floor/|t|, rounding posing as a kink), and the model is as low as it can be in relative terms
+    (Σ model/|r|: every scale of |t| counts alike). Only points with floor < |r| ≤ ceiling are fitted:
+    below the floor is rounding, above the ceiling (the probe passes F(θ)) the step has left the
+    neighbourhood the local bound is about. An unresolved fit (``fit_resolution``) is 'not measured':
+    resolved False, its reason, and a, b, rel_rms, envelope, active None — never 0.
 
-    Returns a, b, the RMS relative error of the fit, ``envelope`` (the factor κ ≥ 1 by which the
-    fit must be scaled to bound every fitted |r|), the fitted points, distinct |t|, |t| range, decades.
+    Returns a, b, ``rel_rms`` = RMS of model/|r| − 1 over the fitted points (how loose the bound is,
+    not a quality gate), ``envelope`` κ = max |r|/model (≤ max |r|/(|r| − floor): 1 up to rounding),
+    ``active`` (points on the envelope), the fitted points, distinct |t|, |t| range, decades.
     """
     t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
     res = fit_resolution(t, r, floor, ceiling)
     use = res.pop("use")
     if not res["resolved"]:
-        return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, **res)
+        return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, active=None, **res)
     tu, ru = t[use], r[use]
-    design = np.stack([tu / ru, tu ** 2 / ru], axis=1)
-    (a, b), _ = nnls(design, np.ones(len(tu)))
+    a, b = envelope_coefficients(tu, ru, floor)
     model = a * tu + b * tu ** 2
-    rel = model / ru - 1.0
-    envelope = float(np.max(ru / model)) if np.all(model > 0) else float("inf")
-    return ProbeFit(a=float(a), b=float(b), rel_rms=float(np.sqrt(np.mean(rel ** 2))), envelope=envelope, **res)
+    active = int(np.sum(np.abs(model - (ru - floor)) <= ENVELOPE_ACTIVE_RTOL * (ru - floor)))
+    return ProbeFit(a=a, b=b, rel_rms=float(np.sqrt(np.mean((model / ru - 1.0) ** 2))),
+                    envelope=float(np.max(ru / model)), active=active, **res)
 
 
 def _ratio_or_none(a: float | None, scale: float) -> float | None:

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import LandscapeError
-from .measure import fit_resolution
+from .measure import fit_envelope, fit_resolution
 from .measurements import REGISTRY
 from .results import RunDir, read_json, read_jsonl, read_npz, run_lock
 
@@ -290,7 +290,8 @@ def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
 def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
     """One probe: its numbers, arrays and fit. A fit that is not resolved (``measure.fit_resolution``;
     files that predate the check are judged by it from their arrays) has a, b, a/√F, a/‖∇F‖ NaN,
-    ``resolved`` False and its ``reason``: not measured, never 0."""
+    ``resolved`` False and its ``reason``: not measured, never 0. A resolved fit stored before the
+    envelope (no ``active``: a least-squares curve) is refitted from the arrays (``_refit``)."""
     d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                          "result.direction.kind", "result.a_over_sqrt_F"])
     arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
@@ -316,9 +317,21 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
                       ("a_over_grad_norm", "result.a_over_grad_norm")):
         source = fit if what.startswith("result.fit.") else r
         rec[key] = checked_number(source.get(key), path, what) if resolved else float("nan")
+    if resolved and "active" not in fit:
+        _refit(rec, ceiling)
     if resolved and not math.isfinite(rec["a_over_grad_norm"]) and rec["grad_norm"] > 0:
         rec["a_over_grad_norm"] = rec["a"] / rec["grad_norm"]
     return rec
+
+
+def _refit(rec: dict, ceiling: float) -> None:
+    """Replace a stored least-squares fit by the envelope (``measure.fit_envelope``) of the stored t and r."""
+    fit = fit_envelope(rec["t"], rec["r"], rec["noise_floor"], ceiling)
+    if not fit.resolved:  # the stored gate said resolved: keep its verdict, but the numbers come from the arrays
+        return
+    rec.update(a=fit.a, b=fit.b, rel_rms=fit.rel_rms, envelope=fit.envelope,
+               a_over_sqrt_F=fit.a / math.sqrt(rec["F"]) if rec["F"] > 0 else float("nan"),
+               a_over_grad_norm=fit.a / rec["grad_norm"] if rec["grad_norm"] > 0 else float("nan"))
 
 
 def is_undefined(path: Path) -> bool:

@@ -3,15 +3,16 @@
 Claims and thresholds (named constants below; README "Verdicts" says why each is what it is).
 Each verdict is judged on a conservative statistic over the analysis' repeats, shows the spread
 and its margin to the threshold, and is 'inconclusive' when it rests on an artefact the run can
-detect (lagging batch-norm statistics, a poor probe fit, an unresolved eigenpair):
+detect (lagging batch-norm statistics, an unresolved eigenpair):
 
 * gradient dominance: c = min ‖∇F‖²/F over the checkpoints of every repeat and the dense
   track, judged in the PL regime F > DOMINANCE_F_FLOOR; holds when c ≥ DOMINANCE_MIN_C (a track
   made with the lagging running statistics of older versions is shown, not judged); c over all
   points and the exponent p of ‖∇F‖² ∝ F^p (trajectory.gradient_exponent) are reported beside it;
-* semi-smoothness: |r(t)| ≈ a·|t| + b·t² with a/‖∇F‖ ≤ SMOOTHNESS_MAX_A_OVER_GRAD_NORM at every
-  checkpoint, direction and repeat, on resolved fits (measure.fit_resolution) with relative RMS
-  ≤ FIT_MAX_REL_RMS (the kinks cost little of a gradient step's decrease); a/√F beside it;
+* semi-smoothness: the tightest envelope |r(t)| ≤ a·|t| + b·t² (measure.fit_envelope) with
+  a/‖∇F‖ ≤ SMOOTHNESS_MAX_A_OVER_GRAD_NORM at every checkpoint, direction and repeat, on every
+  resolved fit (measure.fit_resolution; the kinks cost little of a gradient step's decrease);
+  a/√F and each envelope's looseness beside it;
 * second-order help: per checkpoint, the extra decrease of the most negative curvature direction
   beyond its controls' (random directions and the top eigenvector, all ⊥ ∇F, same searches), in
   units of d_grad, mean ± sd over repeats against SECOND_ORDER_MAX_EXTRA_FRACTION;
@@ -53,7 +54,6 @@ SMOOTHNESS_MAX_A_OVER_SQRT_F = 0.1           # the theorem's form a/√F: report
 INTERPOLATION_MAX_BUMP_FRACTION = 1e-3       # monotone enough when largest bump ≤ this · F(init)
 # artefacts the run can detect; a verdict that rests on one is 'inconclusive'
 BN_LAG_MAX = 0.25                 # |F(checkpoint statistics) − F(statistics of θ)| / F(statistics of θ)
-FIT_MAX_REL_RMS = 0.5             # a probe fit with a larger relative RMS error is poor
 EIGEN_MAX_RELATIVE_RESIDUAL = 0.1  # an eigenpair with ‖Hv − λv‖ > this · |λ| is not resolved
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED, MEASURED = "holds", "fails", "inconclusive", "not measured", "measured"
@@ -271,39 +271,41 @@ def _dominance_summary(n: dict, track: list[dict], track_judged: bool, floor: fl
             + f"hidden layers c = {fmt(n['c_hidden'], 4)}; " + _dominance_all_text(n, floor))
 
 
-def _good_fit(p: dict) -> bool:
-    """A resolved fit (measure.fit_resolution: PROBE_MIN_POINTS distinct |t| over PROBE_MIN_DECADES, between
-    the rounding floor and F) whose relative RMS error is at most FIT_MAX_REL_RMS."""
-    return bool(p.get("resolved")) and math.isfinite(p["rel_rms"]) and p["rel_rms"] <= FIT_MAX_REL_RMS
+def _judged(p: dict) -> bool:
+    """A probe the verdict counts: its envelope fit is resolved (measure.fit_resolution: PROBE_MIN_POINTS
+    distinct |t| over PROBE_MIN_DECADES, between the rounding floor and F) and a/‖∇F‖ is defined. The
+    envelope's looseness (rel_rms) is reported, never a gate: a bound is a bound however loose."""
+    return bool(p.get("resolved")) and math.isfinite(p["a_over_grad_norm"])
 
 
 def _probe_row(p: dict) -> dict:
-    """A probe's detail row: both normalizations and the fit's quality; 'not measured' with its reason."""
+    """A probe's detail row: both normalizations and the envelope's looseness; 'not measured' with its reason."""
     span = p.get("t_range")
     return {"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "‖∇F‖": p["grad_norm"],
             "a": p["a"] if p["resolved"] else None, "b": p["b"] if p["resolved"] else None,
             "a/‖∇F‖": p["a_over_grad_norm"] if p["resolved"] else None,
             "a/√F": p["a_over_sqrt_F"] if p["resolved"] else None,
-            "fit": ("resolved" if _good_fit(p) else f"poor (rel. RMS > {fmt(FIT_MAX_REL_RMS)})") if p["resolved"]
-            else f"not measured: {p['reason']}",
+            "fit": "resolved" if p["resolved"] else f"not measured: {p['reason']}",
             "fitted |t|": p.get("distinct_t"), "|t| range": f"{fmt(span[0], 2)}–{fmt(span[1], 2)}" if span else "—",
-            "fit rel. RMS": p["rel_rms"] if p["resolved"] else None, "envelope κ": p["envelope"] if p["resolved"] else None,
+            "looseness (rel. RMS)": p["rel_rms"] if p["resolved"] else None,
+            "envelope κ": p["envelope"] if p["resolved"] else None,
             "noise floor": p["noise_floor"], "max |t|": float(np.abs(p["t"]).max())}
 
 
 def _over_text(p: dict) -> str:
     return (f"epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 3)}, "
-            f"a/√F = {fmt(p['a_over_sqrt_F'], 3)}, {p.get('distinct_t')} fitted |t|, rel. RMS {fmt(p['rel_rms'], 2)}"
-            + ("" if _good_fit(p) else " (poor fit)"))
+            f"a/√F = {fmt(p['a_over_sqrt_F'], 3)}, {p.get('distinct_t')} fitted |t|, "
+            f"looseness (rel. RMS) {fmt(p['rel_rms'], 2)}")
 
 
 def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_GRAD_NORM) -> Claim:
-    """Semi-smoothness: the largest a/‖∇F‖ over well-fitted probes (a/√F beside it), worst repeat, margin;
-    every probe over the limit listed with its fit quality, every unresolved one as 'not measured'."""
+    """Semi-smoothness: the largest a/‖∇F‖ of the envelopes over every resolved probe (a/√F beside it), worst
+    repeat, margin; every probe over the limit listed with its fitted points, every unresolved one as 'not
+    measured'. Inconclusive only when no probe is resolved."""
     title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to ‖∇F‖"
-    threshold = (f"holds when max a/‖∇F‖ ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, on "
-                 f"resolved fits (≥ {PROBE_MIN_POINTS} distinct |t| over ≥ {PROBE_MIN_DECADES:g} decade with "
-                 f"rounding floor < |r| ≤ F) with relative RMS error ≤ {fmt(FIT_MAX_REL_RMS)}; a/√F reported beside it")
+    threshold = (f"holds when max a/‖∇F‖ ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, "
+                 f"of the tightest envelopes |r| ≤ a·|t| + b·t² on every resolved fit (≥ {PROBE_MIN_POINTS} distinct |t| "
+                 f"over ≥ {PROBE_MIN_DECADES:g} decade with rounding floor < |r| ≤ F); a/√F reported beside it")
     probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
         return Claim("semi_smoothness", title, NOT_MEASURED, f"no {REGISTRY['probes'].file_glob()}", threshold, {}, {})
@@ -311,27 +313,26 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
     settings = settings_of([p["context"] for p in probes], [p["epoch"] for p in probes])
     sources = [p["path"] for p in probes]
     unresolved = [p for p in probes if not p["resolved"]]
-    good = [p for p in probes if _good_fit(p) and math.isfinite(p["a_over_grad_norm"])]
-    over = [p for p in probes if p["resolved"] and math.isfinite(p["a_over_grad_norm"])
-            and p["a_over_grad_norm"] > threshold_value]
+    judged = [p for p in probes if _judged(p)]
+    over = [p for p in judged if p["a_over_grad_norm"] > threshold_value]
     listed = {"over_threshold": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
                                   "a_over_grad_norm": p["a_over_grad_norm"], "a_over_sqrt_F": p["a_over_sqrt_F"],
-                                  "points": p.get("distinct_t"), "rel_rms": p["rel_rms"], "good_fit": _good_fit(p)}
+                                  "points": p.get("distinct_t"), "rel_rms": p["rel_rms"]}
                                  for p in over],
               "not_measured": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
                                 "reason": p["reason"]} for p in unresolved],
-              "probes": len(probes), "good_fits": len(good), "threshold": threshold_value}
+              "probes": len(probes), "judged": len(judged), "threshold": threshold_value}
     over_note = (f"{len(over)} probe(s) over a/‖∇F‖ = {fmt(threshold_value)}: " + "; ".join(map(_over_text, over))
                  if over else "")
-    if not good:
+    if not judged:
         return Claim("semi_smoothness", title, INCONCLUSIVE,
-                     f"no probe has a resolved, good fit ({len(unresolved)} of {len(probes)} not measured)",
+                     f"no probe has a resolved fit ({len(unresolved)} of {len(probes)} not measured)",
                      threshold, listed, settings, rows, sources, over_note)
-    repeats = sorted({p["repeat"] for p in good})
-    per_repeat = spread(max(p["a_over_grad_norm"] for p in good if p["repeat"] == r) for r in repeats)
-    worst = max(good, key=lambda p: p["a_over_grad_norm"])
-    worst_sqrt = max(good, key=lambda p: _finite([p["a_over_sqrt_F"]]) or [-math.inf])
-    max_b = max(good, key=lambda p: p["b"])
+    repeats = sorted({p["repeat"] for p in judged})
+    per_repeat = spread(max(p["a_over_grad_norm"] for p in judged if p["repeat"] == r) for r in repeats)
+    worst = max(judged, key=lambda p: p["a_over_grad_norm"])
+    worst_sqrt = max(judged, key=lambda p: _finite([p["a_over_sqrt_F"]]) or [-math.inf])
+    max_b = max(judged, key=lambda p: p["b"])
     value = worst["a_over_grad_norm"]
     numbers = {**listed, "max_a_over_grad_norm": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
                "direction": worst["name"], "repeat": worst["repeat"],
@@ -339,17 +340,14 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
                "max_a_over_sqrt_F_at": [worst_sqrt["epoch"], worst_sqrt["repeat"], worst_sqrt["name"]],
                "max_b": max_b["b"], "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"],
                "margin": value / threshold_value if threshold_value > 0 else float("nan"),
-               "poor_fits_over_threshold": [[p["epoch"], p["repeat"], p["name"]] for p in over if not _good_fit(p)]}
+               "max_rel_rms": max(_finite(p["rel_rms"] for p in judged), default=float("nan"))}
     verdict = HOLDS if value <= threshold_value else FAILS
     summary = (f"max a/‖∇F‖ = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)}; "
                f"epoch {worst['epoch']}, {worst['name']}, a/√F = {fmt(worst['a_over_sqrt_F'], 3)} there); "
                f"worst per repeat {spread_text(per_repeat)}; max a/√F = {fmt(worst_sqrt['a_over_sqrt_F'], 4)} "
                f"(epoch {worst_sqrt['epoch']}, {worst_sqrt['name']}); max b = {fmt(max_b['b'], 4)}; judged on "
-               f"{len(good)} of {len(probes)} probes ({len(unresolved)} not measured, "
-               f"{len(probes) - len(good) - len(unresolved)} poor fits)")
-    if verdict == HOLDS and numbers["poor_fits_over_threshold"]:
-        verdict = INCONCLUSIVE
-        over_note = f"poor fits over the limit make it inconclusive. {over_note}"
+               f"{len(judged)} of {len(probes)} probes ({len(unresolved)} not measured); envelope looseness "
+               f"(rel. RMS of model/|r| − 1) up to {fmt(numbers['max_rel_rms'], 2)}")
     return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows, sources, over_note)
 
 
@@ -726,7 +724,7 @@ def run_verdicts(run_dir, *, floor: float = DOMINANCE_F_FLOOR) -> RunVerdicts:
                   "SMOOTHNESS_MAX_A_OVER_GRAD_NORM": SMOOTHNESS_MAX_A_OVER_GRAD_NORM,
                   "PROBE_MIN_POINTS": PROBE_MIN_POINTS, "PROBE_MIN_DECADES": PROBE_MIN_DECADES,
                   "DOMINANCE_P_LEVEL": DOMINANCE_P_LEVEL,
-                  "FIT_MAX_REL_RMS": FIT_MAX_REL_RMS, "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
+                  "EIGEN_MAX_RELATIVE_RESIDUAL": EIGEN_MAX_RELATIVE_RESIDUAL,
                   "BN_LAG_MAX": BN_LAG_MAX, "SECOND_ORDER_MAX_EXTRA_FRACTION": SECOND_ORDER_MAX_EXTRA_FRACTION,
                   "INTERPOLATION_MAX_BUMP_FRACTION": INTERPOLATION_MAX_BUMP_FRACTION}
     return RunVerdicts(str(run.path), run.path.name, run_title(run, config), config.get("train") or {},

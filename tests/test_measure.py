@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import nnls
 from torch import nn
 
 from landscape import measure
@@ -49,30 +50,119 @@ def test_probe_on_a_quadratic_has_residual_half_t2_uHu_and_the_fit_finds_it(quad
     fit = probe.fit
     assert fit.a <= 1e-9 * fit.b
     assert fit.b == pytest.approx(0.5 * curv, rel=1e-8)
-    assert fit.points == 16 and fit.rel_rms < 1e-8
+    assert fit.points == 16 and fit.rel_rms < 1e-8 and fit.active >= 1  # rounding keeps some just under it
     assert fit.envelope == pytest.approx(1.0, abs=1e-8)
     assert probe.noise_floor == pytest.approx(64 * EPS * max(F, 1.0))
     assert probe.descent is None
 
 
+def _vertex_envelope(t, r, floor=0.0):
+    """The envelope LP solved by brute force: its optimum is a vertex of the feasible set, so try every
+    single-term bound and every intersection of two constraint lines, keep the feasible cheapest."""
+    t, r = np.abs(t), np.abs(r)
+    need = r - floor
+    feasible = lambda a, b: a >= 0 and b >= 0 and np.all(a * t + b * t ** 2 >= need * (1 - 1e-12))
+    cands = [(np.max(need / t), 0.0), (0.0, np.max(need / t ** 2))]
+    for i in range(len(t)):
+        for j in range(i + 1, len(t)):
+            if t[i] != t[j]:
+                cands.append(tuple(np.linalg.solve([[t[i], t[i] ** 2], [t[j], t[j] ** 2]], [need[i], need[j]])))
+    cost = lambda ab: np.sum((ab[0] * t + ab[1] * t ** 2) / r)
+    return min((c for c in cands if feasible(*c)), key=cost)
+
+
+def _relative_least_squares_rms(t, r):
+    """The former fit (non-negative least squares of a|t| + b t² in relative error): its relative RMS error."""
+    t, r = np.abs(t), np.abs(r)
+    (a, b), _ = nnls(np.stack([t / r, t ** 2 / r], axis=1), np.ones(len(t)))
+    return float(np.sqrt(np.mean(((a * t + b * t ** 2) / r - 1) ** 2)))
+
+
+LADDER = np.concatenate([-np.logspace(-4, 0, 9), [0.0], np.logspace(-4, 0, 9)])
+
+
 def test_fit_envelope_recovers_kink_and_curvature_terms():
-    t = np.concatenate([-np.logspace(-4, 0, 9), [0.0], np.logspace(-4, 0, 9)])
+    t = LADDER
     r = 0.3 * np.abs(t) + 2.0 * t ** 2
     fit = measure.fit_envelope(t, r)
     assert fit.a == pytest.approx(0.3, rel=1e-10) and fit.b == pytest.approx(2.0, rel=1e-10)
-    assert fit.envelope == pytest.approx(1.0, rel=1e-10) and fit.points == 18
+    assert fit.envelope == pytest.approx(1.0, rel=1e-10) and fit.points == 18 and fit.active == 18
     assert fit.resolved and fit.distinct_t == 9 and fit.decades == pytest.approx(4.0)
     assert fit.t_range == [pytest.approx(1e-4), pytest.approx(1.0)]
     # a purely linear |r| (a kink) gives b = 0; the sign of r does not matter
     fit = measure.fit_envelope(t, -0.7 * np.abs(t))
     assert fit.a == pytest.approx(0.7, rel=1e-10) and fit.b == pytest.approx(0.0, abs=1e-12)
-    # scaling the fit by `envelope` bounds every |r|
+
+
+def test_the_envelope_of_scattered_points_bounds_them_and_is_the_lp_optimum():
     rng = np.random.default_rng(0)
-    noisy = r * np.exp(rng.normal(0, 0.3, len(r)))
-    fit = measure.fit_envelope(t, noisy)
-    bound = fit.envelope * (fit.a * np.abs(t) + fit.b * t ** 2)
-    assert fit.envelope >= 1.0 and np.all(bound >= np.abs(noisy) * (1 - 1e-12))
-    assert np.isclose(bound[np.abs(t) > 0], np.abs(noisy)[np.abs(t) > 0]).any()  # and touches one
+    r = (0.3 * np.abs(LADDER) + 2.0 * LADDER ** 2) * np.exp(rng.normal(0, 0.3, len(LADDER)))
+    fit = measure.fit_envelope(LADDER, r)
+    t, ar = np.abs(LADDER[LADDER != 0]), np.abs(r[LADDER != 0])
+    model = fit.a * t + fit.b * t ** 2
+    assert np.all(model >= ar * (1 - 1e-12))                       # a bound on every point ...
+    assert fit.envelope <= 1 + 1e-12 and fit.envelope == pytest.approx(1.0, abs=1e-12)  # ... touching one
+    assert 1 <= fit.active <= 4 and fit.active == np.sum(np.isclose(model, ar, rtol=1e-9, atol=0))
+    a, b = _vertex_envelope(t, ar)
+    assert fit.a == pytest.approx(a, rel=1e-9, abs=1e-12) and fit.b == pytest.approx(b, rel=1e-9, abs=1e-12)
+    assert fit.rel_rms == pytest.approx(np.sqrt(np.mean((model / ar - 1) ** 2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("a0", [1e-3, 0.7, 50.0])
+def test_the_envelope_of_a_pure_kink_is_a0_t(a0):
+    """(a) r = a0·|t| exactly on a log ladder: a = a0, b = 0."""
+    fit = measure.fit_envelope(LADDER, a0 * np.abs(LADDER))
+    assert fit.a == pytest.approx(a0, rel=1e-6) and fit.b <= 1e-6 * a0
+    assert fit.rel_rms < 1e-6 and fit.active == 18
+
+
+@pytest.mark.parametrize("b0", [1e-3, 2.0, 300.0])
+def test_the_envelope_of_pure_curvature_is_b0_t2(b0):
+    """(b) r = b0·t²: a ≈ 0, b = b0."""
+    fit = measure.fit_envelope(LADDER, b0 * LADDER ** 2)
+    assert fit.b == pytest.approx(b0, rel=1e-6) and fit.a <= 1e-6 * b0 * 1e-4  # a·t_lo ≪ b0·t_lo²
+    assert fit.rel_rms < 1e-6
+
+
+def test_a_sign_change_leaves_a_at_zero_and_the_envelope_over_every_point():
+    """(c) r = ½h t² − c t³ changes sign at t = h/(2c) = 1, inside the window: |r| dips to ~0 there. The
+    envelope keeps a ≈ 0 (no fake kink) and bounds every point; the former relative least-squares fit
+    missed the points by a relative RMS > 0.5; the envelope's looseness is reported as it is."""
+    h, c = 2.0, 1.0
+    mags = np.geomspace(1e-3, 3.0, 14)
+    t = np.concatenate([-mags[::-1], [0.0], mags])
+    r = 0.5 * h * t ** 2 - c * t ** 3
+    assert np.any(r[t > 0] > 0) and np.any(r[t > 0] < 0)
+    fit = measure.fit_envelope(t, r)
+    assert fit.resolved and fit.b > 0 and fit.a <= 1e-3 * fit.b * mags[-1]
+    model = fit.a * np.abs(t) + fit.b * t ** 2
+    assert np.all(model >= np.abs(r) * (1 - 1e-12))
+    # the bound is set by the cubic at t = −3: b ≥ ½h + c·|t| = 4 (with a = 0, exactly)
+    assert fit.b == pytest.approx(0.5 * h + c * mags[-1], rel=1e-9)
+    used = t != 0
+    assert _relative_least_squares_rms(t[used], r[used]) > 0.5
+    looseness = np.sqrt(np.mean((model[used] / np.abs(r[used]) - 1) ** 2))
+    assert fit.rel_rms == pytest.approx(looseness, rel=1e-12) and fit.rel_rms > 0.5
+
+
+def test_the_rounding_allowance_keeps_noise_at_tiny_t_from_posing_as_a_kink():
+    """(d) r = b0 t² plus rounding noise of size floor/2 at tiny |t|: the points just above the floor
+    do not force a ≈ floor/t_lo; the bound holds up to the floor."""
+    b0, floor = 1.0, 1e-6
+    t = np.concatenate([-np.geomspace(3e-4, 1.0, 16)[::-1], [0.0], np.geomspace(3e-4, 1.0, 16)])
+    noise = np.where(np.abs(t) < 3e-3, floor / 2, 0.0) * np.sign(np.sin(7 * np.arange(len(t))))
+    r = b0 * t ** 2 + noise
+    fit = measure.fit_envelope(t, r, floor=floor)
+    used = (t != 0) & (np.abs(r) > floor)
+    t_lo = np.abs(t[used]).min()
+    assert t_lo < 3e-3 and np.any(np.abs(r[used]) > b0 * t[used] ** 2)  # noise lifts a fitted point above b0·t²
+    assert fit.a * t_lo <= floor and fit.a * t_lo <= 1e-9 * floor
+    assert fit.b == pytest.approx(b0, rel=2 * floor)
+    model = fit.a * np.abs(t[used]) + fit.b * t[used] ** 2
+    assert np.all(model >= np.abs(r[used]) - floor * (1 + 1e-9))
+    # without the allowance the same points would need a kink of about (floor/2)/t_lo
+    a_strict, _ = _vertex_envelope(t[used], r[used])
+    assert a_strict * t_lo > 0.2 * floor
 
 
 def test_a_fit_on_too_few_or_too_close_points_is_not_measured_never_zero():
@@ -669,8 +759,8 @@ def test_probe_result_has_attributes_the_stored_summary_and_arrays(quadratic):
     stored = probe.as_dict()
     assert list(stored) == ["direction", "F", "slope", "grad_norm", "noise_floor", "fit_ceiling", "fit",
                             "a_over_sqrt_F", "a_over_grad_norm", "max_abs_t", "evaluations", "descent"]
-    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "resolved", "reason", "points", "distinct_t",
-                                   "t_range", "decades"]
+    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "active", "resolved", "reason", "points",
+                                   "distinct_t", "t_range", "decades"]
     assert stored["fit"] == probe.fit.as_dict() and stored["fit"]["b"] == pytest.approx(0.5 * curv, rel=1e-8)
     assert stored["F"] == pytest.approx(F, rel=1e-14) and stored["slope"] == pytest.approx(-gnorm, rel=1e-12)
     assert stored["a_over_grad_norm"] == pytest.approx(probe.fit.a / gnorm, rel=1e-12) and stored["max_abs_t"] == 1.0

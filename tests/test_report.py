@@ -82,23 +82,22 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
         assert g.settings[key] == ctx[key], key
     assert g.settings["epochs"] == epochs
 
-    # semi-smoothness: the largest a/‖∇F‖ over every resolved, good probe fit; a/√F beside it
+    # semi-smoothness: the largest a/‖∇F‖ over every resolved envelope (looseness is no gate); a/√F beside it
     probes = [_json(p) for p in sorted(analysis.glob("epoch_*/probe_*.json"))]
     assert len(probes) == 3 * 3 + 2 * 2  # 3 directions everywhere, Hessian ones where curvature ran
     s = claims["semi_smoothness"]
     fits = [p["result"] for p in probes]
-    good = [r for r in fits if r["fit"]["resolved"] and r["fit"]["rel_rms"] <= V.FIT_MAX_REL_RMS]
-    assert s.numbers["probes"] == len(probes) and s.numbers["good_fits"] == len(good)
+    good = [r for r in fits if r["fit"]["resolved"]]
+    assert all(r["fit"]["active"] >= 1 for r in good)  # envelopes, each touching a point
+    assert s.numbers["probes"] == len(probes) and s.numbers["judged"] == len(good)
     assert len(s.numbers["not_measured"]) == sum(not r["fit"]["resolved"] for r in fits)
     if good:
         worst = max(good, key=lambda r: r["a_over_grad_norm"])
         assert s.numbers["max_a_over_grad_norm"] == pytest.approx(worst["a_over_grad_norm"], rel=1e-12)
         assert s.numbers["max_a_over_sqrt_F"] == pytest.approx(max(r["a_over_sqrt_F"] for r in good), rel=1e-12)
         assert s.numbers["max_b"] == pytest.approx(max(r["fit"]["b"] for r in good), rel=1e-12)
-        poor_over = [r for r in fits if r["fit"]["resolved"] and r not in good
-                     and r["a_over_grad_norm"] > V.SMOOTHNESS_MAX_A_OVER_GRAD_NORM]
         holds = s.numbers["max_a_over_grad_norm"] <= V.SMOOTHNESS_MAX_A_OVER_GRAD_NORM
-        assert s.verdict == (V.FAILS if not holds else V.INCONCLUSIVE if poor_over else V.HOLDS)
+        assert s.verdict == (V.HOLDS if holds else V.FAILS)
     else:
         assert s.verdict == V.INCONCLUSIVE
     key = lambda row: (row[0], -1.0 if row[1] is None else row[1], -1.0 if row[2] is None else row[2])
@@ -152,7 +151,7 @@ def test_verdict_numbers_equal_the_result_files(analyzed_run):
 def test_failing_claims_are_reported_with_their_numbers(analyzed_run):
     run = V.as_run(analyzed_run)
     s = V.smoothness_verdict(run, threshold_value=-1.0)  # every resolved probe is over it, and listed
-    assert s.verdict == (V.FAILS if s.numbers["good_fits"] else V.INCONCLUSIVE)
+    assert s.verdict == (V.FAILS if s.numbers["judged"] else V.INCONCLUSIVE)
     resolved = [r for r in s.rows if not str(r["fit"]).startswith("not measured")]
     assert len(s.numbers["over_threshold"]) == len(resolved)
     i = V.interpolation_verdict(run, fraction=-1.0)
