@@ -517,7 +517,7 @@ def probe_resolved(p: dict) -> bool:
 
 def probe_fit_label(p: dict) -> str:
     """The legend text of one probe's fit: a/‖∇F‖ (when the reader gives it), a/√F and b, with the number of
-    distinct steps and the fit's relative RMS error when known; or 'not measured' with the reason."""
+    distinct steps and the envelope's looseness (RMS of model/|r| − 1) when known; or 'not measured' with the reason."""
     if not probe_resolved(p):
         why = p.get("reason") or (f"{p['distinct_t']} |t| between floor and F" if p.get("distinct_t") is not None
                                   else "too few steps above the noise floor")
@@ -525,7 +525,7 @@ def probe_fit_label(p: dict) -> str:
     parts = [f"a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 2)}"] if _finite_key(p, "a_over_grad_norm") else []
     parts += [f"a/√F = {fmt(p['a_over_sqrt_F'], 2)}", f"b = {fmt(p['b'], 2)}"]
     quality = ([f"{p['distinct_t']} |t|"] if p.get("distinct_t") is not None else []) + \
-        ([f"rel. RMS {fmt(p['rel_rms'], 2)}"] if _finite_key(p, "rel_rms") else [])
+        ([f"looseness {fmt(p['rel_rms'], 2)}"] if _finite_key(p, "rel_rms") else [])
     return f"{p['name']}: " + ", ".join(parts) + (f" ({', '.join(quality)})" if quality else "")
 
 

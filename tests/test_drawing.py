@@ -151,7 +151,7 @@ def test_captions_do_not_flag_per_checkpoint_keys_as_differing_settings():
 def test_probe_label_gives_the_judged_ratio_and_the_fit_quality_when_the_reader_has_them():
     p = {"name": "hessian_top", "a": 0.2, "b": 3.0, "a_over_sqrt_F": 0.1, "a_over_grad_norm": 0.4,
          "distinct_t": 12, "rel_rms": 0.05, "resolved": True}
-    assert plots.probe_fit_label(p) == "hessian_top: a/‖∇F‖ = 0.4, a/√F = 0.1, b = 3 (12 |t|, rel. RMS 0.05)"
+    assert plots.probe_fit_label(p) == "hessian_top: a/‖∇F‖ = 0.4, a/√F = 0.1, b = 3 (12 |t|, looseness 0.05)"
     gone = {**p, "resolved": False, "reason": "3 |t| between floor and F"}
     assert plots.probe_fit_label(gone) == "hessian_top: not measured (3 |t| between floor and F)"
     assert "nan" not in plots.probe_fit_label({**p, "rel_rms": float("nan"), "a_over_grad_norm": None})

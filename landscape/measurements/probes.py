@@ -64,13 +64,13 @@ def evaluations(s) -> int:
 
 
 def fit_text(probe: measure.Probe) -> str:
-    """'a=… b=… a/‖∇F‖=… a/√F=… (n points over d decades, rel. rms …)' or 'not measured (reason)'."""
+    """'a=… b=… a/‖∇F‖=… a/√F=… (n points over d decades, looseness …)' or 'not measured (reason)'."""
     fit = probe.fit
     if not fit.resolved:
         return f"not measured ({fit.reason})"
     return (f"a={fit.a:.3g} b={fit.b:.3g} a/||grad F||={probe.a_over_grad_norm:.3g} "
             f"a/sqrt(F)={probe.a_over_sqrt_F:.3g} ({fit.distinct_t} |t| over {fit.decades:.2g} decades, "
-            f"rel. rms {fit.rel_rms:.2g})")
+            f"looseness {fit.rel_rms:.2g})")
 
 
 def direction_of(spec: dict, at: At) -> Direction:
