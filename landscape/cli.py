@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -681,7 +682,12 @@ def report(run_dirs, out, figure_mode, epochs, floor, markdown_summary):
 
     if markdown_summary:
         for run_dir in run_dirs:
-            click.echo(summary_of(read_report_json(run_dir)), nl=False)
+            if (Path(run_dir) / "sweep.json").is_file():  # a sweep's folder: its predictions and axis tables
+                from .sweep import read_sweep_summary
+                from .sweep_report import sweep_markdown_summary
+                click.echo(sweep_markdown_summary(read_sweep_summary(run_dir)), nl=False)
+            else:
+                click.echo(summary_of(read_report_json(run_dir)), nl=False)
         return
     for run_dir in run_dirs:
         refuse_cell_folder(run_dir, "report")

@@ -313,15 +313,18 @@ def run_sweep(config: SweepConfig, out: str | Path, runtime: Runtime | None = No
 
 def _other_sweep(folder) -> dict | None:
     """The sweep.json of ``folder`` (None without one asked); a one-line error when it has none."""
-    if folder is None:
-        return None
+    return None if folder is None else read_sweep_summary(folder, "--compare ")
+
+
+def read_sweep_summary(folder, what: str = "") -> dict:
+    """The summary a sweep wrote to ``folder``/sweep.json; a one-line error when there is none."""
     path = Path(folder) / "sweep.json"
     if not path.is_file():
-        raise LandscapeError(f"--compare {folder}: no sweep.json there (run that sweep first)")
-    other = read_json(path)
-    if not isinstance(other, dict) or not isinstance(other.get("quantities"), dict):
-        raise LandscapeError(f"--compare {folder}: {path} is not a sweep summary")
-    return other
+        raise LandscapeError(f"{what}{folder}: no sweep.json there (run that sweep first)")
+    summary = read_json(path)
+    if not isinstance(summary, dict) or not isinstance(summary.get("quantities"), dict):
+        raise LandscapeError(f"{what}{folder}: {path} is not a sweep summary")
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------- numbers

@@ -127,7 +127,7 @@ def _axis_tables(summary: dict) -> list[tuple]:
         for name, e in summary["depths"].items():
             for q in ("grad_norm_init", "steps"):
                 f = e[q]
-                rms = ", ".join(f"{k} {fmt(v, 3)}" for k, v in f["rms"].items()) or "—"
+                rms = ", ".join(f"{k} {fmt(f['rms'][k], 3)}" for k in ("polynomial", "exponential") if k in f["rms"]) or "—"
                 tolerance = round(100 * f.get("tolerance", RMS_TOLERANCE))
                 within = f": within {tolerance} %" if f["better"] == "indistinguishable" else ""
                 rows.append([name, f["label"], e["depths"], f["power"]["describe"], f["rate"]["describe"],
@@ -186,6 +186,25 @@ def _figure_blocks(figures: list, out: Path) -> list[tuple]:
             if p.suffix == ".png":
                 blocks.append(("img", p, getattr(drawn, "caption", "") or p.stem, str(p.relative_to(out))))
     return blocks
+
+
+def sweep_markdown_summary(summary: dict) -> str:
+    """The README-ready tables of a sweep.json: each width prediction with its slope, interval and judgement
+    (or the one line said instead when the sweep has too few widths), then the sample-size or depth tables."""
+    blocks = []
+    note = width_note(summary)
+    if note:
+        blocks.append(("p", note))
+    else:
+        rows = []
+        for info in summary["quantities"].values():
+            several = len(info["groups"]) > 1
+            for name, g in info["groups"].items():
+                rows.append([info["label"] + (f" ({name})" if several else ""), info["predicted"],
+                             g["slope"]["describe"], g["judgement"]])
+        blocks.append(("table", ["quantity", "prediction", "slope d log q / d log width [95 %]", "judgement"], rows))
+    blocks += [b for b in _axis_tables(summary) if b[0] == "table"]
+    return render_markdown(blocks).rstrip("\n") + "\n"
 
 
 def write_sweep_report(out: Path, summary: dict) -> dict:

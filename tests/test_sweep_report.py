@@ -123,3 +123,23 @@ def test_a_zero_is_drawn_at_the_floor_and_named_in_the_caption(tmp_path):
     assert "0 (▼ at the axis floor) at width 2 (seed 1)" in report and "SGD (batch 32)" in report
     assert "depth 20" not in report.split("## Common loss level")[0]  # one depth: no group name in the width table
     assert "depth 20" not in report.split("## Figures")[1]  # nor in the figures' captions
+
+
+def test_markdown_summary_of_a_sweep_folder_is_its_tables(tmp_path):
+    """`landscape report SWEEP --markdown-summary` prints what the README embeds: the one-width line and the
+    depth table of a depth sweep, from its sweep.json alone."""
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+    from landscape.results import atomic_write_json
+    from landscape.sweep_report import sweep_markdown_summary
+
+    summary = {**fit_summary(CONFIG, _depth_rows()), "config": CONFIG}
+    text = sweep_markdown_summary(summary)
+    assert text.startswith("one width: no width slopes") and "| width 1 | ‖∇F(θ_0)‖ |" in text
+    assert "3 depths × 3 seeds" in text and text.endswith("|\n")
+    atomic_write_json(summary, tmp_path / "sweep.json")
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--markdown-summary"])
+    assert result.exit_code == 0 and result.output == text
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "none"), "--markdown-summary"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
