@@ -22,7 +22,7 @@ PRESET_HELP = {
     "paper": "the paper's 9 cells on full data (GPU)",
     "paper-cpu": "every network of the paper fitted on CIFAR-10 subsets, clean and noisy labels (CPU, < 2 h)",
     "paper-cpu-tiny": "paper-cpu at width 1/4 on a few images (a test)",
-    "quick": "ResNet-32 on 200 images, 3 seeds (CPU, target about 20 min)",
+    "quick": "ResNet-32 on 100 images, 3 seeds (CPU, under 20 min)",
     "smoke": "tiny (a test)",
 }
 

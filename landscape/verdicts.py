@@ -639,6 +639,7 @@ def spectrum_report(run: RunDir) -> Claim:
         return Claim("spectrum", title, NOT_MEASURED, f"no {REGISTRY['curvature'].file} and no {REGISTRY['spectrum'].file}", threshold)
     epochs = sorted({t["epoch"] for t in curv} | {t["epoch"] for t in spec})
     rows, per_epoch = [], {}
+    top_k = f"∇F in top-{next((c['alignment_k'] for c in curv if c.get('alignment') is not None), 'k')}"  # one column
     for e in epochs:
         c_here = [c for c in curv if c["epoch"] == e]
         s_here = [t for t in spec if t["epoch"] == e]
@@ -650,7 +651,7 @@ def spectrum_report(run: RunDir) -> Claim:
         rows.append({"epoch": e, "λ_max": spread_text(entry["lambda_max"]) if c_here else "—",
                      "λ_min": spread_text(entry["lambda_min"]) if c_here else "—",
                      "λ_min bound": max((c["most_negative_bound"] for c in c_here), default=None),
-                     f"∇F in top-{c_here[0]['alignment_k'] if aligned else 'k'}": spread_text(entry["alignment"]) if aligned else "—",
+                     top_k: spread_text(entry["alignment"]) if aligned else "—",
                      "negative mass": spread_text(entry["negative_mass"]) if s_here else "—",
                      "± (probes)": max((t["negative_mass_stderr"] for t in s_here
                                          if t["negative_mass_stderr"] is not None), default=None),

@@ -342,7 +342,7 @@ def test_the_quick_preset_trains_three_seeds_at_the_issue_sizes():
     quick = get_preset("quick")
     assert quick.seeds == [0, 1, 2] and len(quick.seeded_cells()) == 3
     assert {k: quick.train[k] for k in ("epochs", "train_subset", "batch_size", "augment")} == \
-        {"epochs": 164, "train_subset": 200, "batch_size": 32, "augment": False}
+        {"epochs": 164, "train_subset": 100, "batch_size": 16, "augment": False}
     assert quick.figure_epochs == [5, 40, 90, 120, 130, 160] == quick.analysis.epochs
     assert quick.analysis.subset is None and quick.analysis.probe_filter == 0
     later = quick.analysis_for(quick.seeded_cells()[2])
