@@ -209,13 +209,17 @@ def fit_resolution(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: fl
 @dataclass(frozen=True)
 class ProbeFit(Result):
     """The tightest upper envelope |r(t)| ≤ a·|t| + b·t² (``fit_envelope``); a, b, rel_rms, envelope,
-    active are None when it is not resolved (``reason`` says why), never 0."""
+    active, a_resolution, a_resolved are None when it is not resolved (``reason`` says why), never 0.
+    ``a_resolution`` is the smallest kink the fitted points could show (``kink_resolution``); an a with
+    ``a_resolved`` False is no measurement: the probe bounds the kink by a_resolution, nothing less."""
 
     a: float | None
     b: float | None
     rel_rms: float | None
     envelope: float | None
     active: int | None
+    a_resolution: float | None
+    a_resolved: bool | None
     resolved: bool
     reason: str | None
     points: int
@@ -225,6 +229,25 @@ class ProbeFit(Result):
 
 
 ENVELOPE_ACTIVE_RTOL = 1e-9  # a point is on the envelope when the model is within this of |r| − floor
+KINK_MIN_SHARE = 0.5  # a fitted a is resolved when a·|t| carries this share of |r| where |r|/|t| is least
+
+
+def kink_resolution(t: np.ndarray, r: np.ndarray) -> float:
+    """The smallest kink coefficient the points (t ≠ 0) could have shown: min |rᵢ|/|tᵢ|.
+
+    Why: a kink a′·|t| below it lies under the measured |rᵢ| at every step (a′|tᵢ| < |rᵢ|), so curvature
+    alone accounts for every point as well; the probe bounds a kink by this and cannot see a smaller one.
+    For r = b₀t² it is b₀·t_lo (t_lo the smallest fitted |t|); for r = a₀|t| + b₀t² it is a₀ + b₀·t_lo.
+    """
+    t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
+    return float(np.min(r / t))
+
+
+def kink_resolved(a: float, a_resolution: float) -> bool:
+    """Whether a fitted kink a is a measurement: a ≥ KINK_MIN_SHARE·a_resolution, i.e. at the step where
+    |r|/|t| is least the kink term carries at least that share of |r|. (a ≥ a_resolution itself would
+    reject every kink with curvature beside it: r = a₀|t| + b₀t² has a = a₀ < a_resolution = a₀ + b₀·t_lo.)"""
+    return bool(a >= KINK_MIN_SHARE * a_resolution)
 
 
 def envelope_coefficients(t: np.ndarray, r: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
@@ -257,23 +280,28 @@ def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: floa
     (Σ model/|r|: every scale of |t| counts alike). Only points with floor < |r| ≤ ceiling are fitted:
     below the floor is rounding, above the ceiling (the probe passes F(θ)) the step has left the
     neighbourhood the local bound is about. An unresolved fit (``fit_resolution``) is 'not measured':
-    resolved False, its reason, and a, b, rel_rms, envelope, active None — never 0.
+    resolved False, its reason, and a, b, rel_rms, envelope, active, a_resolution, a_resolved None — never 0.
 
     Returns a, b, ``rel_rms`` = RMS of model/|r| − 1 over the fitted points (how loose the bound is,
     not a quality gate), ``envelope`` κ = max |r|/model (≤ max |r|/(|r| − floor): 1 up to rounding),
-    ``active`` (points on the envelope), the fitted points, distinct |t|, |t| range, decades.
+    ``active`` (points on the envelope), ``a_resolution`` (``kink_resolution`` of the fitted points),
+    ``a_resolved`` (``kink_resolved``; False: a is below what the probe can see, so the kink is only
+    bounded by a_resolution — not 0), the fitted points, distinct |t|, |t| range, decades.
     """
     t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
     res = fit_resolution(t, r, floor, ceiling)
     use = res.pop("use")
     if not res["resolved"]:
-        return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, active=None, **res)
+        return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, active=None, a_resolution=None,
+                        a_resolved=None, **res)
     tu, ru = t[use], r[use]
     a, b = envelope_coefficients(tu, ru, floor)
     model = a * tu + b * tu ** 2
     active = int(np.sum(np.abs(model - (ru - floor)) <= ENVELOPE_ACTIVE_RTOL * (ru - floor)))
+    a_resolution = kink_resolution(tu, ru)
     return ProbeFit(a=a, b=b, rel_rms=float(np.sqrt(np.mean((model / ru - 1.0) ** 2))),
-                    envelope=float(np.max(ru / model)), active=active, **res)
+                    envelope=float(np.max(ru / model)), active=active, a_resolution=a_resolution,
+                    a_resolved=kink_resolved(a, a_resolution), **res)
 
 
 def _ratio_or_none(a: float | None, scale: float) -> float | None:

@@ -517,13 +517,20 @@ def probe_resolved(p: dict) -> bool:
 
 def probe_fit_label(p: dict) -> str:
     """The legend text of one probe's fit: a/‖∇F‖ (when the reader gives it), a/√F and b, with the number of
-    distinct steps and the envelope's looseness (RMS of model/|r| − 1) when known; or 'not measured' with the reason."""
+    distinct steps and the envelope's looseness (RMS of model/|r| − 1) when known; or 'not measured' with the reason.
+    An a below the probe's resolution (``a_resolved`` False) shows its bound, 'a/‖∇F‖ < 0.003 (bound)', never 0."""
     if not probe_resolved(p):
         why = p.get("reason") or (f"{p['distinct_t']} |t| between floor and F" if p.get("distinct_t") is not None
                                   else "too few steps above the noise floor")
         return f"{p['name']}: not measured ({why})"
-    parts = [f"a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 2)}"] if _finite_key(p, "a_over_grad_norm") else []
-    parts += [f"a/√F = {fmt(p['a_over_sqrt_F'], 2)}", f"b = {fmt(p['b'], 2)}"]
+    if p.get("a_resolved") is False:
+        parts = [f"{name} < {fmt(p[key], 2)} (bound)" for name, key in
+                 (("a/‖∇F‖", "a_resolution_over_grad_norm"), ("a/√F", "a_resolution_over_sqrt_F"))
+                 if _finite_key(p, key)] or ["a not resolved"]
+    else:
+        parts = [f"a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 2)}"] if _finite_key(p, "a_over_grad_norm") else []
+        parts += [f"a/√F = {fmt(p['a_over_sqrt_F'], 2)}"]
+    parts += [f"b = {fmt(p['b'], 2)}"]
     quality = ([f"{p['distinct_t']} |t|"] if p.get("distinct_t") is not None else []) + \
         ([f"looseness {fmt(p['rel_rms'], 2)}"] if _finite_key(p, "rel_rms") else [])
     return f"{p['name']}: " + ", ".join(parts) + (f" ({', '.join(quality)})" if quality else "")

@@ -92,7 +92,7 @@ FIELD_DOMAINS: dict[str, Domain] = {
     "lr": Domain("> 0: a learning rate", 0.0, strict=True),
     "limit_gd": Domain("> 0: 2/lr", 0.0, strict=True), "limit_momentum": Domain("> 0: (2+2β)/lr", 0.0, strict=True),
     "half_width": Domain("> 0: a surface half-width", 0.0, strict=True),
-    "a": _SIZE, "b": _SIZE, "envelope": _SIZE, "a_over_sqrt_F": _SIZE, "a_over_grad_norm": _SIZE,
+    "a": _SIZE, "b": _SIZE, "envelope": _SIZE, "a_over_sqrt_F": _SIZE, "a_over_grad_norm": _SIZE, "a_resolution": _SIZE,
     "fit_ceiling": _SIZE,
     "size": Domain("≥ 1: a number of examples", 1.0), "lambda_max_bound": _SIZE, "lambda_min_bound": _SIZE,
 }
@@ -284,14 +284,18 @@ def _load_probe_folder(folder: Path, epoch: int, repeat: int) -> list[dict]:
         if not math.isfinite(p["grad_norm"]) and neg:  # slope along −∇F/‖∇F‖ is −‖∇F‖
             p["grad_norm"] = abs(neg[0]["slope"])
             p["a_over_grad_norm"] = p["a"] / p["grad_norm"] if p["grad_norm"] > 0 else float("nan")
+            _resolution_ratios(p)
     return out
 
 
 def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
     """One probe: its numbers, arrays and fit. A fit that is not resolved (``measure.fit_resolution``;
     files that predate the check are judged by it from their arrays) has a, b, a/√F, a/‖∇F‖ NaN,
-    ``resolved`` False and its ``reason``: not measured, never 0. A resolved fit stored before the
-    envelope (no ``active``: a least-squares curve) is refitted from the arrays (``_refit``)."""
+    ``resolved`` False and its ``reason``: not measured, never 0. A resolved fit also carries
+    ``a_resolution`` (``measure.kink_resolution``), its ratios to ‖∇F‖ and √F, and ``a_resolved`` (False: a
+    is only bounded by a_resolution). A resolved fit stored without ``a_resolution`` (before it, or before
+    the envelope: no ``active``, a least-squares curve) is refitted from the arrays (``_refit``): every
+    stored run is judged by the current fit, a pure function of t, r, the floor and the ceiling."""
     d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                          "result.direction.kind", "result.a_over_sqrt_F"])
     arrays = load_npz(path.with_suffix(".npz"), ["t", "f", "r"])
@@ -314,22 +318,34 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
                t_range=fit.get("t_range", gate["t_range"]), decades=fit.get("decades", gate["decades"]))
     for key, what in (("a", "result.fit.a"), ("b", "result.fit.b"), ("rel_rms", "result.fit.rel_rms"),
                       ("envelope", "result.fit.envelope"), ("a_over_sqrt_F", "result.a_over_sqrt_F"),
-                      ("a_over_grad_norm", "result.a_over_grad_norm")):
+                      ("a_over_grad_norm", "result.a_over_grad_norm"), ("a_resolution", "result.fit.a_resolution")):
         source = fit if what.startswith("result.fit.") else r
         rec[key] = checked_number(source.get(key), path, what) if resolved else float("nan")
-    if resolved and "active" not in fit:
+    rec["a_resolved"] = resolved and bool(fit.get("a_resolved"))
+    if resolved and "a_resolution" not in fit:
         _refit(rec, ceiling)
     if resolved and not math.isfinite(rec["a_over_grad_norm"]) and rec["grad_norm"] > 0:
         rec["a_over_grad_norm"] = rec["a"] / rec["grad_norm"]
+    _resolution_ratios(rec)
     return rec
 
 
+def _resolution_ratios(rec: dict) -> None:
+    """a_resolution/‖∇F‖ and a_resolution/√F of a record (NaN where a_resolution or the scale is missing)."""
+    res, g, F = rec["a_resolution"], rec["grad_norm"], rec["F"]
+    rec["a_resolution_over_grad_norm"] = res / g if math.isfinite(g) and g > 0 else float("nan")
+    rec["a_resolution_over_sqrt_F"] = res / math.sqrt(F) if F > 0 else float("nan")
+
+
 def _refit(rec: dict, ceiling: float) -> None:
-    """Replace a stored least-squares fit by the envelope (``measure.fit_envelope``) of the stored t and r."""
+    """Replace a stored fit by the envelope (``measure.fit_envelope``) of the stored t and r, with its
+    a_resolution and a_resolved (a fit stored before those, or a least-squares curve stored before the envelope)."""
     fit = fit_envelope(rec["t"], rec["r"], rec["noise_floor"], ceiling)
     if not fit.resolved:  # the stored gate said resolved: keep its verdict, but the numbers come from the arrays
+        rec.update(a_resolution=float("nan"), a_resolved=False)
         return
-    rec.update(a=fit.a, b=fit.b, rel_rms=fit.rel_rms, envelope=fit.envelope,
+    rec.update(a=fit.a, b=fit.b, rel_rms=fit.rel_rms, envelope=fit.envelope, a_resolution=fit.a_resolution,
+               a_resolved=fit.a_resolved,
                a_over_sqrt_F=fit.a / math.sqrt(rec["F"]) if rec["F"] > 0 else float("nan"),
                a_over_grad_norm=fit.a / rec["grad_norm"] if rec["grad_norm"] > 0 else float("nan"))
 

@@ -183,10 +183,12 @@ def _headline_dominance(n: dict) -> tuple:
 
 
 def _headline_smoothness(n: dict) -> tuple:
-    """a/‖∇F‖ where report.json judges it (since the 'probes' change), else a/√F (older reports)."""
-    key, name = (("max_a_over_grad_norm", "a/‖∇F‖") if "max_a_over_grad_norm" in n
-                 else ("max_a_over_sqrt_F", "a/√F"))
-    return (f"max {name} = {fmt(n.get(key))}", _times(n.get("margin"), "limit", fmt(n.get("threshold"))),
+    """a/‖∇F‖ where report.json judges it (since the 'probes' change), else a/√F (older reports); '≤' where
+    the maximum is a bound (an a below the probe's resolution), never '= 0'."""
+    key, name, bound = (("max_a_over_grad_norm", "a/‖∇F‖", "max_is_bound") if "max_a_over_grad_norm" in n
+                        else ("max_a_over_sqrt_F", "a/√F", "max_a_over_sqrt_F_is_bound"))
+    rel = "≤" if n.get(bound) else "="
+    return (f"max {name} {rel} {fmt(n.get(key))}", _times(n.get("margin"), "limit", fmt(n.get("threshold"))),
             spread_cell(n.get("per_repeat")), _count(n.get("per_repeat")))
 
 

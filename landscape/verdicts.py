@@ -11,7 +11,9 @@ detect (lagging batch-norm statistics, an unresolved eigenpair):
   points and the exponent p of ‖∇F‖² ∝ F^p (trajectory.gradient_exponent) are reported beside it;
 * semi-smoothness: the tightest envelope |r(t)| ≤ a·|t| + b·t² (measure.fit_envelope) with
   a/‖∇F‖ ≤ SMOOTHNESS_MAX_A_OVER_GRAD_NORM at every checkpoint, direction and repeat, on every
-  resolved fit (measure.fit_resolution; the kinks cost little of a gradient step's decrease);
+  resolved fit (measure.fit_resolution; the kinks cost little of a gradient step's decrease), an a
+  below the probe's resolution (measure.kink_resolved) counting as its bound a_resolution/‖∇F‖;
+  fails on a resolved a/‖∇F‖ over the limit, inconclusive when only a bound is over it;
   a/√F and each envelope's looseness beside it;
 * second-order help: per checkpoint, the extra decrease of the most negative curvature direction
   beyond its controls' (random directions and the top eigenvector, all ⊥ ∇F, same searches), in
@@ -271,20 +273,39 @@ def _dominance_summary(n: dict, track: list[dict], track_judged: bool, floor: fl
             + f"hidden layers c = {fmt(n['c_hidden'], 4)}; " + _dominance_all_text(n, floor))
 
 
+def _kink(p: dict, over: str = "grad_norm") -> tuple[float, bool]:
+    """A probe's kink statistic a/‖∇F‖ (over='sqrt_F': a/√F) and whether it is a bound: the fitted a where it is
+    resolved (measure.kink_resolved), else a_resolution/‖∇F‖ (measure.kink_resolution: the smallest kink its
+    points could have shown), an upper bound on the kink — never 0 for a kink the probe cannot see."""
+    if p["a_resolved"]:
+        return p[f"a_over_{over}"], False
+    return p[f"a_resolution_over_{over}"], True
+
+
 def _judged(p: dict) -> bool:
     """A probe the verdict counts: its envelope fit is resolved (measure.fit_resolution: PROBE_MIN_POINTS
-    distinct |t| over PROBE_MIN_DECADES, between the rounding floor and F) and a/‖∇F‖ is defined. The
-    envelope's looseness (rel_rms) is reported, never a gate: a bound is a bound however loose."""
-    return bool(p.get("resolved")) and math.isfinite(p["a_over_grad_norm"])
+    distinct |t| over PROBE_MIN_DECADES, between the rounding floor and F) and its kink statistic (``_kink``) is
+    defined. The envelope's looseness (rel_rms) is reported, never a gate: a bound is a bound however loose."""
+    return bool(p.get("resolved")) and math.isfinite(_kink(p)[0])
+
+
+def _kink_cell(p: dict, over: str | None = None) -> float | str | None:
+    """A row's a (over None), a/‖∇F‖ or a/√F: the number where a is resolved, '< bound (not resolved)' where it
+    is not, None where the fit itself is not measured."""
+    if not p["resolved"]:
+        return None
+    value, bound = ((p["a"], False) if p["a_resolved"] else (p["a_resolution"], True)) if over is None \
+        else _kink(p, over)
+    return f"< {fmt(value, 3)} (not resolved)" if bound else value
 
 
 def _probe_row(p: dict) -> dict:
-    """A probe's detail row: both normalizations and the envelope's looseness; 'not measured' with its reason."""
+    """A probe's detail row: both normalizations (bounds where a is not resolved) and the envelope's looseness;
+    'not measured' with its reason."""
     span = p.get("t_range")
     return {"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"], "F": p["F"], "‖∇F‖": p["grad_norm"],
-            "a": p["a"] if p["resolved"] else None, "b": p["b"] if p["resolved"] else None,
-            "a/‖∇F‖": p["a_over_grad_norm"] if p["resolved"] else None,
-            "a/√F": p["a_over_sqrt_F"] if p["resolved"] else None,
+            "a": _kink_cell(p), "b": p["b"] if p["resolved"] else None,
+            "a/‖∇F‖": _kink_cell(p, "grad_norm"), "a/√F": _kink_cell(p, "sqrt_F"),
             "fit": "resolved" if p["resolved"] else f"not measured: {p['reason']}",
             "fitted |t|": p.get("distinct_t"), "|t| range": f"{fmt(span[0], 2)}–{fmt(span[1], 2)}" if span else "—",
             "looseness (rel. RMS)": p["rel_rms"] if p["resolved"] else None,
@@ -293,19 +314,77 @@ def _probe_row(p: dict) -> dict:
 
 
 def _over_text(p: dict) -> str:
-    return (f"epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/‖∇F‖ = {fmt(p['a_over_grad_norm'], 3)}, "
-            f"a/√F = {fmt(p['a_over_sqrt_F'], 3)}, {p.get('distinct_t')} fitted |t|, "
+    (value, bound), (root, _) = _kink(p), _kink(p, "sqrt_F")
+    rel = "<" if bound else "="
+    return (f"epoch {p['epoch']} repeat {p['repeat']} {p['name']}: a/‖∇F‖ {rel} {fmt(value, 3)}"
+            f"{' (not resolved)' if bound else ''}, a/√F {rel} {fmt(root, 3)}, {p.get('distinct_t')} fitted |t|, "
             f"looseness (rel. RMS) {fmt(p['rel_rms'], 2)}")
 
 
+def _over_note(over: list[dict], bounds_over: list[dict], threshold_value: float) -> str:
+    """Every resolved a/‖∇F‖ over the limit, then every bound over it (a kink that large the probe cannot resolve)."""
+    parts = [f"{len(over)} probe(s) over a/‖∇F‖ = {fmt(threshold_value)}: " + "; ".join(map(_over_text, over))] \
+        if over else []
+    parts += [f"{len(bounds_over)} probe(s) whose a is not resolved, with a bound over {fmt(threshold_value)} (the "
+              f"probe cannot resolve a kink that large): " + "; ".join(map(_over_text, bounds_over))] if bounds_over else []
+    return ". ".join(parts)
+
+
+def _smoothness_numbers(judged: list[dict], over: list[dict], threshold_value: float) -> dict:
+    """The statistic behind the verdict: the worst resolved a/‖∇F‖ over the limit where there is one (fails),
+    else the largest statistic of any probe, measured or bound; a/√F, b and the spread over repeats beside it."""
+    def stat(p: dict) -> float:
+        return _kink(p)[0]
+
+    decisive = max(over or judged, key=stat)
+    value, bound = _kink(decisive)
+    root = max(judged, key=lambda p: _finite([_kink(p, "sqrt_F")[0]]) or [-math.inf])
+    max_b = max(judged, key=lambda p: p["b"])
+    repeats = sorted({p["repeat"] for p in judged})
+    return {"max_a_over_grad_norm": value, "max_is_bound": bound,
+            "per_repeat": spread(max(stat(p) for p in judged if p["repeat"] == r) for r in repeats),
+            "at_epoch": decisive["epoch"], "direction": decisive["name"], "repeat": decisive["repeat"],
+            "a_over_sqrt_F_there": _kink(decisive, "sqrt_F")[0], "max_a_over_sqrt_F": _kink(root, "sqrt_F")[0],
+            "max_a_over_sqrt_F_is_bound": _kink(root, "sqrt_F")[1],
+            "max_a_over_sqrt_F_at": [root["epoch"], root["repeat"], root["name"]],
+            "max_resolved_a_over_grad_norm": max((stat(p) for p in judged if p["a_resolved"]), default=float("nan")),
+            "max_b": max_b["b"], "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"],
+            "margin": value / threshold_value if threshold_value > 0 else float("nan"),
+            "max_rel_rms": max(_finite(p["rel_rms"] for p in judged), default=float("nan"))}
+
+
+def _smoothness_summary(n: dict, verdict: str, judged: int, probes: int, unresolved: int) -> str:
+    """The verdict's sentence: '=' for a measured maximum, '≤' where it is a bound (``_smoothness_numbers``)."""
+    rel, rel_root = ("≤" if n["max_is_bound"] else "="), ("≤" if n["max_a_over_sqrt_F_is_bound"] else "=")
+    there = "<" if n["max_is_bound"] else "="
+    resolved = n["max_resolved_a_over_grad_norm"]
+    head = {FAILS: f"max resolved a/‖∇F‖ = {fmt(n['max_a_over_grad_norm'], 4)}",
+            INCONCLUSIVE: f"max a/‖∇F‖ ≤ {fmt(n['max_a_over_grad_norm'], 4)} is only a bound (a not resolved: the "
+                          f"probe cannot resolve a kink that large; "
+                          + (f"resolved a/‖∇F‖ reach {fmt(resolved, 4)})" if math.isfinite(resolved)
+                             else "no a is resolved)")}.get(
+        verdict, f"max a/‖∇F‖ {rel} {fmt(n['max_a_over_grad_norm'], 4)}")
+    return (f"{head} ({margin_text(n['max_a_over_grad_norm'], n['threshold'], upper=True)}; epoch {n['at_epoch']}, "
+            f"{n['direction']}, a/√F {there} {fmt(n['a_over_sqrt_F_there'], 3)} there); {n['bounds']} of {judged} "
+            f"judged probes rest on bounds (a below the probe's resolution: a/‖∇F‖ < a_resolution/‖∇F‖, "
+            f"a_resolution = min |r|/|t| over the fitted steps); worst per repeat {spread_text(n['per_repeat'])}; "
+            f"max a/√F {rel_root} {fmt(n['max_a_over_sqrt_F'], 4)} (epoch {n['max_a_over_sqrt_F_at'][0]}, "
+            f"{n['max_a_over_sqrt_F_at'][2]}); max b = {fmt(n['max_b'], 4)}; judged on {judged} of {probes} probes "
+            f"({unresolved} not measured); envelope looseness (rel. RMS of model/|r| − 1) up to "
+            f"{fmt(n['max_rel_rms'], 2)}")
+
+
 def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OVER_GRAD_NORM) -> Claim:
-    """Semi-smoothness: the largest a/‖∇F‖ of the envelopes over every resolved probe (a/√F beside it), worst
-    repeat, margin; every probe over the limit listed with its fitted points, every unresolved one as 'not
-    measured'. Inconclusive only when no probe is resolved."""
+    """Semi-smoothness on every resolved probe: a/‖∇F‖ where a is resolved, else its bound
+    a_resolution/‖∇F‖ (``_kink``). Holds when the largest of those is ≤ the limit, fails when a resolved
+    a/‖∇F‖ exceeds it, inconclusive when only a bound does (or no probe is resolved). a/√F beside it; every
+    probe over the limit listed with its fitted points, every unresolved one as 'not measured'."""
     title = "Semi-smoothness: |r(t)| ≤ a·|t| + b·t² with a small next to ‖∇F‖"
     threshold = (f"holds when max a/‖∇F‖ ≤ {fmt(threshold_value)} over checkpoints and directions, worst repeat, "
                  f"of the tightest envelopes |r| ≤ a·|t| + b·t² on every resolved fit (≥ {PROBE_MIN_POINTS} distinct |t| "
-                 f"over ≥ {PROBE_MIN_DECADES:g} decade with rounding floor < |r| ≤ F); a/√F reported beside it")
+                 f"over ≥ {PROBE_MIN_DECADES:g} decade with rounding floor < |r| ≤ F), an a below the probe's "
+                 f"resolution counting as its bound a_resolution/‖∇F‖; fails when a resolved a/‖∇F‖ exceeds it, "
+                 f"inconclusive when only a bound does; a/√F reported beside it")
     probes = [p for e in analyzed_epochs(run) for p in load_probes(run, e, repeats=True)]
     if not probes:
         return Claim("semi_smoothness", title, NOT_MEASURED, f"no {REGISTRY['probes'].file_glob()}", threshold, {}, {})
@@ -314,40 +393,25 @@ def smoothness_verdict(run: RunDir, threshold_value: float = SMOOTHNESS_MAX_A_OV
     sources = [p["path"] for p in probes]
     unresolved = [p for p in probes if not p["resolved"]]
     judged = [p for p in probes if _judged(p)]
-    over = [p for p in judged if p["a_over_grad_norm"] > threshold_value]
+    over = [p for p in judged if not _kink(p)[1] and _kink(p)[0] > threshold_value]
+    bounds_over = [p for p in judged if _kink(p)[1] and _kink(p)[0] > threshold_value]
     listed = {"over_threshold": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
-                                  "a_over_grad_norm": p["a_over_grad_norm"], "a_over_sqrt_F": p["a_over_sqrt_F"],
-                                  "points": p.get("distinct_t"), "rel_rms": p["rel_rms"]}
-                                 for p in over],
+                                  "a_over_grad_norm": _kink(p)[0], "a_over_sqrt_F": _kink(p, "sqrt_F")[0],
+                                  "bound": _kink(p)[1], "points": p.get("distinct_t"), "rel_rms": p["rel_rms"]}
+                                 for p in over + bounds_over],
               "not_measured": [{"epoch": p["epoch"], "repeat": p["repeat"], "direction": p["name"],
                                 "reason": p["reason"]} for p in unresolved],
-              "probes": len(probes), "judged": len(judged), "threshold": threshold_value}
-    over_note = (f"{len(over)} probe(s) over a/‖∇F‖ = {fmt(threshold_value)}: " + "; ".join(map(_over_text, over))
-                 if over else "")
+              "probes": len(probes), "judged": len(judged), "bounds": sum(_kink(p)[1] for p in judged),
+              "threshold": threshold_value}
+    over_note = _over_note(over, bounds_over, threshold_value)
     if not judged:
         return Claim("semi_smoothness", title, INCONCLUSIVE,
                      f"no probe has a resolved fit ({len(unresolved)} of {len(probes)} not measured)",
                      threshold, listed, settings, rows, sources, over_note)
-    repeats = sorted({p["repeat"] for p in judged})
-    per_repeat = spread(max(p["a_over_grad_norm"] for p in judged if p["repeat"] == r) for r in repeats)
-    worst = max(judged, key=lambda p: p["a_over_grad_norm"])
-    worst_sqrt = max(judged, key=lambda p: _finite([p["a_over_sqrt_F"]]) or [-math.inf])
-    max_b = max(judged, key=lambda p: p["b"])
-    value = worst["a_over_grad_norm"]
-    numbers = {**listed, "max_a_over_grad_norm": value, "per_repeat": per_repeat, "at_epoch": worst["epoch"],
-               "direction": worst["name"], "repeat": worst["repeat"],
-               "a_over_sqrt_F_there": worst["a_over_sqrt_F"], "max_a_over_sqrt_F": worst_sqrt["a_over_sqrt_F"],
-               "max_a_over_sqrt_F_at": [worst_sqrt["epoch"], worst_sqrt["repeat"], worst_sqrt["name"]],
-               "max_b": max_b["b"], "max_b_epoch": max_b["epoch"], "max_b_direction": max_b["name"],
-               "margin": value / threshold_value if threshold_value > 0 else float("nan"),
-               "max_rel_rms": max(_finite(p["rel_rms"] for p in judged), default=float("nan"))}
-    verdict = HOLDS if value <= threshold_value else FAILS
-    summary = (f"max a/‖∇F‖ = {fmt(value, 4)} ({margin_text(value, threshold_value, upper=True)}; "
-               f"epoch {worst['epoch']}, {worst['name']}, a/√F = {fmt(worst['a_over_sqrt_F'], 3)} there); "
-               f"worst per repeat {spread_text(per_repeat)}; max a/√F = {fmt(worst_sqrt['a_over_sqrt_F'], 4)} "
-               f"(epoch {worst_sqrt['epoch']}, {worst_sqrt['name']}); max b = {fmt(max_b['b'], 4)}; judged on "
-               f"{len(judged)} of {len(probes)} probes ({len(unresolved)} not measured); envelope looseness "
-               f"(rel. RMS of model/|r| − 1) up to {fmt(numbers['max_rel_rms'], 2)}")
+    numbers = {**listed, **_smoothness_numbers(judged, over, threshold_value)}
+    value = numbers["max_a_over_grad_norm"]
+    verdict = FAILS if over else (INCONCLUSIVE if value > threshold_value else HOLDS)
+    summary = _smoothness_summary(numbers, verdict, len(judged), len(probes), len(unresolved))
     return Claim("semi_smoothness", title, verdict, summary, threshold, numbers, settings, rows, sources, over_note)
 
 

@@ -155,3 +155,11 @@ def test_probe_label_gives_the_judged_ratio_and_the_fit_quality_when_the_reader_
     gone = {**p, "resolved": False, "reason": "3 |t| between floor and F"}
     assert plots.probe_fit_label(gone) == "hessian_top: not measured (3 |t| between floor and F)"
     assert "nan" not in plots.probe_fit_label({**p, "rel_rms": float("nan"), "a_over_grad_norm": None})
+    # an a below the probe's resolution (the envelope's a = 0) shows its bound, never 'a/‖∇F‖ = 0'
+    hidden = {**p, "a": 0.0, "a_over_grad_norm": 0.0, "a_over_sqrt_F": 0.0, "a_resolved": False,
+              "a_resolution_over_grad_norm": 0.0031, "a_resolution_over_sqrt_F": 0.0012}
+    label = plots.probe_fit_label(hidden)
+    assert label == "hessian_top: a/‖∇F‖ < 0.0031 (bound), a/√F < 0.0012 (bound), b = 3 (12 |t|, looseness 0.05)"
+    assert "= 0" not in label
+    unknown = {**hidden, "a_resolution_over_grad_norm": float("nan"), "a_resolution_over_sqrt_F": None}
+    assert plots.probe_fit_label(unknown) == "hessian_top: a not resolved, b = 3 (12 |t|, looseness 0.05)"

@@ -124,6 +124,44 @@ def test_the_envelope_of_pure_curvature_is_b0_t2(b0):
     assert fit.rel_rms < 1e-6
 
 
+@pytest.mark.parametrize("b0", [1e-3, 2.0, 300.0])
+def test_pure_curvature_leaves_a_unresolved_with_the_resolution_b0_t_lo(b0):
+    """r = b0·t² on a ladder from t_lo: min |r|/|t| = b0·t_lo, so a kink below b0·t_lo hides under every point;
+    the envelope's a ≈ 0 is no measurement: a_resolved False, a bounded by a_resolution = b0·t_lo."""
+    t_lo = 3e-4
+    mags = np.geomspace(t_lo, 0.5, 11)
+    t = np.concatenate([-mags[::-1], [0.0], mags])
+    fit = measure.fit_envelope(t, b0 * t ** 2)
+    assert fit.resolved and fit.a_resolved is False
+    assert fit.a_resolution == pytest.approx(b0 * t_lo, rel=1e-9)
+    assert fit.a < measure.KINK_MIN_SHARE * fit.a_resolution
+    # a rounding floor that drops the two smallest steps: the resolution is set by the smallest fitted |t|
+    floor = b0 * mags[1] * mags[2]  # between b0·mags[1]² and b0·mags[2]²
+    fit = measure.fit_envelope(t, b0 * t ** 2, floor=floor)
+    assert fit.t_range[0] == pytest.approx(mags[2]) and fit.a_resolution == pytest.approx(b0 * mags[2], rel=1e-9)
+
+
+@pytest.mark.parametrize("a0", [1e-2, 0.7, 50.0])
+def test_a_kink_well_above_the_curvature_at_t_lo_is_resolved(a0):
+    """r = a0·|t| + b0·t² with a0 ≫ b0·t_lo (t_lo = 1e-4, b0 = 2): a = a0 is a measurement, and
+    a_resolution = min (a0 + b0|t|) = a0 + b0·t_lo."""
+    b0, t_lo = 2.0, 1e-4
+    fit = measure.fit_envelope(LADDER, a0 * np.abs(LADDER) + b0 * LADDER ** 2)
+    assert fit.a_resolved is True and fit.a == pytest.approx(a0, rel=1e-9)
+    assert fit.a_resolution == pytest.approx(a0 + b0 * t_lo, rel=1e-9)
+
+
+def test_a_kink_smaller_than_the_curvature_at_t_lo_is_only_bounded():
+    """r = a0·|t| + b0·t² with a0 = b0·t_lo/2: at t_lo the kink is a third of |r|, below KINK_MIN_SHARE;
+    the envelope's a is not resolved and the kink is bounded by a_resolution = 1.5·b0·t_lo."""
+    b0, t_lo = 2.0, 1e-4
+    a0 = 0.5 * b0 * t_lo
+    fit = measure.fit_envelope(LADDER, a0 * np.abs(LADDER) + b0 * LADDER ** 2)
+    assert fit.a_resolution == pytest.approx(1.5 * b0 * t_lo, rel=1e-9)
+    assert fit.a_resolved is False and fit.a <= fit.a_resolution / 2
+    assert measure.kink_resolved(0.5, 1.0) and not measure.kink_resolved(0.5 - 1e-12, 1.0)
+
+
 def test_a_sign_change_leaves_a_at_zero_and_the_envelope_over_every_point():
     """(c) r = ½h t² − c t³ changes sign at t = h/(2c) = 1, inside the window: |r| dips to ~0 there. The
     envelope keeps a ≈ 0 (no fake kink) and bounds every point; the former relative least-squares fit
@@ -759,8 +797,8 @@ def test_probe_result_has_attributes_the_stored_summary_and_arrays(quadratic):
     stored = probe.as_dict()
     assert list(stored) == ["direction", "F", "slope", "grad_norm", "noise_floor", "fit_ceiling", "fit",
                             "a_over_sqrt_F", "a_over_grad_norm", "max_abs_t", "evaluations", "descent"]
-    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "active", "resolved", "reason", "points",
-                                   "distinct_t", "t_range", "decades"]
+    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "active", "a_resolution", "a_resolved", "resolved",
+                                   "reason", "points", "distinct_t", "t_range", "decades"]
     assert stored["fit"] == probe.fit.as_dict() and stored["fit"]["b"] == pytest.approx(0.5 * curv, rel=1e-8)
     assert stored["F"] == pytest.approx(F, rel=1e-14) and stored["slope"] == pytest.approx(-gnorm, rel=1e-12)
     assert stored["a_over_grad_norm"] == pytest.approx(probe.fit.a / gnorm, rel=1e-12) and stored["max_abs_t"] == 1.0

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import readers
+from landscape import measure, readers
+from landscape import report as R
 from landscape import verdicts as V
 
 CONTEXT = {"dataset": "folder:x", "split": "train", "arch": "resnet8", "examples": 32, "loss": "cross_entropy",
@@ -65,18 +66,21 @@ def _second_order(run, epoch, repeat, d_grad, d_plane, converged=True, residual=
         "controls": ctrl})
 
 
-def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1, grad_norm=1.0, name=None, resolved=True):
+def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1, grad_norm=1.0, name=None, resolved=True, a_resolution=None):
     """A probe file as the adaptive probe writes it: a resolved envelope on 12 |t| over 3 decades (its looseness
-    rel_rms), or 'not measured'."""
+    rel_rms; a resolved a, with a_resolution = a, or given a_resolution > 2a an a the probe cannot resolve), or
+    'not measured'."""
     folder = _folder(run, epoch, repeat)
     name = name or f"gaussian_{1000 * repeat}"
     mags = np.geomspace(1e-3, 1.0, 12)
     t = np.concatenate([-mags[::-1], [0.0], mags])
-    fit = ({"resolved": True, "a": a, "b": 0.1, "rel_rms": rel_rms, "envelope": 1.0, "active": 2, "points": 24,
-            "distinct_t": 12,
+    a_res = a if a_resolution is None else a_resolution
+    fit = ({"resolved": True, "a": a, "b": 0.1, "rel_rms": rel_rms, "envelope": 1.0, "active": 2,
+            "a_resolution": a_res, "a_resolved": measure.kink_resolved(a, a_res), "points": 24, "distinct_t": 12,
             "t_range": [1e-3, 1.0], "decades": 3.0, "reason": None} if resolved else
            {"resolved": False, "reason": "1 distinct |t| spanning 0 decades", "a": None, "b": None, "rel_rms": None,
-            "envelope": None, "active": None, "points": 2, "distinct_t": 1, "t_range": [1.0, 1.0], "decades": 0.0})
+            "envelope": None, "active": None, "a_resolution": None, "a_resolved": None, "points": 2, "distinct_t": 1,
+            "t_range": [1.0, 1.0], "decades": 0.0})
     _write(folder / f"probe_{name}.json", {
         "F": F, "noise_floor": 1e-6, "fit_ceiling": F, "slope": -grad_norm, "grad_norm": grad_norm,
         "a_over_sqrt_F": a / np.sqrt(F) if resolved else None, "a_over_grad_norm": a / grad_norm if resolved else None,
@@ -196,22 +200,75 @@ def test_every_probe_over_the_threshold_is_listed_with_its_fitted_points_and_loo
     assert "poor" not in claim.note and "12 fitted |t|" in claim.note
 
 
-def test_a_least_squares_fit_stored_before_the_envelope_is_refitted_from_its_arrays(tmp_path):
-    """A file whose fit has no 'active' holds a least-squares curve: the reader replaces a, b, a/√F, a/‖∇F‖,
-    rel_rms, envelope by the envelope of its stored t and r (here r = 0.1·t²: a = 0, b = 0.1 − floor)."""
+@pytest.mark.parametrize("missing", [("active", "a_resolution", "a_resolved"), ("a_resolution", "a_resolved")])
+def test_a_fit_stored_without_a_resolution_is_refitted_from_its_arrays(tmp_path, missing):
+    """A fit with no 'active' (a least-squares curve, before the envelope) or no 'a_resolution' (an envelope from
+    before the resolution) is refitted by the reader from its stored t and r: here r = 0.1·t² (stored a = 0.5 is
+    replaced by a = 0, b = 0.1 − floor), the smallest fitted |t| is the third step (0.1·t² ≤ floor = 1e-6 below
+    it), so a is not resolved and a_resolution = 0.1·t_lo; the verdict holds on that bound, never on 0."""
     run = _run(tmp_path)
     _probe(run, 1, 0, 0.5, F=4.0, grad_norm=2.0, rel_rms=0.8, name="gaussian_1")
     path = _folder(run, 1, 0) / "probe_gaussian_1.json"
     stored = json.loads(path.read_text())
-    del stored["result"]["fit"]["active"]
+    for key in missing:
+        del stored["result"]["fit"][key]
     path.write_text(json.dumps(stored))
     (probe,) = readers.load_probes(readers.as_run(run), 1)
     assert probe["a"] == pytest.approx(0.0, abs=1e-12) and probe["b"] == pytest.approx(0.1 - 1e-6, rel=1e-9)
     assert probe["a_over_grad_norm"] == pytest.approx(0.0, abs=1e-12)
-    assert probe["a_over_sqrt_F"] == pytest.approx(0.0, abs=1e-12)
     assert 1.0 < probe["envelope"] <= 1.0 + 1e-4 and probe["rel_rms"] < 1e-3  # κ ≤ max |r|/(|r| − floor)
+    t_lo = np.geomspace(1e-3, 1.0, 12)[2]
+    assert 0.1 * t_lo ** 2 > 1e-6 > 0.1 * np.geomspace(1e-3, 1.0, 12)[1] ** 2
+    assert probe["a_resolved"] is False and probe["a_resolution"] == pytest.approx(0.1 * t_lo, rel=1e-9)
+    assert probe["a_resolution_over_grad_norm"] == pytest.approx(0.1 * t_lo / 2.0, rel=1e-9)
+    assert probe["a_resolution_over_sqrt_F"] == pytest.approx(0.1 * t_lo / 2.0, rel=1e-9)
     claim = V.smoothness_verdict(V.as_run(run))
-    assert claim.verdict == V.HOLDS and claim.numbers["max_a_over_grad_norm"] == pytest.approx(0.0, abs=1e-12)
+    assert claim.verdict == V.HOLDS and claim.numbers["max_is_bound"] is True
+    assert claim.numbers["max_a_over_grad_norm"] == pytest.approx(0.05 * t_lo, rel=1e-9)
+    assert f"max a/‖∇F‖ ≤ {V.fmt(0.05 * t_lo, 4)}" in claim.summary
+    assert claim.rows[0]["a/‖∇F‖"] == f"< {V.fmt(0.05 * t_lo, 3)} (not resolved)"
+
+
+@pytest.mark.parametrize("bounds, resolved, verdict", [
+    ((0.02, 0.05, 0.08), (), V.HOLDS),             # every a below its probe's resolution, every bound ≤ 0.1
+    ((0.02, 0.08), (0.09,), V.HOLDS),              # the largest value is a measured a: '='
+    ((0.3,), (0.05,), V.INCONCLUSIVE),             # only a bound is over 0.1: the probe cannot resolve that kink
+    ((0.5,), (0.3, 0.05), V.FAILS),                # a resolved a/‖∇F‖ over 0.1 fails, whatever the bounds
+])
+def test_an_unresolved_a_enters_the_verdict_as_its_bound(tmp_path, bounds, resolved, verdict):
+    """a/‖∇F‖ where a is resolved, a_resolution/‖∇F‖ (an upper bound) where it is not (a = 0 < ½·a_resolution):
+    holds when the max of those is ≤ 0.1, fails on a resolved one over it, inconclusive on a bound over it."""
+    run = _run(tmp_path)
+    for i, bound in enumerate(bounds):
+        _probe(run, 1, 0, 0.0, a_resolution=2 * bound, grad_norm=2.0, F=4.0, name=f"gaussian_{i}")
+    for i, a in enumerate(resolved):
+        _probe(run, 2, 0, 2 * a, grad_norm=2.0, F=4.0, name=f"gaussian_{10 + i}")
+    claim = V.smoothness_verdict(V.as_run(run))
+    assert claim.verdict == verdict
+    n = claim.numbers
+    assert n["bounds"] == len(bounds) and n["judged"] == len(bounds) + len(resolved)
+    over = [a for a in resolved if a > 0.1]
+    value, is_bound = (max(over), False) if over else max([(b, True) for b in bounds] + [(a, False) for a in resolved])
+    assert n["max_a_over_grad_norm"] == pytest.approx(value) and n["max_is_bound"] is is_bound
+    assert n["max_a_over_sqrt_F"] == pytest.approx(max(bounds + resolved))  # √F = ‖∇F‖ = 2 here
+    assert n["max_a_over_sqrt_F_is_bound"] is (max(bounds) > max(resolved, default=-1.0))
+    headline = R.claim_headline({"id": "semi_smoothness", "verdict": claim.verdict, "numbers": n})[2]
+    assert headline == f"max a/‖∇F‖ {'≤' if is_bound else '='} {V.fmt(value)}"
+    assert f"{len(bounds)} of {n['judged']} judged probes rest on bounds" in claim.summary
+    rows = {r["direction"]: r for r in claim.rows}
+    for i, bound in enumerate(bounds):  # never 0: the bound, marked
+        row = rows[f"gaussian_{i}"]
+        assert row["a/‖∇F‖"] == f"< {V.fmt(bound, 3)} (not resolved)" and row["a/√F"] == row["a/‖∇F‖"]
+        assert row["a"] == f"< {V.fmt(2 * bound, 3)} (not resolved)"
+    for i, a in enumerate(resolved):
+        assert rows[f"gaussian_{10 + i}"]["a/‖∇F‖"] == pytest.approx(a)
+    if verdict == V.INCONCLUSIVE:
+        assert "is only a bound" in claim.summary and "cannot resolve a kink that large" in claim.note
+        assert n["over_threshold"] == [dict(n["over_threshold"][0], bound=True)]
+    if verdict == V.FAILS:
+        assert claim.summary.startswith(f"max resolved a/‖∇F‖ = {V.fmt(0.3, 4)}")
+        assert "epoch 2 repeat 0 gaussian_10: a/‖∇F‖ = 0.3" in claim.note
+        assert "epoch 1 repeat 0 gaussian_0: a/‖∇F‖ < 0.5 (not resolved)" in claim.note
 
 
 def test_an_unresolved_probe_is_not_measured_never_zero(tmp_path):
