@@ -211,7 +211,9 @@ class ProbeFit(Result):
     """The tightest upper envelope |r(t)| ≤ a·|t| + b·t² (``fit_envelope``); a, b, rel_rms, envelope,
     active, a_resolution, a_resolved are None when it is not resolved (``reason`` says why), never 0.
     ``a_resolution`` is the smallest kink the fitted points could show (``kink_resolution``); an a with
-    ``a_resolved`` False is no measurement: the probe bounds the kink by a_resolution, nothing less."""
+    ``a_resolved`` False is no measurement: the probe bounds the kink by a_resolution, nothing less.
+    ``sides``: each side's own envelope {'+': {a, b}, '-': {a, b}}; a and b are their maxima, so
+    a·|t| + b·t² bounds both sides."""
 
     a: float | None
     b: float | None
@@ -220,6 +222,7 @@ class ProbeFit(Result):
     active: int | None
     a_resolution: float | None
     a_resolved: bool | None
+    sides: dict | None
     resolved: bool
     reason: str | None
     points: int
@@ -230,6 +233,7 @@ class ProbeFit(Result):
 
 ENVELOPE_ACTIVE_RTOL = 1e-9  # a point is on the envelope when the model is within this of |r| − floor
 KINK_MIN_SHARE = 0.5  # a fitted a is resolved when a·|t| carries this share of |r| where |r|/|t| is least
+KINK_EXCESS = 0.05  # ... and is at most this much above what the smallest steps show (|r|/|t| there)
 
 
 def kink_resolution(t: np.ndarray, r: np.ndarray) -> float:
@@ -244,10 +248,14 @@ def kink_resolution(t: np.ndarray, r: np.ndarray) -> float:
 
 
 def kink_resolved(a: float, a_resolution: float) -> bool:
-    """Whether a fitted kink a is a measurement: a ≥ KINK_MIN_SHARE·a_resolution, i.e. at the step where
-    |r|/|t| is least the kink term carries at least that share of |r|. (a ≥ a_resolution itself would
-    reject every kink with curvature beside it: r = a₀|t| + b₀t² has a = a₀ < a_resolution = a₀ + b₀·t_lo.)"""
-    return bool(a >= KINK_MIN_SHARE * a_resolution)
+    """Whether a fitted kink a is a measurement of a kink at t = 0: KINK_MIN_SHARE·a_resolution ≤ a ≤
+    (1 + KINK_EXCESS)·a_resolution. Below: at the step where |r|/|t| is least the kink term would carry
+    less than that share of |r|, curvature explains it. Above: the smallest steps show |r|/|t| < a, so the
+    envelope's linear term is bought by the far steps (a side that grows slower than t², as cross-entropy
+    does once the logits saturate), not by a kink at 0; the kink at 0 is bounded by a_resolution. (a ≥
+    a_resolution itself would reject every kink with curvature beside it: r = a₀|t| + b₀t² has a = a₀ <
+    a_resolution = a₀ + b₀·t_lo.)"""
+    return bool(KINK_MIN_SHARE * a_resolution <= a <= (1.0 + KINK_EXCESS) * a_resolution)
 
 
 def envelope_coefficients(t: np.ndarray, r: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
@@ -281,27 +289,41 @@ def fit_envelope(t: np.ndarray, r: np.ndarray, floor: float = 0.0, ceiling: floa
     below the floor is rounding, above the ceiling (the probe passes F(θ)) the step has left the
     neighbourhood the local bound is about. An unresolved fit (``fit_resolution``) is 'not measured':
     resolved False, its reason, and a, b, rel_rms, envelope, active, a_resolution, a_resolved None — never 0.
+    Each side of t = 0 gets its own envelope: the residual's odd terms (c·t³) flip sign at 0, so one curve
+    for both sides would trade one side's super-quadratic growth against the other's saturation and call
+    the compromise a kink. a and b are the larger of the two sides' (one bound for both), a_resolution the
+    larger of the sides' resolutions (a one-sided kink may hide on the side that resolves less).
 
-    Returns a, b, ``rel_rms`` = RMS of model/|r| − 1 over the fitted points (how loose the bound is,
+    Returns a, b, ``sides``, ``rel_rms`` = RMS of model/|r| − 1 over the fitted points (how loose the bound is,
     not a quality gate), ``envelope`` κ = max |r|/model (≤ max |r|/(|r| − floor): 1 up to rounding),
     ``active`` (points on the envelope), ``a_resolution`` (``kink_resolution`` of the fitted points),
     ``a_resolved`` (``kink_resolved``; False: a is below what the probe can see, so the kink is only
     bounded by a_resolution — not 0), the fitted points, distinct |t|, |t| range, decades.
     """
-    t, r = np.abs(np.asarray(t, float)), np.abs(np.asarray(r, float))
+    signed = np.asarray(t, float)
+    t, r = np.abs(signed), np.abs(np.asarray(r, float))
     res = fit_resolution(t, r, floor, ceiling)
     use = res.pop("use")
     if not res["resolved"]:
         return ProbeFit(a=None, b=None, rel_rms=None, envelope=None, active=None, a_resolution=None,
-                        a_resolved=None, **res)
-    tu, ru = t[use], r[use]
-    a, b = envelope_coefficients(tu, ru, floor)
-    model = a * tu + b * tu ** 2
-    active = int(np.sum(np.abs(model - (ru - floor)) <= ENVELOPE_ACTIVE_RTOL * (ru - floor)))
-    a_resolution = kink_resolution(tu, ru)
-    return ProbeFit(a=a, b=b, rel_rms=float(np.sqrt(np.mean((model / ru - 1.0) ** 2))),
-                    envelope=float(np.max(ru / model)), active=active, a_resolution=a_resolution,
-                    a_resolved=kink_resolved(a, a_resolution), **res)
+                        a_resolved=None, sides=None, **res)
+    model, coefficients, resolutions = np.zeros(len(t)), {}, []
+    for side, sign in (("+", 1.0), ("-", -1.0)):  # each side its own envelope: r's t³ term flips sign at 0
+        here = use & (np.sign(signed) == sign)
+        if not here.any():
+            continue
+        a_s, b_s = envelope_coefficients(t[here], r[here], floor)
+        coefficients[side] = {"a": a_s, "b": b_s}
+        model[here] = a_s * t[here] + b_s * t[here] ** 2
+        resolutions.append(kink_resolution(t[here], r[here]))
+    a = max(c["a"] for c in coefficients.values())
+    b = max(c["b"] for c in coefficients.values())
+    tu, ru, mu = t[use], r[use], model[use]
+    active = int(np.sum(np.abs(mu - (ru - floor)) <= ENVELOPE_ACTIVE_RTOL * (ru - floor)))
+    a_resolution = max(resolutions)  # a one-sided kink may hide on the side that resolves less
+    return ProbeFit(a=a, b=b, rel_rms=float(np.sqrt(np.mean((mu / ru - 1.0) ** 2))),
+                    envelope=float(np.max(ru / mu)), active=active, a_resolution=a_resolution,
+                    a_resolved=kink_resolved(a, a_resolution), sides=coefficients, **res)
 
 
 def _ratio_or_none(a: float | None, scale: float) -> float | None:

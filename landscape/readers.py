@@ -293,8 +293,8 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
     files that predate the check are judged by it from their arrays) has a, b, a/√F, a/‖∇F‖ NaN,
     ``resolved`` False and its ``reason``: not measured, never 0. A resolved fit also carries
     ``a_resolution`` (``measure.kink_resolution``), its ratios to ‖∇F‖ and √F, and ``a_resolved`` (False: a
-    is only bounded by a_resolution). A resolved fit stored without ``a_resolution`` (before it, or before
-    the envelope: no ``active``, a least-squares curve) is refitted from the arrays (``_refit``): every
+    is only bounded by a_resolution). A resolved fit stored without ``sides`` (before the per-side envelope,
+    before ``a_resolution``, or a least-squares curve) is refitted from the arrays (``_refit``): every
     stored run is judged by the current fit, a pure function of t, r, the floor and the ceiling."""
     d = load_json(path, ["context", "result.F", "result.noise_floor", "result.fit.a", "result.fit.b",
                          "result.direction.kind", "result.a_over_sqrt_F"])
@@ -322,7 +322,7 @@ def _probe_record(path: Path, epoch: int, repeat: int) -> dict:
         source = fit if what.startswith("result.fit.") else r
         rec[key] = checked_number(source.get(key), path, what) if resolved else float("nan")
     rec["a_resolved"] = resolved and bool(fit.get("a_resolved"))
-    if resolved and "a_resolution" not in fit:
+    if resolved and "sides" not in fit:  # stored before the per-side envelope: refit from the arrays
         _refit(rec, ceiling)
     if resolved and not math.isfinite(rec["a_over_grad_norm"]) and rec["grad_norm"] > 0:
         rec["a_over_grad_norm"] = rec["a"] / rec["grad_norm"]
@@ -339,7 +339,7 @@ def _resolution_ratios(rec: dict) -> None:
 
 def _refit(rec: dict, ceiling: float) -> None:
     """Replace a stored fit by the envelope (``measure.fit_envelope``) of the stored t and r, with its
-    a_resolution and a_resolved (a fit stored before those, or a least-squares curve stored before the envelope)."""
+    a_resolution and a_resolved (a fit stored before the per-side envelope, or a least-squares curve before it)."""
     fit = fit_envelope(rec["t"], rec["r"], rec["noise_floor"], ceiling)
     if not fit.resolved:  # the stored gate said resolved: keep its verdict, but the numbers come from the arrays
         rec.update(a_resolution=float("nan"), a_resolved=False)

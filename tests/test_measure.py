@@ -95,17 +95,28 @@ def test_fit_envelope_recovers_kink_and_curvature_terms():
 
 
 def test_the_envelope_of_scattered_points_bounds_them_and_is_the_lp_optimum():
+    """Each side's envelope is the LP optimum (an independent search over the vertices) and bounds that side's
+    points, touching one; a, b are the larger side's, so a·|t| + b·t² bounds both sides."""
     rng = np.random.default_rng(0)
     r = (0.3 * np.abs(LADDER) + 2.0 * LADDER ** 2) * np.exp(rng.normal(0, 0.3, len(LADDER)))
     fit = measure.fit_envelope(LADDER, r)
+    models = []
+    for side, sign in (("+", 1.0), ("-", -1.0)):
+        here = np.sign(LADDER) == sign
+        t, ar = np.abs(LADDER[here]), np.abs(r[here])
+        a, b = _vertex_envelope(t, ar)
+        c = fit.sides[side]
+        assert c["a"] == pytest.approx(a, rel=1e-9, abs=1e-12) and c["b"] == pytest.approx(b, rel=1e-9, abs=1e-12)
+        model = c["a"] * t + c["b"] * t ** 2
+        assert np.all(model >= ar * (1 - 1e-12)) and np.any(np.isclose(model, ar, rtol=1e-9, atol=0))
+        models.append((model, ar))
+    assert fit.a == max(c["a"] for c in fit.sides.values()) and fit.b == max(c["b"] for c in fit.sides.values())
     t, ar = np.abs(LADDER[LADDER != 0]), np.abs(r[LADDER != 0])
-    model = fit.a * t + fit.b * t ** 2
-    assert np.all(model >= ar * (1 - 1e-12))                       # a bound on every point ...
-    assert fit.envelope <= 1 + 1e-12 and fit.envelope == pytest.approx(1.0, abs=1e-12)  # ... touching one
-    assert 1 <= fit.active <= 4 and fit.active == np.sum(np.isclose(model, ar, rtol=1e-9, atol=0))
-    a, b = _vertex_envelope(t, ar)
-    assert fit.a == pytest.approx(a, rel=1e-9, abs=1e-12) and fit.b == pytest.approx(b, rel=1e-9, abs=1e-12)
-    assert fit.rel_rms == pytest.approx(np.sqrt(np.mean((model / ar - 1) ** 2)), rel=1e-12)
+    assert np.all(fit.a * t + fit.b * t ** 2 >= ar * (1 - 1e-12))
+    assert fit.envelope == pytest.approx(1.0, abs=1e-12)
+    assert fit.active == sum(int(np.sum(np.isclose(m, x, rtol=1e-9, atol=0))) for m, x in models)
+    ratio = np.concatenate([m / x for m, x in models])
+    assert fit.rel_rms == pytest.approx(np.sqrt(np.mean((ratio - 1) ** 2)), rel=1e-12)
 
 
 @pytest.mark.parametrize("a0", [1e-3, 0.7, 50.0])
@@ -179,7 +190,9 @@ def test_a_sign_change_leaves_a_at_zero_and_the_envelope_over_every_point():
     assert fit.b == pytest.approx(0.5 * h + c * mags[-1], rel=1e-9)
     used = t != 0
     assert _relative_least_squares_rms(t[used], r[used]) > 0.5
-    looseness = np.sqrt(np.mean((model[used] / np.abs(r[used]) - 1) ** 2))
+    side_model = np.where(t > 0, fit.sides["+"]["a"] * np.abs(t) + fit.sides["+"]["b"] * t ** 2,
+                          fit.sides["-"]["a"] * np.abs(t) + fit.sides["-"]["b"] * t ** 2)  # each side its own
+    looseness = np.sqrt(np.mean((side_model[used] / np.abs(r[used]) - 1) ** 2))
     assert fit.rel_rms == pytest.approx(looseness, rel=1e-12) and fit.rel_rms > 0.5
 
 
@@ -797,7 +810,7 @@ def test_probe_result_has_attributes_the_stored_summary_and_arrays(quadratic):
     stored = probe.as_dict()
     assert list(stored) == ["direction", "F", "slope", "grad_norm", "noise_floor", "fit_ceiling", "fit",
                             "a_over_sqrt_F", "a_over_grad_norm", "max_abs_t", "evaluations", "descent"]
-    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "active", "a_resolution", "a_resolved", "resolved",
+    assert list(stored["fit"]) == ["a", "b", "rel_rms", "envelope", "active", "a_resolution", "a_resolved", "sides", "resolved",
                                    "reason", "points", "distinct_t", "t_range", "decades"]
     assert stored["fit"] == probe.fit.as_dict() and stored["fit"]["b"] == pytest.approx(0.5 * curv, rel=1e-8)
     assert stored["F"] == pytest.approx(F, rel=1e-14) and stored["slope"] == pytest.approx(-gnorm, rel=1e-12)
@@ -876,3 +889,26 @@ def test_second_order_result_has_attributes_and_the_stored_layout():
     json.dumps(stored)
     stored["controls"]["top"]["direction"] = "added by a caller"  # the stored form is a copy
     assert "direction" not in r.controls["top"]
+
+
+def test_each_side_gets_its_own_envelope_so_a_cubic_term_is_not_called_a_kink():
+    """r = ½h t² + c t³ grows faster than t² on one side and slower on the other; one curve for both sides
+    (the earlier fit) bought the far points of the slow side with a linear term, a 'kink' the residual does not
+    have (r/|t| → 0 as t → 0). Each side's own envelope has a = 0, and b is the larger side's max r/t²."""
+    from landscape.measure import fit_envelope
+
+    h, c = 14.0, 60.0
+    mags = np.geomspace(2e-3, 0.25, 12)
+    t = np.concatenate([mags, -np.geomspace(2e-3, 19.0, 16)])
+    r = 0.5 * h * t ** 2 + c * t ** 3
+    r[t < 0] = 0.5 * h * t[t < 0] ** 2 / (1 + np.abs(t[t < 0]))  # the other side saturates
+    fit = fit_envelope(t, r, floor=1e-9, ceiling=np.inf)
+    assert fit.resolved and fit.sides["+"]["a"] == pytest.approx(0.0, abs=1e-9)  # the cubic side: no linear term
+    assert fit.sides["+"]["b"] == pytest.approx(np.max(np.abs(r[t > 0]) / t[t > 0] ** 2), rel=1e-6)
+    # the saturating side needs a linear term for its far steps, but its smallest steps show |r|/|t| ≪ that:
+    # no kink at 0, only its bound
+    assert fit.sides["-"]["a"] > 1.2 * fit.a_resolution and not fit.a_resolved
+    assert np.all(fit.a * np.abs(t) + fit.b * t ** 2 >= np.abs(r) - 1e-9)  # one bound for both sides
+    # the kink's resolution is the larger side's: min r/|t| on each side, then the max
+    per_side = [np.min(np.abs(r[s]) / np.abs(t[s])) for s in (t > 0, t < 0)]
+    assert fit.a_resolution == pytest.approx(max(per_side), rel=1e-12)

@@ -77,6 +77,7 @@ def _probe(run, epoch, repeat, a, F=1.0, rel_rms=0.1, grad_norm=1.0, name=None, 
     a_res = a if a_resolution is None else a_resolution
     fit = ({"resolved": True, "a": a, "b": 0.1, "rel_rms": rel_rms, "envelope": 1.0, "active": 2,
             "a_resolution": a_res, "a_resolved": measure.kink_resolved(a, a_res), "points": 24, "distinct_t": 12,
+            "sides": {"+": {"a": a, "b": 0.1}, "-": {"a": a, "b": 0.1}},
             "t_range": [1e-3, 1.0], "decades": 3.0, "reason": None} if resolved else
            {"resolved": False, "reason": "1 distinct |t| spanning 0 decades", "a": None, "b": None, "rel_rms": None,
             "envelope": None, "active": None, "a_resolution": None, "a_resolved": None, "points": 2, "distinct_t": 1,
@@ -200,10 +201,11 @@ def test_every_probe_over_the_threshold_is_listed_with_its_fitted_points_and_loo
     assert "poor" not in claim.note and "12 fitted |t|" in claim.note
 
 
-@pytest.mark.parametrize("missing", [("active", "a_resolution", "a_resolved"), ("a_resolution", "a_resolved")])
+@pytest.mark.parametrize("missing", [("active", "a_resolution", "a_resolved", "sides"),
+                                     ("a_resolution", "a_resolved", "sides"), ("sides",)])
 def test_a_fit_stored_without_a_resolution_is_refitted_from_its_arrays(tmp_path, missing):
-    """A fit with no 'active' (a least-squares curve, before the envelope) or no 'a_resolution' (an envelope from
-    before the resolution) is refitted by the reader from its stored t and r: here r = 0.1·t² (stored a = 0.5 is
+    """A fit with no 'active' (a least-squares curve, before the envelope), no 'a_resolution' (an envelope from
+    before the resolution) or no 'sides' (one envelope for both sides) is refitted by the reader from its stored t and r: here r = 0.1·t² (stored a = 0.5 is
     replaced by a = 0, b = 0.1 − floor), the smallest fitted |t| is the third step (0.1·t² ≤ floor = 1e-6 below
     it), so a is not resolved and a_resolution = 0.1·t_lo; the verdict holds on that bound, never on 0."""
     run = _run(tmp_path)
