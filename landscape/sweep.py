@@ -408,7 +408,8 @@ def cell_path(run: RunDir, dominance: list[dict], hidden: bool) -> dict:
     path = {"epoch": epochs, "step": [float(steps.get(e, 0 if e == 0 else nan)) for e in epochs],
             "F": [dom[e]["F"] for e in epochs],
             "c": [dom[e]["ratio_hidden" if hidden else "ratio"] for e in epochs]}
-    probes = {e: [p["a_over_sqrt_F"] for p in load_probes(run, e)] for e in epochs}
+    probes = {e: [p["a_over_sqrt_F"] if p.get("a_resolved") else p.get("a_resolution_over_sqrt_F", nan)
+                  for p in load_probes(run, e)] for e in epochs}  # an unresolved kink: its bound, never 0
     path["a_over_sqrt_F"] = [max(probes[e], default=nan) for e in epochs]
     trajectory = load_trajectory(run)
     if trajectory:

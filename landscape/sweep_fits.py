@@ -40,7 +40,7 @@ from .text import fmt
 
 QUANTITIES = {  # name: (label, the prediction it is judged against: a key of scaling.PREDICTIONS)
     "c": ("c = min ‖∇F‖²/F along training", "c"),
-    "a_over_sqrt_F": ("max a/√F (semi-smoothness probes)", "a_over_sqrt_F"),
+    "a_over_sqrt_F": ("max a/√F (semi-smoothness probes; an unresolved kink at its bound)", "a_over_sqrt_F"),
     "lambda_ratio": ("|λ_min/λ_max| at the end of training", "lambda_ratio"),
     "travelled": ("‖θ_T − θ_0‖/‖θ_0‖", "travelled"),
     "ntk_drift": ("NTK drift ‖K_T − K_0‖_F/‖K_0‖_F", "ntk_drift"),

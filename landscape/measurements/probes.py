@@ -68,9 +68,12 @@ def fit_text(probe: measure.Probe) -> str:
     fit = probe.fit
     if not fit.resolved:
         return f"not measured ({fit.reason})"
-    return (f"a={fit.a:.3g} b={fit.b:.3g} a/||grad F||={probe.a_over_grad_norm:.3g} "
-            f"a/sqrt(F)={probe.a_over_sqrt_F:.3g} ({fit.distinct_t} |t| over {fit.decades:.2g} decades, "
-            f"looseness {fit.rel_rms:.2g})")
+    if fit.a_resolved:
+        kink = (f"a={fit.a:.3g} b={fit.b:.3g} a/||grad F||={probe.a_over_grad_norm:.3g} "
+                f"a/sqrt(F)={probe.a_over_sqrt_F:.3g}")
+    else:  # no kink at 0 the smallest steps could see: only its bound
+        kink = f"a < {fit.a_resolution:.3g} (not resolved) b={fit.b:.3g}"
+    return f"{kink} ({fit.distinct_t} |t| over {fit.decades:.2g} decades, looseness {fit.rel_rms:.2g})"
 
 
 def direction_of(spec: dict, at: At) -> Direction:
