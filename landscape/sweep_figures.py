@@ -29,7 +29,7 @@ from .text import fmt, fmt_tick
 
 SEED_MARKERS = ("o", "^", "D", "P", "X", "<", ">", "*")  # no square (the means) and no ▼ (zeros)
 ZERO_MARKER = "v"
-PATH_PANELS = {"c": "c_t = ‖∇F‖²/F", "a_over_sqrt_F": "max a/√F of the probes", "activation_flips":
+PATH_PANELS = {"c": "c_t = ‖∇F‖²/F", "a_over_sqrt_F": "max a/√F of the probes (bounds where unresolved)", "activation_flips":
                "largest flip fraction", "spectral_movement": "largest ‖W_l(t) − W_l(0)‖₂/‖W_l(0)‖₂"}
 AXIS_WORDS = {"width": "width", "depth": "L", "n": "n"}
 
