@@ -20,8 +20,8 @@ detect (lagging batch-norm statistics, an unresolved eigenpair):
   units of d_grad, mean ± sd over repeats against SECOND_ORDER_MAX_EXTRA_FRACTION;
 * monotone interpolation: the largest bump of the train loss along init → final is
   ≤ INTERPOLATION_MAX_BUMP_FRACTION · F(init);
-* star-convexity along the trajectory: ⟨∇F_t(θ_t), θ_t − θ_T⟩ ≥ F_t(θ_t) − F_t(θ_T), F_t the
-  loss with θ_t's batch-norm statistics, beyond the rounding tolerance of the F difference, at
+* star-convexity along the trajectory: ⟨∇F_B(θ_t), θ_t − θ_T⟩ ≥ F_B(θ_t) − F_B(θ_T), F_B the
+  loss with the batch-norm statistics computed at θ itself (one function of θ), beyond the rounding tolerance of the F difference, at
   every analyzed checkpoint in most repeats (trajectory/), with the PL* ratios and the distance
   travelled beside it;
 * the Hessian: extreme eigenvalues, the gradient's share in the top-k eigenspace, and the
@@ -617,9 +617,10 @@ def _star_checkpoint(epoch: int, points: list[dict]) -> str:
 def star_convexity_verdict(run: RunDir) -> Claim:
     """Star-convexity toward θ_T on one function per checkpoint, beyond the rounding tolerance; the
     fraction that holds, each failure's margin, the spread over repeats; PL*, distance and NTK drift reported."""
-    title = "Star-convexity along the trajectory: ⟨∇F_t(θ_t), θ_t − θ_T⟩ ≥ F_t(θ_t) − F_t(θ_T)"
-    threshold = ("F_t: the loss with θ_t's batch-norm statistics frozen, at θ_t and θ_T; a checkpoint fails where "
-                 "the margin ⟨∇F_t, θ_t − θ_T⟩ − (F_t(θ_t) − F_t(θ_T)) < −tolerance (rounding of the F difference) "
+    title = "Star-convexity along the trajectory: ⟨∇F_B(θ_t), θ_t − θ_T⟩ ≥ F_B(θ_t) − F_B(θ_T)"
+    threshold = ("F_B: the loss with the batch-norm statistics of the analyzed examples computed at θ itself (the "
+                 "gradient through them; F_B = F without batch norm), one function at every θ; a checkpoint fails where "
+                 "the margin ⟨∇F_B, θ_t − θ_T⟩ − (F_B(θ_t) − F_B(θ_T)) < −tolerance (rounding of the F difference) "
                  "in most repeats; holds when no checkpoint fails or is inconclusive (a failure inside the "
                  "tolerance or in a minority of repeats); θ_T: the final checkpoint")
     items = load_trajectory(run)
@@ -679,8 +680,8 @@ def _star_rows(items: list[dict]) -> list[dict]:
         for i, e in enumerate(t["epoch"].astype(int)):
             p = star.get(e)
             rows.append({"epoch": e, "repeat": t["repeat"], "F": t["F"][i],
-                         "F_t(θ_T)": target_f.get(e), "⟨∇F_t, θ_t − θ_T⟩": p["inner"] if p else None,
-                         "F_t(θ_t) − F_t(θ_T)": p["gap"] if p else None, "margin": p["margin"] if p else None,
+                         "F_B(θ_T)": target_f.get(e), "⟨∇F_B, θ_t − θ_T⟩": p["inner"] if p else None,
+                         "F_B(θ_t) − F_B(θ_T)": p["gap"] if p else None, "margin": p["margin"] if p else None,
                          "tolerance": p["tolerance"] if p else None, "ratio": p["ratio"] if p else None,
                          "star-convex": "—" if p is None else {"holds": "yes", "fails": "no",
                                                                "unresolved": "within rounding"}[p["status"]],

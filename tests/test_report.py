@@ -313,6 +313,21 @@ def test_readme_result_tables_are_generated_from_the_committed_reports(name):
     assert result.exit_code == 0 and result.output == expected
 
 
+SWEEP_SUMMARIES = {f"sweep-{name}": REPO / "figures" / "sweep" / name
+                   for name in ("theorem", "theorem-n", "theorem-depth", "resnet20")}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_SUMMARIES))
+def test_readme_sweep_tables_are_generated_from_the_committed_sweeps(name):
+    """The README's sweep tables are `landscape report figures/sweep/NAME --markdown-summary` of the committed
+    sweep.json: a hand edit or a sweep.json committed without regenerating them fails here."""
+    from landscape.sweep import read_sweep_summary
+    from landscape.sweep_report import sweep_markdown_summary
+
+    readme = (REPO / "README.md").read_text()
+    assert _marked(readme, name) == sweep_markdown_summary(read_sweep_summary(SWEEP_SUMMARIES[name]))
+
+
 def _claim(cid: str, verdict: str, **numbers) -> dict:
     return {"id": cid, "title": cid.replace("_", " ") + ": the claim", "verdict": verdict, "summary": "s; t",
             "numbers": numbers}

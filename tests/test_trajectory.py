@@ -222,3 +222,45 @@ def test_a_failure_inside_the_rounding_tolerance_is_unresolved_not_a_failure():
     assert list(r.status) == [UNRESOLVED, FAILS, HOLDS, HOLDS]  # −0.5 tol: rounding; −3 tol: a failure
     assert np.isnan(r.ratio[0]) and np.isnan(r.ratio[3]) and r.ratio[2] == pytest.approx(2.0)
     assert r.holds_fraction == 0.5 and r.fails_fraction == 0.25
+
+
+def test_star_convexity_uses_one_function_with_statistics_at_theta():
+    """path_quantities pairs ∇F_B(θ_t) with F_B(θ_t) − F_B(θ_T) (``batch``), never the frozen-statistics F of
+    the states: a BN network's F_B at two points of a tiny conv net, checked against a direct train-mode pass."""
+    import torch.nn as nn
+    from torch.func import functional_call
+
+    from landscape.measurements.trajectory import path_quantities
+    from landscape.objective import Objective
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    images, labels = torch.randn(12, 3, 8, 8), torch.arange(12) % 3
+    thetas, states, batch = {}, {}, {}
+    for e in (0, 1, 2):
+        if e:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+        frozen = Objective(model, images, labels, bn="frozen", precision="fp64")
+        f_b = Objective(model, images, labels, bn="batch", precision="fp64")
+        value, grad = frozen.value_and_grad()
+        states[e] = (frozen, frozen.theta0.to(torch.float64), float(value) + 100.0, grad + 1.0)  # not F_B
+        vb, gb = f_b.value_and_grad()
+        batch[e] = (f_b, float(vb), gb)
+        thetas[e] = frozen.theta0.to(torch.float64)
+        # F_B directly: train-mode batch norm over the 12 examples, gradient through the statistics
+        params = {n: p.detach().to(torch.float64).requires_grad_(True) for n, p in model.named_parameters()}
+        buffers = {n: b.detach().clone().to(torch.float64) for n, b in model.named_buffers()}
+        model.train()
+        out = functional_call(model.double(), {**params, **buffers}, (images.double(),))
+        model.float()
+        loss = nn.functional.cross_entropy(out, labels)
+        direct = torch.autograd.grad(loss, list(params.values()))
+        assert float(vb) == pytest.approx(loss.item(), rel=1e-9)
+        assert torch.allclose(gb, torch.cat([g.reshape(-1) for g in direct]), rtol=1e-7, atol=1e-10)
+    summary, arrays = path_quantities(states, [0, 1, 2], batch)
+    inner = [float(batch[e][2] @ (thetas[e] - thetas[2])) for e in (0, 1)]
+    np.testing.assert_allclose(arrays["star_inner"], inner, rtol=1e-10)
+    np.testing.assert_allclose(arrays["star_gap"], [batch[e][1] - batch[2][1] for e in (0, 1)], rtol=1e-10)
+    assert summary["star_F_B_target"] == batch[2][1]

@@ -1,9 +1,14 @@
 """The trajectory: convexity along the path SGD took, toward the final checkpoint θ_T.
 
 At every analyzed checkpoint θ_t (each with the batch-norm statistics of its own θ): F, ‖∇F‖²,
-star-convexity on ONE function F_t, the loss with θ_t's statistics frozen: ⟨∇F_t(θ_t), θ_t − θ_T⟩
-against F_t(θ_t) − F_t(θ_T) (θ_T's weights under θ_t's statistics), judged against the rounding
-floor of that difference (``trajectory.rounding_tolerance``), the PL* ratios ‖∇F‖²/(F − F*)
+star-convexity on ONE function of θ for every checkpoint, F_B: the loss with the batch-norm statistics of
+the analyzed examples computed at θ itself (train-mode batch norm, no running averages; the gradient
+runs through the statistics; for a network without batch norm F_B = F): ⟨∇F_B(θ_t), θ_t − θ_T⟩ against
+F_B(θ_t) − F_B(θ_T), judged against the rounding floor of that difference
+(``trajectory.rounding_tolerance``). F_B is the function full-batch training of a batch-norm network
+descends, defined at every θ; the earlier F_t (θ_t's statistics frozen, also at θ_T) put θ_T's weights
+under another network's statistics, where its loss explodes (4.95e12 at a ResNet-32's epoch 0) and the
+test passed trivially. Beside it: the PL* ratios ‖∇F‖²/(F − F*)
 for F* = 0 and F* = the lowest F seen, the distance travelled ‖θ_t − θ_0‖/‖θ_0‖ and, with
 ``ntk_examples``, the drift of the empirical NTK from the first checkpoint.
 """
@@ -40,18 +45,22 @@ class Trajectory(Measurement):
         key = {"context": a.context(f"{first}..{final}", obj0, "train", repeat),
                "settings": {"epochs": epochs, "target_epoch": final, "ntk_examples": s.ntk_examples,
                             "seed": a.direction_seed(repeat),
-                            "star_function": "F with the statistics of θ_t frozen, at θ_t and θ_T; rounding tolerance",
+                            "star_function": STAR_FUNCTION + "; rounding tolerance",
                             "checkpoints": [a.checkpoint_name(e) for e in epochs]}}
 
         def compute():
             with a.bar(len(epochs) + 1, f"trajectory{tag(repeat)}") as bar:
-                states = {}
+                states, batch = {}, {}
                 for e in [final] + [e for e in epochs if e != final]:
-                    obj = obj0 if e == first else a.objective(a.model_at(e, indices)[0], params="all", indices=indices)
+                    model = model0 if e == first else a.model_at(e, indices)[0]
+                    obj = obj0 if e == first else a.objective(model, params="all", indices=indices)
                     value, grad = obj.value_and_grad()
                     states[e] = (obj, obj.theta0.to(torch.float64), float(value), grad)
+                    f_b = a.objective(model, params="all", indices=indices, bn="batch")  # F_B: statistics at θ
+                    value_b, grad_b = f_b.value_and_grad()
+                    batch[e] = (f_b, float(value_b), grad_b)
                     bar.update(1)
-                summary, arrays = path_quantities(states, epochs)
+                summary, arrays = path_quantities(states, epochs, batch)
                 if s.ntk_examples:
                     drift, layout = ntk_drift_along(states, epochs, s.ntk_examples, key["settings"]["seed"])
                     arrays["ntk_drift"] = drift
@@ -67,25 +76,30 @@ class Trajectory(Measurement):
     def cost(self, s, n, c, curvature: bool) -> float:
         points = min(n.all_checkpoints, n.checkpoints + 2)
         kernel = c.gradient * s.ntk_examples * n.outputs if s.ntk_examples else 0.0
-        return s.repeats * points * ((c.gradient + 2 * c.forward) * n.train + kernel)
+        return s.repeats * points * ((2 * c.gradient + 2 * c.forward) * n.train + kernel)  # F and F_B
 
 
-def path_quantities(states: dict, epochs: list[int]) -> tuple[dict, dict]:
-    """Star-convexity toward the last epoch, PL* ratios and distances, from (objective, θ, F, ∇F) per epoch.
+STAR_FUNCTION = "F_B: batch-norm statistics of the analyzed examples computed at θ (gradient through them), at θ_t and θ_T"
 
-    Both sides of star-convexity at θ_t are of θ_t's objective (its batch-norm statistics): F_t(θ_T)
-    is θ_T's weights evaluated under it (one forward pass per checkpoint)."""
+
+def path_quantities(states: dict, epochs: list[int], batch: dict) -> tuple[dict, dict]:
+    """Star-convexity toward the last epoch, PL* ratios and distances, from (objective, θ, F, ∇F) per epoch
+    and (F_B objective, F_B, ∇F_B) per epoch (``batch``).
+
+    Both sides of star-convexity are of the one function F_B (``STAR_FUNCTION``): ⟨∇F_B(θ_t), θ_t − θ_T⟩
+    against F_B(θ_t) − F_B(θ_T)."""
     first, final = epochs[0], epochs[-1]
     theta_T, f_T = states[final][1], states[final][2]
     theta_0 = states[first][1]
     rows = [e for e in epochs if e != final]
     values = np.array([states[e][2] for e in epochs])
     grad_sq = np.array([float(states[e][3] @ states[e][3]) for e in epochs])
-    inner = np.array([float(states[e][3].to(torch.float64) @ (states[e][1] - theta_T)) for e in rows])
-    cross = np.array([float(states[e][0].value(theta_T)) for e in rows])  # F_t(θ_T): θ_T under θ_t's statistics
-    tol = np.array([rounding_tolerance(states[e][2], c, states[e][0].precision, states[e][0].num_examples)
-                    for e, c in zip(rows, cross)])
-    star = star_convexity_of(inner, [states[e][2] for e in rows], cross, tolerance=tol)
+    inner = np.array([float(batch[e][2].to(torch.float64) @ (states[e][1] - theta_T)) for e in rows])
+    f_b_T = batch[final][1]
+    cross = np.full(len(rows), f_b_T)
+    tol = np.array([rounding_tolerance(batch[e][1], f_b_T, batch[e][0].precision, batch[e][0].num_examples)
+                    for e in rows])
+    star = star_convexity_of(inner, [batch[e][1] for e in rows], cross, tolerance=tol)
     pl_zero, pl_min = pl_star_of(values, grad_sq, "zero"), pl_star_of(values, grad_sq, "min")
     travelled = np.array([float((states[e][1] - theta_0).norm() / theta_0.norm()) for e in epochs])
     to_final = np.array([float((states[e][1] - theta_T).norm()) for e in epochs])
@@ -95,7 +109,7 @@ def path_quantities(states: dict, epochs: list[int]) -> tuple[dict, dict]:
               "star_target_F": cross, "star_tolerance": star.tolerance, "star_margin": star.margin,
               "pl_zero": pl_zero.ratio, "pl_min": pl_min.ratio, "travelled": travelled, "distance_to_final": to_final}
     summary = {"target_epoch": final, "F_target": f_T, "star_holds_fraction": star.holds_fraction,
-               "star_function": "F with the batch-norm statistics of θ_t frozen, at θ_t and at θ_T",
+               "star_function": STAR_FUNCTION, "star_F_B": [batch[e][1] for e in rows], "star_F_B_target": f_b_T,
                "star_failing_epochs": [e for e, st in zip(rows, star.status) if st == FAILS],
                "star_unresolved_epochs": [e for e, st in zip(rows, star.status) if st == UNRESOLVED],
                "star_min_ratio": float(np.nanmin(star.ratio)) if np.isfinite(star.ratio).any() else None,
