@@ -102,10 +102,43 @@ def _log_scale(values: np.ndarray) -> bool:
     return bool(len(v)) and float(v.min()) > 0 and float(v.max()) / float(v.min()) > 10
 
 
+def nice_log_ticks(lo: float, hi: float) -> list[float]:
+    """Round values m·10^k between ``lo`` and ``hi`` for a log axis spanning under a decade, where decade ticks
+    are too few: m in 1, 1.5, 2, 3, 5, 7 (only 1, 2, 5 when those are more than six; finer steps, thinned to
+    at most six, when fewer than two fit)."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+
+    def between(mantissas) -> list[float]:
+        return [v for v in (float(f"{m * 10.0 ** k:.3g}") for k in decades for m in mantissas) if lo <= v <= hi]
+
+    ticks = between((1, 1.5, 2, 3, 5, 7))
+    if len(ticks) > 6:
+        return between((1, 2, 5))
+    for finer in ((1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9), np.arange(10, 100) / 10):
+        if len(ticks) >= 2:
+            break
+        ticks = between(finer)
+    return ticks[::math.ceil(len(ticks) / 6)] if ticks else ticks
+
+
+def log_value_ticks(lo: float, hi: float) -> list[float]:
+    """Round values of a positive quantity between ``lo`` and ``hi`` for an axis drawn in log10 of it (a 3-D
+    z axis, a colour bar): ``nice_log_ticks`` under a decade, else the decades, with 2s and 5s under two."""
+    if not (0 < lo < hi) or not math.isfinite(hi):
+        return []
+    if hi / lo < 10:
+        return nice_log_ticks(lo, hi)
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    mantissas = (1, 2, 5) if hi / lo < 100 else (1,)
+    ticks = [v for v in (float(f"{m * 10.0 ** k:.3g}") for k in decades for m in mantissas) if lo <= v <= hi]
+    return ticks if len(ticks) <= 7 else ticks[::2]
+
+
 def _log_ticks(ax, axis: str = "both") -> None:
-    """Readable tick labels on log axes (text.fmt_tick): under a decade a few evenly spaced values, under
-    two decades the minor 2s and 5s too, else at most about six labelled decades."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
+    """Readable tick labels on log axes (text.fmt_tick): under a decade round values (``nice_log_ticks``; a few
+    evenly spaced ones when fewer than two fit), under two decades the minor 2s and 5s too, else at most about
+    six labelled decades."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
     def leading(v):
         return int(f"{v:.0e}"[0]) if v > 0 else 0
@@ -119,7 +152,8 @@ def _log_ticks(ax, axis: str = "both") -> None:
         lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
         a.set_major_formatter(major)
         if lo > 0 and hi / lo < 10:
-            a.set_major_locator(MaxNLocator(4))
+            nice = nice_log_ticks(lo, hi)
+            a.set_major_locator(FixedLocator(nice) if len(nice) >= 2 else MaxNLocator(4))
             a.set_minor_locator(NullLocator())
             continue
         a.set_major_locator(LogLocator(numticks=7))
@@ -275,7 +309,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         for ax, s in zip(axes.flat, surfaces):
             Z, zlabel, _ = _surface_values(s, log)
             ax.set_title(_surface_title(s, kind))
-            if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, _surface_marks(s["result"], kind)):
+            if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, surface_marks(s["result"], kind)):
                 ax.set_xlabel(f"{xlabel} [{unit_x}]")
                 ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
         fig.suptitle(figure_title(run, what + " (contours)"), fontsize=9.5)
@@ -313,6 +347,10 @@ def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float
         getattr(ax, f"{name}axis").set_major_formatter(_fmt_formatter())
     if log:
         ax.zaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
+        finite = Z[np.isfinite(Z)]
+        ticks = log_value_ticks(10 ** float(finite.min()), 10 ** float(finite.max())) if len(finite) else []
+        if len(ticks) >= 2:
+            ax.set_zticks(np.log10(ticks))
     ax.view_init(elev=28, azim=-55)
     ax.set_box_aspect(None, zoom=0.88)
 
@@ -334,6 +372,9 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
     if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
         cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
+        ticks = log_value_ticks(10 ** lo, 10 ** hi)
+        if len(ticks) >= 2:
+            cb.set_ticks(np.log10(ticks))
         zlabel = "F (train loss, log scale)"
     cb.set_label(zlabel, fontsize=7.5)
     cb.ax.tick_params(labelsize=6.5)
@@ -349,18 +390,24 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     return True
 
 
-def _surface_marks(res: dict, kind: str) -> list[tuple[float, float, dict]]:
-    """The checkpoint and the lowest points found (on each axis for the paper's plane, on the grid)."""
+def surface_marks(res: dict, kind: str) -> list[tuple[float, float, dict]]:
+    """The checkpoint and the lowest points found (on each axis for the paper's plane, on the grid); a lowest
+    point that is the checkpoint itself (no decrease) says so instead of 'F − 0'."""
+    def lowest(where: str, found: dict) -> str:
+        d = found.get("decrease")
+        if d is None or not math.isfinite(float(d)):
+            return f"lowest {where}: not measured"
+        return f"lowest {where}: F − {fmt(d)}" if d > 0 else f"lowest {where}: the checkpoint"
+
     marks = [(0, 0, dict(marker="o", color="#D55E00", ms=7, mec="w", label=f"checkpoint, F = {fmt(res['F'])}"))]
     if kind == "paper":
         marks += [(res["along_x"]["at"], 0, dict(marker="s", color="w", mec="k", ms=5,
-                                                 label=f"lowest on x-axis: F − {fmt(res['along_x']['decrease'])}")),
+                                                 label=lowest("on x-axis", res["along_x"]))),
                   (0, res["along_y"]["at"], dict(marker="^", color="w", mec="k", ms=5,
-                                                 label=f"lowest on y-axis: F − {fmt(res['along_y']['decrease'])}"))]
+                                                 label=lowest("on y-axis", res["along_y"])))]
     at = res["anywhere"]["at"]
     marks.append((at[0], at[1], dict(marker="*", color="#E69F00", mec="k", ms=10,
-                                     label=f"lowest on grid: F − {fmt(res['anywhere']['decrease'])}"
-                                           + (" (the checkpoint)" if res["anywhere"]["decrease"] <= 0 else ""))))
+                                     label=lowest("on grid", res["anywhere"]))))
     return marks
 
 
@@ -511,20 +558,21 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
 
 
 def label_epochs(ax, F: np.ndarray, G: np.ndarray, epoch: np.ndarray, repeat: np.ndarray) -> None:
-    """'ep N' beside repeat 0's checkpoints, leaving out a label whose box would overlap one already placed
-    (their drawn extents compared, so call it once the figure's layout is fixed)."""
+    """'ep N' beside repeat 0's checkpoints (right of the point, else left, above, below), leaving out a label
+    whose box would overlap one already placed (their drawn extents compared: call it once the layout is fixed)."""
     ax.autoscale_view()
     renderer = ax.figure.canvas.get_renderer()
     placed = []
     for f, g, e, r in sorted(zip(F, G, epoch, repeat), key=lambda row: row[2]):
         if r != 0 or not (f > 0 and g > 0):
             continue
-        text = ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=(6, -3), fontsize=7)
-        box = text.get_window_extent(renderer).expanded(1.08, 1.15)
-        if any(box.overlaps(other) for other in placed):
+        for offset, ha in (((6, -3), "left"), ((-6, -3), "right"), ((4, 5), "left"), ((-4, -11), "right")):
+            text = ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=offset, fontsize=7, ha=ha)
+            box = text.get_window_extent(renderer).expanded(1.08, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
             text.remove()
-        else:
-            placed.append(box)
 
 
 # ============================================================================ (c) semi-smoothness

@@ -36,12 +36,16 @@ def test_dominance_draws_the_points_and_the_envelope_through_the_smallest_ratio(
     assert [t.get_text() for t in ax.texts] == ["ep 0", "ep 1", "ep 2", "ep 3"]
 
 
-def test_epoch_labels_that_would_overlap_are_left_out(ax):
-    F = np.array([1.0, 1.001, 0.01])
-    G = np.array([1.0, 1.001, 0.01])   # the first two at one spot: one label there
-    plots.draw_dominance(ax, None, None, None, F, G, np.array([5.0, 6.0, 90.0]), np.zeros(3), floor=0.001,
-                         cmap=plt.get_cmap("viridis"), norm=mcolors.Normalize(0, 90))
-    assert [t.get_text() for t in ax.texts] == ["ep 5", "ep 90"]
+def test_epoch_labels_never_overlap(ax):
+    F = np.array([1.0, 1.001, 0.999, 1.0, 1.002, 0.01])
+    G = F.copy()   # five checkpoints at one spot: at most one label on each side of it, none on another
+    plots.draw_dominance(ax, None, None, None, F, G, np.array([5.0, 6.0, 7.0, 8.0, 9.0, 90.0]), np.zeros(6),
+                         floor=0.001, cmap=plt.get_cmap("viridis"), norm=mcolors.Normalize(0, 90))
+    texts = [t.get_text() for t in ax.texts]
+    assert "ep 90" in texts and "ep 5" in texts and len(texts) < 6
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
 def test_dominance_panels_share_one_short_legend():
@@ -274,3 +278,31 @@ def test_probe_label_gives_the_judged_ratio_and_the_fit_quality_when_the_reader_
     gone = {**p, "resolved": False, "reason": "3 |t| between floor and F"}
     assert plots.probe_fit_label(gone) == "hessian_top: not measured (3 |t| between floor and F)"
     assert "nan" not in plots.probe_fit_label({**p, "rel_rms": float("nan"), "a_over_grad_norm": None})
+
+
+def test_a_log_axis_under_a_decade_has_round_ticks_with_1_among_them(ax):
+    assert plots.nice_log_ticks(0.625, 2.9) == [0.7, 1.0, 1.5, 2.0]
+    assert plots.nice_log_ticks(0.0015, 0.009) == [0.0015, 0.002, 0.003, 0.005, 0.007]
+    ax.plot([1, 2], [0.7, 1.8])
+    ax.set_yscale("log")
+    ax.set_ylim(0.625, 2.9)
+    plots.tick_format(ax, "y")
+    assert [t for t in ax.get_yticks() if 0.625 <= t <= 2.9] == [0.7, 1.0, 1.5, 2.0]
+
+
+def test_surface_marks_say_when_the_lowest_point_is_the_checkpoint():
+    res = {"F": 0.5, "along_x": {"at": -0.1, "decrease": 0.02}, "along_y": {"at": 0.0, "decrease": 0.0},
+           "anywhere": {"at": [-0.1, 0.0], "decrease": 0.02}}
+    labels = [style["label"] for _, _, style in plots.surface_marks(res, "paper")]
+    assert labels == ["checkpoint, F = 0.5", "lowest on x-axis: F − 0.02", "lowest on y-axis: the checkpoint",
+                      "lowest on grid: F − 0.02"]
+    assert [s["label"] for *_, s in plots.surface_marks({**res, "anywhere": {"at": [0, 0], "decrease": 0.0}},
+                                                         "random")][-1] == "lowest on grid: the checkpoint"
+
+
+def test_log_coloured_values_get_round_ticks():
+    assert plots.log_value_ticks(0.0071, 0.213) == [0.01, 0.02, 0.05, 0.1, 0.2]
+    assert plots.log_value_ticks(1e-5, 3.0) == [1e-5, 1e-4, 0.001, 0.01, 0.1, 1.0]
+    assert plots.log_value_ticks(1.15, 1.93) == [1.2, 1.5]  # finer steps where the round ones are too few
+    assert plots.nice_log_ticks(2.28, 2.63) == [2.3, 2.4, 2.5, 2.6]
+    assert plots.log_value_ticks(2.0, 2.0) == [] and plots.log_value_ticks(0.0, 1.0) == []
