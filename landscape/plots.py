@@ -13,13 +13,13 @@ subset, batch-norm policy, precision, seed, epoch), read from the ``context`` st
 * ``plot_dominance``       ‖∇F‖² against F (log-log): dense track and checkpoints, with the
                            envelope ‖∇F‖² ≥ c·F; all parameters and hidden ones;
 * ``plot_second_order``    the grid-free second-order test per checkpoint, with its spread;
-* ``plot_smoothness``      f(t) − f(0) along the probe directions and |r(t)| against |t| with
-                           the a·|t| + b·t² fit and the noise floor;
+* ``plot_smoothness``      |r(t)| against |t| along the probe directions with the a·|t| + b·t² fit
+                           and the noise floor, in the fitted range (points beyond F at the top edge);
 * ``plot_interpolation``   train/test loss and accuracy along θ(α) = (1−α)·θ_A + α·θ_B;
 * ``plot_spectrum``        the Hessian eigenvalue density (stochastic Lanczos quadrature) per
                            checkpoint on a log scale, with the extreme eigenvalues marked;
-* ``plot_trajectory``      star-convexity toward the final point, PL* ratios, distance travelled
-                           and NTK drift along the checkpoints;
+* ``plot_trajectory``      the star-convexity ratio toward the final point at every checkpoint, PL*
+                           ratios, distance travelled and NTK drift along the checkpoints;
 * ``plot_training``        training curves, the extreme Hessian eigenvalues against epoch and,
                            when tracked, the sharpness beside the stability limit 2/η.
 
@@ -46,6 +46,7 @@ from .readers import (checked_number, is_undefined, analyzed_epochs, as_run, hol
                       load_track, load_trajectory, read_config, track_uses_statistics_of_theta)
 from .readers import load_hessian_subsets
 from .text import common_caption, context_caption, fmt, fmt_tick, run_title
+from .trajectory import FAILS, HOLDS, UNRESOLVED
 from .recipe import PAPER_FIGURE_EPOCHS
 from .results import atomic_save_figure, atomic_write_json
 from .verdicts import DOMINANCE_F_FLOOR, SECOND_ORDER_MAX_EXTRA_FRACTION, envelope_constant
@@ -101,10 +102,43 @@ def _log_scale(values: np.ndarray) -> bool:
     return bool(len(v)) and float(v.min()) > 0 and float(v.max()) / float(v.min()) > 10
 
 
+def nice_log_ticks(lo: float, hi: float) -> list[float]:
+    """Round values m·10^k between ``lo`` and ``hi`` for a log axis spanning under a decade, where decade ticks
+    are too few: m in 1, 1.5, 2, 3, 5, 7 (only 1, 2, 5 when those are more than six; finer steps, thinned to
+    at most six, when fewer than two fit)."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+
+    def between(mantissas) -> list[float]:
+        return [v for v in (float(f"{m * 10.0 ** k:.3g}") for k in decades for m in mantissas) if lo <= v <= hi]
+
+    ticks = between((1, 1.5, 2, 3, 5, 7))
+    if len(ticks) > 6:
+        return between((1, 2, 5))
+    for finer in ((1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9), np.arange(10, 100) / 10):
+        if len(ticks) >= 2:
+            break
+        ticks = between(finer)
+    return ticks[::math.ceil(len(ticks) / 6)] if ticks else ticks
+
+
+def log_value_ticks(lo: float, hi: float) -> list[float]:
+    """Round values of a positive quantity between ``lo`` and ``hi`` for an axis drawn in log10 of it (a 3-D
+    z axis, a colour bar): ``nice_log_ticks`` under a decade, else the decades, with 2s and 5s under two."""
+    if not (0 < lo < hi) or not math.isfinite(hi):
+        return []
+    if hi / lo < 10:
+        return nice_log_ticks(lo, hi)
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    mantissas = (1, 2, 5) if hi / lo < 100 else (1,)
+    ticks = [v for v in (float(f"{m * 10.0 ** k:.3g}") for k in decades for m in mantissas) if lo <= v <= hi]
+    return ticks if len(ticks) <= 7 else ticks[::2]
+
+
 def _log_ticks(ax, axis: str = "both") -> None:
-    """Readable tick labels on log axes (text.fmt_tick): under a decade a few evenly spaced values, under
-    two decades the minor 2s and 5s too, else at most about six labelled decades."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
+    """Readable tick labels on log axes (text.fmt_tick): under a decade round values (``nice_log_ticks``; a few
+    evenly spaced ones when fewer than two fit), under two decades the minor 2s and 5s too, else at most about
+    six labelled decades."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
     def leading(v):
         return int(f"{v:.0e}"[0]) if v > 0 else 0
@@ -118,7 +152,8 @@ def _log_ticks(ax, axis: str = "both") -> None:
         lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
         a.set_major_formatter(major)
         if lo > 0 and hi / lo < 10:
-            a.set_major_locator(MaxNLocator(4))
+            nice = nice_log_ticks(lo, hi)
+            a.set_major_locator(FixedLocator(nice) if len(nice) >= 2 else MaxNLocator(4))
             a.set_minor_locator(NullLocator())
             continue
         a.set_major_locator(LogLocator(numticks=7))
@@ -274,7 +309,7 @@ def plot_surfaces(run_dir, out_dir=None, epochs=None, kind: str = "paper") -> li
         for ax, s in zip(axes.flat, surfaces):
             Z, zlabel, _ = _surface_values(s, log)
             ax.set_title(_surface_title(s, kind))
-            if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, _surface_marks(s["result"], kind)):
+            if draw_surface_contour(ax, s["xs"], s["ys"], Z, zlabel, surface_marks(s["result"], kind)):
                 ax.set_xlabel(f"{xlabel} [{unit_x}]")
                 ax.set_ylabel(f"{_short(ylabel)} [{unit_y}]", fontsize=8)
         fig.suptitle(figure_title(run, what + " (contours)"), fontsize=9.5)
@@ -312,6 +347,10 @@ def draw_surface_3d(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, f0: float
         getattr(ax, f"{name}axis").set_major_formatter(_fmt_formatter())
     if log:
         ax.zaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
+        finite = Z[np.isfinite(Z)]
+        ticks = log_value_ticks(10 ** float(finite.min()), 10 ** float(finite.max())) if len(finite) else []
+        if len(ticks) >= 2:
+            ax.set_zticks(np.log10(ticks))
     ax.view_init(elev=28, azim=-55)
     ax.set_box_aspect(None, zoom=0.88)
 
@@ -333,6 +372,9 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
     if zlabel.startswith("log10"):  # colours in log F, ticks labelled with F itself
         cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_tick(float(f"{10 ** v:.3g}"))))
+        ticks = log_value_ticks(10 ** lo, 10 ** hi)
+        if len(ticks) >= 2:
+            cb.set_ticks(np.log10(ticks))
         zlabel = "F (train loss, log scale)"
     cb.set_label(zlabel, fontsize=7.5)
     cb.ax.tick_params(labelsize=6.5)
@@ -348,18 +390,24 @@ def draw_surface_contour(ax, xs: np.ndarray, ys: np.ndarray, Z: np.ndarray, zlab
     return True
 
 
-def _surface_marks(res: dict, kind: str) -> list[tuple[float, float, dict]]:
-    """The checkpoint and the lowest points found (on each axis for the paper's plane, on the grid)."""
+def surface_marks(res: dict, kind: str) -> list[tuple[float, float, dict]]:
+    """The checkpoint and the lowest points found (on each axis for the paper's plane, on the grid); a lowest
+    point that is the checkpoint itself (no decrease) says so instead of 'F − 0'."""
+    def lowest(where: str, found: dict) -> str:
+        d = found.get("decrease")
+        if d is None or not math.isfinite(float(d)):
+            return f"lowest {where}: not measured"
+        return f"lowest {where}: F − {fmt(d)}" if d > 0 else f"lowest {where}: the checkpoint"
+
     marks = [(0, 0, dict(marker="o", color="#D55E00", ms=7, mec="w", label=f"checkpoint, F = {fmt(res['F'])}"))]
     if kind == "paper":
         marks += [(res["along_x"]["at"], 0, dict(marker="s", color="w", mec="k", ms=5,
-                                                 label=f"lowest on x-axis: F − {fmt(res['along_x']['decrease'])}")),
+                                                 label=lowest("on x-axis", res["along_x"]))),
                   (0, res["along_y"]["at"], dict(marker="^", color="w", mec="k", ms=5,
-                                                 label=f"lowest on y-axis: F − {fmt(res['along_y']['decrease'])}"))]
+                                                 label=lowest("on y-axis", res["along_y"])))]
     at = res["anywhere"]["at"]
     marks.append((at[0], at[1], dict(marker="*", color="#E69F00", mec="k", ms=10,
-                                     label=f"lowest on grid: F − {fmt(res['anywhere']['decrease'])}"
-                                           + (" (the checkpoint)" if res["anywhere"]["decrease"] <= 0 else ""))))
+                                     label=lowest("on grid", res["anywhere"]))))
     return marks
 
 
@@ -399,8 +447,8 @@ def _surface_title(s: dict, kind: str) -> str:
 # ============================================================================ (b) gradient dominance
 def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> list[Path]:
     """‖∇F‖² against F (log-log): the dense track coloured by epoch, checkpoints marked, and
-    the envelope ‖∇F‖² = c·F (c = min ratio over the points with F > floor). Two panels:
-    all parameters and hidden ones. Returns [] when neither track nor dominance results exist."""
+    the envelope ‖∇F‖² = c·F (c = min ratio over the points with F > floor, in each panel's title). Two
+    panels, all parameters and hidden ones, with one legend. [] when neither track nor dominance results exist."""
     from matplotlib import cm, colors as mcolors
 
     run = as_run(run_dir)
@@ -412,37 +460,61 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
     repeats = len({p["repeat"] for p in points})
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
-    train = config.get("train") or {}
     max_epoch = max([r["epoch"] for r in track] + [p["epoch"] for p in points] + [1])
     norm = mcolors.Normalize(0, max_epoch)
     cmap = plt.get_cmap("viridis")
     with plt.rc_context(style):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), squeeze=False, layout="constrained")
         track_label = f"dense track during training ({len(track)} points)"
         points_label = (f"checkpoints ({len({p['epoch'] for p in points})} epochs" +
-                        (f" × {repeats} repeats: the spread over subsets)" if repeats > 1 else ")"))
+                        (f" × {repeats} repeats)" if repeats > 1 else ")"))
         for ax, (key, label) in zip(axes[0], (("grad_sq", "all parameters"), ("grad_sq_hidden", "hidden layers"))):
-            draw_dominance(ax, *(_columns(track, "F", key, "epoch") if track else (None, None, None)),
-                           *(_columns(points, "F", key, "epoch", "repeat") if points else (None,) * 4),
-                           floor=floor, cmap=cmap, norm=norm, track_label=track_label, points_label=points_label)
+            env = draw_dominance(ax, *(_columns(track, "F", key, "epoch") if track else (None, None, None)),
+                                 *(_columns(points, "F", key, "epoch", "repeat") if points else (None,) * 4),
+                                 floor=floor, cmap=cmap, norm=norm, track_label=track_label,
+                                 points_label=points_label, labels=False)
             ax.set_xlabel("F (training loss)")
             ax.set_ylabel(f"‖∇F‖² ({label})")
-            ax.set_title(f"gradient dominance: {label}")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=1)
-        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-        cb = fig.colorbar(sm, ax=axes[0].tolist(), shrink=0.7, pad=0.01, aspect=30)
+            c = env["c"]
+            ax.set_title(f"{label}: c = {fmt(c)}" if math.isfinite(c) and c > 0 else f"{label}: c undefined")
+        shared_legend(fig, axes[0], ncol=2)
+        cb = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), shrink=0.8, pad=0.01,
+                          aspect=30)
         cb.set_label("epoch")
         tick_format(cb.ax, "y")
-        caption = run_title(run, config) + "."
-        if points:
-            caption += f" Checkpoints: {common_caption([p['context'] for p in points])}."
-        if track:
-            caption += (f" Track: every {train.get('track_every', '?')} iterations during training ({len(track)} points), "
-                        f"on {track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, "
-                        f"all parameters).")
-        caption += " Labels name the epoch of repeat 0's checkpoints where they do not overlap; colour: epoch."
         fig.suptitle(figure_title(run, "gradient dominance ‖∇F‖² against F"), fontsize=9.5)
-        return save_figure(fig, out_dir, "dominance", caption)
+        if points:
+            fig.draw_without_rendering()  # the layout first: labels are placed where they will be drawn
+            fig.set_layout_engine("none")
+            for ax, key in zip(axes[0], ("grad_sq", "grad_sq_hidden")):
+                label_epochs(ax, *_columns(points, "F", key, "epoch", "repeat"))
+        return save_figure(fig, out_dir, "dominance", _dominance_caption(run, config, track, points, floor))
+
+
+def _dominance_caption(run, config: dict, track: list[dict], points: list[dict], floor: float) -> str:
+    """What the dominance figure's points were computed on, and what its lines are."""
+    train = config.get("train") or {}
+    caption = run_title(run, config) + "."
+    if points:
+        caption += f" Checkpoints: {common_caption([p['context'] for p in points])}."
+    if track:
+        caption += (f" Track: every {train.get('track_every', '?')} iterations during training ({len(track)} points), "
+                    f"on {track[0].get('examples', '?')} training examples ({_track_bn_words(track)}, fp32, "
+                    f"all parameters).")
+    return caption + (f" Dashed: the envelope ‖∇F‖² = c·F, c the smallest ratio ‖∇F‖²/F over the points with "
+                      f"F > {fmt(floor)} (the PL regime judged; c in each panel's title); dotted: F = {fmt(floor)}, "
+                      f"left of it the converged regime (reported by its exponent p, not judged). Labels name "
+                      f"the epoch of repeat 0's checkpoints where they do not overlap; colour: epoch.")
+
+
+def shared_legend(fig, axes, ncol: int = 2) -> None:
+    """One legend under the figure for the entries of every panel in ``axes`` (each label once)."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=ncol, fontsize=7.5)
 
 
 def _columns(records: list[dict], *keys: str) -> list[np.ndarray]:
@@ -451,10 +523,10 @@ def _columns(records: list[dict], *keys: str) -> list[np.ndarray]:
 
 
 def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, floor: float, cmap, norm,
-                   track_label: str = "track", points_label: str = "checkpoints") -> dict:
+                   track_label: str = "track", points_label: str = "checkpoints", labels: bool = True) -> dict:
     """‖∇F‖² (G) against F on log-log axes: the track (a line coloured by epoch, or None), the
-    checkpoints (diamonds, repeat 0 labelled; or None), and the envelope G = c·F of
-    ``envelope_constant`` over all of them. Returns that envelope."""
+    checkpoints (diamonds, repeat 0 labelled unless ``labels`` is False; or None), and the envelope
+    G = c·F of ``envelope_constant`` over all of them. Returns that envelope."""
     Fs, Gs = [], []
     if track_F is not None:
         ok = (track_F > 0) & (track_G > 0)
@@ -474,31 +546,33 @@ def draw_dominance(ax, track_F, track_G, track_epoch, F, G, epoch, repeat, *, fl
         lo, hi = Fa[pos].min(), Fa[pos].max()
         span = np.geomspace(lo / 1.3, hi * 1.3, 50)
         if np.isfinite(env["c"]) and env["c"] > 0:
-            ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0,
-                    label=f"envelope ‖∇F‖² = c·F with c = {fmt(env['c'])} "
-                          f"(min ratio over the {env['points']} points with F > {fmt(floor)}, the PL regime judged)")
+            ax.plot(span, env["c"] * span, "--", color="#D55E00", lw=1.3, zorder=0, label="envelope ‖∇F‖² = c·F")
         else:
             ax.plot([], [], " ", label=f"c undefined: no point with F > {fmt(floor)}")
         if lo < floor * 3:
-            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F = {fmt(floor)}: left of it the converged regime, reported (exponent p), not judged")
+            ax.axvline(floor, color="0.4", ls=":", lw=1, label=f"F = {fmt(floor)}: the judged range's floor")
         _log_ticks(ax)
-    if F is not None:
+    if F is not None and labels:
         label_epochs(ax, F, G, epoch, repeat)
     return env
 
 
 def label_epochs(ax, F: np.ndarray, G: np.ndarray, epoch: np.ndarray, repeat: np.ndarray) -> None:
-    """'ep N' beside repeat 0's checkpoints, skipping a label that would overlap one already placed
-    (judged in display pixels, once the axes' limits are set)."""
+    """'ep N' beside repeat 0's checkpoints (right of the point, else left, above, below), leaving out a label
+    whose box would overlap one already placed (their drawn extents compared: call it once the layout is fixed)."""
     ax.autoscale_view()
-    placed: list[np.ndarray] = []
-    for f, g, e, r in zip(F, G, epoch, repeat):
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for f, g, e, r in sorted(zip(F, G, epoch, repeat), key=lambda row: row[2]):
         if r != 0 or not (f > 0 and g > 0):
             continue
-        xy = ax.transData.transform((f, g))
-        if all(abs(xy[0] - q[0]) > 45 or abs(xy[1] - q[1]) > 14 for q in placed):
-            placed.append(xy)
-            ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=(6, -3), fontsize=7)
+        for offset, ha in (((6, -3), "left"), ((-6, -3), "right"), ((4, 5), "left"), ((-4, -11), "right")):
+            text = ax.annotate(f"ep {int(e)}", (f, g), textcoords="offset points", xytext=offset, fontsize=7, ha=ha)
+            box = text.get_window_extent(renderer).expanded(1.08, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            text.remove()
 
 
 # ============================================================================ (c) semi-smoothness
@@ -543,9 +617,25 @@ def _finite_key(p: dict, key: str) -> bool:
         return False
 
 
+def probe_ceiling(p: dict) -> float:
+    """The largest |r| a probe's fit uses (measure.fit_resolution's ceiling, max(F, noise floor)): beyond it
+    the step has left the region F(θ) describes, so such points are outside the fit."""
+    return float(p.get("fit_ceiling", max(p["F"], p["noise_floor"])))
+
+
+def probe_ylim(probes: list[dict]) -> tuple[float, float]:
+    """The |r| range of one checkpoint's panel: from the smallest noise floor / 100 to 10 × the largest fit
+    ceiling, so the fitted range fills the axis; points above it are pinned at the top edge (``draw_probe``)."""
+    floors = [p["noise_floor"] for p in probes if p["noise_floor"] > 0]
+    top = 10 * max(probe_ceiling(p) for p in probes)
+    bottom = min(floors) / 100 if floors else top * 1e-12
+    return bottom, top
+
+
 def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
     """One panel per checkpoint: |r(t)| against |t| (log-log) along every probe direction of repeat 0,
-    with the fit a·|t| + b·t² over the steps it was fitted on and the noise floor. [] without probes."""
+    with the fit a·|t| + b·t² over the steps it was fitted on and the noise floor; the y range is the
+    fitted one (``probe_ylim``), points beyond it pinned at the edges. [] without probes."""
     run = as_run(run_dir)
     config = read_config(run)
     available = [e for e in analyzed_epochs(run) if any(run.analysis_dir(e).glob(REGISTRY["probes"].file_glob()))]
@@ -564,40 +654,70 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
         for ax in axes.flat[len(per_epoch):]:
             ax.set_visible(False)
         for (epoch, probes), ax in zip(per_epoch, axes.flat):
-            for p in probes:
-                draw_probe(ax, p["t"], p["r"], p["a"], p["b"], p["noise_floor"],
-                           color=_DIRECTION_COLORS.get(p["kind"], "0.3"), fit_label=probe_fit_label(p),
-                           resolved=probe_resolved(p))
-            floor = max(p["noise_floor"] for p in probes)
-            ax.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
-            if not any(probe_resolved(p) for p in probes):
-                ax.text(0.5, 0.5, "not measured:\nno direction has enough steps\nabove the noise floor",
-                        ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.3",
-                        bbox=dict(fc="w", ec="0.7", alpha=0.9))
-            ax.set_xlabel("|t| [‖Δθ‖]")
-            ax.set_ylabel("|r(t)| = |f(t) − f(0) − t·⟨∇F,u⟩|")
+            draw_probe_panel(ax, probes)
             ax.set_title(f"epoch {epoch} (F = {fmt(probes[0]['F'])})")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=6.5, ncol=1)
-            tick_format(ax)
         caption = (f"{run_title(run, config)}. Semi-smoothness probes on "
                    f"{common_caption([p['context'] for _, ps in per_epoch for p in ps])}; repeat 0 shown (the verdict "
-                   f"takes the worst repeat). Markers: o t > 0, x t < 0; faint dots: below the noise floor; "
+                   f"takes the worst repeat). r(t) = f(t) − f(0) − t·⟨∇F, u⟩ along the unit direction u. Markers: "
+                   f"o t > 0, x t < 0; faint dots: below the noise floor (at the bottom edge when below floor/100); "
+                   f"grey triangles at the top edge: steps whose |r| passes F(θ), which the fit leaves out; "
                    f"lines: the fit a·|t| + b·t² over the steps it was fitted on.")
         fig.suptitle(figure_title(run, "semi-smoothness: residual |r(t)| against the step |t|"), fontsize=9.5)
         return save_figure(fig, out_dir, "smoothness", caption)
 
 
+def draw_probe_panel(ax, probes: list[dict]) -> int:
+    """Every probe of one checkpoint on ``ax`` with the noise floor, in the range ``probe_ylim``, and one
+    legend entry counting the points outside the fit (|r| > F); returns that count."""
+    bottom, top = probe_ylim(probes)
+    outside = 0
+    for p in probes:
+        outside += draw_probe(ax, p["t"], p["r"], p["a"], p["b"], p["noise_floor"],
+                              color=_DIRECTION_COLORS.get(p["kind"], "0.3"), fit_label=probe_fit_label(p),
+                              resolved=probe_resolved(p), ceiling=probe_ceiling(p), bottom=bottom)
+    floor = max(p["noise_floor"] for p in probes)
+    ax.axhline(floor, color="0.35", ls=":", lw=1, label=f"noise floor {fmt(floor, 2)}")
+    if outside:
+        ax.plot([], [], "^", color="0.55", ms=5, label=f"|r| > F: outside the fit ({outside} points, top edge)")
+    if not any(probe_resolved(p) for p in probes):
+        ax.text(0.5, 0.5, "not measured:\nno direction has enough steps\nabove the noise floor",
+                ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.3",
+                bbox=dict(fc="w", ec="0.7", alpha=0.9))
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("|t| [‖Δθ‖]")
+    ax.set_ylabel("|r(t)|")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=6.5, ncol=1)
+    tick_format(ax)
+    return outside
+
+
+def _edge(ax, x: np.ndarray, y_axes: float, marker: str, **style) -> None:
+    """Points at data x pinned to an edge of ``ax`` (y in axes fraction: 0 bottom, 1 top), drawn over it."""
+    from matplotlib.transforms import blended_transform_factory
+
+    if len(x):
+        ax.plot(x, np.full(len(x), y_axes), marker, transform=blended_transform_factory(ax.transData, ax.transAxes),
+                clip_on=False, zorder=4, **style)
+
+
 def draw_probe(ax, t: np.ndarray, r: np.ndarray, a: float | None, b: float | None, noise_floor: float, *,
-               color="0.3", fit_label: str = "", resolved: bool = True) -> None:
+               color="0.3", fit_label: str = "", resolved: bool = True, ceiling: float = np.inf,
+               bottom: float = 0.0) -> int:
     """One probe direction on log-log axes: |r(t)| against |t| (o: t > 0, x: t < 0, faint below
-    ``noise_floor``) and, when ``resolved``, the fit a·|t| + b·t² over the |t| range of the points above
-    the floor (no extrapolation); an unresolved fit is a legend entry only."""
-    nz = (t != 0) & np.isfinite(r)
-    at, ar, pos = np.abs(t[nz]), np.abs(r[nz]), t[nz] > 0
+    ``noise_floor``, pinned at the bottom edge below ``bottom``) and, when ``resolved``, the fit a·|t| + b·t²
+    over the |t| range of the fitted points (floor < |r| ≤ ``ceiling``; no extrapolation); an unresolved fit
+    is a legend entry only. Points with |r| > ``ceiling`` (or not finite) are grey triangles pinned at the
+    top edge; returns how many."""
+    t, r = np.asarray(t, float), np.asarray(r, float)
+    nz = t != 0
+    beyond = nz & ~(np.abs(r) <= ceiling)
+    keep = nz & ~beyond
+    at, ar, pos = np.abs(t[keep]), np.abs(r[keep]), t[keep] > 0
     above = ar > noise_floor
     ax.plot(at[pos & above], ar[pos & above], "o", color=color, ms=4)
     ax.plot(at[~pos & above], ar[~pos & above], "x", color=color, ms=4)
-    ax.plot(at[~above], ar[~above], ".", color=color, ms=3, alpha=0.35)
+    low = ~above & (ar < bottom)
+    ax.plot(at[~above & ~low], ar[~above & ~low], ".", color=color, ms=3, alpha=0.35)
     ax.set_xscale("log"); ax.set_yscale("log")
     if resolved and above.any():
         grid = np.geomspace(at[above].min(), at[above].max(), 60)
@@ -606,6 +726,9 @@ def draw_probe(ax, t: np.ndarray, r: np.ndarray, a: float | None, b: float | Non
                 "_" if one else "-", color=color, lw=1.1, ms=14, mew=1.6, alpha=0.85, label=fit_label)
     else:
         ax.plot([], [], "o", color=color, mfc="none", label=fit_label)
+    _edge(ax, at[low], 0.0, ".", color=color, ms=3, alpha=0.35)
+    _edge(ax, np.abs(t[beyond]), 1.0, "^", color="0.55", ms=5, alpha=0.8)
+    return int(beyond.sum())
 
 
 # ============================================================================ (d) interpolation
@@ -614,13 +737,14 @@ _BN_WORDS = {"recompute": "BN statistics recomputed on the training subset at ev
              "batch": "BN with batch statistics"}
 
 
-def draw_interpolation(ax, alpha: np.ndarray, train: np.ndarray, test: np.ndarray, epoch_a, epoch_b) -> None:
-    """Train and test values along θ(α) (log y when both are positive and span more than a factor 10);
-    the ends α = 0 and 1 marked, their epochs on the x tick labels."""
+def draw_interpolation(ax, alpha: np.ndarray, train: np.ndarray, test: np.ndarray, epoch_a, epoch_b,
+                       log: bool = True) -> None:
+    """Train and test values along θ(α) (log y when ``log`` and both are positive and span more than a factor
+    10: a loss, never an accuracy); the ends α = 0 and 1 marked, their epochs on the x tick labels."""
     ax.plot(alpha, train, "o-", ms=2.5, color=TRAIN_COLOR, label="train")
     ax.plot(alpha, test, "s--", ms=2.5, color=TEST_COLOR, label="test")
     both = np.concatenate([np.asarray(train, float), np.asarray(test, float)])
-    if _log_scale(both) and (both[np.isfinite(both)] > 0).all():
+    if log and _log_scale(both) and (both[np.isfinite(both)] > 0).all():
         ax.set_yscale("log")
     for x0 in (0, 1):
         ax.axvline(x0, color="0.3", ls=":", lw=1)
@@ -650,7 +774,8 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
     policies = sorted({it["bn"] for it in items})
     caption = (f"{run_title(run, config)}. Linear interpolation; {'; '.join(_BN_WORDS.get(p, f'BN {p}') for p in policies)}; "
                f"train: {context_caption({k: v for k, v in train_ctx.items() if k != 'bn_policy'})}; "
-               f"test subset n={test_n}. A panel's y axis is logarithmic when its values span more than a factor 10.")
+               f"test subset n={test_n}. A loss panel's y axis is logarithmic when its values span more than a factor 10; "
+               f"accuracy is linear.")
     written = Drawn(caption=caption)
     with plt.rc_context(style):
         for key, name, what in (("loss", "interpolation", "loss"), ("acc", "interpolation_accuracy", "accuracy")):
@@ -659,7 +784,8 @@ def plot_interpolation(run_dir, out_dir=None) -> list[Path]:
             for ax in axes.flat[len(items):]:
                 ax.set_visible(False)
             for it, ax in zip(items, axes.flat):
-                draw_interpolation(ax, it["alpha"], it[f"train_{key}"], it[f"test_{key}"], it["from"], it["to"])
+                draw_interpolation(ax, it["alpha"], it[f"train_{key}"], it[f"test_{key}"], it["from"], it["to"],
+                                   log=key == "loss")
                 res = it["result"]["train"]
                 title = f"{it['from']} → {it['to']}"
                 if key == "loss":
@@ -694,11 +820,12 @@ def draw_density(ax, nodes: np.ndarray, weights: np.ndarray, width: float, *, co
     ax.axvline(0, color="0.5", lw=0.6)
 
 
-def spectrum_label(t: dict) -> str:
-    """'repeat 1: negative mass 2e-6 ± 1e-6' (the ± only when the probes give one)."""
+def spectrum_label(t: dict, named: bool = True) -> str:
+    """'repeat 1: negative mass 2e-6 ± 1e-6' (the ± only when the probes give one; without the repeat unless
+    ``named``: a run of one repeat)."""
     err = t.get("negative_mass_stderr")
     pm = f" ± {fmt(err, 2)}" if err is not None and math.isfinite(float(err)) else ""
-    return f"repeat {t['repeat']}: negative mass {fmt(t['negative_mass'], 2)}{pm}"
+    return (f"repeat {t['repeat']}: " if named else "") + f"negative mass {fmt(t['negative_mass'], 2)}{pm}"
 
 
 def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
@@ -712,6 +839,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
     chosen = select_epochs(available, epochs, config, "spectra")
     items = load_spectrum(run, chosen)
     curv = {(c["epoch"], c["repeat"]): c for c in load_curvature(run, chosen, repeats=True)}
+    named = len({t["repeat"] for t in items}) > 1  # one repeat: no "repeat 0" in the legend
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
     rows, cols = _grid(len(chosen))
@@ -724,7 +852,7 @@ def plot_spectrum(run_dir, out_dir=None, epochs=None) -> list[Path]:
             here = [t for t in items if t["epoch"] == epoch]
             for k, t in enumerate(here):
                 draw_density(ax, t["nodes"], t["weights"], t["width"], color=COLORS[k % len(COLORS)],
-                             label=spectrum_label(t))
+                             label=spectrum_label(t, named=named))
                 c = curv.get((epoch, t["repeat"]))
                 if c is not None:
                     for value, ls in ((c["top"], "--"), (c["most_negative"], ":")):
@@ -768,34 +896,71 @@ def plot_hessian_subsets(run_dir, out_dir=None) -> list[Path]:
         ax.axhline(0, color="0.5", lw=0.6)
         ax.set_xlabel("examples in the Hessian's subset (log)")
         ax.set_ylabel("eigenvalue of H")
-        ax.set_title(f"epoch {found['epoch']}: Hessian extremes vs subset size")
+        ax.set_title(f"at the checkpoint of epoch {found['epoch']}")
         ax.legend(loc="best")
-        caption = f"{run_title(run, config)}\n{context_caption(found['context'])}"
-        fig.suptitle(wrap_text(caption, 5.2, 8), fontsize=8)
-        return save_figure(fig, Path(out_dir) if out_dir else run.figures, "hessian_subsets")
+        stopped = [f"{label} at {r['size']}" for r in rows
+                   for key, label in (("lambda_max", "λ_max"), ("lambda_min", "λ_min"))
+                   if r.get(f"{key}_converged") is False]
+        caption = (f"{run_title(run, config)}. Subsets of the analyzed examples ({context_caption(found['context'])}), "
+                   f"drawn as the curvature measurement draws its subset; bars: the Lanczos residual bound"
+                   + (f"; stopped before its tolerance: {', '.join(stopped)}" if stopped else "") + ".")
+        fig.suptitle(figure_title(run, "Hessian extremes against the subset size"), fontsize=9.5)
+        return save_figure(fig, Path(out_dir) if out_dir else run.figures, "hessian_subsets", caption)
 
 
 # ============================================================================ trajectory
-def draw_star_convexity(ax, epoch: np.ndarray, ratio: np.ndarray, holds: np.ndarray, *, marker="o",
-                        label: str = "checkpoints", floor: float | None = None) -> None:
-    """The star-convexity ratio ⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)) against epoch on a log axis,
-    coloured by whether the inequality holds (blue) or fails (red); a ratio ≤ 0 is drawn at ``floor``
-    as a downward triangle. (Where F(θ_t) > F(θ_T), holding means ratio ≥ 1.)"""
-    ok = np.isfinite(ratio)
-    e, r, h = epoch[ok], ratio[ok], np.asarray(holds, bool)[ok]
-    pos = r > 0
-    y = np.where(pos, r, floor if floor is not None else (float(r[pos].min()) / 3 if pos.any() else 0.1))
-    for sel, color, word in ((h, "#0072B2", "holds"), (~h, "#D55E00", "fails")):
-        for shape, part, extra in ((marker, sel & pos, ""), ("v", sel & ~pos, ", ratio ≤ 0 (at the bottom)")):
-            if part.any():
-                ax.scatter(e[part], y[part], marker=shape, s=32, color=color, edgecolors="k", linewidths=0.5,
-                           zorder=3, label=f"{label}: {word}{extra}")
+_STAR_LOOK = {HOLDS: ("holds", "#0072B2", "k"), FAILS: ("fails", "#D55E00", "k"),
+              UNRESOLVED: ("within rounding", "w", "0.3")}
+
+
+def star_status(t: dict) -> np.ndarray:
+    """Each checkpoint's star-convexity verdict (trajectory.HOLDS / FAILS / UNRESOLVED); files that predate
+    ``star_status`` give holds or fails from ``star_holds``."""
+    if "star_status" in t:
+        return np.asarray(t["star_status"], float)
+    return np.where(np.asarray(t["star_holds"], bool), HOLDS, FAILS)
+
+
+def draw_star_convexity(ax, epoch: np.ndarray, ratio: np.ndarray, status: np.ndarray, *, marker="o",
+                        label: str = "") -> int:
+    """The star-convexity ratio ⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)) against epoch on a log axis, coloured
+    by the verdict ``status`` (blue holds, red fails, open grey within rounding). Every checkpoint is drawn: a
+    ratio ≤ 0 at the bottom edge (▼), an undefined one (F(θ_t) ≤ F(θ_T) + rounding: no ratio, the verdict
+    compares the two sides directly) at the top edge (▲). Returns the number of points drawn."""
+    epoch, ratio, status = (np.asarray(v, float) for v in (epoch, ratio, status))
+    defined = np.isfinite(ratio)
+    positive = defined & (ratio > 0)
+    prefix = f"{label}: " if label else ""
+    drawn = 0
+    for value, (word, face, edge) in _STAR_LOOK.items():
+        sel = status == value
+        style = dict(color=face, mec=edge, mew=0.6, ms=6, ls="none")
+        for part, where, shape in ((sel & positive, "", marker),
+                                   (sel & defined & ~positive, ", ratio ≤ 0 (bottom edge)", "v"),
+                                   (sel & ~defined, ", no ratio: F(θ_t) ≤ F(θ_T) (top edge)", "^")):
+            if not part.any():
+                continue
+            if where == "":
+                ax.plot(epoch[part], ratio[part], shape, zorder=3, label=f"{prefix}{word}", **style)
+            else:
+                _edge(ax, epoch[part], 1.0 if shape == "^" else 0.0, shape, label=f"{prefix}{word}{where}", **style)
+            drawn += int(part.sum())
     ax.set_yscale("log")
+    return drawn
+
+
+def star_ylim(ratios: np.ndarray) -> tuple[float, float]:
+    """A log range holding every positive ratio and 1 (the star-convexity threshold), with a margin."""
+    r = np.asarray(ratios, float)
+    r = r[np.isfinite(r) & (r > 0)]
+    lo, hi = (min(float(r.min()), 1.0), max(float(r.max()), 1.0)) if len(r) else (1.0, 1.0)
+    return lo / 1.6, hi * 1.6
 
 
 def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
-    """Convexity along the path: the star-convexity ratio toward θ_T against epoch (left), PL* ratios
-    (middle), distance travelled and, when measured, NTK drift (right); every repeat drawn. [] without trajectory/."""
+    """Convexity along the path: the star-convexity ratio toward θ_T against epoch (left, every checkpoint of
+    every repeat), PL* ratios (middle), distance travelled and, when measured, NTK drift (right). [] without
+    trajectory/."""
     run = as_run(run_dir)
     config = read_config(run)
     items = load_trajectory(run)
@@ -807,33 +972,19 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
     keys = ("pl_zero", "pl_min", "travelled") + (("ntk_drift",) if all("ntk_drift" in t for t in items) else ())
     records = [{"epoch": float(e), "repeat": t["repeat"], **{k: float(t[k][i]) for k in keys}}
                for t in items for i, e in enumerate(t["epoch"])]
-    ratios = np.concatenate([np.asarray(t["star_ratio"], float) for t in items])
-    positive = ratios[np.isfinite(ratios) & (ratios > 0)]
-    floor = float(min(positive.min(), 1.0)) / 3 if len(positive) else 0.1
+    target = items[0]["result"]["target_epoch"]
     with plt.rc_context(style):
-        fig, (ax_s, ax_p, ax_d) = plt.subplots(1, 3, figsize=(14, 5.0), sharex=True, layout="constrained")
+        fig, (ax_s, ax_p, ax_d) = plt.subplots(1, 3, figsize=(14, 4.8), sharex=True, layout="constrained")
         for k, t in enumerate(items):
-            draw_star_convexity(ax_s, np.asarray(t["star_epoch"], float), np.asarray(t["star_ratio"], float),
-                                np.asarray(t["star_holds"], bool), marker="osD^"[k % 4], label=f"repeat {t['repeat']}",
-                                floor=floor)
-        ax_s.axhline(1, color="k", ls="--", lw=1, label="ratio = 1")
-        target = items[0]["result"]["target_epoch"]
+            draw_star_convexity(ax_s, t["star_epoch"], t["star_ratio"], star_status(t), marker="osD^"[k % 4],
+                                label=f"repeat {t['repeat']}" if repeats > 1 else "")
+        ax_s.axhline(1, color="k", ls="--", lw=1, label="ratio = 1: star-convex on or above")
+        ax_s.set_ylim(*star_ylim(np.concatenate([t["star_ratio"] for t in items])))
         ax_s.set_xlabel("epoch t")
-        ax_s.set_ylabel(f"⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)),  θ_T: epoch {target}")
-        ax_s.set_title("star-convexity toward the final point")
-        ax_s.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-        span = max(1.0, max(r["epoch"] for r in records) - min(r["epoch"] for r in records))
-        for key, marker, color, shift, label in (
-                ("pl_zero", "o", "#0072B2", -0.012, "‖∇F‖²/F  (F* = 0: the paper's ratio)"),
-                ("pl_min", "s", "#D55E00", 0.012, "‖∇F‖²/(F − F*)  (F* = lowest F seen)")):
-            ok = [r for r in records if np.isfinite(r[key]) and r[key] > 0]
-            if ok:  # side by side (shifted by ±1.2 % of the epochs' span): neither series hides the other
-                e, mid, lo, hi = epoch_spread(ok, key)
-                draw_spread(ax_p, e + shift * span, mid, lo, hi, marker=marker, color=color, label=label)
-        ax_p.set_yscale("log")
-        ax_p.set_xlabel("epoch"); ax_p.set_ylabel("PL* ratio")
-        ax_p.set_title("Polyak–Łojasiewicz ratio along training")
-        ax_p.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        ax_s.set_ylabel("⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T))")
+        ax_s.set_title(f"star-convexity toward θ_T (epoch {target})")
+        ax_s.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
+        draw_pl_panel(ax_p, records)
         draw_spread(ax_d, *epoch_spread(records, "travelled"), marker="o", color="k",
                     label="‖θ_t − θ_0‖/‖θ_0‖")
         if "ntk_drift" in keys:
@@ -845,12 +996,41 @@ def plot_trajectory(run_dir, out_dir=None) -> list[Path]:
         for ax in (ax_s, ax_p, ax_d):
             tick_format(ax)
             epoch_axis(ax)
-        caption = (f"{run_title(run, config)}. {common_caption([t['context'] for t in items])}. Left: every repeat's "
-                   f"checkpoints (marker shape = repeat). Middle and right: "
-                   + (f"mean over {repeats} repeats, bars min–max" if repeats > 1 else "one repeat")
-                   + ("" if "ntk_drift" in keys else "; NTK drift not measured in this run") + ".")
         fig.suptitle(figure_title(run, "convexity along the trajectory"), fontsize=9.5)
-        return save_figure(fig, out_dir, "trajectory", caption)
+        return save_figure(fig, out_dir, "trajectory", _trajectory_caption(run, config, items, keys))
+
+
+def draw_pl_panel(ax, records: list[dict]) -> None:
+    """The PL* ratios ‖∇F‖²/F and ‖∇F‖²/(F − F*) against epoch (mean, min–max over repeats), side by side."""
+    span = max(1.0, max(r["epoch"] for r in records) - min(r["epoch"] for r in records))
+    for key, marker, color, shift, label in (
+            ("pl_zero", "o", "#0072B2", -0.012, "‖∇F‖²/F  (F* = 0: the paper's ratio)"),
+            ("pl_min", "s", "#D55E00", 0.012, "‖∇F‖²/(F − F*)  (F* = lowest F seen)")):
+        ok = [r for r in records if np.isfinite(r[key]) and r[key] > 0]
+        if ok:  # side by side (shifted by ±1.2 % of the epochs' span): neither series hides the other
+            e, mid, lo, hi = epoch_spread(ok, key)
+            draw_spread(ax, e + shift * span, mid, lo, hi, marker=marker, color=color, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch"); ax.set_ylabel("PL* ratio")
+    ax.set_title("Polyak–Łojasiewicz ratio along training")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+
+
+def _trajectory_caption(run, config: dict, items: list[dict], keys: tuple) -> str:
+    """What the trajectory figure was computed on, how its star-convexity panel reads, and which checkpoints
+    have no ratio or a verdict within rounding."""
+    repeats = len(items)
+    no_ratio = sorted({int(e) for t in items for e, r in zip(t["star_epoch"], t["star_ratio"]) if not np.isfinite(r)})
+    rounding = sorted({int(e) for t in items for e, s in zip(t["star_epoch"], star_status(t)) if s == UNRESOLVED})
+    return (f"{run_title(run, config)}. {common_caption([t['context'] for t in items])}. Left: at each checkpoint θ_t, "
+            f"F is the loss with θ_t's batch-norm statistics, at θ_t and at the final point θ_T; star-convex where "
+            f"⟨∇F(θ_t), θ_t − θ_T⟩ ≥ F(θ_t) − F(θ_T) (beyond rounding), i.e. ratio ≥ 1 where F(θ_t) > F(θ_T)"
+            + (f"; epochs {', '.join(map(str, no_ratio))} have F(θ_t) ≤ F(θ_T) (no ratio: drawn at the top edge, "
+               f"coloured by the verdict)" if no_ratio else "")
+            + (f"; within rounding (neither holds nor fails): epochs {', '.join(map(str, rounding))}" if rounding else "")
+            + (f"; marker shape = repeat" if repeats > 1 else "") + ". Middle and right: "
+            + (f"mean over {repeats} repeats, bars min–max" if repeats > 1 else "one repeat")
+            + ("" if "ntk_drift" in keys else "; NTK drift not measured in this run") + ".")
 
 
 # ============================================================================ (e) training curves
@@ -879,7 +1059,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
                          label=f"train (running mean over the epoch, {augmented})")
             ax_loss.plot(e, [r["test_loss"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
             ax_acc.plot(e, [r["train_acc"] for r in log], "-", marker=mk, ms=3, color=TRAIN_COLOR,
-                        label=f"train (running mean over the epoch, {augmented})")
+                        label="train")
             ax_acc.plot(e, [r["test_acc"] for r in log], "--", marker=mk, ms=3, color=TEST_COLOR, label="test")
             ax_lr.stairs([r["lr"] for r in log], np.r_[e[0] - 1, e], color="k", lw=1.4, baseline=None)
             ax_lr.set_yscale("log")
@@ -887,7 +1067,7 @@ def plot_training(run_dir, out_dir=None) -> list[Path]:
             if _log_scale(losses):
                 ax_loss.set_yscale("log")
                 _log_ticks(ax_loss, "y")
-            ax_loss.legend(); ax_acc.legend()
+            ax_loss.legend(loc="best"); ax_acc.legend(loc="center right")
             last = log[-1]
             ax_acc.set_title(f"accuracy (epoch {int(last['epoch'])}: train {last['train_acc']:.3f}, "
                              f"test {last['test_acc']:.3f})")
@@ -932,7 +1112,7 @@ def draw_eigen_panel(ax, curv: list[dict], sharp: list[dict]) -> None:
         e, mid, lo, hi = epoch_spread(curv, key)
         if log and key == "most_negative":  # |λ|: the order of the bounds flips with the sign
             mid, lo, hi, label = np.abs(mid), np.minimum(np.abs(lo), np.abs(hi)), np.maximum(np.abs(lo), np.abs(hi)), \
-                "|λ_min| (λ_min: the most negative eigenvalue found)"
+                "|λ_min| (λ_min: the most negative found)"
         draw_spread(ax, e, mid, lo, hi, marker=marker, color=color, label=label + suffix)
     if log:
         ax.set_yscale("log")
@@ -940,7 +1120,7 @@ def draw_eigen_panel(ax, curv: list[dict], sharp: list[dict]) -> None:
         ax.axhline(0, color="0.5", lw=0.6)
     if sharp:
         draw_sharpness(ax, *_columns(sharp, "epoch", "lambda_max", "limit_gd", "limit_momentum"))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     sig = curv[0]["settings"].get("sigma")
     ax.set_title("Hessian extreme eigenvalues at the checkpoints" + (f" (σ={fmt(sig)})" if sig else ""))
     ax.set_ylabel("|eigenvalue|" if log else "eigenvalue")
@@ -978,6 +1158,36 @@ def _track_bn_words(track: list[dict]) -> str:
             else "the running BN statistics of the moment, which lag the weights")
 
 
+_DECREASES = (("d_grad", "o", _DIRECTION_COLORS["neg_gradient"], "d_grad: best decrease along −∇F"),
+              ("d_curv", "v", "#E69F00", "d_curv: best decrease along y (most negative curvature ⊥ ∇F)"),
+              ("d_plane", "s", "#0072B2", "d_plane: best decrease in the plane (local search)"))
+
+
+def draw_decreases(ax, tests: list[dict]) -> None:
+    """d_grad, d_curv and d_plane against epoch (mean, min–max over repeats, side by side); a decrease below
+    the rounding floor of F (unresolved: NaN with its bound) is an open marker at that bound, never left out."""
+    span = max(1.0, max(t["epoch"] for t in tests) - min(t["epoch"] for t in tests))
+    for k, (key, marker, color, label) in enumerate(_DECREASES):
+        shift = (k - 1) * 0.012 * span
+        e, mid, lo, hi = epoch_spread(tests, key)
+        draw_spread(ax, e + shift, mid, lo, hi, marker=marker, color=color, label=label)
+        for side in ("below", "above"):  # an unresolved number: {'bound', 'side'} (readers._maybe_num)
+            at = [(t["epoch"], t["unresolved"][key]["bound"]) for t in tests if not math.isfinite(t[key])
+                  and t.get("unresolved", {}).get(key, {}).get("side") == side
+                  and t["unresolved"][key].get("bound") is not None]
+            if at:
+                ax.plot([e + shift for e, _ in at], [b for _, b in at], marker, color=color, mfc="w", ls="none",
+                        label=f"{key} not resolved: {side} its bound (open marker, at the bound)")
+    vals = np.array([t[k] for t in tests for k in ("d_grad", "d_curv", "d_plane")])
+    if _log_scale(vals[vals > 0]) and (vals > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch"); ax.set_ylabel("F(θ) − F(best point)")
+    ax.set_title("decrease available from θ")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    tick_format(ax)
+    epoch_axis(ax)
+
+
 def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXTRA_FRACTION) -> list[Path]:
     """The grid-free second-order test per checkpoint: d_grad, d_curv and d_plane (left) and
     the extra decrease (d_plane − d_grad)/d_grad against the 'little help' limit (right),
@@ -992,21 +1202,7 @@ def plot_second_order(run_dir, out_dir=None, limit: float = SECOND_ORDER_MAX_EXT
     plt, style = pyplot()
     with plt.rc_context(style):
         fig, (ax, ax_x) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
-        for k, (key, marker, color, label) in enumerate((
-                ("d_grad", "o", _DIRECTION_COLORS["neg_gradient"], "d_grad: best decrease along −∇F"),
-                ("d_curv", "v", "#E69F00", "d_curv: best decrease along y (most negative curvature ⊥ ∇F)"),
-                ("d_plane", "s", "#0072B2", "d_plane: best decrease in the plane (local search)"))):
-            e, mid, lo, hi = epoch_spread(tests, key)
-            shift = (k - 1) * 0.012 * max(1, e.max() - e.min())
-            draw_spread(ax, e + shift, mid, lo, hi, marker=marker, color=color, label=label)
-        vals = np.array([t[k] for t in tests for k in ("d_grad", "d_curv", "d_plane")])
-        if _log_scale(vals[vals > 0]) and (vals > 0).all():
-            ax.set_yscale("log")
-        ax.set_xlabel("epoch"); ax.set_ylabel("F(θ) − F(best point)")
-        ax.set_title("decrease available from θ")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-        tick_format(ax)
-        epoch_axis(ax)
+        draw_decreases(ax, tests)
         e, mid, lo, hi = epoch_spread(tests, "extra_fraction")
         draw_spread(ax_x, e, 100 * mid, 100 * lo, 100 * hi, marker="D", color="k",
                     label="(d_plane − d_grad) / d_grad" + (f", mean and min–max over {repeats} repeats"

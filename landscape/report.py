@@ -44,14 +44,15 @@ _FIGURE_CAPTIONS = {
     "dominance": "‖∇F‖² against F (log-log): the dense track during training, the checkpoints, and the "
                  "envelope ‖∇F‖² = c·F.",
     "second_order": "The grid-free second-order test: the best decrease along −∇F, along the most negative "
-                    "curvature direction and in their plane, and what the curvature direction adds (mean, min–max "
+                    "curvature direction and in their plane, and the extra decrease in the plane beyond −∇F (mean, min–max "
                     "over repeats).",
-    "smoothness": "Semi-smoothness probes: f(t) − f(0) along each direction, and |r(t)| against |t| with the "
-                  "fit a·|t| + b·t² and the noise floor.",
+    "smoothness": "Semi-smoothness probes: the residual |r(t)| against the step |t| along each direction, with the "
+                  "fit a·|t| + b·t² and the noise floor; steps whose |r| passes F at the top edge.",
     "interpolation": "Linear interpolation between checkpoints: train/test loss against α, one panel per pair.",
     "interpolation_accuracy": "The same interpolations: train/test accuracy against α.",
-    "trajectory": "Convexity along the trajectory: ⟨∇F(θ_t), θ_t − θ_T⟩ against F(θ_t) − F(θ_T) toward the final "
-                  "point (star-convex on and above y = x), the PL* ratios, the distance travelled and the NTK drift.",
+    "trajectory": "Convexity along the trajectory: the star-convexity ratio ⟨∇F(θ_t), θ_t − θ_T⟩ / (F(θ_t) − F(θ_T)) "
+                  "toward the final point at every checkpoint (star-convex at 1 and above), the PL* ratios, the distance "
+                  "travelled and the NTK drift.",
     "spectrum": "The Hessian's eigenvalue density by stochastic Lanczos quadrature (log scale), one panel per "
                 "checkpoint, with the extreme eigenvalues of the curvature measurement marked.",
     "training": "Training curves (loss, accuracy, learning rate) and the extreme Hessian eigenvalues at the "

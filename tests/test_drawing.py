@@ -36,6 +36,31 @@ def test_dominance_draws_the_points_and_the_envelope_through_the_smallest_ratio(
     assert [t.get_text() for t in ax.texts] == ["ep 0", "ep 1", "ep 2", "ep 3"]
 
 
+def test_epoch_labels_never_overlap(ax):
+    F = np.array([1.0, 1.001, 0.999, 1.0, 1.002, 0.01])
+    G = F.copy()   # five checkpoints at one spot: at most one label on each side of it, none on another
+    plots.draw_dominance(ax, None, None, None, F, G, np.array([5.0, 6.0, 7.0, 8.0, 9.0, 90.0]), np.zeros(6),
+                         floor=0.001, cmap=plt.get_cmap("viridis"), norm=mcolors.Normalize(0, 90))
+    texts = [t.get_text() for t in ax.texts]
+    assert "ep 90" in texts and "ep 5" in texts and len(texts) < 6
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_dominance_panels_share_one_short_legend():
+    fig, axes = plt.subplots(1, 2, layout="constrained")
+    for ax, G in zip(axes, (np.array([4.0, 1.5]), np.array([3.0, 1.0]))):
+        env = plots.draw_dominance(ax, None, None, None, np.array([2.0, 1.0]), G, np.array([0.0, 1.0]), np.zeros(2),
+                                   floor=0.01, cmap=plt.get_cmap("viridis"), norm=mcolors.Normalize(0, 1),
+                                   labels=False)
+        assert not ax.texts and env["c"] == pytest.approx(min(G / np.array([2.0, 1.0])))
+    plots.shared_legend(fig, axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["checkpoints", "envelope ‖∇F‖² = c·F"]
+    plt.close(fig)
+
+
 def test_interpolation_draws_train_and_test_along_alpha(ax):
     alpha = np.linspace(-0.5, 1.5, 9)
     train, test = alpha ** 2, alpha ** 2 + 1
@@ -53,6 +78,24 @@ def test_interpolation_axis_is_logarithmic_when_the_loss_spans_decades(ax):
     assert ax.get_yscale() == "log"
 
 
+def test_accuracy_along_the_interpolation_stays_linear(ax):
+    alpha = np.linspace(0, 1, 5)
+    plots.draw_interpolation(ax, alpha, np.array([0.05, 0.1, 0.5, 0.9, 1.0]), np.full(5, 0.3), 0, 9, log=False)
+    assert ax.get_yscale() == "linear"
+
+
+def test_an_unresolved_decrease_is_drawn_at_its_bound(ax):
+    base = {"d_grad": 0.1, "d_plane": 0.14, "extra_fraction": 0.4}
+    below = {"resolved": False, "bound": 1.7e-5, "side": "below"}  # as readers.load_second_order gives it
+    tests = [{**base, "epoch": 5, "repeat": 0, "d_curv": float("nan"), "unresolved": {"d_curv": below}},
+             {**base, "epoch": 40, "repeat": 0, "d_curv": 0.05, "unresolved": {}}]
+    plots.draw_decreases(ax, tests)
+    (open_marker,) = [line for line in ax.lines if "not resolved" in line.get_label()]
+    assert open_marker.get_label().startswith("d_curv not resolved: below its bound")
+    x, y = open_marker.get_data()
+    assert y.tolist() == [1.7e-5] and abs(x[0] - 5) < 1  # at its epoch (shifted beside the others)
+
+
 def test_probe_draws_the_residuals_and_the_fit_over_the_measured_steps_only(ax):
     t = np.array([0.1, -0.1, 0.0, 0.01, -0.01, 1e-4, -1e-4])
     a, b = 0.3, 2.0
@@ -67,6 +110,54 @@ def test_probe_draws_the_residuals_and_the_fit_over_the_measured_steps_only(ax):
     # the fit is drawn where it was measured (the points above the floor), never extrapolated
     assert gx.min() == pytest.approx(0.01) and gx.max() == pytest.approx(0.1)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+
+
+
+def _probe(F=0.01, floor=1e-6, **extra) -> dict:
+    """A probe record whose scout reached |r| far beyond F (as the quick preset's does at |t| ≈ 100)."""
+    t = np.array([1e-3, -1e-3, 1e-2, -1e-2, 0.1, -0.1, 30.0, -30.0, 100.0])
+    a, b = 0.0, 0.5
+    r = a * np.abs(t) + b * t ** 2
+    r[6:] = [1e20, 1e18, np.inf]  # beyond the fit's ceiling F (one not even finite)
+    return {"name": "neg_gradient", "kind": "neg_gradient", "t": t, "r": r, "a": a, "b": b, "F": F,
+            "noise_floor": floor, "resolved": True, "a_over_sqrt_F": 0.0, **extra}
+
+
+def test_probe_points_beyond_F_are_pinned_at_the_top_and_left_out_of_the_fit_line(ax):
+    p = _probe()
+    n = plots.draw_probe(ax, p["t"], p["r"], p["a"], p["b"], p["noise_floor"], fit_label="fit", ceiling=p["F"])
+    assert n == 3
+    fit = next(line for line in ax.lines if line.get_label() == "fit")
+    assert fit.get_xdata().max() == pytest.approx(0.1)  # the fitted steps only, not the scout's 30 and 100
+    (top,) = [line for line in ax.lines if line.get_transform() != ax.transData]
+    np.testing.assert_allclose(top.get_xydata(), [[30.0, 1.0], [30.0, 1.0], [100.0, 1.0]])
+    drawn = np.concatenate([line.get_ydata() for line in ax.lines if line.get_transform() == ax.transData])
+    assert drawn.max() <= p["F"]
+
+
+def test_smoothness_panel_range_is_the_fitted_one_and_its_legend_counts_the_points_beyond(ax):
+    probes = [_probe(), _probe(floor=2e-6, name="gaussian_0", kind="gaussian")]
+    assert plots.probe_ylim(probes) == pytest.approx((1e-8, 0.1))  # smallest floor / 100 … 10 × F
+    assert plots.draw_probe_panel(ax, probes) == 6
+    assert ax.get_ylim() == pytest.approx((1e-8, 0.1))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "|r| > F: outside the fit (6 points, top edge)" in labels
+    # a probe file may name its own ceiling; without points beyond it there is no such entry
+    assert plots.probe_ceiling(_probe(fit_ceiling=0.5)) == 0.5
+    fig, other = plt.subplots()
+    inside = _probe()
+    inside["r"] = inside["r"].copy()
+    inside["r"][6:] = 1e-3
+    assert plots.draw_probe_panel(other, [inside]) == 0
+    assert not any("outside the fit" in t.get_text() for t in other.get_legend().get_texts())
+    plt.close(fig)
+
+
+def test_probe_residuals_below_the_axis_are_pinned_at_the_bottom(ax):
+    t, r = np.array([1e-4, 1e-2, 0.1]), np.array([1e-14, 1e-4, 1e-2])
+    plots.draw_probe(ax, t, r, 0.0, 1.0, 1e-9, fit_label="fit", bottom=1e-11)
+    (low,) = [line for line in ax.lines if line.get_transform() != ax.transData]
+    np.testing.assert_allclose(low.get_xydata(), [[1e-4, 0.0]])
 
 
 def test_an_unresolved_probe_fit_is_shown_as_not_measured(ax):
@@ -86,21 +177,53 @@ def test_an_unresolved_probe_fit_is_shown_as_not_measured(ax):
     assert plots.probe_fit_label(resolved) == "neg_gradient: a/√F = 0.05, b = 2"
 
 
-def test_star_convexity_is_a_ratio_coloured_by_the_verdict(ax):
-    epoch = np.array([0.0, 1.0, 2.0, 3.0])
-    ratio = np.array([3.0, 0.4, -2.0, np.nan])
-    holds = np.array([True, False, False, False])
-    plots.draw_star_convexity(ax, epoch, ratio, holds, label="repeat 0", floor=0.1)
-    by_label = {c.get_label(): c.get_offsets().tolist() for c in ax.collections}
-    assert by_label == {"repeat 0: holds": [[0.0, 3.0]], "repeat 0: fails": [[1.0, 0.4]],
-                        "repeat 0: fails, ratio ≤ 0 (at the bottom)": [[2.0, 0.1]]}
+def _drawn(ax) -> dict:
+    """label -> [(x, y, 'data' | 'top' | 'bottom')] of the labelled marker lines on ``ax``."""
+    out = {}
+    for line in ax.lines:
+        if line.get_label().startswith("_") or line.get_linestyle() not in ("None", "none", ""):
+            continue
+        data = line.get_transform() == ax.transData
+        out[line.get_label()] = [(x, y, "data" if data else ("top" if y == 1 else "bottom"))
+                                 for x, y in line.get_xydata().tolist()]
+    return out
+
+
+def test_star_convexity_draws_every_checkpoint_coloured_by_the_verdict(ax):
+    from landscape.trajectory import FAILS, HOLDS, UNRESOLVED
+
+    epoch = np.array([0.0, 5.0, 40.0, 90.0, 120.0, 130.0])
+    # 0, 5: F(θ_t) below F(θ_T), no ratio (the verdict compares the sides); 90: ratio ≤ 0; 130: within rounding
+    ratio = np.array([np.nan, np.nan, 0.4, -2.0, 1.6, 0.99])
+    status = np.array([HOLDS, FAILS, FAILS, FAILS, HOLDS, UNRESOLVED])
+    assert plots.draw_star_convexity(ax, epoch, ratio, status) == len(epoch)
+    assert _drawn(ax) == {
+        "holds": [(120.0, 1.6, "data")], "fails": [(40.0, 0.4, "data")],
+        "within rounding": [(130.0, 0.99, "data")],
+        "holds, no ratio: F(θ_t) ≤ F(θ_T) (top edge)": [(0.0, 1.0, "top")],
+        "fails, no ratio: F(θ_t) ≤ F(θ_T) (top edge)": [(5.0, 1.0, "top")],
+        "fails, ratio ≤ 0 (bottom edge)": [(90.0, 0.0, "bottom")]}
     assert ax.get_yscale() == "log"
+    # several repeats name theirs; the y range holds 1 and every positive ratio
+    plots.draw_star_convexity(ax, epoch[:1], np.array([2.0]), np.array([HOLDS]), label="repeat 1")
+    assert "repeat 1: holds" in _drawn(ax)
+    lo, hi = plots.star_ylim(ratio)
+    assert lo < 0.4 and hi > 1.6 and lo > 0.4 / 2 and hi < 1.6 * 2
+
+
+def test_star_status_of_files_before_the_rounding_verdict():
+    from landscape.trajectory import FAILS, HOLDS
+
+    old = {"star_holds": np.array([1.0, 0.0])}
+    np.testing.assert_array_equal(plots.star_status(old), [HOLDS, FAILS])
+    np.testing.assert_array_equal(plots.star_status({**old, "star_status": np.array([0.0, 1.0])}), [0.0, 1.0])
 
 
 def test_spectrum_legend_omits_an_undefined_error():
     base = {"repeat": 1, "negative_mass": 2e-6}
     assert plots.spectrum_label({**base, "negative_mass_stderr": float("nan")}) == "repeat 1: negative mass 2.0e-06"
     assert plots.spectrum_label({**base, "negative_mass_stderr": 1e-6}).endswith("2.0e-06 ± 1.0e-06")
+    assert plots.spectrum_label(base, named=False) == "negative mass 2.0e-06"  # one repeat: no 'repeat 0'
 
 
 def test_tick_labels_share_one_format():
@@ -163,3 +286,31 @@ def test_probe_label_gives_the_judged_ratio_and_the_fit_quality_when_the_reader_
     assert "= 0" not in label
     unknown = {**hidden, "a_resolution_over_grad_norm": float("nan"), "a_resolution_over_sqrt_F": None}
     assert plots.probe_fit_label(unknown) == "hessian_top: a not resolved, b = 3 (12 |t|, looseness 0.05)"
+
+
+def test_a_log_axis_under_a_decade_has_round_ticks_with_1_among_them(ax):
+    assert plots.nice_log_ticks(0.625, 2.9) == [0.7, 1.0, 1.5, 2.0]
+    assert plots.nice_log_ticks(0.0015, 0.009) == [0.0015, 0.002, 0.003, 0.005, 0.007]
+    ax.plot([1, 2], [0.7, 1.8])
+    ax.set_yscale("log")
+    ax.set_ylim(0.625, 2.9)
+    plots.tick_format(ax, "y")
+    assert [t for t in ax.get_yticks() if 0.625 <= t <= 2.9] == [0.7, 1.0, 1.5, 2.0]
+
+
+def test_surface_marks_say_when_the_lowest_point_is_the_checkpoint():
+    res = {"F": 0.5, "along_x": {"at": -0.1, "decrease": 0.02}, "along_y": {"at": 0.0, "decrease": 0.0},
+           "anywhere": {"at": [-0.1, 0.0], "decrease": 0.02}}
+    labels = [style["label"] for _, _, style in plots.surface_marks(res, "paper")]
+    assert labels == ["checkpoint, F = 0.5", "lowest on x-axis: F − 0.02", "lowest on y-axis: the checkpoint",
+                      "lowest on grid: F − 0.02"]
+    assert [s["label"] for *_, s in plots.surface_marks({**res, "anywhere": {"at": [0, 0], "decrease": 0.0}},
+                                                         "random")][-1] == "lowest on grid: the checkpoint"
+
+
+def test_log_coloured_values_get_round_ticks():
+    assert plots.log_value_ticks(0.0071, 0.213) == [0.01, 0.02, 0.05, 0.1, 0.2]
+    assert plots.log_value_ticks(1e-5, 3.0) == [1e-5, 1e-4, 0.001, 0.01, 0.1, 1.0]
+    assert plots.log_value_ticks(1.15, 1.93) == [1.2, 1.5]  # finer steps where the round ones are too few
+    assert plots.nice_log_ticks(2.28, 2.63) == [2.3, 2.4, 2.5, 2.6]
+    assert plots.log_value_ticks(2.0, 2.0) == [] and plots.log_value_ticks(0.0, 1.0) == []

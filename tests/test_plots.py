@@ -221,3 +221,34 @@ def test_no_figure_shows_nan_and_each_fits_a_page(analyzed_run, tmp_path, monkey
         bad = [t for t in texts if re.search(r"\bnan\b", t, re.I)]
         assert not bad, (name, bad)
         assert "\n" not in title and height <= P.MAX_HEIGHT_IN + 1e-9, (name, title, height)
+
+
+def test_every_star_convexity_checkpoint_is_drawn_and_probe_panels_keep_the_fitted_range(analyzed_run, tmp_path,
+                                                                                          monkeypatch):
+    """On the real run: the star-convexity panel has one marker per stored checkpoint (none lost to an undefined
+    ratio), and each smoothness panel's y range ends at 10 × F with every point beyond F pinned at its top."""
+    import landscape.plots as P
+    from landscape.readers import load_probes, load_trajectory
+
+    figures = {}
+    save = P.save_figure
+
+    def capture(fig, out_dir, name, caption=""):
+        fig.canvas.draw()
+        markers = [(ax, [ln for ln in ax.lines if ln.get_linestyle() in ("None", "none")]) for ax in fig.axes]
+        figures[name] = markers
+        return save(fig, out_dir, name, caption)
+
+    monkeypatch.setattr(P, "save_figure", capture)
+    run = copy_run(analyzed_run, tmp_path / "run")
+    make_figures(run)
+    items = load_trajectory(RunDir(run))
+    star_ax, star_lines = figures["trajectory"][0]
+    assert sum(len(ln.get_xdata()) for ln in star_lines) == sum(len(t["star_epoch"]) for t in items)
+    for (ax, _), epoch in zip(figures["smoothness"], analyzed_epochs(RunDir(run))):
+        probes = load_probes(RunDir(run), epoch)
+        ceiling = max(P.probe_ceiling(p) for p in probes)
+        assert ax.get_ylim()[1] == pytest.approx(10 * ceiling)
+        beyond = sum(int(np.sum((p["t"] != 0) & ~(np.abs(p["r"]) <= P.probe_ceiling(p)))) for p in probes)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert (f"|r| > F: outside the fit ({beyond} points, top edge)" in labels) == (beyond > 0)
