@@ -647,9 +647,10 @@ def plot_smoothness(run_dir, out_dir=None, epochs=None) -> list[Path]:
         return []
     out_dir = Path(out_dir) if out_dir else run.figures
     plt, style = pyplot()
-    rows, cols = _grid(len(per_epoch))
+    cols = min(2, len(per_epoch))  # two columns: each probe's legend line (a, b, points, looseness) fits its panel
+    rows = math.ceil(len(per_epoch) / cols)
     with plt.rc_context(style):
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, fig_height(rows, 4.3)), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(6.8 * cols, fig_height(rows, 4.3)), squeeze=False,
                                  layout="constrained")
         for ax in axes.flat[len(per_epoch):]:
             ax.set_visible(False)
