@@ -20,7 +20,7 @@ PAPER_FIGURE_EPOCHS = (5, 40, 90, 120, 130, 160)  # the checkpoints of the paper
 # The reproduction presets built on this recipe (landscape.reproduce.PRESETS defines them), for the CLI's help.
 PRESET_HELP = {
     "paper": "the paper's 9 cells on full data (GPU)",
-    "paper-cpu": "every network of the paper fitted on CIFAR-10 subsets, clean and noisy labels (CPU, < 2 h)",
+    "paper-cpu": "every network of the paper fitted on CIFAR-10 subsets, clean and noisy labels (CPU, about 10 h on 2 cores)",
     "paper-cpu-tiny": "paper-cpu at width 1/4 on a few images (a test)",
     "quick": "ResNet-32 on 100 images, 3 seeds (CPU, under 20 min)",
     "smoke": "tiny (a test)",
