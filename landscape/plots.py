@@ -476,7 +476,8 @@ def plot_dominance(run_dir, out_dir=None, floor: float = DOMINANCE_F_FLOOR) -> l
             ax.set_xlabel("F (training loss)")
             ax.set_ylabel(f"‖∇F‖² ({label})")
             c = env["c"]
-            ax.set_title(f"{label}: c = {fmt(c)}" if math.isfinite(c) and c > 0 else f"{label}: c undefined")
+            ax.set_title(f"{label}: c = {fmt(c)} over F > {fmt(floor)}" if math.isfinite(c) and c > 0
+                         else f"{label}: c undefined (no F > {fmt(floor)})")
         shared_legend(fig, axes[0], ncol=2)
         cb = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), shrink=0.8, pad=0.01,
                           aspect=30)
