@@ -161,7 +161,7 @@ def _theorem() -> SweepConfig:
     """The theorem's own setting: bias-free ReLU MLPs with L = 2 hidden m×m layers (paper initialization)
     trained in their hidden layers by full-batch gradient descent on the ℓ2 loss, on 64 unit vectors in
     R^16 at least δ = 0.5 apart; m = 16 … 512 (6 widths, 1.5 decades) × 5 seeds, η ∝ 1/m (theorem_lr)
-    from 0.2 at m = 16. Measured cost on the 2-core CPU: see README (≈ 45 min)."""
+    from 0.2 at m = 16. Measured cost on the 2-core CPU: see README (16 min at one thread)."""
     return SweepConfig(arch="mlp2_d16", dataset=THEOREM_DATA, widths=[0.25, 0.5, 1, 2, 4, 8],
                        seeds=[0, 1, 2, 3, 4], target_loss=0.02, max_epochs=2000, lr=0.2, lr_scaling="theorem",
                        momentum=0.0, batch_size=64, full_batch=True, test_subset=64, loss="mse",
