@@ -375,7 +375,8 @@ def summary_tables(report: dict) -> list[tuple]:
         heads = [claim_headline(c) for c in cell.get("claims", [])]
         per_cell.append([cell.get("cell", cell.get("name", "?"))] + [f"{h[1]} ({h[2]})" for h in heads])
     rows = [[cell.get("cell", cell.get("name", "?"))] + claim_headline(c) for cell in cells for c in cell.get("claims", [])]
-    return across_seed_tables(across_seeds(cells)) + [("table", ["cell"] + titles, per_cell),
+    groups = report["across_seeds"] if "across_seeds" in report else across_seeds(cells)  # as report.json stores it
+    return across_seed_tables(groups) + [("table", ["cell"] + titles, per_cell),
                                                       ("table", ["cell"] + SUMMARY_COLUMNS, rows)]
 
 
